@@ -1,0 +1,16 @@
+//! synthcohort: labeled synthetic medical-imaging cohorts from one declarative pipeline file.
+//!
+//! Data flow (see DESIGN.md): pipeline → cohort → anatomy → generate → acquire → io.
+
+pub mod anatomy;
+pub mod cohort;
+pub mod engine;
+pub mod generate;
+pub mod io;
+pub mod pipeline;
+pub mod rng;
+pub mod tissue;
+pub mod volume;
+
+/// The crate version, recorded in every output header, manifest row and provenance file.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
