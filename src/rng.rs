@@ -1,8 +1,8 @@
 //! Seeded random streams. One ChaCha stream per (pipeline seed, subject index, stage), so a
 //! subject's output never depends on thread count, shard split or which subset is run.
 
-use rand_chacha::ChaCha8Rng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 /// The stages that draw random numbers; each gets an independent stream per subject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

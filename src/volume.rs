@@ -19,7 +19,11 @@ impl Grid {
     /// A grid whose centre (the middle of the voxel block) sits at world (0, 0, 0).
     pub fn centered(dims: [usize; 3], spacing_mm: [f64; 3]) -> Self {
         let origin_mm = [0, 1, 2].map(|a| -0.5 * (dims[a] as f64 - 1.0) * spacing_mm[a]);
-        Grid { dims, spacing_mm, origin_mm }
+        Grid {
+            dims,
+            spacing_mm,
+            origin_mm,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -95,7 +99,11 @@ impl<T: Copy> Volume<T> {
 
     /// Wraps existing data; panics only on a programming error (length mismatch).
     pub fn from_vec(grid: Grid, data: Vec<T>) -> Self {
-        assert_eq!(grid.len(), data.len(), "volume data length must match its grid");
+        assert_eq!(
+            grid.len(),
+            data.len(),
+            "volume data length must match its grid"
+        );
         Volume { grid, data }
     }
 
@@ -131,7 +139,10 @@ impl<T: Copy> Volume<T> {
     }
 
     pub fn map<U: Copy>(&self, f: impl Fn(T) -> U) -> Volume<U> {
-        Volume { grid: self.grid.clone(), data: self.data.iter().map(|&v| f(v)).collect() }
+        Volume {
+            grid: self.grid.clone(),
+            data: self.data.iter().map(|&v| f(v)).collect(),
+        }
     }
 }
 

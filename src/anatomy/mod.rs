@@ -1,1 +1,465 @@
-//! (in progress)
+//! Anatomy: the label ontology, procedural phantoms (thorax, abdomen, head, QA cylinders),
+//! smooth random deformation, lesion insertion and label-map import.
+//!
+//! [`build`] is the stage entry point: render a template (or take an imported map), deform it
+//! with the subject's anatomy stream, then insert the subject's lesions with its lesion stream.
+//! Everything is deterministic given the two streams.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::volume::{Grid, Volume};
+
+mod deform;
+mod geom;
+pub mod import;
+mod lesion;
+pub mod ontology;
+mod phantom;
+
+pub use import::{import_labels, parse_names_file, ImportReport};
+pub use ontology::{
+    label_by_id, label_by_name, ontology, organ_group, template_labels, LabelInfo, LESION_ID_BASE,
+};
+
+/// Procedural phantom templates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Template {
+    Thorax,
+    Abdomen,
+    Head,
+    WaterCylinder,
+    CtQa,
+}
+
+impl Template {
+    pub const ALL: [Template; 5] = [
+        Template::Thorax,
+        Template::Abdomen,
+        Template::Head,
+        Template::WaterCylinder,
+        Template::CtQa,
+    ];
+
+    /// The snake_case name used in pipeline files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::Thorax => "thorax",
+            Template::Abdomen => "abdomen",
+            Template::Head => "head",
+            Template::WaterCylinder => "water_cylinder",
+            Template::CtQa => "ct_qa",
+        }
+    }
+
+    /// QA phantoms are rigid objects: no deformation, no body scaling.
+    pub fn is_qa(self) -> bool {
+        matches!(self, Template::WaterCylinder | Template::CtQa)
+    }
+
+    /// A grid (2.5 mm for the trunk, 2 mm otherwise) that covers everything the template
+    /// draws at median adult size; used for measurements and handy for previews.
+    pub fn covering_grid(self) -> Grid {
+        match self {
+            Template::Thorax | Template::Abdomen => {
+                Grid::centered([144, 104, 168], [2.5, 2.5, 2.5])
+            }
+            Template::Head => Grid::centered([120, 120, 120], [2.0; 3]),
+            Template::WaterCylinder | Template::CtQa => Grid::centered([112, 112, 20], [2.0; 3]),
+        }
+    }
+}
+
+impl std::fmt::Display for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Female,
+    Male,
+}
+
+/// Subject body size: organs scale with height, subcutaneous fat with BMI.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BodySize {
+    pub height_cm: f64,
+    pub weight_kg: f64,
+    pub sex: Sex,
+}
+
+impl BodySize {
+    /// The reference adult the phantom dimensions describe: 170 cm, 72 kg, male.
+    pub fn median() -> Self {
+        BodySize {
+            height_cm: 170.0,
+            weight_kg: 72.0,
+            sex: Sex::Male,
+        }
+    }
+
+    pub fn bmi(&self) -> f64 {
+        self.weight_kg / (self.height_cm / 100.0).powi(2)
+    }
+}
+
+impl Default for BodySize {
+    fn default() -> Self {
+        Self::median()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LesionShape {
+    Sphere,
+    Ellipsoid,
+    Lobulated,
+}
+
+impl LesionShape {
+    pub fn name(self) -> &'static str {
+        match self {
+            LesionShape::Sphere => "sphere",
+            LesionShape::Ellipsoid => "ellipsoid",
+            LesionShape::Lobulated => "lobulated",
+        }
+    }
+}
+
+impl std::fmt::Display for LesionShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One lesion to insert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LesionRequest {
+    /// The cohort condition that asked for it (recorded, not interpreted).
+    pub condition: String,
+    /// "nodule", "tumour", "cyst", "metastasis" or free text (recorded, not interpreted).
+    pub kind: String,
+    /// A label name or a group from [`organ_group`].
+    pub organ: String,
+    /// Mean diameter (mm).
+    pub diameter_mm: f64,
+    pub shape: LesionShape,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnatomyParams {
+    pub template: Template,
+    pub grid: Grid,
+    pub body: BodySize,
+    /// SD (mm) of each control-point displacement component; 0 = no deformation.
+    pub deformation_mm: f64,
+    pub lesions: Vec<LesionRequest>,
+}
+
+/// Where a lesion went and how big it came out.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LesionRecord {
+    pub label_id: u16,
+    pub condition: String,
+    pub kind: String,
+    pub organ: String,
+    pub shape: LesionShape,
+    /// World position (mm, RAS+) of the lesion centre.
+    pub center_mm: [f64; 3],
+    /// Requested mean diameter (mm).
+    pub diameter_mm: f64,
+    /// Voxel count × voxel volume.
+    pub volume_ml: f64,
+}
+
+/// A subject's label map (organs + lesions) and its lesion list.
+#[derive(Clone, Debug)]
+pub struct Anatomy {
+    pub labels: Volume<u16>,
+    pub lesions: Vec<LesionRecord>,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum AnatomyError {
+    #[error("anatomy grid must have non-zero dims and positive finite spacing, got dims {dims:?}, spacing {spacing_mm:?} mm")]
+    InvalidGrid {
+        dims: [usize; 3],
+        spacing_mm: [f64; 3],
+    },
+    #[error("body size out of range: height {height_cm} cm (expected 40..=250), weight {weight_kg} kg (expected 2..=400)")]
+    InvalidBody { height_cm: f64, weight_kg: f64 },
+    #[error("deformation_mm must be finite and >= 0, got {0}")]
+    InvalidDeformation(f64),
+    #[error("lesion {index} (`{condition}`): diameter must be positive and finite, got {diameter_mm} mm")]
+    InvalidLesionDiameter {
+        index: usize,
+        condition: String,
+        diameter_mm: f64,
+    },
+    #[error("too many lesions: {0} requested, ids {LESION_ID_BASE}..=65535 allow at most {max}", max = u16::MAX - LESION_ID_BASE + 1)]
+    TooManyLesions(usize),
+    #[error("lesion for `{condition}`: unknown organ `{organ}` (expected a label name such as `liver` or a group: lung, lung_left, lung_right, kidney, brain, bowel, ribs, vertebrae)")]
+    UnknownOrgan { organ: String, condition: String },
+    #[error(
+        "lesion for `{condition}`: organ `{organ}` has no voxels in this {template} label map"
+    )]
+    OrganAbsent {
+        organ: String,
+        condition: String,
+        template: Template,
+    },
+    #[error("could not place a {diameter_mm:.1} mm {shape} lesion wholly inside `{organ}` after {tries} tries (deepest point of `{organ}` is {deepest_mm:.1} mm from its boundary)")]
+    LesionDoesNotFit {
+        diameter_mm: f64,
+        shape: LesionShape,
+        organ: String,
+        tries: usize,
+        deepest_mm: f64,
+    },
+    #[error("imported base label map is on grid {got:?} but the anatomy grid is {want:?}; resample it with import_labels first")]
+    GridMismatch { got: Box<Grid>, want: Box<Grid> },
+    #[error("label names file, line {line}: {reason}: `{text}`")]
+    NamesFile {
+        line: usize,
+        text: String,
+        reason: String,
+    },
+}
+
+/// Placement attempts per lesion before giving up.
+pub const LESION_TRIES: usize = 400;
+
+fn validate(params: &AnatomyParams, base: Option<&Volume<u16>>) -> Result<(), AnatomyError> {
+    let g = &params.grid;
+    if g.is_empty()
+        || g.spacing_mm.iter().any(|s| !s.is_finite() || *s <= 0.0)
+        || g.origin_mm.iter().any(|o| !o.is_finite())
+    {
+        return Err(AnatomyError::InvalidGrid {
+            dims: g.dims,
+            spacing_mm: g.spacing_mm,
+        });
+    }
+    let b = &params.body;
+    if !(40.0..=250.0).contains(&b.height_cm) || !(2.0..=400.0).contains(&b.weight_kg) {
+        return Err(AnatomyError::InvalidBody {
+            height_cm: b.height_cm,
+            weight_kg: b.weight_kg,
+        });
+    }
+    if !params.deformation_mm.is_finite() || params.deformation_mm < 0.0 {
+        return Err(AnatomyError::InvalidDeformation(params.deformation_mm));
+    }
+    if params.lesions.len() > (u16::MAX - LESION_ID_BASE) as usize + 1 {
+        return Err(AnatomyError::TooManyLesions(params.lesions.len()));
+    }
+    for (index, l) in params.lesions.iter().enumerate() {
+        if !l.diameter_mm.is_finite() || l.diameter_mm <= 0.0 {
+            return Err(AnatomyError::InvalidLesionDiameter {
+                index,
+                condition: l.condition.clone(),
+                diameter_mm: l.diameter_mm,
+            });
+        }
+        if organ_group(&l.organ).is_none() {
+            return Err(AnatomyError::UnknownOrgan {
+                organ: l.organ.clone(),
+                condition: l.condition.clone(),
+            });
+        }
+    }
+    if let Some(base) = base {
+        if base.grid != *g {
+            return Err(AnatomyError::GridMismatch {
+                got: Box::new(base.grid.clone()),
+                want: Box::new(g.clone()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Render the template (or use `base`, an imported label map already on `params.grid`), apply
+/// the smooth random deformation, then insert lesions.
+/// `anatomy_rng` drives the deformation field (and the noise behind gyri and bowel loops);
+/// `lesion_rng` drives lesion placement and shape. Deterministic given the rngs.
+pub fn build(
+    params: &AnatomyParams,
+    base: Option<&Volume<u16>>,
+    anatomy_rng: &mut ChaCha8Rng,
+    lesion_rng: &mut ChaCha8Rng,
+) -> Result<Anatomy, AnatomyError> {
+    validate(params, base)?;
+    let noise_seed: u64 = anatomy_rng.random();
+    let mut labels = match base {
+        Some(b) => b.clone(),
+        None => phantom::render_template(params.template, &params.grid, &params.body, noise_seed),
+    };
+    if base.is_some() || !params.template.is_qa() {
+        labels = deform::deform(&labels, params.deformation_mm, anatomy_rng);
+    }
+    let lesions = insert_lesions(&mut labels, params.template, &params.lesions, lesion_rng)?;
+    Ok(Anatomy { labels, lesions })
+}
+
+fn insert_lesions(
+    labels: &mut Volume<u16>,
+    template: Template,
+    reqs: &[LesionRequest],
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<LesionRecord>, AnatomyError> {
+    let grid = labels.grid.clone();
+    let [nx, ny, nz] = grid.dims;
+    let half_diag = 0.5 * grid.spacing_mm.iter().map(|s| s * s).sum::<f64>().sqrt();
+    // Depth maps per organ group; earlier lesions only make them optimistic, and every
+    // candidate is checked exactly, so one map per group suffices.
+    let mut depth_cache: HashMap<Vec<u16>, Vec<f32>> = HashMap::new();
+    let mut out = Vec::with_capacity(reqs.len());
+    for (k, req) in reqs.iter().enumerate() {
+        let ids = organ_group(&req.organ).ok_or_else(|| AnatomyError::UnknownOrgan {
+            organ: req.organ.clone(),
+            condition: req.condition.clone(),
+        })?;
+        let label_id = LESION_ID_BASE + k as u16;
+        let shape = lesion::ShapeInst::draw(req.shape, req.diameter_mm, rng);
+        if !depth_cache.contains_key(&ids) {
+            let d = lesion::edt_full(labels, &ids).ok_or_else(|| AnatomyError::OrganAbsent {
+                organ: req.organ.clone(),
+                condition: req.condition.clone(),
+                template,
+            })?;
+            depth_cache.insert(ids.clone(), d);
+        }
+        let depth = &depth_cache[&ids];
+        let deepest = depth.iter().cloned().fold(0.0f32, f32::max) as f64;
+        // A ball of radius r_min around the centre is lesion, so a candidate voxel must be
+        // at least r_min − (centre jitter) from the organ boundary.
+        let need = (shape.r_min - half_diag).max(0.0) as f32;
+        let candidates: Vec<usize> = depth
+            .iter()
+            .enumerate()
+            .filter(|(_, &d)| d > 0.0 && d >= need)
+            .map(|(i, _)| i)
+            .collect();
+        let fail = || AnatomyError::LesionDoesNotFit {
+            diameter_mm: req.diameter_mm,
+            shape: req.shape,
+            organ: req.organ.clone(),
+            tries: LESION_TRIES,
+            deepest_mm: deepest,
+        };
+        if candidates.is_empty() {
+            return Err(fail());
+        }
+        let mut placed = None;
+        for _ in 0..LESION_TRIES {
+            let c = candidates[rng.random_range(0..candidates.len())];
+            let [ci, cj, ck] = grid.ijk(c);
+            let w = grid.world(ci, cj, ck);
+            let centre = [0, 1, 2].map(|a| w[a] + grid.spacing_mm[a] * (rng.random::<f64>() - 0.5));
+            let vox = voxelise(&grid, &shape, centre, c);
+            let inside = vox.iter().all(|&v| {
+                let [i, j, kk] = grid.ijk(v);
+                if i == 0 || j == 0 || kk == 0 || i + 1 >= nx || j + 1 >= ny || kk + 1 >= nz {
+                    return false;
+                }
+                (kk - 1..=kk + 1).all(|z| {
+                    (j - 1..=j + 1)
+                        .all(|y| (i - 1..=i + 1).all(|x| ids.contains(&labels.get(x, y, z))))
+                })
+            });
+            if inside {
+                placed = Some((centre, vox));
+                break;
+            }
+        }
+        let (centre, vox) = placed.ok_or_else(fail)?;
+        for &v in &vox {
+            labels.data[v] = label_id;
+        }
+        out.push(LesionRecord {
+            label_id,
+            condition: req.condition.clone(),
+            kind: req.kind.clone(),
+            organ: req.organ.clone(),
+            shape: req.shape,
+            center_mm: centre,
+            diameter_mm: req.diameter_mm,
+            volume_ml: vox.len() as f64 * grid.voxel_ml(),
+        });
+    }
+    Ok(out)
+}
+
+/// Voxel indices whose centres fall inside the shape at `centre`; at least `fallback`.
+fn voxelise(
+    grid: &Grid,
+    shape: &lesion::ShapeInst,
+    centre: [f64; 3],
+    fallback: usize,
+) -> Vec<usize> {
+    let mut rng_ijk = [(0usize, 0usize); 3];
+    for a in 0..3 {
+        let lo = ((centre[a] - shape.r_max - grid.origin_mm[a]) / grid.spacing_mm[a])
+            .floor()
+            .max(0.0) as usize;
+        let hi = (((centre[a] + shape.r_max - grid.origin_mm[a]) / grid.spacing_mm[a])
+            .ceil()
+            .max(0.0) as usize)
+            .min(grid.dims[a] - 1);
+        rng_ijk[a] = (lo, hi);
+    }
+    let mut out = Vec::new();
+    for k in rng_ijk[2].0..=rng_ijk[2].1 {
+        for j in rng_ijk[1].0..=rng_ijk[1].1 {
+            for i in rng_ijk[0].0..=rng_ijk[0].1 {
+                let p = grid.world(i, j, k);
+                if shape.contains([p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]]) {
+                    out.push(grid.index(i, j, k));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(fallback);
+    }
+    out
+}
+
+/// Smallest typical extent (mm) of an organ (or group) in a template at median adult size:
+/// the diameter of the largest ball that fits inside it, measured once on
+/// [`Template::covering_grid`] and cached. For validating lesion diameters before any work;
+/// None when the template has no such organ (or the name is unknown).
+pub fn organ_min_extent_mm(t: Template, organ: &str) -> Option<f64> {
+    let ids = organ_group(organ)?;
+    let available = template_labels(t);
+    if !ids.iter().any(|i| available.contains(i)) {
+        return None;
+    }
+    type Cache = Mutex<HashMap<(Template, Vec<u16>), Option<f64>>>;
+    static RESULTS: OnceLock<Cache> = OnceLock::new();
+    let cache = RESULTS.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(v) = cache.lock().ok()?.get(&(t, ids.clone())) {
+        return *v;
+    }
+    static MAPS: [OnceLock<Volume<u16>>; 5] = [const { OnceLock::new() }; 5];
+    let idx = Template::ALL.iter().position(|x| *x == t)?;
+    let map = MAPS[idx]
+        .get_or_init(|| phantom::render_template(t, &t.covering_grid(), &BodySize::median(), 0));
+    let v =
+        lesion::edt_full(map, &ids).map(|d| 2.0 * d.iter().cloned().fold(0.0f32, f32::max) as f64);
+    cache.lock().ok()?.insert((t, ids), v);
+    v
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,464 @@
-//! (in progress)
+//! Tissue-property tables: label → CT attenuation (HU, material, density) and MRI relaxation
+//! (PD, T1, T2, T2*) at 1.5 T and 3 T.
+//!
+//! Sources (copied from the project's reference tables, `shared/reference/`):
+//! - [TS] median HU measured inside TotalSegmentator labels of a real contrast-enhanced torso
+//!   CT (TotalSegmentator 2.18.0 test data, 3 mm): spleen 35, kidneys 14–20, liver 47,
+//!   lungs −779…−856, aorta 44, vertebrae 110–155, ribs 200–280, gluteal muscles 10–38,
+//!   iliopsoas 49–52, spinal cord 6, small bowel 25, stomach 38, gallbladder 3.
+//! - [ICRU46] densities (g/cm³): adipose 0.95, muscle 1.05, lung 0.26, blood 1.06, liver
+//!   1.06, brain 1.04, kidney 1.05, spleen 1.06, skin 1.09, cortical bone 1.92, PMMA 1.18,
+//!   water with 10 mg/mL iodine 1.008.
+//! - [S] Stanisz et al., MRM 2005;54:507–512: T1/T2 at 1.5 T and 3 T (WM, GM, muscle, heart,
+//!   liver, blood, spinal cord).
+//! - [B] BrainWeb values as shipped in MRzeroCore 1.2.0: 3 T T1/T2/T2′/PD of WM, GM, CSF, fat.
+//! - [L] textbook CT values where no measurement above applies (fat −100, CSF 5, grey
+//!   matter 40, white matter 28, cortical skull ~1000 HU, PMMA ~120 HU, 10 mg/mL iodine
+//!   ≈ 260 HU at 120 kVp) and generic estimates marked `est` (PD and T2′ of body tissues).
+//!
+//! T2* = 1 / (1/T2 + 1/T2′). Texture SDs are within-tissue heterogeneity used by the
+//! procedural generator, chosen to resemble real CT texture at ~1–3 mm (not measured values).
+
+/// MRI properties at one field strength.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Relaxation {
+    /// Proton density relative to CSF.
+    pub pd: f64,
+    pub t1_ms: f64,
+    pub t2_ms: f64,
+    pub t2star_ms: f64,
+}
+
+/// One tissue class.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tissue {
+    pub name: &'static str,
+    /// CT attenuation at a 120 kVp-like effective energy, HU.
+    pub hu: f64,
+    /// Within-tissue texture SD, HU.
+    pub hu_texture_sd: f64,
+    /// Material for polychromatic CT (a name in the reference material table).
+    pub material: &'static str,
+    /// Mass density, g/cm³.
+    pub density: f64,
+    pub mri_1p5t: Relaxation,
+    pub mri_3t: Relaxation,
+    /// Within-tissue texture of the MRI maps, as a fraction of the value.
+    pub mri_texture_rel: f64,
+}
+
+const fn rx(pd: f64, t1_ms: f64, t2_ms: f64, t2prime_ms: f64) -> Relaxation {
+    Relaxation {
+        pd,
+        t1_ms,
+        t2_ms,
+        t2star_ms: 1.0 / (1.0 / t2_ms + 1.0 / t2prime_ms),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn t(
+    name: &'static str,
+    hu: f64,
+    hu_texture_sd: f64,
+    material: &'static str,
+    density: f64,
+    mri_1p5t: Relaxation,
+    mri_3t: Relaxation,
+    mri_texture_rel: f64,
+) -> Tissue {
+    Tissue {
+        name,
+        hu,
+        hu_texture_sd,
+        material,
+        density,
+        mri_1p5t,
+        mri_3t,
+        mri_texture_rel,
+    }
+}
+
+/// The tissue classes. Relaxation rows: [S] where given, else [B], else `est`.
+pub const TISSUES: &[Tissue] = &[
+    t(
+        "air",
+        -1000.0,
+        0.0,
+        "air",
+        0.001205,
+        rx(0.0, 1.0, 1.0, 1.0),
+        rx(0.0, 1.0, 1.0, 1.0),
+        0.0,
+    ),
+    t(
+        "water",
+        0.0,
+        0.0,
+        "water",
+        1.0,
+        rx(1.0, 3000.0, 1500.0, 1000.0),
+        rx(1.0, 3000.0, 1500.0, 1000.0),
+        0.0,
+    ),
+    // [L] fat HU; [B] 3 T fat; 1.5 T fat T1 ≈ 260 ms (est).
+    t(
+        "fat",
+        -100.0,
+        12.0,
+        "adipose",
+        0.95,
+        rx(1.0, 260.0, 85.0, 12.0),
+        rx(1.0, 370.0, 125.0, 12.0),
+        0.03,
+    ),
+    // [TS] muscle HU; [S] T1/T2; PD, T2′ est.
+    t(
+        "muscle",
+        40.0,
+        10.0,
+        "muscle",
+        1.05,
+        rx(0.75, 1008.0, 44.0, 60.0),
+        rx(0.75, 1412.0, 50.0, 40.0),
+        0.03,
+    ),
+    t(
+        "soft_tissue",
+        30.0,
+        15.0,
+        "muscle",
+        1.05,
+        rx(0.8, 900.0, 60.0, 60.0),
+        rx(0.8, 1200.0, 55.0, 40.0),
+        0.05,
+    ),
+    // [TS] lung −780…−856 HU; lung parenchyma has very short T2* (~1–2 ms, est).
+    t(
+        "lung",
+        -820.0,
+        45.0,
+        "lung",
+        0.26,
+        rx(0.15, 1200.0, 40.0, 2.0),
+        rx(0.15, 1400.0, 35.0, 1.0),
+        0.1,
+    ),
+    // [TS] aorta/IVC 42–50 HU; [S] blood.
+    t(
+        "blood",
+        44.0,
+        6.0,
+        "blood",
+        1.06,
+        rx(0.9, 1441.0, 290.0, 100.0),
+        rx(0.9, 1932.0, 275.0, 60.0),
+        0.02,
+    ),
+    // [S] heart; HU as blood-filled myocardium.
+    t(
+        "heart",
+        40.0,
+        8.0,
+        "blood",
+        1.06,
+        rx(0.8, 1030.0, 40.0, 60.0),
+        rx(0.8, 1471.0, 47.0, 40.0),
+        0.03,
+    ),
+    // [TS] liver 47; [S] liver.
+    t(
+        "liver",
+        47.0,
+        9.0,
+        "liver",
+        1.06,
+        rx(0.7, 576.0, 46.0, 40.0),
+        rx(0.7, 812.0, 42.0, 25.0),
+        0.03,
+    ),
+    t(
+        "spleen",
+        35.0,
+        8.0,
+        "spleen",
+        1.06,
+        rx(0.8, 1057.0, 79.0, 60.0),
+        rx(0.8, 1328.0, 61.0, 40.0),
+        0.03,
+    ),
+    t(
+        "kidney",
+        17.0,
+        10.0,
+        "kidney",
+        1.05,
+        rx(0.8, 690.0, 55.0, 60.0),
+        rx(0.8, 1194.0, 56.0, 40.0),
+        0.04,
+    ),
+    t(
+        "stomach",
+        38.0,
+        12.0,
+        "muscle",
+        1.05,
+        rx(0.8, 900.0, 60.0, 50.0),
+        rx(0.8, 1200.0, 55.0, 35.0),
+        0.05,
+    ),
+    t(
+        "bowel",
+        25.0,
+        20.0,
+        "muscle",
+        1.05,
+        rx(0.8, 900.0, 60.0, 40.0),
+        rx(0.8, 1200.0, 55.0, 30.0),
+        0.08,
+    ),
+    // [TS] vertebrae 110–155 HU: cancellous bone (ICRU spongiosa density ~1.18).
+    t(
+        "cancellous_bone",
+        130.0,
+        40.0,
+        "cortical_bone",
+        1.18,
+        rx(0.3, 550.0, 50.0, 10.0),
+        rx(0.3, 600.0, 45.0, 6.0),
+        0.1,
+    ),
+    // [TS] ribs 200–280 HU at 3 mm (thin cortex in partial volume).
+    t(
+        "rib_bone",
+        250.0,
+        60.0,
+        "cortical_bone",
+        1.3,
+        rx(0.2, 500.0, 40.0, 5.0),
+        rx(0.2, 550.0, 35.0, 3.0),
+        0.1,
+    ),
+    // [L] cortical bone (skull): T2* ~ 0.5 ms, PD low (est).
+    t(
+        "cortical_bone",
+        1000.0,
+        80.0,
+        "cortical_bone",
+        1.92,
+        rx(0.05, 300.0, 1.0, 1.0),
+        rx(0.05, 350.0, 1.0, 1.0),
+        0.1,
+    ),
+    // [TS] spinal cord 6 HU; [S] spinal cord.
+    t(
+        "spinal_cord",
+        10.0,
+        5.0,
+        "brain",
+        1.04,
+        rx(0.75, 745.0, 74.0, 100.0),
+        rx(0.75, 993.0, 78.0, 60.0),
+        0.02,
+    ),
+    t(
+        "skin",
+        30.0,
+        8.0,
+        "skin",
+        1.09,
+        rx(0.7, 600.0, 40.0, 60.0),
+        rx(0.7, 800.0, 35.0, 40.0),
+        0.05,
+    ),
+    // [L] brain CT; [S] 1.5 T; [B] 3 T (T1/T2/T2′/PD).
+    t(
+        "grey_matter",
+        40.0,
+        3.0,
+        "brain",
+        1.04,
+        rx(0.8, 1124.0, 95.0, 320.0),
+        rx(0.8, 1560.0, 83.0, 320.0),
+        0.03,
+    ),
+    t(
+        "white_matter",
+        28.0,
+        3.0,
+        "brain",
+        1.04,
+        rx(0.7, 884.0, 72.0, 180.0),
+        rx(0.7, 830.0, 75.0, 180.0),
+        0.03,
+    ),
+    // [B] CSF at 3 T; 1.5 T T1 ≈ 4000 ms (est).
+    t(
+        "csf",
+        5.0,
+        2.0,
+        "water",
+        1.0,
+        rx(1.0, 4000.0, 2000.0, 59.0),
+        rx(1.0, 4160.0, 1650.0, 59.0),
+        0.01,
+    ),
+    // QA phantom materials [L].
+    t(
+        "pmma",
+        120.0,
+        0.0,
+        "pmma",
+        1.18,
+        rx(0.0, 1.0, 1.0, 1.0),
+        rx(0.0, 1.0, 1.0, 1.0),
+        0.0,
+    ),
+    t(
+        "bone_insert",
+        900.0,
+        0.0,
+        "cortical_bone",
+        1.7,
+        rx(0.05, 350.0, 1.0, 1.0),
+        rx(0.05, 350.0, 1.0, 1.0),
+        0.0,
+    ),
+    t(
+        "iodine_10mg_ml",
+        260.0,
+        0.0,
+        "iodine_water_10mg_ml",
+        1.00819,
+        rx(1.0, 2500.0, 1200.0, 500.0),
+        rx(1.0, 2500.0, 1200.0, 500.0),
+        0.0,
+    ),
+    t(
+        "adipose_insert",
+        -100.0,
+        0.0,
+        "adipose",
+        0.95,
+        rx(1.0, 260.0, 85.0, 12.0),
+        rx(1.0, 370.0, 125.0, 12.0),
+        0.0,
+    ),
+];
+
+pub fn tissue(name: &str) -> &'static Tissue {
+    TISSUES
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("tissue table has no `{name}`"))
+}
+
+/// The tissue of an anatomy label, by the label's name. Unknown labels (e.g. imported organs
+/// without a row here) are soft tissue.
+pub fn tissue_for_label(label_name: &str) -> &'static Tissue {
+    let n = label_name;
+    let class = match n {
+        "" | "background" => "air",
+        "trachea" | "insert_air" => "air",
+        "water" => "water",
+        "subcutaneous_fat" | "torso_fat" => "fat",
+        "insert_fat" => "adipose_insert",
+        "insert_acrylic" => "pmma",
+        "insert_bone" => "bone_insert",
+        "insert_iodine" => "iodine_10mg_ml",
+        "heart" | "atrial_appendage_left" => "heart",
+        "liver" => "liver",
+        "spleen" => "spleen",
+        "stomach" | "esophagus" | "duodenum" => "stomach",
+        "small_bowel" | "colon" => "bowel",
+        "spinal_cord" => "spinal_cord",
+        "skull" => "cortical_bone",
+        "scalp" => "skin",
+        "csf" | "lateral_ventricles" => "csf",
+        "grey_matter" => "grey_matter",
+        "white_matter" | "brain" => "white_matter",
+        "skeletal_muscle" => "muscle",
+        "body" => "soft_tissue",
+        _ if n.starts_with("lung_") => "lung",
+        _ if n.starts_with("kidney") => "kidney",
+        _ if n.starts_with("vertebrae_")
+            || n == "sacrum"
+            || n.starts_with("hip_")
+            || n.starts_with("femur_") =>
+        {
+            "cancellous_bone"
+        }
+        _ if n.starts_with("rib_")
+            || n == "sternum"
+            || n == "costal_cartilages"
+            || n.starts_with("scapula_")
+            || n.starts_with("clavicula_")
+            || n.starts_with("humerus_") =>
+        {
+            "rib_bone"
+        }
+        _ if n.starts_with("autochthon_")
+            || n.starts_with("iliopsoas_")
+            || n.starts_with("gluteus_") =>
+        {
+            "muscle"
+        }
+        _ if n == "aorta"
+            || n.contains("vena")
+            || n.contains("artery")
+            || n.contains("vein")
+            || n == "brachiocephalic_trunk" =>
+        {
+            "blood"
+        }
+        _ => "soft_tissue",
+    };
+    tissue(class)
+}
+
+impl Tissue {
+    /// Relaxation at `field_t`, linear in field between 1.5 T and 3 T, held constant outside.
+    pub fn relaxation(&self, field_t: f64) -> Relaxation {
+        let w = ((field_t - 1.5) / 1.5).clamp(0.0, 1.0);
+        let (a, b) = (self.mri_1p5t, self.mri_3t);
+        let mix = |x: f64, y: f64| x + w * (y - x);
+        Relaxation {
+            pd: mix(a.pd, b.pd),
+            t1_ms: mix(a.t1_ms, b.t1_ms),
+            t2_ms: mix(a.t2_ms, b.t2_ms),
+            t2star_ms: mix(a.t2star_ms, b.t2star_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_values_are_carried_over() {
+        // Stanisz 2005 at 3 T and BrainWeb at 3 T, as in the reference table.
+        assert_eq!(tissue("liver").mri_3t.t1_ms, 812.0);
+        assert_eq!(tissue("white_matter").mri_3t.t1_ms, 830.0);
+        assert_eq!(tissue("csf").mri_3t.t2_ms, 1650.0);
+        // T2* from T2 and T2′ ([B] WM: T2 75, T2′ 180 → 52.9 ms).
+        assert!((tissue("white_matter").mri_3t.t2star_ms - 52.94).abs() < 0.01);
+    }
+
+    #[test]
+    fn contrast_orderings_hold() {
+        let (wm, gm, csf) = (tissue("white_matter"), tissue("grey_matter"), tissue("csf"));
+        assert!(wm.mri_3t.t1_ms < gm.mri_3t.t1_ms && gm.mri_3t.t1_ms < csf.mri_3t.t1_ms);
+        assert!(tissue("fat").hu < 0.0 && tissue("lung").hu < tissue("fat").hu);
+        assert!(tissue("cortical_bone").hu > tissue("rib_bone").hu);
+    }
+
+    #[test]
+    fn labels_map_to_tissues() {
+        assert_eq!(tissue_for_label("lung_upper_lobe_left").name, "lung");
+        assert_eq!(tissue_for_label("vertebrae_T7").name, "cancellous_bone");
+        assert_eq!(tissue_for_label("rib_left_3").name, "rib_bone");
+        assert_eq!(tissue_for_label("inferior_vena_cava").name, "blood");
+        assert_eq!(tissue_for_label("unheard_of").name, "soft_tissue");
+    }
+}

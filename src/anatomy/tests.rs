@@ -1,0 +1,457 @@
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+
+use super::ontology::*;
+use super::*;
+
+fn rngs(a: u64, l: u64) -> (ChaCha8Rng, ChaCha8Rng) {
+    (ChaCha8Rng::seed_from_u64(a), ChaCha8Rng::seed_from_u64(l))
+}
+
+fn params(
+    t: Template,
+    grid: Grid,
+    deformation_mm: f64,
+    lesions: Vec<LesionRequest>,
+) -> AnatomyParams {
+    AnatomyParams {
+        template: t,
+        grid,
+        body: BodySize::median(),
+        deformation_mm,
+        lesions,
+    }
+}
+
+fn volume_ml(v: &Volume<u16>, ids: &[u16]) -> f64 {
+    v.data.iter().filter(|l| ids.contains(l)).count() as f64 * v.grid.voxel_ml()
+}
+
+fn centroid(v: &Volume<u16>, id: u16) -> [f64; 3] {
+    let mut acc = [0.0; 3];
+    let mut n = 0.0;
+    for (idx, &l) in v.data.iter().enumerate() {
+        if l == id {
+            let [i, j, k] = v.grid.ijk(idx);
+            let p = v.grid.world(i, j, k);
+            for a in 0..3 {
+                acc[a] += p[a];
+            }
+            n += 1.0;
+        }
+    }
+    acc.map(|x| x / n)
+}
+
+/// No voxel of `ids` on the outer faces of the grid: the organ is wholly covered.
+fn wholly_inside(v: &Volume<u16>, ids: &[u16]) -> bool {
+    let [nx, ny, nz] = v.grid.dims;
+    v.data.iter().enumerate().all(|(idx, l)| {
+        let [i, j, k] = v.grid.ijk(idx);
+        let edge = i == 0 || j == 0 || k == 0 || i + 1 == nx || j + 1 == ny || k + 1 == nz;
+        !(edge && ids.contains(l))
+    })
+}
+
+fn render(t: Template, grid: Grid) -> Volume<u16> {
+    phantom::render_template(t, &grid, &BodySize::median(), 1)
+}
+
+fn assert_labels_declared(t: Template, v: &Volume<u16>) {
+    let declared = template_labels(t);
+    let mut seen: Vec<u16> = v.data.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    for l in seen {
+        assert!(
+            l == 0 || declared.contains(&l),
+            "{t}: label {l} rendered but not in template_labels"
+        );
+    }
+}
+
+#[test]
+fn thorax_organ_volumes_and_layout_are_plausible() {
+    let g = Grid::centered([192, 192, 160], [2.5, 2.5, 2.5]);
+    let t0 = std::time::Instant::now();
+    let v = render(Template::Thorax, g);
+    eprintln!("thorax 192x192x160 rendered in {:?}", t0.elapsed());
+    let lungs = organ_group("lung").unwrap();
+    let lung_ml = volume_ml(&v, &lungs);
+    let heart_ml = volume_ml(&v, &[HEART]);
+    eprintln!("lungs {lung_ml:.0} mL, heart {heart_ml:.0} mL");
+    for id in &lungs {
+        eprintln!(
+            "  {} {:.0} mL",
+            label_by_id(*id).unwrap().name,
+            volume_ml(&v, &[*id])
+        );
+        assert!(volume_ml(&v, &[*id]) > 150.0, "lobe {id} too small");
+    }
+    assert!((3000.0..=7000.0).contains(&lung_ml), "lungs {lung_ml} mL");
+    assert!((500.0..=900.0).contains(&heart_ml), "heart {heart_ml} mL");
+    assert!(wholly_inside(&v, &lungs) && wholly_inside(&v, &[HEART]));
+    // RAS+: left lung at +x, liver at -x, heart left of midline and anterior.
+    assert!(centroid(&v, LUNG_UPPER_LEFT)[0] > 40.0 && centroid(&v, LUNG_UPPER_RIGHT)[0] < -40.0);
+    assert!(centroid(&v, LIVER)[0] < -20.0);
+    let h = centroid(&v, HEART);
+    assert!(h[0] > 0.0 && h[1] > 0.0, "heart centroid {h:?}");
+    // Upper lobes above lower lobes; the middle lobe anterior.
+    assert!(centroid(&v, LUNG_UPPER_RIGHT)[2] > centroid(&v, LUNG_LOWER_RIGHT)[2]);
+    assert!(centroid(&v, LUNG_MIDDLE_RIGHT)[1] > centroid(&v, LUNG_LOWER_RIGHT)[1]);
+    for id in [
+        TRACHEA,
+        ESOPHAGUS,
+        AORTA,
+        SPINAL_CORD,
+        STERNUM,
+        rib_id(true, 5),
+        rib_id(false, 5),
+        38,
+        AUTOCHTHON_LEFT,
+        SUBCUTANEOUS_FAT,
+        SKELETAL_MUSCLE,
+        BODY,
+    ] {
+        assert!(volume_ml(&v, &[id]) > 1.0, "label {id} missing from thorax");
+    }
+    assert_labels_declared(Template::Thorax, &v);
+}
+
+#[test]
+fn abdomen_organ_volumes_are_plausible() {
+    let g = Grid::centered([192, 192, 160], [2.5, 2.5, 2.5]);
+    let v = render(Template::Abdomen, g);
+    let vol = |id| volume_ml(&v, &[id]);
+    let (liver, kl, kr, spleen) = (vol(LIVER), vol(KIDNEY_LEFT), vol(KIDNEY_RIGHT), vol(SPLEEN));
+    eprintln!("liver {liver:.0} kidneys {kl:.0}/{kr:.0} spleen {spleen:.0} mL");
+    assert!((1000.0..=2500.0).contains(&liver), "liver {liver}");
+    assert!(
+        (100.0..=250.0).contains(&kl) && (100.0..=250.0).contains(&kr),
+        "kidneys {kl} {kr}"
+    );
+    assert!((100.0..=350.0).contains(&spleen), "spleen {spleen}");
+    for id in [LIVER, KIDNEY_LEFT, KIDNEY_RIGHT, SPLEEN] {
+        assert!(wholly_inside(&v, &[id]), "{id} cut by the grid");
+    }
+    assert!(centroid(&v, KIDNEY_LEFT)[0] > 30.0 && centroid(&v, KIDNEY_RIGHT)[0] < -30.0);
+    assert!(centroid(&v, SPLEEN)[0] > 40.0 && centroid(&v, SPLEEN)[1] < 0.0);
+    for id in [
+        STOMACH,
+        AORTA,
+        INFERIOR_VENA_CAVA,
+        SMALL_BOWEL,
+        COLON,
+        ILIOPSOAS_LEFT,
+        ILIOPSOAS_RIGHT,
+        29,
+        SPINAL_CORD,
+    ] {
+        assert!(vol(id) > 1.0, "label {id} missing from abdomen");
+    }
+    assert_labels_declared(Template::Abdomen, &v);
+}
+
+#[test]
+fn head_brain_volume_is_plausible() {
+    let v = render(Template::Head, Grid::centered([128, 128, 128], [1.75; 3]));
+    let brain = volume_ml(&v, &[GREY_MATTER, WHITE_MATTER]);
+    let (gm, wm) = (
+        volume_ml(&v, &[GREY_MATTER]),
+        volume_ml(&v, &[WHITE_MATTER]),
+    );
+    let vent = volume_ml(&v, &[LATERAL_VENTRICLES]);
+    eprintln!(
+        "brain {brain:.0} mL (GM {gm:.0}, WM {wm:.0}), ventricles {vent:.0} mL, csf {:.0}",
+        volume_ml(&v, &[CSF])
+    );
+    assert!((1000.0..=1600.0).contains(&brain), "brain {brain}");
+    assert!(gm > 0.3 * brain && wm > 0.3 * brain);
+    assert!((5.0..=60.0).contains(&vent));
+    assert!(wholly_inside(&v, &[SKULL, SCALP, GREY_MATTER]));
+    assert_labels_declared(Template::Head, &v);
+}
+
+#[test]
+fn fat_thickness_follows_bmi() {
+    let g = Grid::centered([96, 64, 8], [4.0, 4.0, 4.0]);
+    let fat = |w: f64| {
+        let b = BodySize {
+            height_cm: 170.0,
+            weight_kg: w,
+            sex: Sex::Male,
+        };
+        volume_ml(
+            &phantom::render_template(Template::Abdomen, &g, &b, 0),
+            &[SUBCUTANEOUS_FAT],
+        )
+    };
+    let (thin, obese) = (fat(52.0), fat(101.0));
+    assert!(obese > 3.0 * thin, "{thin} vs {obese}");
+}
+
+#[test]
+fn qa_phantoms_are_rigid_cylinders_with_inserts() {
+    let g = Grid::centered([128, 128, 4], [2.0, 2.0, 5.0]);
+    let (mut a, mut l) = rngs(1, 2);
+    let w = build(
+        &params(Template::WaterCylinder, g.clone(), 10.0, vec![]),
+        None,
+        &mut a,
+        &mut l,
+    )
+    .unwrap();
+    let area = volume_ml(&w.labels, &[WATER]) * 1000.0 / 20.0;
+    assert!(
+        (area / (std::f64::consts::PI * 100.0 * 100.0) - 1.0).abs() < 0.02,
+        "area {area}"
+    );
+    let q = build(
+        &params(Template::CtQa, g, 10.0, vec![]),
+        None,
+        &mut a,
+        &mut l,
+    )
+    .unwrap();
+    for id in [
+        INSERT_AIR,
+        INSERT_FAT,
+        INSERT_ACRYLIC,
+        INSERT_BONE,
+        INSERT_IODINE,
+    ] {
+        let rod = volume_ml(&q.labels, &[id]) * 1000.0 / 20.0;
+        assert!(
+            (rod / (std::f64::consts::PI * 12.5 * 12.5) - 1.0).abs() < 0.1,
+            "insert {id}: {rod} mm²"
+        );
+        let c = centroid(&q.labels, id);
+        assert!((c[0].hypot(c[1]) - 60.0).abs() < 2.0);
+    }
+    assert_eq!(
+        template_labels(Template::CtQa),
+        vec![
+            WATER,
+            INSERT_AIR,
+            INSERT_FAT,
+            INSERT_ACRYLIC,
+            INSERT_BONE,
+            INSERT_IODINE
+        ]
+    );
+}
+
+fn lesion(organ: &str, d: f64, shape: LesionShape) -> LesionRequest {
+    LesionRequest {
+        condition: "test".into(),
+        kind: "nodule".into(),
+        organ: organ.into(),
+        diameter_mm: d,
+        shape,
+    }
+}
+
+#[test]
+fn lesions_lie_wholly_inside_their_organ_and_build_is_deterministic() {
+    let g = Grid::centered([96, 96, 80], [4.0, 4.0, 4.0]);
+    let reqs = vec![
+        lesion("lung", 12.0, LesionShape::Lobulated),
+        lesion("liver", 30.0, LesionShape::Ellipsoid),
+        lesion("lung_lower_lobe_right", 8.0, LesionShape::Sphere),
+        lesion("lung", 1.0, LesionShape::Sphere),
+    ];
+    let p = params(Template::Thorax, g.clone(), 5.0, reqs.clone());
+    let (mut a, mut l) = rngs(7, 8);
+    let got = build(&p, None, &mut a, &mut l).unwrap();
+    // The pre-lesion map: same anatomy stream, no lesions.
+    let (mut a2, mut l2) = rngs(7, 8);
+    let pre = build(
+        &params(Template::Thorax, g.clone(), 5.0, vec![]),
+        None,
+        &mut a2,
+        &mut l2,
+    )
+    .unwrap()
+    .labels;
+    assert_eq!(got.lesions.len(), 4);
+    for (k, rec) in got.lesions.iter().enumerate() {
+        assert_eq!(rec.label_id, LESION_ID_BASE + k as u16);
+        let ids = organ_group(&reqs[k].organ).unwrap();
+        let mut n = 0;
+        for (idx, &lab) in got.labels.data.iter().enumerate() {
+            if lab == rec.label_id {
+                n += 1;
+                assert!(
+                    ids.contains(&pre.data[idx]),
+                    "lesion {k} voxel outside {}",
+                    reqs[k].organ
+                );
+            }
+        }
+        assert!(n >= 1);
+        assert!((rec.volume_ml - n as f64 * g.voxel_ml()).abs() < 1e-9);
+        let sphere_ml = std::f64::consts::PI / 6.0 * reqs[k].diameter_mm.powi(3) / 1000.0;
+        if reqs[k].diameter_mm >= 12.0 {
+            assert!(
+                rec.volume_ml > 0.4 * sphere_ml && rec.volume_ml < 2.0 * sphere_ml,
+                "lesion {k}: {} vs {sphere_ml}",
+                rec.volume_ml
+            );
+        }
+        let c = got.labels.sample_nearest(rec.center_mm).unwrap();
+        assert_eq!(c, rec.label_id, "centre of lesion {k} not in it");
+    }
+    // Everything else untouched.
+    for (idx, &lab) in got.labels.data.iter().enumerate() {
+        if lab < LESION_ID_BASE {
+            assert_eq!(lab, pre.data[idx]);
+        }
+    }
+    // Determinism, and sensitivity to each stream.
+    let (mut a3, mut l3) = rngs(7, 8);
+    let again = build(&p, None, &mut a3, &mut l3).unwrap();
+    assert_eq!(again.labels, got.labels);
+    let (mut a4, mut l4) = rngs(7, 9);
+    assert_ne!(
+        build(&p, None, &mut a4, &mut l4).unwrap().labels,
+        got.labels
+    );
+    let (mut a5, mut l5) = rngs(6, 8);
+    assert_ne!(
+        build(&p, None, &mut a5, &mut l5).unwrap().labels,
+        got.labels
+    );
+}
+
+#[test]
+fn lesion_errors_name_the_organ_and_values() {
+    let g = Grid::centered([64, 64, 48], [5.0, 5.0, 5.0]);
+    let (mut a, mut l) = rngs(1, 1);
+    let e = build(
+        &params(
+            Template::Abdomen,
+            g.clone(),
+            0.0,
+            vec![lesion("liver", 160.0, LesionShape::Lobulated)],
+        ),
+        None,
+        &mut a,
+        &mut l,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("160.0 mm lobulated") && e.contains("`liver`"),
+        "{e}"
+    );
+    let e = build(
+        &params(
+            Template::Head,
+            Grid::centered([32, 32, 32], [6.0; 3]),
+            0.0,
+            vec![lesion("liver", 10.0, LesionShape::Sphere)],
+        ),
+        None,
+        &mut a,
+        &mut l,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("no voxels") && e.contains("liver") && e.contains("head"),
+        "{e}"
+    );
+    let e = build(
+        &params(
+            Template::Head,
+            g.clone(),
+            0.0,
+            vec![lesion("spleen_of_mars", 10.0, LesionShape::Sphere)],
+        ),
+        None,
+        &mut a,
+        &mut l,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("unknown organ `spleen_of_mars`"), "{e}");
+    let e = build(
+        &params(
+            Template::Head,
+            g,
+            0.0,
+            vec![lesion("brain", -1.0, LesionShape::Sphere)],
+        ),
+        None,
+        &mut a,
+        &mut l,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("-1"), "{e}");
+}
+
+#[test]
+fn imported_base_is_deformed_and_gets_lesions() {
+    let g = Grid::centered([48, 48, 32], [3.0; 3]);
+    let mut src = Volume::filled(g.clone(), 0u16);
+    for idx in 0..g.len() {
+        let [i, j, k] = g.ijk(idx);
+        let p = g.world(i, j, k);
+        if (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt() < 40.0 {
+            src.data[idx] = 17;
+        }
+    }
+    let names: BTreeMap<u16, String> = [(17, "liver".to_string())].into();
+    let (base, rep) = import_labels(&src, &names, &g);
+    assert_eq!(rep.mapped.len(), 1);
+    let (mut a, mut l) = rngs(3, 4);
+    let p = params(
+        Template::Abdomen,
+        g.clone(),
+        4.0,
+        vec![lesion("liver", 15.0, LesionShape::Sphere)],
+    );
+    let got = build(&p, Some(&base), &mut a, &mut l).unwrap();
+    assert_eq!(got.lesions.len(), 1);
+    assert!(got.labels.data.contains(&LIVER));
+    let other = Grid::centered([10, 10, 10], [3.0; 3]);
+    let e = build(&p, Some(&Volume::filled(other, 0u16)), &mut a, &mut l)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("grid"), "{e}");
+}
+
+#[test]
+fn min_extents_are_inscribed_diameters() {
+    let kid = organ_min_extent_mm(Template::Abdomen, "kidney").unwrap();
+    let liver = organ_min_extent_mm(Template::Abdomen, "liver").unwrap();
+    let lung = organ_min_extent_mm(Template::Thorax, "lung").unwrap();
+    eprintln!("kidney {kid} liver {liver} lung {lung}");
+    assert!((25.0..=60.0).contains(&kid), "kidney {kid}");
+    assert!(liver > 60.0 && lung > 60.0);
+    assert!(organ_min_extent_mm(Template::Head, "liver").is_none());
+    assert!(organ_min_extent_mm(Template::Head, "nonsense").is_none());
+    let brain = organ_min_extent_mm(Template::Head, "brain").unwrap();
+    eprintln!("brain {brain}");
+    assert!(brain > 25.0);
+}
+
+#[test]
+fn template_label_lists() {
+    let th = template_labels(Template::Thorax);
+    for id in 10..=14 {
+        assert!(th.contains(&id));
+    }
+    for n in 1..=12 {
+        assert!(th.contains(&rib_id(true, n)) && th.contains(&rib_id(false, n)));
+    }
+    let head = template_labels(Template::Head);
+    assert!(head.contains(&GREY_MATTER) && !head.contains(&LIVER));
+    for t in Template::ALL {
+        assert!(template_labels(t)
+            .iter()
+            .all(|&id| label_by_id(id).is_some()));
+    }
+}

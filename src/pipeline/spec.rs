@@ -1,0 +1,661 @@
+//! The pipeline language, version 1: serde + schemars types.
+//!
+//! The JSON Schema in `schemas/pipeline.schema.json` is generated from these types
+//! (`synthcohort schema`), so doc comments here are what editors show as hover help.
+//! Structural rules (types, ranges, enums, unknown fields) live in the schema; rules that
+//! span fields (exactly one of `prevalence`/`count`, counts ≤ cohort size, lesion fits its
+//! organ, …) live in [`super::validate`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A synthcohort pipeline: one cohort, its anatomy, generator, acquisition arms and outputs.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Pipeline language version. Must be 1.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// Short identifier of the cohort (letters, digits, `-`, `_`, `.`); used in dataset names.
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    )]
+    pub name: String,
+    /// Free-text description, copied to provenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Pipeline seed. Subject k's outputs depend only on (seed, k) and the pipeline.
+    #[serde(default)]
+    pub seed: u64,
+    pub cohort: CohortSpec,
+    pub anatomy: AnatomySpec,
+    #[serde(default)]
+    pub generator: GeneratorSpec,
+    pub acquisition: AcquisitionSpec,
+    #[serde(default)]
+    pub outputs: OutputsSpec,
+    /// Virtual-trial analysis of the arms (model observers, ROC statistics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<TrialSpec>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Distributions
+
+/// A random quantity: a plain number (fixed), or an object with exactly one of
+/// `fixed`, `uniform`, `normal`, `lognormal`, `poisson`, `categorical`, optionally truncated
+/// to [`min`, `max`] (a normal with bounds is a truncated normal).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(untagged)]
+pub enum Dist {
+    Fixed(f64),
+    Spec(DistSpec),
+}
+
+/// Parameters of a distribution. Exactly one family key must be given.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DistSpec {
+    /// Always this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<f64>,
+    /// Uniform on [low, high].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uniform: Option<[f64; 2]>,
+    /// Normal (Gaussian); truncated when `min`/`max` are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normal: Option<NormalSpec>,
+    /// Log-normal given by its median and the SD of its logarithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lognormal: Option<LogNormalSpec>,
+    /// Poisson with this mean (for counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub poisson: Option<f64>,
+    /// A finite set of values with weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categorical: Option<CategoricalSpec>,
+    /// Lower truncation bound (samples below are redrawn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Upper truncation bound (samples above are redrawn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NormalSpec {
+    pub mean: f64,
+    #[schemars(range(min = 0.0))]
+    pub sd: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogNormalSpec {
+    #[schemars(range(min = 0.0))]
+    pub median: f64,
+    #[schemars(range(min = 0.0))]
+    pub sigma: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CategoricalSpec {
+    #[schemars(length(min = 1))]
+    pub values: Vec<f64>,
+    /// Relative weights, one per value (normalised); equal weights when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Vec<f64>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cohort
+
+/// Who is in the cohort.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CohortSpec {
+    /// Number of subjects.
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub size: u32,
+    #[serde(default)]
+    pub demographics: Demographics,
+    /// Conditions (diseases, findings); a subject can have several.
+    #[serde(default)]
+    pub conditions: Vec<ConditionSpec>,
+}
+
+/// Demographics. Height defaults by sex (female 162 ± 7 cm, male 176 ± 7 cm); body mass
+/// comes from `bmi` (default log-normal, median 26, σ 0.15) or from `weight_kg`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Demographics {
+    /// Age in years.
+    #[serde(default = "default_age")]
+    pub age: Dist,
+    #[serde(default)]
+    pub sex: SexMix,
+    /// Height in cm (overrides the sex-specific default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height_cm: Option<Dist>,
+    /// Weight in kg. Give either this or `bmi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_kg: Option<Dist>,
+    /// Body-mass index in kg/m². Give either this or `weight_kg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmi: Option<Dist>,
+}
+
+fn default_age() -> Dist {
+    Dist::Spec(DistSpec {
+        normal: Some(NormalSpec {
+            mean: 55.0,
+            sd: 15.0,
+        }),
+        min: Some(18.0),
+        max: Some(90.0),
+        ..Default::default()
+    })
+}
+
+impl Default for Demographics {
+    fn default() -> Self {
+        Demographics {
+            age: default_age(),
+            sex: SexMix::default(),
+            height_cm: None,
+            weight_kg: None,
+            bmi: None,
+        }
+    }
+}
+
+/// Proportions of each sex; must sum to 1.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SexMix {
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub female: f64,
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub male: f64,
+}
+
+impl Default for SexMix {
+    fn default() -> Self {
+        SexMix {
+            female: 0.5,
+            male: 0.5,
+        }
+    }
+}
+
+/// A condition, assigned either by `prevalence` (independent per subject) or by an exact
+/// `count` of subjects (spread over the cohort by a seeded shuffle: enrichment of rare
+/// findings).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    /// Identifier (letters, digits, `_`), e.g. `solid_nodule`.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z][A-Za-z0-9_]*$"))]
+    pub name: String,
+    /// Probability that a subject has the condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub prevalence: Option<f64>,
+    /// Exact number of subjects with the condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Words for the prompt (default: the name with `_` as spaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Focal lesions this condition inserts; diffuse conditions have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lesion: Option<LesionSpec>,
+}
+
+/// A focal lesion model.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LesionSpec {
+    #[serde(default)]
+    pub kind: LesionKind,
+    /// Target organ: a label name (`liver`, `white_matter`) or a group (`lung`, `kidney`, `brain`).
+    pub organ: String,
+    /// Lesions per affected subject (rounded; at least 1).
+    #[serde(default = "one")]
+    pub count: Dist,
+    /// Lesion diameter in mm.
+    pub diameter_mm: Dist,
+    #[serde(default)]
+    pub shape: LesionShapeSpec,
+    /// CT attenuation of the lesion in HU (default by kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hu: Option<Dist>,
+    /// MRI properties of the lesion (default by kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relaxation: Option<RelaxationSpec>,
+}
+
+fn one() -> Dist {
+    Dist::Fixed(1.0)
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LesionKind {
+    #[default]
+    Nodule,
+    Tumour,
+    Cyst,
+    Metastasis,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LesionShapeSpec {
+    #[default]
+    Sphere,
+    Ellipsoid,
+    Lobulated,
+}
+
+/// Lesion relaxation properties (at the arm's field strength).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelaxationSpec {
+    /// Proton density relative to CSF.
+    pub pd: Dist,
+    pub t1_ms: Dist,
+    pub t2_ms: Dist,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anatomy
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateSpec {
+    Thorax,
+    Abdomen,
+    Head,
+    /// 200 mm water cylinder (CT QA).
+    WaterCylinder,
+    /// Water cylinder with air, fat, acrylic, bone and iodine inserts (CT QA).
+    CtQa,
+}
+
+/// The subject's anatomy: a procedural template or an imported label map, on one grid.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnatomySpec {
+    /// Procedural phantom (also names the body region when `source` is given).
+    pub template: TemplateSpec,
+    /// Import a real label map instead of the procedural phantom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
+    /// Grid size in voxels (x, y, z).
+    pub size: [u32; 3],
+    /// Voxel spacing in mm (x, y, z).
+    pub spacing_mm: [f64; 3],
+    /// Scale the body and organs with each subject's height and BMI.
+    #[serde(default = "yes")]
+    pub body_scaling: bool,
+    /// SD of the smooth random deformation, in mm (0 = none).
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 50.0))]
+    pub deformation_mm: f64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A real label map to import (NIfTI), with its class names (`id<TAB>name` per line).
+/// Relative paths are relative to the pipeline file.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    #[schemars(length(min = 1))]
+    pub file: String,
+    #[schemars(length(min = 1))]
+    pub names: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generator
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratorKind {
+    /// Tissue tables + correlated texture + partial-volume smoothing.
+    #[default]
+    Procedural,
+    /// Latent diffusion model conditioned on text and anatomy labels.
+    LatentDiffusion,
+}
+
+/// How the tissue-property object is generated from the labels.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSpec {
+    #[serde(default)]
+    pub kind: GeneratorKind,
+    /// Model checkpoint (latent diffusion only); default: the shipped model for the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Prompt template; placeholders `{age}`, `{sex}`, `{conditions}`, `{template}`.
+    #[serde(default = "default_prompt")]
+    pub prompt: String,
+    /// Sampling steps (latent diffusion).
+    #[serde(default = "default_steps")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub steps: u32,
+    #[serde(default)]
+    pub guidance: GuidanceSpec,
+    /// Correlation length of within-tissue texture in mm (procedural).
+    #[serde(default = "default_texture_mm")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub texture_mm: f64,
+    /// Multiplier on the tissue tables' texture SD (0 = piecewise constant, procedural).
+    #[serde(default = "one_f")]
+    #[schemars(range(min = 0.0, max = 10.0))]
+    pub texture_strength: f64,
+    /// Gaussian partial-volume blur at tissue boundaries, SD in mm (procedural).
+    #[serde(default = "default_pv_mm")]
+    #[schemars(range(min = 0.0, max = 10.0))]
+    pub partial_volume_mm: f64,
+}
+
+fn default_prompt() -> String {
+    "{template}, {sex}, {age} years, {conditions}".to_string()
+}
+fn default_steps() -> u32 {
+    30
+}
+fn default_texture_mm() -> f64 {
+    4.0
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn default_pv_mm() -> f64 {
+    0.6
+}
+
+impl Default for GeneratorSpec {
+    fn default() -> Self {
+        GeneratorSpec {
+            kind: GeneratorKind::Procedural,
+            model: None,
+            prompt: default_prompt(),
+            steps: default_steps(),
+            guidance: GuidanceSpec::default(),
+            texture_mm: default_texture_mm(),
+            texture_strength: 1.0,
+            partial_volume_mm: default_pv_mm(),
+        }
+    }
+}
+
+/// Classifier-free guidance scales.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuidanceSpec {
+    #[serde(default = "default_text_guidance")]
+    #[schemars(range(min = 0.0, max = 50.0))]
+    pub text: f64,
+    #[serde(default = "default_label_guidance")]
+    #[schemars(range(min = 0.0, max = 50.0))]
+    pub labels: f64,
+}
+
+fn default_text_guidance() -> f64 {
+    3.0
+}
+fn default_label_guidance() -> f64 {
+    1.5
+}
+
+impl Default for GuidanceSpec {
+    fn default() -> Self {
+        GuidanceSpec {
+            text: 3.0,
+            labels: 1.5,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Acquisition
+
+/// Imaging protocols ("arms"). Every subject is imaged under every arm.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcquisitionSpec {
+    /// Fields shared by all arms (an arm's own fields win).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<ArmSpec>,
+    /// The arms; at least one, with distinct names.
+    #[schemars(length(min = 1, max = 64))]
+    pub arms: Vec<ArmSpec>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Modality {
+    /// No scanner: the image is a property map of the tissue object itself.
+    None,
+    Ct,
+    Mri,
+}
+
+/// Which tissue property a `modality: none` arm writes.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyMap {
+    /// CT attenuation in HU.
+    #[default]
+    Hu,
+    /// Proton density relative to CSF.
+    Pd,
+    /// T1 in ms.
+    T1,
+    /// T2 in ms.
+    T2,
+    /// T2* in ms.
+    T2star,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CtKernel {
+    Ramp,
+    SheppLogan,
+    Smooth,
+    Standard,
+    Sharp,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MriSequence {
+    SpinEcho,
+    SpoiledGre,
+    InversionRecovery,
+    Flair,
+    Stir,
+    Mprage,
+    Bssfp,
+}
+
+/// One acquisition protocol. `name` and `modality` are required (either here or via
+/// `acquisition.defaults`); the other fields belong to one modality each.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArmSpec {
+    /// Arm identifier (letters, digits, `_`, `-`), used in file names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 48),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    )]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modality: Option<Modality>,
+
+    // --- modality: none
+    /// Property written as the image (modality none; default `hu`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub property: Option<PropertyMap>,
+
+    // --- CT
+    /// Scanner preset, e.g. `generic64` (CT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanner: Option<String>,
+    /// Tube voltage in kVp (CT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 70.0, max = 140.0))]
+    pub kvp: Option<f64>,
+    /// Tube current-time product in mAs (CT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.1, max = 2000.0))]
+    pub mas: Option<f64>,
+    /// Reconstruction kernel (CT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<CtKernel>,
+
+    // --- MRI
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<MriSequence>,
+    /// Main field in tesla (MRI; also selects relaxation tables for `modality: none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.1, max = 11.7))]
+    pub field_t: Option<f64>,
+    /// Repetition time in ms (MRI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0, max = 30000.0))]
+    pub tr_ms: Option<f64>,
+    /// Echo time in ms (MRI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.1, max = 2000.0))]
+    pub te_ms: Option<f64>,
+    /// Inversion time in ms (MRI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0, max = 10000.0))]
+    pub ti_ms: Option<f64>,
+    /// Flip angle in degrees (MRI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0, max = 180.0))]
+    pub flip_deg: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// images/, labels/, manifest.parquet.
+    #[default]
+    Plain,
+    /// Also the nnU-Net v2 raw layout: imagesTr/, labelsTr/, dataset.json.
+    Nnunet,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputDtype {
+    #[default]
+    Float32,
+    /// 16-bit integers with scl_slope/scl_inter.
+    Int16,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// `.nii.gz`
+    #[default]
+    Gzip,
+    /// `.nii`
+    None,
+}
+
+/// Where and how the cohort is written.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsSpec {
+    /// Run folder (relative paths are relative to the working directory); default `out/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub dir: Option<String>,
+    #[serde(default)]
+    pub layout: Layout,
+    #[serde(default)]
+    pub dtype: OutputDtype,
+    #[serde(default)]
+    pub compression: Compression,
+    /// Write preview.png (mid-slice mosaic with label overlay).
+    #[serde(default = "yes")]
+    pub preview: bool,
+    /// Number of subjects in the preview mosaic.
+    #[serde(default = "default_preview_subjects")]
+    #[schemars(range(min = 1, max = 64))]
+    pub preview_subjects: u32,
+}
+
+fn default_preview_subjects() -> u32 {
+    8
+}
+
+impl Default for OutputsSpec {
+    fn default() -> Self {
+        OutputsSpec {
+            dir: None,
+            layout: Layout::Plain,
+            dtype: OutputDtype::Float32,
+            compression: Compression::Gzip,
+            preview: true,
+            preview_subjects: default_preview_subjects(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trial
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialTask {
+    #[default]
+    Detection,
+}
+
+/// Virtual clinical trial over the arms.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrialSpec {
+    #[serde(default)]
+    pub task: TrialTask,
+    /// Arms to compare (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arms: Option<Vec<String>>,
+    /// ROI edge length in mm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0, max = 500.0))]
+    pub roi_mm: Option<f64>,
+    /// Model observer: `npwmf`, `{cho: {channels: laguerre_gauss, n: 10}}` or `{external: {command: ...}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observer: Option<serde_json::Value>,
+    /// Bootstrap resamples for confidence intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1_000_000))]
+    pub bootstrap: Option<u32>,
+    /// Significance level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 0.5))]
+    pub alpha: Option<f64>,
+}

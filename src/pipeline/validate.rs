@@ -1,0 +1,515 @@
+//! Rules that span fields, checked on the typed pipeline after the schema pass, plus the
+//! resolution of arms (defaults merged in) into their typed form.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::error::Problem;
+use super::spec::*;
+use crate::anatomy::{self, Template};
+
+/// An arm with its defaults merged in and its modality-specific settings resolved.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Arm {
+    pub name: String,
+    pub protocol: Protocol,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "modality", rename_all = "snake_case")]
+pub enum Protocol {
+    /// The image is a property map of the tissue object.
+    None { property: PropertyMap, field_t: f64 },
+}
+
+impl Protocol {
+    pub fn modality(&self) -> &'static str {
+        match self {
+            Protocol::None { .. } => "none",
+        }
+    }
+}
+
+pub fn template_of(t: TemplateSpec) -> Template {
+    match t {
+        TemplateSpec::Thorax => Template::Thorax,
+        TemplateSpec::Abdomen => Template::Abdomen,
+        TemplateSpec::Head => Template::Head,
+        TemplateSpec::WaterCylinder => Template::WaterCylinder,
+        TemplateSpec::CtQa => Template::CtQa,
+    }
+}
+
+/// Largest grid one subject may have: beyond this a subject's working set (about 40 bytes a
+/// voxel across labels, tissue maps and images) exceeds several GiB.
+const MAX_VOXELS: u64 = 512 * 512 * 512;
+
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            pos: None,
+            message: message.into(),
+        });
+    }
+
+    /// Checks a distribution's form, and that every value it can take (after the implicit
+    /// truncation to `[lo, hi]`) is meaningful for the quantity it describes.
+    fn dist(&mut self, path: &str, d: &Dist, lo: f64, hi: f64, unit: &str) {
+        let s = match d {
+            Dist::Fixed(v) => {
+                if *v < lo || *v > hi {
+                    self.err(
+                        path,
+                        format!("{v} {unit} is outside the allowed range [{lo}, {hi}]"),
+                    );
+                }
+                return;
+            }
+            Dist::Spec(s) => s,
+        };
+        let families = [
+            s.fixed.is_some(),
+            s.uniform.is_some(),
+            s.normal.is_some(),
+            s.lognormal.is_some(),
+            s.poisson.is_some(),
+            s.categorical.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if families != 1 {
+            self.err(
+                path,
+                format!(
+                    "a distribution needs exactly one of `fixed`, `uniform`, `normal`, `lognormal`, `poisson`, `categorical` (found {families})"
+                ),
+            );
+            return;
+        }
+        let check_value = |me: &mut Self, sub: &str, v: f64| {
+            if v < lo || v > hi {
+                me.err(
+                    format!("{path}.{sub}"),
+                    format!("{v} {unit} is outside the allowed range [{lo}, {hi}]"),
+                );
+            }
+        };
+        if let Some(v) = s.fixed {
+            check_value(self, "fixed", v);
+        }
+        if let Some([a, b]) = s.uniform {
+            check_value(self, "uniform", a);
+            check_value(self, "uniform", b);
+            if a > b {
+                self.err(
+                    format!("{path}.uniform"),
+                    format!("low {a} is larger than high {b}"),
+                );
+            }
+        }
+        if let Some(n) = &s.normal {
+            check_value(self, "normal.mean", n.mean);
+        }
+        if let Some(l) = &s.lognormal {
+            if l.median <= 0.0 {
+                self.err(
+                    format!("{path}.lognormal.median"),
+                    "the median of a log-normal must be positive",
+                );
+            } else {
+                check_value(self, "lognormal.median", l.median);
+            }
+        }
+        if let Some(m) = s.poisson {
+            check_value(self, "poisson", m);
+        }
+        if let Some(c) = &s.categorical {
+            for (i, v) in c.values.iter().enumerate() {
+                check_value(self, &format!("categorical.values[{i}]"), *v);
+            }
+            if let Some(w) = &c.weights {
+                if w.len() != c.values.len() {
+                    self.err(
+                        format!("{path}.categorical.weights"),
+                        format!("{} weights for {} values", w.len(), c.values.len()),
+                    );
+                } else if w.iter().any(|x| *x < 0.0) || w.iter().sum::<f64>() <= 0.0 {
+                    self.err(
+                        format!("{path}.categorical.weights"),
+                        "weights must be non-negative with a positive sum",
+                    );
+                }
+            }
+        }
+        if let Some(v) = s.min {
+            check_value(self, "min", v);
+        }
+        if let Some(v) = s.max {
+            check_value(self, "max", v);
+        }
+        if let (Some(a), Some(b)) = (s.min, s.max) {
+            if a > b {
+                self.err(
+                    format!("{path}.min"),
+                    format!("min {a} is larger than max {b}"),
+                );
+            }
+        }
+        // A normal truncated far into its tail cannot be sampled by redrawing.
+        if let Some(n) = &s.normal {
+            let (a, b) = (
+                s.min.unwrap_or(f64::NEG_INFINITY),
+                s.max.unwrap_or(f64::INFINITY),
+            );
+            let sd = n.sd.max(1e-12);
+            if (a - n.mean) / sd > 6.0 || (n.mean - b) / sd > 6.0 {
+                self.err(
+                    path,
+                    format!(
+                        "the bounds [{a}, {b}] leave almost no probability for mean {} and sd {}",
+                        n.mean, n.sd
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Upper bound of the values a distribution can take (its max, or the largest explicit value).
+pub fn dist_upper(d: &Dist) -> f64 {
+    match d {
+        Dist::Fixed(v) => *v,
+        Dist::Spec(s) => {
+            if let Some(m) = s.max {
+                return m;
+            }
+            if let Some(v) = s.fixed {
+                return v;
+            }
+            if let Some([_, b]) = s.uniform {
+                return b;
+            }
+            if let Some(c) = &s.categorical {
+                return c.values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            }
+            if let Some(n) = &s.normal {
+                return n.mean + 3.0 * n.sd;
+            }
+            if let Some(l) = &s.lognormal {
+                return l.median * (3.0 * l.sigma).exp();
+            }
+            f64::INFINITY
+        }
+    }
+}
+
+/// Placeholders a prompt template may use.
+pub const PROMPT_FIELDS: [&str; 5] = ["age", "sex", "conditions", "template", "bmi"];
+
+/// All cross-field rules. `base_dir` resolves relative paths (the pipeline file's folder).
+pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
+
+    // --- cohort
+    let d = &p.cohort.demographics;
+    c.dist("cohort.demographics.age", &d.age, 0.0, 120.0, "years");
+    if let Some(h) = &d.height_cm {
+        c.dist("cohort.demographics.height_cm", h, 40.0, 250.0, "cm");
+    }
+    if let Some(w) = &d.weight_kg {
+        c.dist("cohort.demographics.weight_kg", w, 2.0, 400.0, "kg");
+    }
+    if let Some(b) = &d.bmi {
+        c.dist("cohort.demographics.bmi", b, 10.0, 80.0, "kg/m²");
+    }
+    if d.weight_kg.is_some() && d.bmi.is_some() {
+        c.err("cohort.demographics.bmi", "give either `weight_kg` or `bmi`, not both (one follows from the other and the height)");
+    }
+    let sum = d.sex.female + d.sex.male;
+    if (sum - 1.0).abs() > 1e-6 {
+        c.err(
+            "cohort.demographics.sex",
+            format!("female + male must be 1 (found {sum})"),
+        );
+    }
+
+    let template = template_of(p.anatomy.template);
+    let mut names = BTreeSet::new();
+    for (i, cond) in p.cohort.conditions.iter().enumerate() {
+        let path = format!("cohort.conditions[{i}]");
+        if !names.insert(cond.name.clone()) {
+            c.err(
+                format!("{path}.name"),
+                format!("condition `{}` is listed twice", cond.name),
+            );
+        }
+        match (cond.prevalence, cond.count) {
+            (Some(_), Some(_)) => c.err(&path, "give either `prevalence` or `count`, not both"),
+            (None, None) => c.err(&path, "needs `prevalence` (probability per subject) or `count` (exact number of subjects)"),
+            (None, Some(n)) if n > p.cohort.size => c.err(
+                format!("{path}.count"),
+                format!("{n} subjects with `{}` but the cohort has only {} (cohort.size)", cond.name, p.cohort.size),
+            ),
+            _ => {}
+        }
+        if let Some(les) = &cond.lesion {
+            let lp = format!("{path}.lesion");
+            c.dist(&format!("{lp}.count"), &les.count, 0.0, 50.0, "lesions");
+            c.dist(
+                &format!("{lp}.diameter_mm"),
+                &les.diameter_mm,
+                0.1,
+                300.0,
+                "mm",
+            );
+            if let Some(hu) = &les.hu {
+                c.dist(&format!("{lp}.hu"), hu, -1100.0, 3000.0, "HU");
+            }
+            if let Some(r) = &les.relaxation {
+                c.dist(&format!("{lp}.relaxation.pd"), &r.pd, 0.0, 1.5, "");
+                c.dist(
+                    &format!("{lp}.relaxation.t1_ms"),
+                    &r.t1_ms,
+                    1.0,
+                    10000.0,
+                    "ms",
+                );
+                c.dist(
+                    &format!("{lp}.relaxation.t2_ms"),
+                    &r.t2_ms,
+                    0.1,
+                    5000.0,
+                    "ms",
+                );
+            }
+            match anatomy::organ_group(&les.organ) {
+                None => c.err(format!("{lp}.organ"), format!("unknown organ `{}`; use a label name from `synthcohort labels {}` or a group (lung, kidney, brain)", les.organ, template_name(p.anatomy.template))),
+                Some(ids) => {
+                    if p.anatomy.source.is_none() {
+                        let present = anatomy::ontology::template_labels(template);
+                        if !ids.iter().any(|id| present.contains(id)) {
+                            c.err(format!("{lp}.organ"), format!("the `{}` template has no `{}`", template_name(p.anatomy.template), les.organ));
+                        } else if let Some(extent) = anatomy::organ_min_extent_mm(template, &les.organ) {
+                            let dmax = dist_upper(&les.diameter_mm);
+                            if dmax > 0.8 * extent {
+                                c.err(
+                                    format!("{lp}.diameter_mm"),
+                                    format!("lesions up to {dmax:.1} mm cannot fit inside `{}` (about {extent:.0} mm across at its narrowest); keep diameters below {:.0} mm", les.organ, 0.8 * extent),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // --- anatomy
+    let a = &p.anatomy;
+    for (ax, n) in a.size.iter().enumerate() {
+        if !(4..=1024).contains(n) {
+            c.err(
+                format!("anatomy.size[{ax}]"),
+                format!("{n} voxels; allowed 4 to 1024"),
+            );
+        }
+    }
+    for (ax, s) in a.spacing_mm.iter().enumerate() {
+        if !(*s >= 0.05 && *s <= 20.0) {
+            c.err(
+                format!("anatomy.spacing_mm[{ax}]"),
+                format!("{s} mm; allowed 0.05 to 20 mm"),
+            );
+        }
+    }
+    let voxels: u64 = a.size.iter().map(|&n| n as u64).product();
+    if voxels > MAX_VOXELS {
+        c.err(
+            "anatomy.size",
+            format!(
+                "{voxels} voxels per subject would need about {:.1} GiB of memory; the limit is {MAX_VOXELS} (512³)",
+                voxels as f64 * 40.0 / (1u64 << 30) as f64
+            ),
+        );
+    }
+    if let Some(src) = &a.source {
+        for (field, f) in [("file", &src.file), ("names", &src.names)] {
+            let path = base_dir.join(f);
+            if !path.is_file() {
+                c.err(
+                    format!("anatomy.source.{field}"),
+                    format!("file not found: {}", path.display()),
+                );
+            }
+        }
+    }
+
+    // --- generator
+    if p.generator.kind == GeneratorKind::LatentDiffusion {
+        c.err("generator.kind", "the latent diffusion generator is not part of this synthcohort build yet; use `kind: procedural`");
+    }
+    check_prompt(&mut c, &p.generator.prompt);
+
+    // --- acquisition
+    let mut arms = Vec::new();
+    let mut arm_names = BTreeSet::new();
+    if let Some(def) = &p.acquisition.defaults {
+        if def.name.is_some() {
+            c.err(
+                "acquisition.defaults.name",
+                "defaults apply to every arm, so they cannot carry a name",
+            );
+        }
+    }
+    for (i, raw) in p.acquisition.arms.iter().enumerate() {
+        let path = format!("acquisition.arms[{i}]");
+        let arm = merge(raw, p.acquisition.defaults.as_ref());
+        let Some(name) = arm.name.clone() else {
+            c.err(&path, "missing required field `name`");
+            continue;
+        };
+        if !arm_names.insert(name.clone()) {
+            c.err(
+                format!("{path}.name"),
+                format!("arm name `{name}` is used twice"),
+            );
+        }
+        let Some(modality) = arm.modality else {
+            c.err(
+                &path,
+                "missing `modality` (none, ct or mri), here or in `acquisition.defaults`",
+            );
+            continue;
+        };
+        let ct_fields = [
+            ("scanner", arm.scanner.is_some()),
+            ("kvp", arm.kvp.is_some()),
+            ("mas", arm.mas.is_some()),
+            ("kernel", arm.kernel.is_some()),
+        ];
+        let mri_fields = [
+            ("sequence", arm.sequence.is_some()),
+            ("tr_ms", arm.tr_ms.is_some()),
+            ("te_ms", arm.te_ms.is_some()),
+            ("ti_ms", arm.ti_ms.is_some()),
+            ("flip_deg", arm.flip_deg.is_some()),
+        ];
+        let foreign = |c: &mut Checker, fields: &[(&str, bool)], owner: &str| {
+            for (f, set) in fields {
+                if *set {
+                    c.err(
+                        format!("{path}.{f}"),
+                        format!(
+                            "`{f}` is a {owner} setting but arm `{name}` has modality {}",
+                            modality_name(modality)
+                        ),
+                    );
+                }
+            }
+        };
+        match modality {
+            Modality::None => {
+                foreign(&mut c, &ct_fields, "CT");
+                foreign(&mut c, &mri_fields, "MRI");
+                arms.push(Arm {
+                    name,
+                    protocol: Protocol::None {
+                        property: arm.property.unwrap_or_default(),
+                        field_t: arm.field_t.unwrap_or(3.0),
+                    },
+                });
+            }
+            Modality::Ct => {
+                foreign(&mut c, &mri_fields, "MRI");
+                c.err(format!("{path}.modality"), "the CT acquisition simulator is not part of this synthcohort build yet; use `modality: none` to write the HU object");
+            }
+            Modality::Mri => {
+                foreign(&mut c, &ct_fields, "CT");
+                c.err(format!("{path}.modality"), "the MRI acquisition simulator is not part of this synthcohort build yet; use `modality: none` with `property: t1`, `t2`, `pd` or `t2star`");
+            }
+        }
+    }
+
+    // --- trial
+    if let Some(t) = &p.trial {
+        if let Some(list) = &t.arms {
+            for (i, n) in list.iter().enumerate() {
+                if !arm_names.contains(n) {
+                    c.err(format!("trial.arms[{i}]"), format!("no arm named `{n}`"));
+                }
+            }
+        }
+        c.err("trial", "virtual-trial analysis is not part of this synthcohort build yet; remove the `trial` section");
+    }
+
+    (arms, c.problems)
+}
+
+fn check_prompt(c: &mut Checker, prompt: &str) {
+    let mut rest = prompt;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            c.err("generator.prompt", "unclosed `{` in the prompt template");
+            return;
+        };
+        let field = &after[..close];
+        if !PROMPT_FIELDS.contains(&field) {
+            c.err(
+                "generator.prompt",
+                format!(
+                    "unknown placeholder `{{{field}}}`; allowed: {}",
+                    PROMPT_FIELDS.map(|f| format!("{{{f}}}")).join(", ")
+                ),
+            );
+        }
+        rest = &after[close + 1..];
+    }
+}
+
+fn merge(arm: &ArmSpec, defaults: Option<&ArmSpec>) -> ArmSpec {
+    let Some(d) = defaults else {
+        return arm.clone();
+    };
+    ArmSpec {
+        name: arm.name.clone(),
+        modality: arm.modality.or(d.modality),
+        property: arm.property.or(d.property),
+        scanner: arm.scanner.clone().or_else(|| d.scanner.clone()),
+        kvp: arm.kvp.or(d.kvp),
+        mas: arm.mas.or(d.mas),
+        kernel: arm.kernel.or(d.kernel),
+        sequence: arm.sequence.or(d.sequence),
+        field_t: arm.field_t.or(d.field_t),
+        tr_ms: arm.tr_ms.or(d.tr_ms),
+        te_ms: arm.te_ms.or(d.te_ms),
+        ti_ms: arm.ti_ms.or(d.ti_ms),
+        flip_deg: arm.flip_deg.or(d.flip_deg),
+    }
+}
+
+fn modality_name(m: Modality) -> &'static str {
+    match m {
+        Modality::None => "none",
+        Modality::Ct => "ct",
+        Modality::Mri => "mri",
+    }
+}
+
+pub fn template_name(t: TemplateSpec) -> &'static str {
+    match t {
+        TemplateSpec::Thorax => "thorax",
+        TemplateSpec::Abdomen => "abdomen",
+        TemplateSpec::Head => "head",
+        TemplateSpec::WaterCylinder => "water_cylinder",
+        TemplateSpec::CtQa => "ct_qa",
+    }
+}
