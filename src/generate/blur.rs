@@ -18,8 +18,8 @@ pub fn kernel(sigma_vox: f64) -> Vec<f32> {
 /// Edges replicate the border voxel. Deterministic whatever the thread count (each output
 /// voxel is one fixed-order sum).
 pub fn gaussian(data: &mut Vec<f32>, grid: &Grid, sigma_mm: [f64; 3]) {
-    for axis in 0..3 {
-        let s = sigma_mm[axis] / grid.spacing_mm[axis];
+    for (axis, sd) in sigma_mm.iter().enumerate() {
+        let s = sd / grid.spacing_mm[axis];
         if s < 0.2 || grid.dims[axis] < 2 {
             continue;
         }
@@ -32,8 +32,8 @@ pub fn gaussian(data: &mut Vec<f32>, grid: &Grid, sigma_mm: [f64; 3]) {
 /// can rescale texture to unit SD.
 pub fn noise_gain(grid: &Grid, sigma_mm: [f64; 3]) -> f64 {
     let mut g = 1.0;
-    for axis in 0..3 {
-        let s = sigma_mm[axis] / grid.spacing_mm[axis];
+    for (axis, sd) in sigma_mm.iter().enumerate() {
+        let s = sd / grid.spacing_mm[axis];
         if s < 0.2 || grid.dims[axis] < 2 {
             continue;
         }
