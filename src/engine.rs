@@ -232,7 +232,10 @@ fn load_source(
     };
     let file = p.resolve_input(&src.file);
     let names_path = p.resolve_input(&src.names);
-    let vol = io::nifti::read_labels(&file)?;
+    let mut vol = io::nifti::read_labels(&file)?;
+    // Scanner coordinates put real scans anywhere in space; synthcohort grids are centred on
+    // the world origin, so the source is centred too (its spacing and orientation kept).
+    vol.grid = Grid::centered(vol.grid.dims, vol.grid.spacing_mm);
     let text = std::fs::read_to_string(&names_path)
         .map_err(|e| EngineError::Source(format!("cannot read {}: {e}", names_path.display())))?;
     let names =

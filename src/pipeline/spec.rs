@@ -314,7 +314,8 @@ fn yes() -> bool {
 }
 
 /// A real label map to import (NIfTI), with its class names (`id<TAB>name` per line).
-/// Relative paths are relative to the pipeline file.
+/// Relative paths are relative to the pipeline file. The map is centred on the pipeline
+/// grid and resampled to it (nearest neighbour); names map onto the ontology.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
