@@ -2,6 +2,7 @@
 //!
 //! Data flow (see DESIGN.md): pipeline → cohort → anatomy → generate → acquire → io.
 
+pub mod acquire;
 pub mod anatomy;
 pub mod cohort;
 pub mod engine;

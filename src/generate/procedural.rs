@@ -162,11 +162,14 @@ impl Generator for Procedural {
 
         let mut mri = Vec::new();
         for &field in &req.needs.mri_fields_t {
-            let props: Vec<[f32; 4]> = labels
+            let fat = tissue::tissue("fat");
+            let props: Vec<[f32; 5]> = labels
                 .par_iter()
                 .zip(tex.par_iter())
                 .map(|(&l, &n)| {
                     let l = l as usize;
+                    let is_fat = table.lesion[l].is_none()
+                        && table.tissue[l].is_some_and(|t| t.name == fat.name);
                     let (pd, t1, t2, t2s, rel) = match (table.lesion[l], table.tissue[l]) {
                         (Some(les), Some(host)) => {
                             // Lesions keep the host's reversible dephasing (T2′).
@@ -192,10 +195,11 @@ impl Generator for Procedural {
                         (t1 * f) as f32,
                         (t2 * f) as f32,
                         (t2s * f) as f32,
+                        if is_fat { 1.0 } else { 0.0 },
                     ]
                 })
                 .collect();
-            let mut maps: Vec<Vec<f32>> = (0..4)
+            let mut maps: Vec<Vec<f32>> = (0..5)
                 .map(|c| props.iter().map(|p| p[c]).collect())
                 .collect();
             for m in maps.iter_mut() {
@@ -208,6 +212,7 @@ impl Generator for Procedural {
                 t1_ms: it.next().unwrap_or_else(|| unreachable!()),
                 t2_ms: it.next().unwrap_or_else(|| unreachable!()),
                 t2star_ms: it.next().unwrap_or_else(|| unreachable!()),
+                fat_fraction: it.next().unwrap_or_else(|| unreachable!()),
             });
         }
         Ok(TissueObject { ct, mri })

@@ -19,6 +19,8 @@
 //! T2* = 1 / (1/T2 + 1/T2′). Texture SDs are within-tissue heterogeneity used by the
 //! procedural generator, chosen to resemble real CT texture at ~1–3 mm (not measured values).
 
+pub mod object;
+
 /// MRI properties at one field strength.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Relaxation {

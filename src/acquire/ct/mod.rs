@@ -1,0 +1,1 @@
+//! CT acquisition simulator (in progress).

@@ -1,0 +1,1 @@
+//! MRI acquisition simulator (in progress).

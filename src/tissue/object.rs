@@ -1,0 +1,43 @@
+//! The tissue object: the property maps a generator produces and the acquisition
+//! simulators image. Lives here (not in `generate`) so the simulators depend only on tissue.
+
+use crate::volume::Volume;
+
+/// MRI property maps at one field strength.
+#[derive(Clone, Debug)]
+pub struct MriMaps {
+    pub field_t: f64,
+    /// Proton density relative to CSF.
+    pub pd: Volume<f32>,
+    pub t1_ms: Volume<f32>,
+    pub t2_ms: Volume<f32>,
+    pub t2star_ms: Volume<f32>,
+    /// Fat fraction 0–1 (for the chemical shift of fat).
+    pub fat_fraction: Volume<f32>,
+}
+
+/// CT property maps.
+#[derive(Clone, Debug)]
+pub struct CtMaps {
+    /// Attenuation in HU at a 120 kVp-like effective energy.
+    pub hu: Volume<f32>,
+    /// Mass density, g/cm³.
+    pub density: Volume<f32>,
+    /// Index into [`CtMaps::materials`] per voxel (the dominant material; no blending).
+    pub material: Volume<u8>,
+    /// Material names (reference material table) indexed by `material`.
+    pub materials: Vec<&'static str>,
+}
+
+/// The subject's tissue object: every map the arms asked for, on the anatomy grid.
+#[derive(Clone, Debug)]
+pub struct TissueObject {
+    pub ct: Option<CtMaps>,
+    pub mri: Vec<MriMaps>,
+}
+
+impl TissueObject {
+    pub fn mri_at(&self, field_t: f64) -> Option<&MriMaps> {
+        self.mri.iter().find(|m| (m.field_t - field_t).abs() < 1e-9)
+    }
+}
