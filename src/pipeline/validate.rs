@@ -209,6 +209,18 @@ pub fn dist_upper(d: &Dist) -> f64 {
     }
 }
 
+/// Arm fields each modality accepts (besides `name` and `modality`).
+const CT_FIELDS: &[&str] = &[
+    "fov_mm", "matrix", "slice_mm", "noise", "scanner", "kvp", "mas", "filtration_mm_al", "filtration_mm_cu", "bowtie",
+    "views", "detector_cols", "detector_rows", "pixel_mm", "sid_mm", "sdd_mm", "scan_mode", "kernel",
+    "beam_hardening_correction", "electronic_noise",
+];
+const MRI_FIELDS: &[&str] = &[
+    "fov_mm", "matrix", "slice_mm", "noise", "sequence", "field_t", "tr_ms", "te_ms", "ti_ms", "flip_deg", "etl",
+    "readout", "nex", "coils", "combine", "partial_fourier", "undersampling", "bandwidth_hz_per_px", "snr", "artifacts",
+    "export_kspace",
+];
+
 /// Placeholders a prompt template may use.
 pub const PROMPT_FIELDS: [&str; 5] = ["age", "sex", "conditions", "template", "bmi"];
 
@@ -389,36 +401,33 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
             );
             continue;
         };
-        let ct_fields = [
-            ("scanner", arm.scanner.is_some()),
-            ("kvp", arm.kvp.is_some()),
-            ("mas", arm.mas.is_some()),
-            ("kernel", arm.kernel.is_some()),
-        ];
-        let mri_fields = [
-            ("sequence", arm.sequence.is_some()),
-            ("tr_ms", arm.tr_ms.is_some()),
-            ("te_ms", arm.te_ms.is_some()),
-            ("ti_ms", arm.ti_ms.is_some()),
-            ("flip_deg", arm.flip_deg.is_some()),
-        ];
-        let foreign = |c: &mut Checker, fields: &[(&str, bool)], owner: &str| {
-            for (f, set) in fields {
-                if *set {
-                    c.err(
-                        format!("{path}.{f}"),
-                        format!(
-                            "`{f}` is a {owner} setting but arm `{name}` has modality {}",
-                            modality_name(modality)
-                        ),
-                    );
-                }
-            }
+        // Fields that belong to another modality are errors, not silently ignored settings.
+        let set: Vec<String> = match serde_json::to_value(&arm) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
         };
+        let allowed: &[&str] = match modality {
+            Modality::None => &["property", "field_t"],
+            Modality::Ct => CT_FIELDS,
+            Modality::Mri => MRI_FIELDS,
+        };
+        for f in set.iter().filter(|f| !["name", "modality"].contains(&f.as_str()) && !allowed.contains(&f.as_str())) {
+            let owner = if CT_FIELDS.contains(&f.as_str()) && MRI_FIELDS.contains(&f.as_str()) {
+                "CT and MRI"
+            } else if CT_FIELDS.contains(&f.as_str()) {
+                "CT"
+            } else if MRI_FIELDS.contains(&f.as_str()) {
+                "MRI"
+            } else {
+                "`modality: none`"
+            };
+            c.err(
+                format!("{path}.{f}"),
+                format!("`{f}` is a {owner} setting but arm `{name}` has modality {}", modality_name(modality)),
+            );
+        }
         match modality {
             Modality::None => {
-                foreign(&mut c, &ct_fields, "CT");
-                foreign(&mut c, &mri_fields, "MRI");
                 arms.push(Arm {
                     name,
                     protocol: Protocol::None {
@@ -428,11 +437,9 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
                 });
             }
             Modality::Ct => {
-                foreign(&mut c, &mri_fields, "MRI");
                 c.err(format!("{path}.modality"), "the CT acquisition simulator is not part of this synthcohort build yet; use `modality: none` to write the HU object");
             }
             Modality::Mri => {
-                foreign(&mut c, &ct_fields, "CT");
                 c.err(format!("{path}.modality"), "the MRI acquisition simulator is not part of this synthcohort build yet; use `modality: none` with `property: t1`, `t2`, `pd` or `t2star`");
             }
         }
@@ -475,25 +482,18 @@ fn check_prompt(c: &mut Checker, prompt: &str) {
     }
 }
 
+/// Fills an arm's unset fields from `acquisition.defaults` (the arm's own fields win; nested
+/// objects such as `artifacts` are taken whole).
 fn merge(arm: &ArmSpec, defaults: Option<&ArmSpec>) -> ArmSpec {
-    let Some(d) = defaults else {
+    let Some(d) = defaults else { return arm.clone() };
+    let (Ok(serde_json::Value::Object(mut base)), Ok(serde_json::Value::Object(own))) =
+        (serde_json::to_value(d), serde_json::to_value(arm))
+    else {
         return arm.clone();
     };
-    ArmSpec {
-        name: arm.name.clone(),
-        modality: arm.modality.or(d.modality),
-        property: arm.property.or(d.property),
-        scanner: arm.scanner.clone().or_else(|| d.scanner.clone()),
-        kvp: arm.kvp.or(d.kvp),
-        mas: arm.mas.or(d.mas),
-        kernel: arm.kernel.or(d.kernel),
-        sequence: arm.sequence.or(d.sequence),
-        field_t: arm.field_t.or(d.field_t),
-        tr_ms: arm.tr_ms.or(d.tr_ms),
-        te_ms: arm.te_ms.or(d.te_ms),
-        ti_ms: arm.ti_ms.or(d.ti_ms),
-        flip_deg: arm.flip_deg.or(d.flip_deg),
-    }
+    base.remove("name");
+    base.extend(own);
+    serde_json::from_value(serde_json::Value::Object(base)).unwrap_or_else(|_| arm.clone())
 }
 
 fn modality_name(m: Modality) -> &'static str {
