@@ -46,7 +46,23 @@ pub enum Command {
         /// No progress bar or summary.
         #[arg(long, short = 'q')]
         quiet: bool,
+        /// Only shard K of N (subjects with index ≡ K mod N), e.g. `--shard 3/16`; join the
+        /// shards with `synthcohort merge`.
+        #[arg(long)]
+        shard: Option<engine::Shard>,
+        /// Run even when the memory or disk estimate exceeds what this machine has.
+        #[arg(long)]
+        force: bool,
     },
+    /// Join shard run folders (or the shards sharing OUT) into one verified run.
+    Merge {
+        /// The merged run folder (also the shards' folder when no SHARD_DIRS are given).
+        out: PathBuf,
+        /// Shard run folders to merge into OUT.
+        shard_dirs: Vec<PathBuf>,
+    },
+    /// Re-hash every file of a run folder; exit 1 when anything is missing, corrupt or extra.
+    Verify { outdir: PathBuf },
     /// Check a pipeline file and report every problem with its field path and line.
     Validate { pipeline: PathBuf },
     /// Print the pipeline JSON Schema.
@@ -187,6 +203,52 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Merge { out, shard_dirs } => match engine::merge(&out, &shard_dirs) {
+            Ok(m) => {
+                println!(
+                    "merged {} subjects from {} shard(s) into {} ({} files copied)",
+                    m.subjects,
+                    m.shards,
+                    out.display(),
+                    m.copied_files
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Verify { outdir } => match engine::verify(&outdir) {
+            Ok(r) => {
+                for (what, list) in [
+                    ("missing", &r.missing),
+                    ("corrupt", &r.corrupt),
+                    ("extra", &r.extra),
+                ] {
+                    for f in list {
+                        println!("{what}\t{f}");
+                    }
+                }
+                if r.ok() {
+                    println!("ok: {} files match their sha256", r.checked);
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!(
+                        "{} missing, {} corrupt, {} extra file(s) in {}",
+                        r.missing.len(),
+                        r.corrupt.len(),
+                        r.extra.len(),
+                        outdir.display()
+                    );
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Run {
             pipeline,
             out,
@@ -196,6 +258,8 @@ pub fn main() -> ExitCode {
             overwrite,
             dry_run,
             quiet,
+            shard,
+            force,
         } => {
             let p = match load(&pipeline) {
                 Ok(p) => p,
@@ -208,9 +272,11 @@ pub fn main() -> ExitCode {
                 resume,
                 overwrite,
                 quiet,
+                shard,
+                force,
             };
             if dry_run {
-                return match engine::estimate(&p, &opts) {
+                return match engine::check_resources(&p, &opts) {
                     Ok(est) => {
                         let a = &p.spec.anatomy;
                         println!("pipeline   {} (sha256 {})", p.spec.name, &p.sha256[..12]);
@@ -262,7 +328,8 @@ pub fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("error: {e}");
                     match e {
-                        engine::EngineError::EmptySelection { .. } => ExitCode::from(2),
+                        engine::EngineError::EmptySelection { .. }
+                        | engine::EngineError::Resources(_) => ExitCode::from(2),
                         _ => ExitCode::from(1),
                     }
                 }

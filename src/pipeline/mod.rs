@@ -27,6 +27,8 @@ pub struct Resolved {
     pub base_dir: PathBuf,
     /// sha256 of the pipeline file's bytes.
     pub sha256: String,
+    /// The pipeline file's bytes (kept with a run so shards can be merged and checked).
+    pub source: Vec<u8>,
 }
 
 impl Resolved {
@@ -120,5 +122,6 @@ pub fn parse(bytes: &[u8], file: &str, base_dir: &Path) -> Result<Resolved, Pipe
         arms,
         base_dir: base_dir.to_path_buf(),
         sha256: hex::encode(Sha256::digest(bytes)),
+        source: bytes.to_vec(),
     })
 }

@@ -627,7 +627,10 @@ pub struct ArtifactsSpec {
 pub struct ArmSpec {
     /// Arm identifier (letters, digits, `_`, `-`), used in file names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 48), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"))]
+    #[schemars(
+        length(min = 1, max = 48),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    )]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modality: Option<Modality>,

@@ -211,13 +211,48 @@ pub fn dist_upper(d: &Dist) -> f64 {
 
 /// Arm fields each modality accepts (besides `name` and `modality`).
 const CT_FIELDS: &[&str] = &[
-    "fov_mm", "matrix", "slice_mm", "noise", "scanner", "kvp", "mas", "filtration_mm_al", "filtration_mm_cu", "bowtie",
-    "views", "detector_cols", "detector_rows", "pixel_mm", "sid_mm", "sdd_mm", "scan_mode", "kernel",
-    "beam_hardening_correction", "electronic_noise",
+    "fov_mm",
+    "matrix",
+    "slice_mm",
+    "noise",
+    "scanner",
+    "kvp",
+    "mas",
+    "filtration_mm_al",
+    "filtration_mm_cu",
+    "bowtie",
+    "views",
+    "detector_cols",
+    "detector_rows",
+    "pixel_mm",
+    "sid_mm",
+    "sdd_mm",
+    "scan_mode",
+    "kernel",
+    "beam_hardening_correction",
+    "electronic_noise",
 ];
 const MRI_FIELDS: &[&str] = &[
-    "fov_mm", "matrix", "slice_mm", "noise", "sequence", "field_t", "tr_ms", "te_ms", "ti_ms", "flip_deg", "etl",
-    "readout", "nex", "coils", "combine", "partial_fourier", "undersampling", "bandwidth_hz_per_px", "snr", "artifacts",
+    "fov_mm",
+    "matrix",
+    "slice_mm",
+    "noise",
+    "sequence",
+    "field_t",
+    "tr_ms",
+    "te_ms",
+    "ti_ms",
+    "flip_deg",
+    "etl",
+    "readout",
+    "nex",
+    "coils",
+    "combine",
+    "partial_fourier",
+    "undersampling",
+    "bandwidth_hz_per_px",
+    "snr",
+    "artifacts",
     "export_kspace",
 ];
 
@@ -411,7 +446,9 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
             Modality::Ct => CT_FIELDS,
             Modality::Mri => MRI_FIELDS,
         };
-        for f in set.iter().filter(|f| !["name", "modality"].contains(&f.as_str()) && !allowed.contains(&f.as_str())) {
+        for f in set.iter().filter(|f| {
+            !["name", "modality"].contains(&f.as_str()) && !allowed.contains(&f.as_str())
+        }) {
             let owner = if CT_FIELDS.contains(&f.as_str()) && MRI_FIELDS.contains(&f.as_str()) {
                 "CT and MRI"
             } else if CT_FIELDS.contains(&f.as_str()) {
@@ -423,7 +460,10 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
             };
             c.err(
                 format!("{path}.{f}"),
-                format!("`{f}` is a {owner} setting but arm `{name}` has modality {}", modality_name(modality)),
+                format!(
+                    "`{f}` is a {owner} setting but arm `{name}` has modality {}",
+                    modality_name(modality)
+                ),
             );
         }
         match modality {
@@ -442,6 +482,20 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
             Modality::Mri => {
                 c.err(format!("{path}.modality"), "the MRI acquisition simulator is not part of this synthcohort build yet; use `modality: none` with `property: t1`, `t2`, `pd` or `t2star`");
             }
+        }
+    }
+
+    // --- outputs: a pipeline file may only name a folder below the working directory;
+    // anywhere else needs an explicit `--out` from the person running it.
+    if let Some(dir) = &p.outputs.dir {
+        let path = Path::new(dir);
+        if path.is_absolute() || dir.starts_with('~') {
+            c.err("outputs.dir", format!("`{dir}` is absolute; a pipeline names a folder relative to where it runs (use --out for anywhere else)"));
+        } else if path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            c.err("outputs.dir", format!("`{dir}` climbs out with `..`; a pipeline names a folder below where it runs (use --out for anywhere else)"));
         }
     }
 
@@ -485,7 +539,9 @@ fn check_prompt(c: &mut Checker, prompt: &str) {
 /// Fills an arm's unset fields from `acquisition.defaults` (the arm's own fields win; nested
 /// objects such as `artifacts` are taken whole).
 fn merge(arm: &ArmSpec, defaults: Option<&ArmSpec>) -> ArmSpec {
-    let Some(d) = defaults else { return arm.clone() };
+    let Some(d) = defaults else {
+        return arm.clone();
+    };
     let (Ok(serde_json::Value::Object(mut base)), Ok(serde_json::Value::Object(own))) =
         (serde_json::to_value(d), serde_json::to_value(arm))
     else {

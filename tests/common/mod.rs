@@ -36,7 +36,10 @@ pub fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         for e in std::fs::read_dir(d).unwrap().flatten() {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
-            if rel == "provenance.json" || rel.starts_with(".synthcohort") {
+            if rel == "provenance.json"
+                || rel.starts_with(".synthcohort")
+                || rel.starts_with("manifests")
+            {
                 continue;
             }
             if p.is_dir() {

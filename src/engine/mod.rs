@@ -1,0 +1,497 @@
+//! Runs a pipeline: plans the subjects, runs them in parallel (sample → anatomy → generate →
+//! acquire → write), then writes the run-level files (manifest, labels.json, dataset.json,
+//! provenance, preview). Owns the loop, the parallelism, the progress bar and every write.
+//!
+//! Crash safety: each file is written under a temporary name and renamed; a subject's
+//! manifest rows are written (atomically) only after all its files, to
+//! `.synthcohort/rows/<subject>.json`. `--resume` keeps subjects whose rows exist and whose
+//! files still hash to the recorded sha256, and redoes the rest. Run-level files are
+//! assembled from the row files, so a resumed run ends byte-identical to an uninterrupted one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::anatomy::{self, ontology, AnatomyParams, BodySize, LesionRequest};
+use crate::cohort::{self, CohortPlan, Subject};
+use crate::generate::{self, procedural::Procedural, Generator, LesionTissue, Needs, TissueObject};
+use crate::io::{self, manifest::LesionRow, manifest::ManifestRow, nifti::ImageDtype};
+use crate::pipeline::spec::{Compression, Layout, OutputDtype, PropertyMap};
+use crate::pipeline::{Protocol, Resolved};
+use crate::rng::{self, Stage};
+use crate::volume::{Grid, Volume};
+
+mod merge;
+mod outputs;
+mod state;
+mod subject;
+mod verify;
+
+pub use merge::{merge, MergeSummary};
+pub use verify::{verify, VerifyReport};
+
+pub use outputs::preview;
+use outputs::*;
+use state::*;
+use subject::*;
+pub use subject::{build_subject, SubjectData};
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Run folder (overrides `outputs.dir`).
+    pub out: Option<PathBuf>,
+    /// Subjects processed in parallel (0 = all cores).
+    pub jobs: usize,
+    /// Subject indices to produce (0-based, end exclusive); default all.
+    pub subjects: Option<Range<u64>>,
+    pub resume: bool,
+    /// Replace an earlier synthcohort run in the same folder.
+    pub overwrite: bool,
+    pub quiet: bool,
+    /// Only the subjects of this shard (index ≡ k mod n).
+    pub shard: Option<Shard>,
+    /// Run even when the resource estimate exceeds what the machine has.
+    pub force: bool,
+}
+
+/// Shard k of n: the subjects whose index ≡ k (mod n).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub k: u64,
+    pub n: u64,
+}
+
+impl Shard {
+    pub fn owns(&self, index: u64) -> bool {
+        index % self.n == self.k
+    }
+
+    /// The shard's own manifest, beside the run-level one.
+    pub fn manifest_name(&self) -> String {
+        format!("manifests/shard-{}-of-{}.parquet", self.k, self.n)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a shard: write K/N with 0 ≤ K < N, e.g. 3/16");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (u64, u64) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if n == 0 || k >= n {
+            return Err(bad());
+        }
+        Ok(Shard { k, n })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("output folder {} already holds files; pass --resume to continue that run, --overwrite to replace it, or --out to choose another folder", .0.display())]
+    OutputExists(PathBuf),
+    #[error("cannot --resume in {}: it was made from a different pipeline (sha256 {found}, this one {expected}); use a new --out", dir.display())]
+    ResumeMismatch {
+        dir: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("--subjects {start}..{end} selects no subject of a cohort of {size}")]
+    EmptySelection { start: u64, end: u64, size: u32 },
+    #[error("{}", render_failures(.0))]
+    Subjects(Vec<(String, String)>),
+    #[error("anatomy source: {0}")]
+    Source(String),
+    #[error(transparent)]
+    Io(#[from] io::IoError),
+    #[error("{0}")]
+    Resources(String),
+    #[error("cannot merge: {0}")]
+    Merge(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn render_failures(f: &[(String, String)]) -> String {
+    let mut s = format!("{} subject(s) failed:", f.len());
+    for (id, e) in f {
+        s.push_str(&format!("\n  {id}: {e}"));
+    }
+    s
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub out_dir: PathBuf,
+    pub generated: usize,
+    pub resumed: usize,
+    pub seconds: f64,
+}
+
+/// One subject's finished record: its manifest rows plus what labels.json needs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SubjectRecord {
+    index: u64,
+    rows: Vec<ManifestRow>,
+    lesion_ids: Vec<u16>,
+    /// Every file written for the subject (run-relative path, sha256).
+    files: Vec<(String, String)>,
+}
+
+const STATE_DIR: &str = ".synthcohort";
+/// Checksums of every output file, `sha256sum` format.
+pub const CHECKSUMS: &str = "files.sha256";
+
+/// The run folder a pipeline writes to, given the options.
+pub fn out_dir(p: &Resolved, opts: &RunOptions) -> PathBuf {
+    opts.out
+        .clone()
+        .or_else(|| p.spec.outputs.dir.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("out").join(&p.spec.name))
+}
+
+/// The subject indices a run covers.
+pub fn selection(p: &Resolved, opts: &RunOptions) -> Result<Range<u64>, EngineError> {
+    let size = p.spec.cohort.size as u64;
+    let r = opts.subjects.clone().unwrap_or(0..size);
+    let sel = r.start.min(size)..r.end.min(size);
+    if sel.is_empty() {
+        return Err(EngineError::EmptySelection {
+            start: r.start,
+            end: r.end,
+            size: p.spec.cohort.size,
+        });
+    }
+    Ok(sel)
+}
+
+/// Rough resource needs of a run, for `--dry-run`.
+#[derive(Clone, Debug)]
+pub struct Estimate {
+    pub subjects: u64,
+    pub voxels_per_subject: u64,
+    pub peak_memory_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+pub fn estimate(p: &Resolved, opts: &RunOptions) -> Result<Estimate, EngineError> {
+    let sel = selection(p, opts)?;
+    let n = sel.end - sel.start;
+    let vox: u64 = p.spec.anatomy.size.iter().map(|&d| d as u64).product();
+    let needs = needs(p);
+    // labels (2) + texture and a blur buffer (8) + CT maps (9) + 16 per MRI field + image (4).
+    let per_voxel = 2 + 8 + if needs.ct { 9 } else { 0 } + 16 * needs.mri_fields_t.len() as u64 + 4;
+    let jobs = jobs(opts) as u64;
+    let arms = p.arms.len() as u64;
+    // Compressed synthetic images run ~2–3 bytes a voxel in float32, labels far less.
+    let bytes_img = if p.spec.outputs.dtype == OutputDtype::Int16 {
+        1
+    } else {
+        3
+    };
+    let nnunet = if p.spec.outputs.layout == Layout::Nnunet {
+        2
+    } else {
+        1
+    };
+    Ok(Estimate {
+        subjects: n,
+        voxels_per_subject: vox,
+        peak_memory_bytes: vox * per_voxel * jobs.min(n) + (64 << 20),
+        disk_bytes: n * nnunet * (vox * bytes_img * arms + vox / 4),
+    })
+}
+
+/// Memory the system can still give (MemAvailable), in bytes; None where unknown.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Free disk space (bytes) for unprivileged writes at `path` or its nearest existing ancestor.
+fn available_disk(path: &Path) -> Option<u64> {
+    let mut p = std::path::absolute(path).ok()?;
+    while !p.exists() {
+        p = p.parent()?.to_path_buf();
+    }
+    let c = std::ffi::CString::new(p.to_string_lossy().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the zeroed struct for a valid NUL-terminated path and touches nothing else.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Refuses a run whose estimated peak memory or disk exceeds what this machine has.
+pub fn check_resources(p: &Resolved, opts: &RunOptions) -> Result<Estimate, EngineError> {
+    let est = estimate(p, opts)?;
+    if opts.force {
+        return Ok(est);
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    if let Some(mem) = available_memory() {
+        if est.peak_memory_bytes > mem {
+            return Err(EngineError::Resources(format!(
+                "anatomy.size: this run needs about {:.1} GiB of memory at peak ({} voxels per subject × {} parallel subject(s)) but {:.1} GiB are available; lower --jobs or the grid, or pass --force",
+                gib(est.peak_memory_bytes),
+                est.voxels_per_subject,
+                jobs(opts).min(est.subjects as usize),
+                gib(mem)
+            )));
+        }
+    }
+    if let Some(disk) = available_disk(&out_dir(p, opts)) {
+        if est.disk_bytes > disk {
+            return Err(EngineError::Resources(format!(
+                "outputs.dir: this run writes about {:.1} GiB but {:.1} GiB are free there; choose another --out or pass --force",
+                gib(est.disk_bytes),
+                gib(disk)
+            )));
+        }
+    }
+    Ok(est)
+}
+
+fn jobs(opts: &RunOptions) -> usize {
+    if opts.jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.jobs
+    }
+}
+
+/// The maps the arms need from the tissue object.
+pub fn needs(p: &Resolved) -> Needs {
+    let mut n = Needs::default();
+    for arm in &p.arms {
+        match &arm.protocol {
+            Protocol::None {
+                property: PropertyMap::Hu,
+                ..
+            } => n.ct = true,
+            Protocol::None { field_t, .. } => {
+                if !n.mri_fields_t.contains(field_t) {
+                    n.mri_fields_t.push(*field_t);
+                }
+            }
+        }
+    }
+    n
+}
+
+fn generator(p: &Resolved) -> Box<dyn Generator> {
+    let g = &p.spec.generator;
+    Box::new(Procedural {
+        texture_mm: g.texture_mm,
+        texture_strength: g.texture_strength,
+        partial_volume_mm: g.partial_volume_mm,
+    })
+}
+
+fn extension(p: &Resolved) -> &'static str {
+    match p.spec.outputs.compression {
+        Compression::Gzip => ".nii.gz",
+        Compression::None => ".nii",
+    }
+}
+
+fn descrip() -> String {
+    format!("synthcohort {}", crate::VERSION)
+}
+
+/// Everything a subject needs that is shared by all subjects of a run.
+struct Shared<'a> {
+    p: &'a Resolved,
+    plan: CohortPlan,
+    grid: Grid,
+    base: Option<Volume<u16>>,
+    generator: Box<dyn Generator>,
+    needs: Needs,
+    dir: PathBuf,
+    timings: Mutex<BTreeMap<&'static str, f64>>,
+}
+
+impl Shared<'_> {
+    fn time<T>(&self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        let dt = t.elapsed().as_secs_f64();
+        if let Ok(mut m) = self.timings.lock() {
+            *m.entry(stage).or_insert(0.0) += dt;
+        }
+        out
+    }
+}
+
+/// Loads and maps an imported label map (anatomy.source) onto the pipeline grid.
+fn load_source(
+    p: &Resolved,
+    grid: &Grid,
+) -> Result<Option<(Volume<u16>, anatomy::import::ImportReport)>, EngineError> {
+    let Some(src) = &p.spec.anatomy.source else {
+        return Ok(None);
+    };
+    let file = p.resolve_input(&src.file);
+    let names_path = p.resolve_input(&src.names);
+    let mut vol = io::nifti::read_labels(&file)?;
+    // Scanner coordinates put real scans anywhere in space; synthcohort grids are centred on
+    // the world origin, so the source is centred too (its spacing and orientation kept).
+    vol.grid = Grid::centered(vol.grid.dims, vol.grid.spacing_mm);
+    let text = std::fs::read_to_string(&names_path)
+        .map_err(|e| EngineError::Source(format!("cannot read {}: {e}", names_path.display())))?;
+    let names =
+        anatomy::import::parse_names_file(&text).map_err(|e| EngineError::Source(e.to_string()))?;
+    let (mapped, report) = anatomy::import::import_labels(&vol, &names, grid);
+    Ok(Some((mapped, report)))
+}
+
+/// Runs the pipeline. Progress goes to stderr unless `quiet`.
+pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
+    let start = Instant::now();
+    let sel = selection(p, opts)?;
+    check_resources(p, opts)?;
+    let dir = out_dir(p, opts);
+    let state = dir.join(STATE_DIR);
+    prepare_dir(p, &dir, opts)?;
+    write_state(p, &dir, opts, &sel)?;
+
+    let a = &p.spec.anatomy;
+    let grid = Grid::centered(a.size.map(|d| d as usize), a.spacing_mm);
+    let mut import_note = None;
+    let base = match load_source(p, &grid)? {
+        Some((v, report)) => {
+            if !report.unmapped.is_empty() {
+                let names: Vec<String> = report
+                    .unmapped
+                    .iter()
+                    .map(|(id, n)| format!("{id} {n}"))
+                    .collect();
+                import_note = Some(names.clone());
+                if !opts.quiet {
+                    eprintln!(
+                        "note: {} source label(s) have no synthcohort name and become background: {}",
+                        names.len(),
+                        names.join(", ")
+                    );
+                }
+            }
+            Some(v)
+        }
+        None => None,
+    };
+
+    let shared = Shared {
+        p,
+        plan: CohortPlan::new(&p.spec),
+        grid,
+        base,
+        generator: generator(p),
+        needs: needs(p),
+        dir: dir.clone(),
+        timings: Mutex::new(BTreeMap::new()),
+    };
+
+    // Which subjects are already complete (resume)?
+    let mut done = BTreeSet::new();
+    if opts.resume {
+        for idx in sel
+            .clone()
+            .filter(|i| opts.shard.is_none_or(|sh| sh.owns(*i)))
+        {
+            if let Some(rec) = read_record(&state, &cohort::subject_id(idx, p.spec.cohort.size)) {
+                if record_verified(&dir, &rec) {
+                    done.insert(idx);
+                }
+            }
+        }
+        clean_temporaries(&dir);
+    }
+    let todo: Vec<u64> = sel
+        .clone()
+        .filter(|i| opts.shard.is_none_or(|sh| sh.owns(*i)) && !done.contains(i))
+        .collect();
+
+    let bar = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b =
+            ProgressBar::with_draw_target(Some(todo.len() as u64), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} subjects  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        b
+    };
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs(opts))
+        .build()
+        .map_err(|e| EngineError::Other(format!("cannot start worker threads: {e}")))?;
+    let failures: Vec<(String, String)> = pool.install(|| {
+        todo.par_iter()
+            .filter_map(|&idx| {
+                let out = run_subject(&shared, idx);
+                bar.inc(1);
+                out.err()
+                    .map(|e| (cohort::subject_id(idx, p.spec.cohort.size), e))
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    if !failures.is_empty() {
+        return Err(EngineError::Subjects(failures));
+    }
+
+    let timings = shared.timings.lock().map(|m| m.clone()).unwrap_or_default();
+    let facts = serde_json::json!({
+        "selection": {"start": sel.start, "end": sel.end, "shard": opts.shard},
+        "jobs": jobs(opts),
+        "resumed": opts.resume,
+        "anatomy_source_unmapped": import_note,
+        "grid": shared.grid,
+        "seconds": {"total_wall": start.elapsed().as_secs_f64(), "stages_cpu": timings},
+    });
+    match opts.shard {
+        // A shard writes only its own manifest; `synthcohort merge` writes the run-level files.
+        Some(sh) => {
+            let rows: Vec<ManifestRow> = read_records(&dir)?
+                .into_iter()
+                .filter(|r| sh.owns(r.index))
+                .flat_map(|r| r.rows)
+                .collect();
+            io::atomic::write_atomic(
+                &dir.join(sh.manifest_name()),
+                &io::manifest::encode_manifest(&rows)?,
+            )?;
+        }
+        None => {
+            let f = Finish {
+                p,
+                base: shared.base.as_ref(),
+                generator: shared.generator.name(),
+                provenance: facts,
+            };
+            finish_run(&f, &dir)?;
+        }
+    }
+    Ok(RunSummary {
+        out_dir: dir,
+        generated: todo.len(),
+        resumed: done.len(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
