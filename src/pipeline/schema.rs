@@ -198,6 +198,26 @@ fn explain(e: &ValidationError, out: &mut Vec<(String, String)>) {
                 ),
             ));
         }
+        ValidationErrorKind::MaxLength { limit } => {
+            out.push((
+                path,
+                format!(
+                    "{} is longer than {limit} characters",
+                    describe(e.instance())
+                ),
+            ));
+        }
+        ValidationErrorKind::MinLength { limit } => {
+            let unit = if *limit == 1 {
+                "character"
+            } else {
+                "characters"
+            };
+            out.push((
+                path,
+                format!("{} is shorter than {limit} {unit}", describe(e.instance())),
+            ));
+        }
         ValidationErrorKind::Pattern { .. } => {
             out.push((
                 path,
