@@ -11,6 +11,7 @@ pub mod io;
 pub mod pipeline;
 pub mod rng;
 pub mod tissue;
+pub mod trial;
 pub mod volume;
 
 /// The crate version, recorded in every output header, manifest row and provenance file.

@@ -206,3 +206,45 @@ fn runs_that_cannot_fit_are_refused_before_any_work() {
     ]);
     assert_eq!(dry.status.code(), Some(2));
 }
+
+#[test]
+fn malformed_source_label_maps_are_rejected_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::repo("tests/pipelines/import_ts.yaml")).unwrap();
+    let names = common::repo("tests/data/ts_total_classes.txt");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage.nii.gz", b"definitely not a NIfTI file".to_vec()),
+        (
+            "truncated.nii.gz",
+            std::fs::read(common::repo("tests/data/ts_ct_torso_3mm_seg_total.nii.gz")).unwrap()
+                [..5000]
+                .to_vec(),
+        ),
+        ("empty.nii", Vec::new()),
+    ];
+    for (name, bytes) in cases {
+        let src = tmp.path().join(name);
+        std::fs::write(&src, bytes).unwrap();
+        let p = tmp.path().join(format!("{name}.yaml"));
+        let t = text
+            .replace(
+                "../data/ts_ct_torso_3mm_seg_total.nii.gz",
+                src.to_str().unwrap(),
+            )
+            .replace("../data/ts_total_classes.txt", names.to_str().unwrap());
+        std::fs::write(&p, t).unwrap();
+        let out = tmp.path().join(format!("out-{name}"));
+        let o = common::run(&[
+            "run",
+            p.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains("anatomy.source.file"), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert!(!out.exists(), "{name}: output folder created");
+    }
+}

@@ -329,7 +329,8 @@ pub fn main() -> ExitCode {
                     eprintln!("error: {e}");
                     match e {
                         engine::EngineError::EmptySelection { .. }
-                        | engine::EngineError::Resources(_) => ExitCode::from(2),
+                        | engine::EngineError::Resources(_)
+                        | engine::EngineError::Source(_) => ExitCode::from(2),
                         _ => ExitCode::from(1),
                     }
                 }

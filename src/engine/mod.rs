@@ -109,7 +109,7 @@ pub enum EngineError {
     EmptySelection { start: u64, end: u64, size: u32 },
     #[error("{}", render_failures(.0))]
     Subjects(Vec<(String, String)>),
-    #[error("anatomy source: {0}")]
+    #[error("{0}")]
     Source(String),
     #[error(transparent)]
     Io(#[from] io::IoError),
@@ -344,14 +344,23 @@ fn load_source(
     };
     let file = p.resolve_input(&src.file);
     let names_path = p.resolve_input(&src.names);
-    let mut vol = io::nifti::read_labels(&file)?;
+    let mut vol = io::nifti::read_labels(&file)
+        .map_err(|e| EngineError::Source(format!("anatomy.source.file: {e}")))?;
     // Scanner coordinates put real scans anywhere in space; synthcohort grids are centred on
     // the world origin, so the source is centred too (its spacing and orientation kept).
     vol.grid = Grid::centered(vol.grid.dims, vol.grid.spacing_mm);
-    let text = std::fs::read_to_string(&names_path)
-        .map_err(|e| EngineError::Source(format!("cannot read {}: {e}", names_path.display())))?;
-    let names =
-        anatomy::import::parse_names_file(&text).map_err(|e| EngineError::Source(e.to_string()))?;
+    let text = std::fs::read_to_string(&names_path).map_err(|e| {
+        EngineError::Source(format!(
+            "anatomy.source.names: cannot read {}: {e}",
+            names_path.display()
+        ))
+    })?;
+    let names = anatomy::import::parse_names_file(&text).map_err(|e| {
+        EngineError::Source(format!(
+            "anatomy.source.names: {}: {e}",
+            names_path.display()
+        ))
+    })?;
     let (mapped, report) = anatomy::import::import_labels(&vol, &names, grid);
     Ok(Some((mapped, report)))
 }
@@ -363,8 +372,6 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
     check_resources(p, opts)?;
     let dir = out_dir(p, opts);
     let state = dir.join(STATE_DIR);
-    prepare_dir(p, &dir, opts)?;
-    write_state(p, &dir, opts, &sel)?;
 
     let a = &p.spec.anatomy;
     let grid = Grid::centered(a.size.map(|d| d as usize), a.spacing_mm);
@@ -390,6 +397,10 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
         }
         None => None,
     };
+
+    // Inputs are read before anything is written: a bad source leaves no output folder.
+    prepare_dir(p, &dir, opts)?;
+    write_state(p, &dir, opts, &sel)?;
 
     let shared = Shared {
         p,

@@ -1,0 +1,1 @@
+//! Virtual clinical trial statistics (in progress).
