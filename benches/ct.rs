@@ -1,0 +1,76 @@
+//! CT simulator benchmarks: parallel-beam projection and FBP of a 256² Shepp–Logan phantom
+//! (360 views over 180°), and one 256×256×128 volume through a 360-view cone scan with a
+//! 900×64 detector (timed once, not by criterion, to keep the run moderate; prints seconds
+//! and rays·samples per second).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use synthcohort::acquire::ct::phantom::{rasterize_ellipses, SHEPP_LOGAN};
+use synthcohort::acquire::ct::{
+    fbp_parallel, fdk, project_cone, project_parallel, ConeGeometry, Kernel, ParallelGeometry,
+    Plane,
+};
+use synthcohort::volume::Grid;
+
+fn parallel(c: &mut Criterion) {
+    let n = 256;
+    let plane = Plane::centered(n, n, [2.0 / n as f64; 2]);
+    let img = rasterize_ellipses(SHEPP_LOGAN, &plane, 4);
+    let geo = ParallelGeometry::half_turn(360, 363, 2.0 / n as f64);
+    let sino = project_parallel(&img, &plane, &geo);
+    let mut g = c.benchmark_group("ct_parallel_256_360");
+    g.sample_size(10);
+    g.bench_function("project", |b| {
+        b.iter(|| black_box(project_parallel(&img, &plane, &geo)))
+    });
+    g.bench_function("fbp_ramp", |b| {
+        b.iter(|| black_box(fbp_parallel(&sino, &geo, &plane, Kernel::Ramp)))
+    });
+    g.finish();
+}
+
+fn cone(_c: &mut Criterion) {
+    // A 256×256×128 ellipsoid-filled volume (1 mm × 1 mm × 2 mm voxels), generic64-like
+    // geometry: SID 541 mm, 900×64 detector at 0.57 mm (isocentre), 360 views.
+    let grid = Grid::centered([256, 256, 128], [1.0, 1.0, 2.0]);
+    let mut vol = vec![[0.0f32; 1]; grid.len()];
+    for (idx, v) in vol.iter_mut().enumerate() {
+        let [i, j, k] = grid.ijk(idx);
+        let w = grid.world(i, j, k);
+        if (w[0] / 110.0).powi(2) + (w[1] / 90.0).powi(2) + (w[2] / 120.0).powi(2) < 1.0 {
+            v[0] = 1.0;
+        }
+    }
+    let geo = ConeGeometry {
+        views: 360,
+        sid_mm: 541.0,
+        cols: 900,
+        rows: 64,
+        pixel_mm: 0.57,
+        z_mm: 0.0,
+    };
+    let t0 = Instant::now();
+    let (proj, samples) = project_cone(&vol, &grid, &geo);
+    let tp = t0.elapsed().as_secs_f64();
+    let rays = (geo.views * geo.rows * geo.cols) as f64;
+    eprintln!(
+        "cone projection 256×256×128, 360 views, 900×64: {tp:.2} s, {:.3e} rays/s, {:.3e} samples/s ({} threads)",
+        rays / tp,
+        samples as f64 / tp,
+        rayon::current_num_threads()
+    );
+    let plane = Plane::centered(256, 256, [1.0, 1.0]);
+    let zs: Vec<f64> = (0..16).map(|k| -15.0 + 2.0 * k as f64).collect();
+    let sino: Vec<f32> = proj.iter().map(|v| v[0]).collect();
+    let t1 = Instant::now();
+    black_box(fdk(&sino, &geo, &plane, &zs, Kernel::Standard));
+    eprintln!(
+        "FDK 256²×16 slices from 360×64×900: {:.2} s",
+        t1.elapsed().as_secs_f64()
+    );
+}
+
+criterion_group!(benches, parallel, cone);
+criterion_main!(benches);
