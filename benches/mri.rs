@@ -1,0 +1,123 @@
+//! MRI simulator: our equivalents of TorchIO's RandomMotion, RandomGhosting, RandomSpike,
+//! RandomBiasField and RandomNoise on a 1×128³ image, and the full 256×256×128 spin-echo
+//! acquisition with 8 coils, noise and motion. Peers: `benches/peers/mri_peers.py`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+
+use synthcohort::acquire::mri::{self, artifacts, Motion, MriProtocol, Sequence};
+use synthcohort::tissue::{object::MriMaps, tissue};
+use synthcohort::volume::{Grid, Volume};
+
+/// Head-like ellipsoid phantom: tissue name at a world point (mm).
+fn head(p: [f64; 3]) -> &'static str {
+    let e = |a: f64, b: f64, c: f64, dx: f64| {
+        ((p[0] - dx) / a).powi(2) + (p[1] / b).powi(2) + (p[2] / c).powi(2)
+    };
+    if e(90.0, 110.0, 70.0, 0.0) > 1.0 {
+        "air"
+    } else if e(84.0, 104.0, 66.0, 0.0) > 1.0 {
+        "fat"
+    } else if e(80.0, 100.0, 62.0, 0.0) > 1.0 {
+        "cortical_bone"
+    } else if e(76.0, 96.0, 58.0, 0.0) > 1.0
+        || e(8.0, 30.0, 15.0, 12.0) <= 1.0
+        || e(8.0, 30.0, 15.0, -12.0) <= 1.0
+    {
+        "csf"
+    } else if e(60.0, 80.0, 45.0, 0.0) > 1.0 {
+        "grey_matter"
+    } else {
+        "white_matter"
+    }
+}
+
+fn maps(dims: [usize; 3], spacing: [f64; 3]) -> MriMaps {
+    let g = Grid::centered(dims, spacing);
+    let n = g.len();
+    let mut v: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0f32; n]);
+    #[allow(clippy::needless_range_loop)] // five parallel output arrays indexed together
+    for idx in 0..n {
+        let [i, j, k] = g.ijk(idx);
+        let name = head(g.world(i, j, k));
+        let r = tissue(name).mri_3t;
+        v[0][idx] = r.pd as f32;
+        v[1][idx] = r.t1_ms as f32;
+        v[2][idx] = r.t2_ms as f32;
+        v[3][idx] = r.t2star_ms as f32;
+        v[4][idx] = (name == "fat") as u8 as f32;
+    }
+    let [pd, t1_ms, t2_ms, t2star_ms, fat_fraction] = v.map(|d| Volume::from_vec(g.clone(), d));
+    MriMaps {
+        field_t: 3.0,
+        pd,
+        t1_ms,
+        t2_ms,
+        t2star_ms,
+        fat_fraction,
+    }
+}
+
+fn transforms_128(c: &mut Criterion) {
+    let m = maps([128, 128, 128], [2.0; 3]);
+    let vol = Volume::from_vec(
+        m.pd.grid.clone(),
+        (0..m.pd.data.len())
+            .map(|i| {
+                mri::signal::spin_echo(
+                    m.pd.data[i] as f64,
+                    m.t1_ms.data[i] as f64,
+                    m.t2_ms.data[i] as f64,
+                    4000.0,
+                    90.0,
+                ) as f32
+            })
+            .collect(),
+    );
+    let motion = Motion {
+        translation_mm: [5.0, -4.0, 3.0],
+        rotation_deg: [4.0, -3.0, 6.0],
+        fraction_of_lines: 0.5,
+    };
+    let mut g = c.benchmark_group("mri_transforms_128cubed");
+    g.sample_size(10);
+    g.bench_function("motion", |b| {
+        b.iter(|| black_box(artifacts::apply_motion(&vol, &motion)))
+    });
+    g.bench_function("ghosting", |b| {
+        b.iter(|| black_box(artifacts::apply_ghosting(&vol, 0.15)))
+    });
+    g.bench_function("spike", |b| {
+        b.iter(|| black_box(artifacts::apply_spike(&vol, 0.5, 1)))
+    });
+    g.bench_function("bias_field", |b| {
+        b.iter(|| black_box(artifacts::apply_bias_field(&vol, 0.4, 1)))
+    });
+    g.bench_function("rician_noise", |b| {
+        b.iter(|| black_box(artifacts::apply_rician_noise(&vol, 0.05, 1)))
+    });
+    g.finish();
+}
+
+fn full_256(c: &mut Criterion) {
+    let m = maps([256, 256, 128], [1.0; 3]);
+    let mut p = MriProtocol::default_for(Sequence::SpinEcho, 3.0);
+    p.matrix = [256, 256];
+    p.fov_mm = [256.0, 256.0];
+    p.slice_mm = 1.0;
+    p.coils = 8;
+    p.artifacts.motion = Some(Motion {
+        translation_mm: [3.0, -2.0, 1.0],
+        rotation_deg: [0.0, 0.0, 4.0],
+        fraction_of_lines: 0.4,
+    });
+    let mut g = c.benchmark_group("mri_acquire");
+    g.sample_size(10);
+    g.bench_function("se_256x256x128_8coils_noise_motion", |b| {
+        b.iter(|| black_box(mri::acquire(&m, &p, 1).expect("acquires")))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, transforms_128, full_256);
+criterion_main!(benches);

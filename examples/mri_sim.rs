@@ -1,0 +1,147 @@
+//! MRI simulator timings for the peer comparison (`benches/peers/mri_peers.py`).
+//!
+//!   mri_sim --out DIR   writes the inputs the peers use: `vol128.f32` (a 128³ head-like
+//!                       magnitude image, x fastest) and `pd.f32`, `t1.f32`, `t2.f32`
+//!                       (256×256×128 maps at 3 T), and prints their shapes as JSON
+//!   mri_sim             times our equivalents of TorchIO's RandomMotion, RandomGhosting,
+//!                       RandomSpike, RandomBiasField, RandomNoise on the 128³ image, and the
+//!                       full 256×256×128 spin-echo simulation with 8 coils, noise and motion;
+//!                       prints seconds as JSON (one warm-up run of each first)
+use std::time::Instant;
+
+use synthcohort::acquire::mri::{self, artifacts, Motion, MriProtocol, Sequence};
+use synthcohort::tissue::{object::MriMaps, tissue};
+use synthcohort::volume::{Grid, Volume};
+
+/// Tissue name at a point of a head-like phantom (ellipsoids; semi-axes in mm).
+fn head(p: [f64; 3]) -> &'static str {
+    let e = |a: f64, b: f64, c: f64, dx: f64| {
+        ((p[0] - dx) / a).powi(2) + (p[1] / b).powi(2) + (p[2] / c).powi(2)
+    };
+    if e(90.0, 110.0, 70.0, 0.0) > 1.0 {
+        "air"
+    } else if e(84.0, 104.0, 66.0, 0.0) > 1.0 {
+        "fat"
+    } else if e(80.0, 100.0, 62.0, 0.0) > 1.0 {
+        "cortical_bone"
+    } else if e(76.0, 96.0, 58.0, 0.0) > 1.0
+        || e(8.0, 30.0, 15.0, 12.0) <= 1.0
+        || e(8.0, 30.0, 15.0, -12.0) <= 1.0
+    {
+        "csf"
+    } else if e(60.0, 80.0, 45.0, 0.0) > 1.0 {
+        "grey_matter"
+    } else {
+        "white_matter"
+    }
+}
+
+fn maps(dims: [usize; 3], spacing: [f64; 3]) -> MriMaps {
+    let g = Grid::centered(dims, spacing);
+    let n = g.len();
+    let mut v: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0f32; n]);
+    #[allow(clippy::needless_range_loop)] // five parallel output arrays indexed together
+    for idx in 0..n {
+        let [i, j, k] = g.ijk(idx);
+        let name = head(g.world(i, j, k));
+        let r = tissue(name).mri_3t;
+        v[0][idx] = r.pd as f32;
+        v[1][idx] = r.t1_ms as f32;
+        v[2][idx] = r.t2_ms as f32;
+        v[3][idx] = r.t2star_ms as f32;
+        v[4][idx] = (name == "fat") as u8 as f32;
+    }
+    let [pd, t1_ms, t2_ms, t2star_ms, fat_fraction] = v.map(|d| Volume::from_vec(g.clone(), d));
+    MriMaps {
+        field_t: 3.0,
+        pd,
+        t1_ms,
+        t2_ms,
+        t2star_ms,
+        fat_fraction,
+    }
+}
+
+fn write_f32(path: &std::path::Path, data: &[f32]) {
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).expect("writes input file");
+}
+
+fn image128() -> Volume<f32> {
+    // A T2-weighted-looking magnitude image of the phantom at 2 mm.
+    let m = maps([128, 128, 128], [2.0; 3]);
+    let mut data = vec![0f32; m.pd.data.len()];
+    for (i, d) in data.iter_mut().enumerate() {
+        *d = mri::signal::spin_echo(
+            m.pd.data[i] as f64,
+            m.t1_ms.data[i] as f64,
+            m.t2_ms.data[i] as f64,
+            4000.0,
+            90.0,
+        ) as f32;
+    }
+    Volume::from_vec(m.pd.grid.clone(), data)
+}
+
+fn full_protocol() -> MriProtocol {
+    let mut p = MriProtocol::default_for(Sequence::SpinEcho, 3.0);
+    p.matrix = [256, 256];
+    p.fov_mm = [256.0, 256.0];
+    p.slice_mm = 1.0;
+    p.coils = 8;
+    p.artifacts.motion = Some(Motion {
+        translation_mm: [3.0, -2.0, 1.0],
+        rotation_deg: [0.0, 0.0, 4.0],
+        fraction_of_lines: 0.4,
+    });
+    p
+}
+
+fn time<T>(f: impl Fn() -> T) -> f64 {
+    std::hint::black_box(f());
+    let t = Instant::now();
+    std::hint::black_box(f());
+    t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--out") {
+        let dir = std::path::PathBuf::from(&args[i + 1]);
+        std::fs::create_dir_all(&dir).expect("creates output dir");
+        write_f32(&dir.join("vol128.f32"), &image128().data);
+        let m = maps([256, 256, 128], [1.0; 3]);
+        write_f32(&dir.join("pd.f32"), &m.pd.data);
+        write_f32(&dir.join("t1.f32"), &m.t1_ms.data);
+        write_f32(&dir.join("t2.f32"), &m.t2_ms.data);
+        println!("{{\"vol\": [128, 128, 128], \"maps\": [256, 256, 128], \"tr_ms\": 500, \"te_ms\": 15}}");
+        return;
+    }
+    let vol = image128();
+    let motion = Motion {
+        translation_mm: [5.0, -4.0, 3.0],
+        rotation_deg: [4.0, -3.0, 6.0],
+        fraction_of_lines: 0.5,
+    };
+    let m = maps([256, 256, 128], [1.0; 3]);
+    let p = full_protocol();
+    let out = [
+        ("motion_s", time(|| artifacts::apply_motion(&vol, &motion))),
+        ("ghosting_s", time(|| artifacts::apply_ghosting(&vol, 0.15))),
+        ("spike_s", time(|| artifacts::apply_spike(&vol, 0.5, 1))),
+        ("bias_s", time(|| artifacts::apply_bias_field(&vol, 0.4, 1))),
+        (
+            "noise_s",
+            time(|| artifacts::apply_rician_noise(&vol, 0.05, 1)),
+        ),
+        (
+            "full_s",
+            time(|| mri::acquire(&m, &p, 1).expect("acquires")),
+        ),
+    ];
+    let body: Vec<String> = out
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v:.6}"))
+        .collect();
+    println!("{{{}}}", body.join(", "));
+}

@@ -1,0 +1,434 @@
+//! Artifact models: smooth fields (receive bias, B0), rigid motion, and image-domain
+//! ("retrospective") versions of motion, ghosting, spikes, bias and Rician noise that act on
+//! a magnitude volume the way TorchIO's transforms do, but slice by slice as a 2D
+//! multi-slice acquisition would (readout x, phase y, slices z).
+
+use rayon::prelude::*;
+
+use super::fft::Fft;
+use super::noise::FastRng;
+use crate::volume::Volume;
+
+/// A smooth random field in [−1, 1]: a cubic polynomial in coordinates normalised to the
+/// half-extent, rescaled so its maximum magnitude over the box is 1 and clamped (so a field
+/// 1 + (r/2)·g never leaves [1 − r/2, 1 + r/2]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SmoothField {
+    /// (i, j, k, coefficient): Σ c uˣⁱ uʸʲ uᶻᵏ.
+    pub terms: Vec<(u8, u8, u8, f64)>,
+    pub half_extent_mm: [f64; 3],
+}
+
+impl SmoothField {
+    pub fn random(rng: &mut FastRng, half_extent_mm: [f64; 3]) -> SmoothField {
+        let mut terms = Vec::new();
+        for i in 0..=3u8 {
+            for j in 0..=(3 - i) {
+                for k in 0..=(3 - i - j) {
+                    if i + j + k == 0 {
+                        continue;
+                    }
+                    // Higher orders weaker, as in smooth coil/B0 profiles.
+                    let w = 1.0 / (1 + i + j + k) as f64;
+                    terms.push((i, j, k, w * (2.0 * rng.uniform() - 1.0)));
+                }
+            }
+        }
+        let mut f = SmoothField {
+            terms,
+            half_extent_mm: half_extent_mm.map(|h| h.max(1e-6)),
+        };
+        // Normalise on a 21³ lattice over the box.
+        let mut max = 0.0f64;
+        for a in 0..21 {
+            for b in 0..21 {
+                for c in 0..21 {
+                    let u = [a, b, c].map(|t| t as f64 / 10.0 - 1.0);
+                    max = max.max(f.eval_unit(u).abs());
+                }
+            }
+        }
+        let s = if max > 0.0 { 1.0 / max } else { 0.0 };
+        f.terms.iter_mut().for_each(|t| t.3 *= s);
+        f
+    }
+
+    fn eval_unit(&self, u: [f64; 3]) -> f64 {
+        self.terms
+            .iter()
+            .map(|&(i, j, k, c)| {
+                c * u[0].powi(i as i32) * u[1].powi(j as i32) * u[2].powi(k as i32)
+            })
+            .sum()
+    }
+
+    /// g at world point `p` (mm), clamped to [−1, 1].
+    pub fn eval(&self, p: [f64; 3]) -> f64 {
+        let u = [0, 1, 2].map(|a| (p[a] / self.half_extent_mm[a]).clamp(-1.0, 1.0));
+        self.eval_unit(u).clamp(-1.0, 1.0)
+    }
+
+    /// g on a plane: `rows × cols` values, row coordinate along world axis `row_axis`, column
+    /// along `col_axis`, at `fixed` on the remaining axis. Uses per-axis power tables.
+    pub fn eval_plane(
+        &self,
+        row_axis: usize,
+        rows: &[f64],
+        col_axis: usize,
+        cols: &[f64],
+        fixed: f64,
+    ) -> Vec<f32> {
+        let other = 3 - row_axis - col_axis;
+        let pw = |v: f64, a: usize| {
+            let u = (v / self.half_extent_mm[a]).clamp(-1.0, 1.0);
+            [1.0, u, u * u, u * u * u]
+        };
+        let rp: Vec<[f64; 4]> = rows.iter().map(|&v| pw(v, row_axis)).collect();
+        let cp: Vec<[f64; 4]> = cols.iter().map(|&v| pw(v, col_axis)).collect();
+        let op = pw(fixed, other);
+        let mut out = Vec::with_capacity(rows.len() * cols.len());
+        for r in &rp {
+            // Collapse the polynomial to a cubic in the column coordinate for this row.
+            let mut cc = [0.0f64; 4];
+            for &(i, j, k, c) in &self.terms {
+                let e = [i as usize, j as usize, k as usize];
+                cc[e[col_axis]] += c * r[e[row_axis]] * op[e[other]];
+            }
+            out.extend(cp.iter().map(|q| {
+                (cc[0] + cc[1] * q[1] + cc[2] * q[2] + cc[3] * q[3]).clamp(-1.0, 1.0) as f32
+            }));
+        }
+        out
+    }
+}
+
+/// A rigid transform about the isocentre: p ↦ R p + t, R = Rz Ry Rx.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rigid {
+    pub r: [[f64; 3]; 3],
+    pub t: [f64; 3],
+}
+
+impl Rigid {
+    pub fn new(translation_mm: [f64; 3], rotation_deg: [f64; 3]) -> Rigid {
+        let [a, b, c] = rotation_deg.map(f64::to_radians);
+        let rx = [
+            [1.0, 0.0, 0.0],
+            [0.0, a.cos(), -a.sin()],
+            [0.0, a.sin(), a.cos()],
+        ];
+        let ry = [
+            [b.cos(), 0.0, b.sin()],
+            [0.0, 1.0, 0.0],
+            [-b.sin(), 0.0, b.cos()],
+        ];
+        let rz = [
+            [c.cos(), -c.sin(), 0.0],
+            [c.sin(), c.cos(), 0.0],
+            [0.0, 0.0, 1.0],
+        ];
+        let mul = |m: [[f64; 3]; 3], n: [[f64; 3]; 3]| {
+            let mut o = [[0.0; 3]; 3];
+            for i in 0..3 {
+                for j in 0..3 {
+                    o[i][j] = (0..3).map(|k| m[i][k] * n[k][j]).sum();
+                }
+            }
+            o
+        };
+        Rigid {
+            r: mul(rz, mul(ry, rx)),
+            t: translation_mm,
+        }
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.t == [0.0; 3] && self.r == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    }
+
+    /// Where the object point now at world `q` came from: Rᵀ (q − t).
+    #[inline]
+    pub fn pull(&self, q: [f64; 3]) -> [f64; 3] {
+        let d = [q[0] - self.t[0], q[1] - self.t[1], q[2] - self.t[2]];
+        [0, 1, 2].map(|j| self.r[0][j] * d[0] + self.r[1][j] * d[1] + self.r[2][j] * d[2])
+    }
+}
+
+/// Trilinear interpolation of `data` (on the x-fastest grid `dims`) at continuous voxel
+/// coordinates `v`; zero outside.
+#[inline]
+pub fn trilinear(data: &[f32], dims: [usize; 3], v: [f64; 3]) -> f32 {
+    // Truncation of v + 1 is floor(v) + 1 for v > −1, without a libm call.
+    if !(v[0] > -1.0 && v[1] > -1.0 && v[2] > -1.0) {
+        return 0.0;
+    }
+    let i = (v[0] + 1.0) as usize;
+    let j = (v[1] + 1.0) as usize;
+    let k = (v[2] + 1.0) as usize;
+    if i > dims[0] || j > dims[1] || k > dims[2] {
+        return 0.0;
+    }
+    let (wx, wy, wz) = (
+        (v[0] + 1.0 - i as f64) as f32,
+        (v[1] + 1.0 - j as f64) as f32,
+        (v[2] + 1.0 - k as f64) as f32,
+    );
+    let (nx, nxy) = (dims[0], dims[0] * dims[1]);
+    let c = if i >= 1 && j >= 1 && k >= 1 && i < dims[0] && j < dims[1] && k < dims[2] {
+        // Interior: all eight neighbours exist.
+        let b = (i - 1) + nx * (j - 1) + nxy * (k - 1);
+        [
+            data[b],
+            data[b + 1],
+            data[b + nx],
+            data[b + nx + 1],
+            data[b + nxy],
+            data[b + nxy + 1],
+            data[b + nxy + nx],
+            data[b + nxy + nx + 1],
+        ]
+    } else {
+        // Edge: indices shifted by +1, zero outside.
+        let get = |a: usize, b: usize, c: usize| -> f32 {
+            if a == 0 || b == 0 || c == 0 || a > dims[0] || b > dims[1] || c > dims[2] {
+                0.0
+            } else {
+                data[(a - 1) + nx * (b - 1) + nxy * (c - 1)]
+            }
+        };
+        [
+            get(i, j, k),
+            get(i + 1, j, k),
+            get(i, j + 1, k),
+            get(i + 1, j + 1, k),
+            get(i, j, k + 1),
+            get(i + 1, j, k + 1),
+            get(i, j + 1, k + 1),
+            get(i + 1, j + 1, k + 1),
+        ]
+    };
+    let c00 = c[0] + wx * (c[1] - c[0]);
+    let c10 = c[2] + wx * (c[3] - c[2]);
+    let c01 = c[4] + wx * (c[5] - c[4]);
+    let c11 = c[6] + wx * (c[7] - c[6]);
+    let c0 = c00 + wy * (c10 - c00);
+    let c1 = c01 + wy * (c11 - c01);
+    c0 + wz * (c1 - c0)
+}
+
+/// `vol` moved by `xform` (trilinear, zero fill), on the same grid.
+pub fn transform_volume(vol: &Volume<f32>, xform: &Rigid) -> Vec<f32> {
+    let g = &vol.grid;
+    let [nx, ny, _] = g.dims;
+    let mut out = vec![0f32; g.len()];
+    // Index → world → source → voxel is affine: step it along x instead of per voxel.
+    let vox = |i: usize, j: usize, k: usize| g.to_voxel(xform.pull(g.world(i, j, k)));
+    let v0 = vox(0, 0, 0);
+    let dx = [0, 1, 2].map(|a| vox(1, 0, 0)[a] - v0[a]);
+    out.par_chunks_mut(nx * ny)
+        .enumerate()
+        .for_each(|(k, plane)| {
+            for j in 0..ny {
+                let row = vox(0, j, k);
+                for (i, o) in plane[nx * j..nx * (j + 1)].iter_mut().enumerate() {
+                    let v = [0, 1, 2].map(|a| row[a] + i as f64 * dx[a]);
+                    *o = trilinear(&vol.data, g.dims, v);
+                }
+            }
+        });
+    out
+}
+
+/// Which phase lines (signed ky, time-ordered from the most negative) are acquired after a
+/// motion event covering the last `fraction` of lines.
+pub fn moved_line(ky_index: usize, n_phase: usize, fraction: f64) -> bool {
+    // Line l of the DFT order has ky = l (l < ⌈n/2⌉) or l − n; time order t = ky + ⌊n/2⌋.
+    let half = n_phase / 2;
+    let ky = if ky_index < n_phase.div_ceil(2) {
+        ky_index as i64
+    } else {
+        ky_index as i64 - n_phase as i64
+    };
+    let t = (ky + half as i64) as f64;
+    t >= (1.0 - fraction) * n_phase as f64 - 1e-9
+}
+
+/// Runs `f` on each slice's hybrid (ky, x) space: FFT along y, `f(k_re, k_im, slice)`, inverse
+/// FFT, magnitude. Shared by the retrospective transforms.
+fn per_slice_hybrid(
+    vol: &Volume<f32>,
+    f: impl Fn(&mut [f32], &mut [f32], usize) + Sync,
+) -> Volume<f32> {
+    let [nx, ny, _] = vol.grid.dims;
+    let plan = Fft::new(ny);
+    let mut out = vec![0f32; vol.data.len()];
+    out.par_chunks_mut(nx * ny).enumerate().for_each(|(k, o)| {
+        let mut re = vol.data[k * nx * ny..(k + 1) * nx * ny].to_vec();
+        let mut im = vec![0f32; nx * ny];
+        plan.process(&mut re, &mut im, nx, false);
+        f(&mut re, &mut im, k);
+        plan.process(&mut re, &mut im, nx, true);
+        let s = 1.0 / ny as f32;
+        for ((o, r), i) in o.iter_mut().zip(&re).zip(&im) {
+            *o = s * (r * r + i * i).sqrt();
+        }
+    });
+    Volume::from_vec(vol.grid.clone(), out)
+}
+
+/// Rigid motion during a 2D multi-slice acquisition of an image: the last
+/// `fraction_of_lines` phase lines (y) of every slice see the moved object.
+pub fn apply_motion(vol: &Volume<f32>, motion: &super::Motion) -> Volume<f32> {
+    let xform = Rigid::new(motion.translation_mm, motion.rotation_deg);
+    let moved = transform_volume(vol, &xform);
+    let [nx, ny, _] = vol.grid.dims;
+    let plan = Fft::new(ny);
+    per_slice_hybrid(vol, |re, im, k| {
+        let mut mre = moved[k * nx * ny..(k + 1) * nx * ny].to_vec();
+        let mut mim = vec![0f32; nx * ny];
+        plan.process(&mut mre, &mut mim, nx, false);
+        for l in (0..ny).filter(|&l| moved_line(l, ny, motion.fraction_of_lines)) {
+            re[l * nx..(l + 1) * nx].copy_from_slice(&mre[l * nx..(l + 1) * nx]);
+            im[l * nx..(l + 1) * nx].copy_from_slice(&mim[l * nx..(l + 1) * nx]);
+        }
+    })
+}
+
+/// N/2 ghosting: odd phase lines scaled by 1 − 2g, giving a ghost of fraction g at FOV/2.
+pub fn apply_ghosting(vol: &Volume<f32>, fraction: f64) -> Volume<f32> {
+    let nx = vol.grid.dims[0];
+    let a = (1.0 - 2.0 * fraction) as f32;
+    per_slice_hybrid(vol, |re, im, _| {
+        for (l, (r, i)) in re.chunks_mut(nx).zip(im.chunks_mut(nx)).enumerate() {
+            if l % 2 == 1 {
+                r.iter_mut().for_each(|v| *v *= a);
+                i.iter_mut().for_each(|v| *v *= a);
+            }
+        }
+    })
+}
+
+/// A k-space spike at (kx, ky) of amplitude `intensity` × |k-space centre| in every slice:
+/// in the image, a plane wave added before the magnitude (no FFT needed, by linearity).
+pub fn apply_spike(vol: &Volume<f32>, intensity: f64, seed: u64) -> (Volume<f32>, [i64; 2]) {
+    let [nx, ny, _] = vol.grid.dims;
+    let mut rng = FastRng::from_stream(seed, 0x5_0000_0000);
+    let kx = (rng.uniform() * nx as f64) as i64 - nx as i64 / 2;
+    let ky = (rng.uniform() * ny as f64) as i64 - ny as i64 / 2;
+    let phase0 = 2.0 * std::f64::consts::PI * rng.uniform();
+    let wx: Vec<(f32, f32)> = (0..nx)
+        .map(|i| {
+            let a = 2.0 * std::f64::consts::PI * (kx * i as i64) as f64 / nx as f64 + phase0;
+            (a.cos() as f32, a.sin() as f32)
+        })
+        .collect();
+    let wy: Vec<(f32, f32)> = (0..ny)
+        .map(|j| {
+            let a = 2.0 * std::f64::consts::PI * (ky * j as i64) as f64 / ny as f64;
+            (a.cos() as f32, a.sin() as f32)
+        })
+        .collect();
+    let mut out = vec![0f32; vol.data.len()];
+    out.par_chunks_mut(nx * ny).enumerate().for_each(|(k, o)| {
+        let src = &vol.data[k * nx * ny..(k + 1) * nx * ny];
+        // |K(0,0)| = Σ image for a real image; a delta A in k-space is A/(nx ny) per pixel.
+        let dc: f64 = src.iter().map(|&v| v as f64).sum();
+        let amp = (intensity * dc.abs() / (nx * ny) as f64) as f32;
+        for j in 0..ny {
+            for i in 0..nx {
+                let (c, s) = (
+                    wx[i].0 * wy[j].0 - wx[i].1 * wy[j].1,
+                    wx[i].0 * wy[j].1 + wx[i].1 * wy[j].0,
+                );
+                let v = src[i + nx * j];
+                o[i + nx * j] = ((v + amp * c).powi(2) + (amp * s).powi(2)).sqrt();
+            }
+        }
+    });
+    (Volume::from_vec(vol.grid.clone(), out), [kx, ky])
+}
+
+/// Multiplicative bias 1 + (range/2)·g, g a smooth field over the volume's extent.
+pub fn apply_bias_field(vol: &Volume<f32>, range: f64, seed: u64) -> Volume<f32> {
+    let g = &vol.grid;
+    let mut rng = FastRng::from_stream(seed, 0x6_0000_0000);
+    let centre =
+        [0, 1, 2].map(|a| g.origin_mm[a] + 0.5 * (g.dims[a] as f64 - 1.0) * g.spacing_mm[a]);
+    let field = SmoothField::random(&mut rng, g.extent_mm().map(|e| 0.5 * e));
+    let [nx, ny, _] = g.dims;
+    let xs: Vec<f64> = (0..nx).map(|i| g.world(i, 0, 0)[0] - centre[0]).collect();
+    let ys: Vec<f64> = (0..ny).map(|j| g.world(0, j, 0)[1] - centre[1]).collect();
+    let h = (0.5 * range) as f32;
+    let mut out = vol.data.clone();
+    out.par_chunks_mut(nx * ny).enumerate().for_each(|(k, o)| {
+        let z = g.world(0, 0, k)[2] - centre[2];
+        let gp = field.eval_plane(1, &ys, 0, &xs, z);
+        for (v, g) in o.iter_mut().zip(&gp) {
+            *v *= 1.0 + h * g;
+        }
+    });
+    Volume::from_vec(vol.grid.clone(), out)
+}
+
+/// Rician noise: |m + σ(n₁ + i n₂)|, the magnitude of complex Gaussian noise added to the
+/// (real) image — not additive Gaussian on the magnitude.
+pub fn apply_rician_noise(vol: &Volume<f32>, sigma: f64, seed: u64) -> Volume<f32> {
+    let [nx, ny, _] = vol.grid.dims;
+    let s = sigma as f32;
+    let mut out = vol.data.clone();
+    out.par_chunks_mut(nx * ny).enumerate().for_each(|(k, o)| {
+        let mut rng = FastRng::from_stream(seed, 0x7_0000_0000 + k as u64);
+        let mut im = vec![0f32; o.len()];
+        rng.add_normals(s, o, &mut im);
+        for (v, b) in o.iter_mut().zip(&im) {
+            *v = (*v * *v + b * b).sqrt();
+        }
+    });
+    Volume::from_vec(vol.grid.clone(), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::Grid;
+
+    #[test]
+    fn bias_field_stays_within_range() {
+        let g = Grid::centered([32, 24, 16], [2.0; 3]);
+        let v = Volume::filled(g, 1.0f32);
+        let b = apply_bias_field(&v, 0.3, 7);
+        let (lo, hi) = b
+            .data
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, c), &x| (a.min(x), c.max(x)));
+        eprintln!("bias 0.3: field in [{lo:.4}, {hi:.4}] (allowed [0.85, 1.15])");
+        assert!(lo >= 0.85 - 1e-6 && hi <= 1.15 + 1e-6 && hi - lo > 0.15);
+    }
+
+    #[test]
+    fn ghost_appears_at_half_fov_with_given_fraction() {
+        let g = Grid::centered([16, 64, 1], [1.0; 3]);
+        let mut v = Volume::filled(g, 0.0f32);
+        v.set(8, 10, 0, 1.0);
+        let o = apply_ghosting(&v, 0.2);
+        assert!((o.get(8, 10, 0) - 0.8).abs() < 1e-4 && (o.get(8, 42, 0) - 0.2).abs() < 1e-4);
+    }
+
+    #[test]
+    fn motion_of_all_lines_is_a_pure_shift() {
+        let g = Grid::centered([32, 32, 4], [1.0; 3]);
+        let mut v = Volume::filled(g, 0.0f32);
+        v.set(10, 12, 1, 1.0);
+        let m = super::super::Motion {
+            translation_mm: [3.0, -2.0, 0.0],
+            rotation_deg: [0.0; 3],
+            fraction_of_lines: 1.0,
+        };
+        let o = apply_motion(&v, &m);
+        assert!(
+            (o.get(13, 10, 1) - 1.0).abs() < 1e-4,
+            "{}",
+            o.get(13, 10, 1)
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! Whole-acquisition tests against physics: contrast, noise statistics, Gibbs, aliasing,
+//! motion, bias, chemical shift, determinism.
+
+use super::*;
+use crate::tissue::{tissue, Relaxation};
+
+/// Maps on `grid` from a function world point → relaxation (None = air).
+fn maps_from(grid: Grid, f: impl Fn([f64; 3]) -> Option<(Relaxation, f32)>) -> MriMaps {
+    let n = grid.len();
+    let mut v: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0f32; n]);
+    #[allow(clippy::needless_range_loop)]
+    for idx in 0..n {
+        let [i, j, k] = grid.ijk(idx);
+        let (r, ff) = f(grid.world(i, j, k)).unwrap_or((
+            Relaxation {
+                pd: 0.0,
+                t1_ms: 1.0,
+                t2_ms: 1.0,
+                t2star_ms: 1.0,
+            },
+            0.0,
+        ));
+        v[0][idx] = r.pd as f32;
+        v[1][idx] = r.t1_ms as f32;
+        v[2][idx] = r.t2_ms as f32;
+        v[3][idx] = r.t2star_ms as f32;
+        v[4][idx] = ff;
+    }
+    let [pd, t1, t2, t2s, ff] = v.map(|d| Volume::from_vec(grid.clone(), d));
+    MriMaps {
+        field_t: 3.0,
+        pd,
+        t1_ms: t1,
+        t2_ms: t2,
+        t2star_ms: t2s,
+        fat_fraction: ff,
+    }
+}
+
+/// A flat tissue giving signal 1 in spin echo: PD 1, instant T1, no T2 decay.
+fn flat() -> Relaxation {
+    Relaxation {
+        pd: 1.0,
+        t1_ms: 1e-3,
+        t2_ms: 1e9,
+        t2star_ms: 1e9,
+    }
+}
+
+fn base(matrix: [usize; 2], fov: [f64; 2], slice: f64) -> MriProtocol {
+    let mut p = MriProtocol::default_for(Sequence::SpinEcho, 3.0);
+    p.matrix = matrix;
+    p.fov_mm = fov;
+    p.slice_mm = slice;
+    p.noise = false;
+    p
+}
+
+fn mean_sd(v: &[f32]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / (n - 1.0);
+    (m, var.sqrt())
+}
+
+#[test]
+fn contrast_orders_wm_gm_csf_and_flair_nulls_csf() {
+    // Three vertical bands: WM (x < −32 mm), GM, CSF (x ≥ 32 mm).
+    let grid = Grid::centered([64, 64, 2], [4.0, 4.0, 5.0]);
+    let maps = maps_from(grid, |p| {
+        let name = if p[0] < -32.0 {
+            "white_matter"
+        } else if p[0] < 32.0 {
+            "grey_matter"
+        } else {
+            "csf"
+        };
+        Some((tissue(name).mri_3t, 0.0))
+    });
+    let sample = |p: &MriProtocol| {
+        let img = acquire(&maps, p, 1).unwrap().image;
+        [8usize, 32, 56].map(|i| img.get(i, 32, 0) as f64)
+    };
+    let mut t1w = base([64, 64], [256.0, 256.0], 5.0);
+    t1w.tr_ms = 500.0;
+    t1w.te_ms = 15.0;
+    let [wm, gm, csf] = sample(&t1w);
+    eprintln!("T1w SE 500/15: WM {wm:.3} GM {gm:.3} CSF {csf:.3}");
+    assert!(wm > gm && gm > csf);
+    let mut t2w = t1w.clone();
+    t2w.tr_ms = 4000.0;
+    t2w.te_ms = 100.0;
+    let [wm, gm, csf] = sample(&t2w);
+    eprintln!("T2w SE 4000/100: WM {wm:.3} GM {gm:.3} CSF {csf:.3}");
+    assert!(csf > gm && gm > wm);
+    let mut flair = MriProtocol::default_for(Sequence::Flair, 3.0);
+    flair.matrix = [64, 64];
+    flair.noise = false;
+    let [wm, gm, csf] = sample(&flair);
+    eprintln!(
+        "FLAIR TI {:.0}: WM {wm:.3} GM {gm:.3} CSF {csf:.2e}",
+        flair.ti_ms.unwrap()
+    );
+    assert!(csf < 0.01 * gm && wm > 0.05);
+    // With noise on, CSF is within noise of zero: a Rayleigh background.
+    flair.noise = true;
+    let img = acquire(&maps, &flair, 2).unwrap().image;
+    let csf_px: Vec<f32> = (0..64)
+        .flat_map(|j| (50..62).map(move |i| (i, j)))
+        .map(|(i, j)| img.get(i, j, 0))
+        .collect();
+    let sigma = noise::noise_sigma(&flair);
+    let (m, _) = mean_sd(&csf_px);
+    eprintln!(
+        "FLAIR CSF mean {m:.4} vs Rayleigh {:.4}",
+        sigma * (std::f64::consts::PI / 2.0).sqrt()
+    );
+    assert!((m / (sigma * (std::f64::consts::PI / 2.0).sqrt()) - 1.0).abs() < 0.1);
+}
+
+#[test]
+fn background_noise_is_rayleigh_and_chi_for_rss() {
+    let grid = Grid::centered([128, 128, 4], [2.0, 2.0, 5.0]);
+    let maps = maps_from(grid, |_| None);
+    for coils in [1usize, 8] {
+        let mut p = base([128, 128], [256.0, 256.0], 5.0);
+        p.noise = true;
+        p.coils = coils;
+        let img = acquire(&maps, &p, 3).unwrap().image;
+        let sigma = noise::noise_sigma(&p);
+        let (m, sd) = mean_sd(&img.data);
+        let (tm, tsd) = noise::central_chi_mean_sd(sigma, coils);
+        eprintln!("{coils} coil(s): mean {m:.5} (theory {tm:.5}), SD {sd:.5} (theory {tsd:.5}), σ {sigma:.5}");
+        assert!((m / tm - 1.0).abs() < 0.03 && (sd / tsd - 1.0).abs() < 0.03);
+    }
+}
+
+#[test]
+fn snr_scales_with_sqrt_nex() {
+    let grid = Grid::centered([64, 64, 2], [4.0, 4.0, 5.0]);
+    let maps = maps_from(grid, |_| Some((flat(), 0.0)));
+    let snr = |nex: u32| {
+        let mut p = base([64, 64], [256.0, 256.0], 5.0);
+        p.noise = true;
+        p.snr_reference = 1.0; // low SNR so the noise is well measured
+        p.nex = nex;
+        let img = acquire(&maps, &p, 4).unwrap().image;
+        let (m, sd) = mean_sd(&img.data);
+        m / sd
+    };
+    let (a, b) = (snr(1), snr(4));
+    eprintln!("SNR NEX 1 {a:.2}, NEX 4 {b:.2}, ratio {:.3}", b / a);
+    assert!((b / a - 2.0).abs() < 0.15);
+}
+
+#[test]
+fn truncated_edge_rings_with_gibbs_overshoot() {
+    // 0.5 mm object, 4 mm pixels: the readout keeps 1/8 of the object's spectrum.
+    let grid = Grid::centered([512, 8, 1], [0.5, 8.0, 5.0]);
+    // Edges at ±62 mm lie on output pixel centres, so the sample one pixel inside sits on
+    // the first Gibbs maximum (at 1/(2 k_max) = one pixel from the edge).
+    let maps = maps_from(grid, |p| (p[0].abs() < 62.0).then_some((flat(), 0.0)));
+    let p = base([64, 8], [256.0, 64.0], 5.0);
+    let r = acquire(&maps, &p, 5).unwrap();
+    assert_eq!(r.applied["oversampling"], json!([8, 1]));
+    let row: Vec<f32> = (0..64).map(|i| r.image.get(i, 4, 0)).collect();
+    let max = row.iter().cloned().fold(0.0f32, f32::max) as f64;
+    let plateau = row[32] as f64;
+    let overshoot = max / plateau - 1.0;
+    eprintln!(
+        "Gibbs overshoot {:.2} % (theory 8.95 % of the jump)",
+        100.0 * overshoot
+    );
+    assert!((overshoot - 0.0895).abs() < 0.012);
+}
+
+#[test]
+fn regular_undersampling_aliases_at_fov_over_r() {
+    let grid = Grid::centered([64, 64, 1], [4.0, 4.0, 5.0]);
+    // A 3×3-pixel block centred at pixel (32, 40).
+    let maps = maps_from(grid.clone(), |p| {
+        let v = grid.to_voxel(p);
+        ((v[0] - 32.0).abs() < 1.5 && (v[1] - 40.0).abs() < 1.5).then_some((flat(), 0.0))
+    });
+    for r in [2usize, 4] {
+        let mut p = base([64, 64], [256.0, 256.0], 5.0);
+        p.undersampling = Some(Undersampling {
+            factor: r as f64,
+            pattern: SamplingPattern::Regular,
+            center_lines: 0,
+        });
+        let res = acquire(&maps, &p, 6).unwrap();
+        let col: Vec<f32> = (0..64).map(|j| res.image.get(32, j, 0)).collect();
+        let mut peaks: Vec<usize> = (0..64).filter(|&j| col[j] > 0.5 / r as f32 * 0.9).collect();
+        peaks.sort();
+        let want: Vec<usize> = {
+            let mut w: Vec<usize> = (0..r)
+                .flat_map(|k| [39, 40, 41].map(|j| (j + k * 64 / r) % 64))
+                .collect();
+            w.sort();
+            w
+        };
+        eprintln!(
+            "R {r}: alias rows {peaks:?} (FOV/R = {} px), peak {:.3}",
+            64 / r,
+            col[40]
+        );
+        assert_eq!(peaks, want);
+        assert!((col[40] - 1.0 / r as f32).abs() < 0.02);
+        assert_eq!(
+            res.mask
+                .as_ref()
+                .unwrap()
+                .iter()
+                .filter(|&&m| m == 1)
+                .count(),
+            64 / r
+        );
+    }
+}
+
+#[test]
+fn rigid_shift_on_all_lines_moves_the_image_and_bias_stays_in_range() {
+    let grid = Grid::centered([64, 64, 4], [4.0, 4.0, 5.0]);
+    let maps = maps_from(grid, |p| {
+        (p[0].abs() < 50.0 && (p[1] - 10.0).abs() < 30.0).then_some((flat(), 0.0))
+    });
+    let p0 = base([64, 64], [256.0, 256.0], 5.0);
+    let still = acquire(&maps, &p0, 7).unwrap().image;
+    let mut p = p0.clone();
+    p.artifacts.motion = Some(Motion {
+        translation_mm: [8.0, -12.0, 0.0],
+        rotation_deg: [0.0; 3],
+        fraction_of_lines: 1.0,
+    });
+    let moved = acquire(&maps, &p, 7).unwrap().image;
+    let mut worst = 0.0f32;
+    for k in 0..4 {
+        for j in 3..61 {
+            for i in 0..62 {
+                worst = worst.max((moved.get(i + 2, j - 3, k) - still.get(i, j, k)).abs());
+            }
+        }
+    }
+    eprintln!("motion (8, −12) mm on all lines: max |moved − shifted still| = {worst:.2e}");
+    assert!(worst < 1e-4);
+    // Half the lines moved: ghosting/blurring, not a shift.
+    p.artifacts.motion.as_mut().unwrap().fraction_of_lines = 0.5;
+    let half = acquire(&maps, &p, 7).unwrap();
+    assert_eq!(half.applied["motion"]["moved_lines"], 32);
+    // Bias field.
+    let mut pb = p0.clone();
+    pb.artifacts.bias_field = Some(0.3);
+    let biased = acquire(&maps, &pb, 8).unwrap().image;
+    let ratios: Vec<f32> = biased
+        .data
+        .iter()
+        .zip(&still.data)
+        .filter(|(_, &s)| s > 0.99)
+        .map(|(b, s)| b / s)
+        .collect();
+    let (lo, hi) = ratios
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, c), &x| (a.min(x), c.max(x)));
+    eprintln!("bias 0.3: image ratio in [{lo:.4}, {hi:.4}]");
+    assert!(lo >= 0.85 - 1e-4 && hi <= 1.15 + 1e-4 && hi - lo > 0.05);
+}
+
+#[test]
+fn fat_shifts_along_readout_by_chemical_shift_over_bandwidth() {
+    let grid = Grid::centered([64, 64, 1], [4.0, 4.0, 5.0]);
+    let maps = maps_from(grid, |p| {
+        (p[0].abs() < 20.0 && p[1].abs() < 20.0).then_some((tissue("fat").mri_3t, 1.0))
+    });
+    let mut p = base([64, 64], [256.0, 256.0], 5.0);
+    let fat_hz = protocol::ppm_to_hz(protocol::FAT_SHIFT_PPM, 3.0);
+    p.bandwidth_hz_per_px = fat_hz.abs() / 2.0;
+    let centroid = |p: &MriProtocol| {
+        let img = acquire(&maps, p, 9).unwrap().image;
+        let (s, w) = (0..64).fold((0.0, 0.0), |(s, w), i| {
+            (
+                s + i as f64 * img.get(i, 32, 0) as f64,
+                w + img.get(i, 32, 0) as f64,
+            )
+        });
+        s / w
+    };
+    let c0 = centroid(&p);
+    p.artifacts.chemical_shift = true;
+    let c1 = centroid(&p);
+    eprintln!("fat centroid shift {:.3} px (expected −2)", c1 - c0);
+    assert!((c1 - c0 + 2.0).abs() < 0.05);
+}
+
+#[test]
+fn ghost_spike_offresonance_and_readout_axis() {
+    let grid = Grid::centered([64, 64, 2], [4.0, 4.0, 5.0]);
+    let maps = maps_from(grid.clone(), |p| {
+        let v = grid.to_voxel(p);
+        ((v[0] - 20.0).abs() < 1.5 && (v[1] - 10.0).abs() < 1.5).then_some((flat(), 0.0))
+    });
+    let mut p = base([64, 64], [256.0, 256.0], 5.0);
+    let plain = acquire(&maps, &p, 10).unwrap().image;
+    // Readout along y gives the same noiseless image.
+    let mut py = p.clone();
+    py.readout_axis = 1;
+    let alt = acquire(&maps, &py, 10).unwrap().image;
+    assert!(plain
+        .data
+        .iter()
+        .zip(&alt.data)
+        .all(|(a, b)| (a - b).abs() < 1e-5));
+    p.artifacts.ghosting = Some(0.1);
+    let gh = acquire(&maps, &p, 10).unwrap().image;
+    eprintln!(
+        "ghost: main {:.3} ghost at +FOV/2 {:.3}",
+        gh.get(20, 10, 0),
+        gh.get(20, 42, 0)
+    );
+    assert!((gh.get(20, 42, 0) - 0.1).abs() < 1e-3 && (gh.get(20, 10, 0) - 0.9).abs() < 1e-3);
+    let mut ps = base([64, 64], [256.0, 256.0], 5.0);
+    ps.artifacts.spike = Some(0.5);
+    let sp = acquire(&maps, &ps, 11).unwrap();
+    assert!(sp.applied["spike"]["kx"].is_i64());
+    // Away from the object the spike is a plane wave of amplitude intensity · |DC| / N.
+    let want = 0.5 * plain.data[..64 * 64].iter().map(|&v| v as f64).sum::<f64>() / (64.0 * 64.0);
+    let bg = sp.image.get(50, 50, 0) as f64;
+    eprintln!("spike: background {bg:.5}, expected plane-wave amplitude {want:.5}");
+    assert!((bg / want - 1.0).abs() < 0.01);
+    let mut pb = base([64, 64], [256.0, 256.0], 5.0);
+    pb.sequence = Sequence::SpoiledGre;
+    pb.te_ms = 2.3;
+    pb.tr_ms = 250.0;
+    pb.flip_deg = 70.0;
+    pb.artifacts.b0_offresonance_ppm = Some(2.0);
+    let b0 = acquire(&maps, &pb, 12).unwrap();
+    assert!(
+        b0.applied["b0_offresonance"]["max_shift_px"]
+            .as_f64()
+            .unwrap()
+            > 1.0
+    );
+}
+
+#[test]
+fn multicoil_combinations_preserve_the_object_and_runs_are_deterministic() {
+    let grid = Grid::centered([64, 64, 3], [4.0, 4.0, 5.0]);
+    let maps = maps_from(grid, |p| (p[0].hypot(p[1]) < 90.0).then_some((flat(), 0.0)));
+    let mut p = base([64, 64], [256.0, 256.0], 5.0);
+    p.coils = 8;
+    p.combine = Combine::Sense;
+    let sense = acquire(&maps, &p, 13).unwrap().image;
+    assert!((sense.get(32, 32, 1) - 1.0).abs() < 1e-3 && (sense.get(12, 32, 1) - 1.0).abs() < 1e-3);
+    p.combine = Combine::Rss;
+    let rss = acquire(&maps, &p, 13).unwrap().image;
+    // Σ|c|² = 1 at the isocentre, larger towards the coils.
+    assert!((rss.get(32, 32, 1) - 1.0).abs() < 0.02 && rss.get(12, 32, 1) > rss.get(32, 32, 1));
+    p.noise = true;
+    p.export_kspace = true;
+    let a = acquire(&maps, &p, 14).unwrap();
+    let b = acquire(&maps, &p, 14).unwrap();
+    let c = acquire(&maps, &p, 15).unwrap();
+    assert_eq!(a.image.data, b.image.data);
+    assert_ne!(a.image.data, c.image.data);
+    let k = a.kspace.unwrap();
+    assert_eq!(
+        (k.coils, k.dims, k.data.len()),
+        (8, [64, 64, 3], 8 * 64 * 64 * 3)
+    );
+}
+
+#[test]
+fn exported_kspace_is_the_orthonormal_spectrum() {
+    let grid = Grid::centered([32, 32, 1], [8.0, 8.0, 5.0]);
+    let maps = maps_from(grid, |p| {
+        (p[0].abs() < 40.0 && p[1].abs() < 60.0).then_some((flat(), 0.0))
+    });
+    let mut p = base([32, 32], [256.0, 256.0], 5.0);
+    p.export_kspace = true;
+    let r = acquire(&maps, &p, 16).unwrap();
+    let k = r.kspace.unwrap();
+    let dc = k.data[16 * 32 + 16];
+    let sum: f64 = r.image.data.iter().map(|&v| v as f64).sum();
+    assert!((dc[0] as f64 - sum / 32.0).abs() < 1e-3 * sum && dc[1].abs() < 1e-3);
+}
