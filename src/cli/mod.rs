@@ -61,6 +61,8 @@ pub enum Command {
         /// Shard run folders to merge into OUT.
         shard_dirs: Vec<PathBuf>,
     },
+    /// Recompute the virtual-trial analysis of a run folder from its images.
+    Trial { outdir: PathBuf },
     /// Re-hash every file of a run folder; exit 1 when anything is missing, corrupt or extra.
     Verify { outdir: PathBuf },
     /// Check a pipeline file and report every problem with its field path and line.
@@ -212,6 +214,29 @@ pub fn main() -> ExitCode {
                     out.display(),
                     m.copied_files
                 );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Trial { outdir } => match engine::trial(&outdir) {
+            Ok(t) => {
+                for a in &t.arms {
+                    println!(
+                        "{}\tAUC {:.3} [{:.3}, {:.3}]\td' {:.2}",
+                        a.arm,
+                        a.auc.auc,
+                        a.auc.ci_delong.0,
+                        a.auc.ci_delong.1,
+                        a.auc.dprime_from_auc
+                    );
+                }
+                if let Some((s, se)) = t.dprime_dose_slope {
+                    println!("d' vs dose log-log slope {s:.2} ± {se:.2}");
+                }
+                println!("report: {}", t.report_path.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {

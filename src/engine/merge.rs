@@ -212,6 +212,9 @@ pub fn merge(out: &Path, shard_dirs: &[PathBuf]) -> Result<MergeSummary, EngineE
         provenance: serde_json::json!({"merged_from": dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>()}),
     };
     finish_run(&f, out)?;
+    if p.spec.trial.is_some() {
+        trial_run::analyze(&p, out)?;
+    }
     Ok(MergeSummary {
         subjects: records.len(),
         shards: sets.values().map(|k| k.len()).sum(),

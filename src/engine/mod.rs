@@ -31,7 +31,10 @@ mod merge;
 mod outputs;
 mod state;
 mod subject;
+mod trial_run;
 mod verify;
+
+pub use trial_run::{trial, TrialSummary};
 
 pub use merge::{merge, MergeSummary};
 pub use verify::{verify, VerifyReport};
@@ -146,6 +149,9 @@ struct SubjectRecord {
     lesion_ids: Vec<u16>,
     /// Every file written for the subject (run-relative path, sha256).
     files: Vec<(String, String)>,
+    /// Trial: world positions (mm) of signal-absent ROIs for a subject without lesions.
+    #[serde(default)]
+    absent_sites: Vec<[f64; 3]>,
 }
 
 const STATE_DIR: &str = ".synthcohort";
@@ -280,14 +286,18 @@ pub fn needs(p: &Resolved) -> Needs {
                 property: PropertyMap::Hu,
                 ..
             } => n.ct = true,
-            Protocol::None { field_t, .. } => {
-                if !n.mri_fields_t.contains(field_t) {
-                    n.mri_fields_t.push(*field_t);
-                }
-            }
+            Protocol::Ct(_) => n.ct = true,
+            Protocol::None { field_t, .. } => add_field(&mut n, *field_t),
+            Protocol::Mri(m) => add_field(&mut n, m.field_t),
         }
     }
     n
+}
+
+fn add_field(n: &mut Needs, field_t: f64) {
+    if !n.mri_fields_t.contains(&field_t) {
+        n.mri_fields_t.push(field_t);
+    }
 }
 
 fn generator(p: &Resolved) -> Box<dyn Generator> {
@@ -497,6 +507,9 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
                 provenance: facts,
             };
             finish_run(&f, &dir)?;
+            if p.spec.trial.is_some() {
+                trial_run::analyze(p, &dir)?;
+            }
         }
     }
     Ok(RunSummary {

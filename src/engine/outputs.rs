@@ -145,37 +145,20 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
     write("labels.json", &io::labels_json::labels_json(&entries))?;
 
     if p.spec.outputs.layout == Layout::Nnunet {
+        // nnU-Net normalises channels named "CT" by intensity percentiles, others by z-score.
         let channel = match p.arms.first().map(|a| &a.protocol) {
             Some(Protocol::None {
                 property: PropertyMap::Hu,
                 ..
-            }) => "CT",
-            Some(Protocol::None {
-                property: PropertyMap::Pd,
-                ..
-            }) => "PD",
-            Some(Protocol::None {
-                property: PropertyMap::T1,
-                ..
-            }) => "T1",
-            Some(Protocol::None {
-                property: PropertyMap::T2,
-                ..
-            }) => "T2",
-            Some(Protocol::None {
-                property: PropertyMap::T2star,
-                ..
-            }) => "T2star",
-            None => "image",
+            })
+            | Some(Protocol::Ct(_)) => "CT".to_string(),
+            Some(Protocol::None { property, .. }) => format!("{property:?}").to_uppercase(),
+            Some(Protocol::Mri(m)) => format!("MRI {:?}", m.sequence),
+            None => "image".to_string(),
         };
         let classes = nnunet_classes(p, f.base);
-        let ds = io::nnunet::dataset_json(
-            &p.spec.name,
-            &[channel.to_string()],
-            &classes,
-            rows.len(),
-            extension(p),
-        );
+        let ds =
+            io::nnunet::dataset_json(&p.spec.name, &[channel], &classes, rows.len(), extension(p));
         let mut bytes =
             serde_json::to_vec_pretty(&ds).map_err(|e| EngineError::Other(e.to_string()))?;
         bytes.push(b'\n');

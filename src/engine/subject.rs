@@ -31,8 +31,21 @@ pub struct SubjectData {
 }
 
 pub(super) fn make_subject(s: &Shared, idx: u64) -> Result<SubjectData, String> {
+    make_subject_with(s, idx, true)
+}
+
+/// Builds a subject; with `lesions = false`, its lesion-free twin (same seed, so the same
+/// anatomy, deformation and texture: only the lesions differ).
+pub(super) fn make_subject_with(
+    s: &Shared,
+    idx: u64,
+    lesions: bool,
+) -> Result<SubjectData, String> {
     let p = &s.p.spec;
-    let subject = s.time("cohort", || cohort::sample(p, &s.plan, idx));
+    let mut subject = s.time("cohort", || cohort::sample(p, &s.plan, idx));
+    if !lesions {
+        subject.lesions.clear();
+    }
     let (height_cm, weight_kg) = if p.anatomy.body_scaling {
         (subject.height_cm, subject.weight_kg)
     } else {
@@ -115,7 +128,28 @@ pub fn build_subject(p: &Resolved, idx: u64) -> Result<SubjectData, EngineError>
 }
 
 /// The image an arm produces from the object (physical units).
-pub(super) fn acquire(arm: &Protocol, obj: &TissueObject) -> Result<Volume<f32>, String> {
+/// Noise streams of twins start here so they never coincide with an arm's own stream.
+const TWIN_ARM_OFFSET: usize = 1 << 20;
+
+/// One arm's image with what the manifest records about it.
+pub(super) struct Acquired {
+    pub image: Volume<f32>,
+    /// Complex multi-coil k-space (MRI arms with `export_kspace`).
+    pub kspace: Option<crate::acquire::mri::KSpace>,
+    pub ctdi_vol_mgy: f64,
+    /// The resolved protocol plus realised artifacts and calibration, as JSON.
+    pub protocol: serde_json::Value,
+}
+
+/// Images the object under one arm. `arm_index` separates the noise streams of arms.
+pub(super) fn acquire(
+    arm: &Protocol,
+    obj: &TissueObject,
+    seed: u64,
+    arm_index: usize,
+) -> Result<Acquired, String> {
+    let noise_seed = rng::subject_seed(seed ^ 0xA5A5_5A5A_A5A5_5A5A, arm_index as u64);
+    let protocol = serde_json::to_value(arm).unwrap_or_default();
     match arm {
         Protocol::None { property, field_t } => {
             let pick = |f: fn(&generate::MriMaps) -> &Volume<f32>| {
@@ -123,19 +157,78 @@ pub(super) fn acquire(arm: &Protocol, obj: &TissueObject) -> Result<Volume<f32>,
                     .map(|m| f(m).clone())
                     .ok_or_else(|| "object has no MRI maps".to_string())
             };
-            match property {
+            let image = match property {
                 PropertyMap::Hu => obj
                     .ct
                     .as_ref()
                     .map(|c| c.hu.clone())
-                    .ok_or_else(|| "object has no CT maps".into()),
+                    .ok_or_else(|| "object has no CT maps".to_string()),
                 PropertyMap::Pd => pick(|m| &m.pd),
                 PropertyMap::T1 => pick(|m| &m.t1_ms),
                 PropertyMap::T2 => pick(|m| &m.t2_ms),
                 PropertyMap::T2star => pick(|m| &m.t2star_ms),
-            }
+            }?;
+            Ok(Acquired {
+                image,
+                kspace: None,
+                ctdi_vol_mgy: 0.0,
+                protocol,
+            })
+        }
+        Protocol::Ct(ct) => {
+            let maps = obj
+                .ct
+                .as_ref()
+                .ok_or_else(|| "object has no CT maps".to_string())?;
+            let r = crate::acquire::ct::acquire(maps, ct, noise_seed)
+                .map_err(|e| format!("CT: {e}"))?;
+            let mut protocol = protocol;
+            protocol["effective_energy_kev"] = serde_json::json!(r.effective_energy_kev);
+            Ok(Acquired {
+                image: r.image,
+                kspace: None,
+                ctdi_vol_mgy: r.ctdi_vol_mgy,
+                protocol,
+            })
+        }
+        Protocol::Mri(m) => {
+            let maps = obj
+                .mri_at(m.field_t)
+                .ok_or_else(|| "object has no MRI maps".to_string())?;
+            let r = crate::acquire::mri::acquire(maps, m, noise_seed)
+                .map_err(|e| format!("MRI: {e}"))?;
+            let mut protocol = protocol;
+            protocol["applied"] = r.applied.clone();
+            Ok(Acquired {
+                image: r.image,
+                kspace: r.kspace,
+                ctdi_vol_mgy: 0.0,
+                protocol,
+            })
         }
     }
+}
+
+/// Nearest-neighbour resampling of labels onto another grid (world coordinates), for arms
+/// whose image grid is not the object grid.
+pub(super) fn labels_on(labels: &Volume<u16>, grid: &Grid) -> Volume<u16> {
+    if &labels.grid == grid {
+        return labels.clone();
+    }
+    let mut out = Volume::filled(grid.clone(), 0u16);
+    let n = grid.dims[0] * grid.dims[1];
+    out.data
+        .par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(k, slab)| {
+            for j in 0..grid.dims[1] {
+                for i in 0..grid.dims[0] {
+                    slab[i + grid.dims[0] * j] =
+                        labels.sample_nearest(grid.world(i, j, k)).unwrap_or(0);
+                }
+            }
+        });
+    out
 }
 
 pub(super) fn dtype(p: &Resolved) -> ImageDtype {
@@ -152,53 +245,76 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), String> {
     let gz = p.spec.outputs.compression == Compression::Gzip;
     let subj = &data.subject;
     let labels = &data.anatomy.labels;
-
-    let label_rel = format!("labels/{}{ext}", subj.id);
-    let label_bytes = s
-        .time("write", || io::nifti::encode_labels(labels, gz, &descrip()))
-        .map_err(|e| e.to_string())?;
-    let label_sha = io::hash::sha256_hex(&label_bytes);
     let nnunet = p.spec.outputs.layout == Layout::Nnunet;
-
-    let nnunet_lab = if nnunet {
-        let lab = nnunet_labels(p, s.base.as_ref(), labels, &data.anatomy.lesions);
-        Some(io::nifti::encode_labels(&lab, gz, &descrip()).map_err(|e| e.to_string())?)
-    } else {
-        None
-    };
-    let mut rows = Vec::new();
-    let mut files = vec![(label_rel.clone(), label_sha.clone())];
-    for arm in &p.arms {
-        let image = s.time("acquire", || acquire(&arm.protocol, &data.object))?;
-        let bytes = s
-            .time("write", || {
-                io::nifti::encode_image(&image, dtype(p), gz, &descrip())
-            })
-            .map_err(|e| e.to_string())?;
-        let image_rel = format!("images/{}_{}{ext}", subj.id, arm.name);
+    let write = |rel: &str, bytes: &[u8]| -> Result<(String, String), String> {
         s.time("write", || {
-            io::atomic::write_atomic(&s.dir.join(&image_rel), &bytes)
+            io::atomic::write_atomic(&s.dir.join(rel), bytes)
         })
         .map_err(|e| e.to_string())?;
-        files.push((image_rel.clone(), io::hash::sha256_hex(&bytes)));
-        if let Some(lab_bytes) = &nnunet_lab {
-            let case = format!("{}_{}", subj.id, arm.name);
-            files.push((
-                format!("imagesTr/{case}_0000{ext}"),
-                io::hash::sha256_hex(&bytes),
-            ));
-            files.push((
-                format!("labelsTr/{case}{ext}"),
-                io::hash::sha256_hex(lab_bytes),
-            ));
-            s.time("write", || {
-                io::atomic::write_atomic(
-                    &s.dir.join(format!("imagesTr/{case}_0000{ext}")),
-                    &bytes,
-                )?;
-                io::atomic::write_atomic(&s.dir.join(format!("labelsTr/{case}{ext}")), lab_bytes)
+        Ok((rel.to_string(), io::hash::sha256_hex(bytes)))
+    };
+    let encode_labels = |v: &Volume<u16>| -> Result<Vec<u8>, String> {
+        s.time("write", || io::nifti::encode_labels(v, gz, &descrip()))
+            .map_err(|e| e.to_string())
+    };
+
+    // Labels on the object grid; an arm that reconstructs onto another grid gets its own
+    // resampled label map (labels/<subject>_<arm>), written once per distinct grid.
+    let mut files = Vec::new();
+    let mut label_files: Vec<(Grid, String, String, Option<Vec<u8>>)> = Vec::new();
+    let mut rows = Vec::new();
+    for (ai, arm) in p.arms.iter().enumerate() {
+        let acq = s.time("acquire", || {
+            acquire(&arm.protocol, &data.object, subj.seed, ai)
+        })?;
+        let image = &acq.image;
+        let li = match label_files.iter().position(|(g, ..)| g == &image.grid) {
+            Some(i) => i,
+            None => {
+                let on_grid = labels_on(labels, &image.grid);
+                let rel = if image.grid == labels.grid {
+                    format!("labels/{}{ext}", subj.id)
+                } else {
+                    format!("labels/{}_{}{ext}", subj.id, arm.name)
+                };
+                let (rel, sha) = write(&rel, &encode_labels(&on_grid)?)?;
+                files.push((rel.clone(), sha.clone()));
+                let nn = if nnunet {
+                    Some(encode_labels(&nnunet_labels(
+                        p,
+                        s.base.as_ref(),
+                        &on_grid,
+                        &data.anatomy.lesions,
+                    ))?)
+                } else {
+                    None
+                };
+                label_files.push((image.grid.clone(), rel, sha, nn));
+                label_files.len() - 1
+            }
+        };
+        let (_, label_rel, label_sha, nn_labels) = &label_files[li];
+        let bytes = s
+            .time("write", || {
+                io::nifti::encode_image(image, dtype(p), gz, &descrip())
             })
             .map_err(|e| e.to_string())?;
+        let (image_rel, image_sha) =
+            write(&format!("images/{}_{}{ext}", subj.id, arm.name), &bytes)?;
+        files.push((image_rel.clone(), image_sha.clone()));
+        if let Some(k) = &acq.kspace {
+            // (coils, slices, ky, kx), complex64, DC at the centre of each k axis.
+            let npy =
+                io::npy::encode_complex64(&[k.coils, k.dims[2], k.dims[1], k.dims[0]], &k.data);
+            files.push(write(
+                &format!("kspace/{}_{}.npy", subj.id, arm.name),
+                &npy,
+            )?);
+        }
+        if let Some(nn) = nn_labels {
+            let case = format!("{}_{}", subj.id, arm.name);
+            files.push(write(&format!("imagesTr/{case}_0000{ext}"), &bytes)?);
+            files.push(write(&format!("labelsTr/{case}{ext}"), nn)?);
         }
         rows.push(ManifestRow {
             subject_id: subj.id.clone(),
@@ -220,24 +336,49 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), String> {
             prompt: subj.prompt.clone(),
             image_path: image_rel,
             label_path: label_rel.clone(),
-            image_sha256: io::hash::sha256_hex(&bytes),
+            image_sha256: image_sha,
             label_sha256: label_sha.clone(),
             image_dims: image.grid.dims.map(|d| d as u32),
             spacing_mm: image.grid.spacing_mm,
+            object_dims: labels.grid.dims.map(|d| d as u32),
+            object_spacing_mm: labels.grid.spacing_mm,
+            protocol: acq.protocol.to_string(),
+            ctdi_vol_mgy: acq.ctdi_vol_mgy,
             generator: s.generator.name(),
             pipeline_sha256: p.sha256.clone(),
             synthcohort_version: crate::VERSION.to_string(),
         });
     }
-    s.time("write", || {
-        io::atomic::write_atomic(&s.dir.join(&label_rel), &label_bytes)
-    })
-    .map_err(|e| e.to_string())?;
+    // Virtual trial: the lesion-free twin under every arm (independent noise), and for
+    // subjects without lesions, signal-absent sites inside the lesions' organs.
+    let mut absent_sites = Vec::new();
+    if p.spec.trial.is_some() {
+        if data.anatomy.lesions.is_empty() {
+            absent_sites = super::trial_run::absent_sites(p, labels, subj.seed);
+        } else {
+            let twin = make_subject_with(s, idx, false)?;
+            for (ai, arm) in p.arms.iter().enumerate() {
+                let acq = s.time("acquire", || {
+                    acquire(&arm.protocol, &twin.object, subj.seed, ai + TWIN_ARM_OFFSET)
+                })?;
+                let bytes = s
+                    .time("write", || {
+                        io::nifti::encode_image(&acq.image, dtype(p), gz, &descrip())
+                    })
+                    .map_err(|e| e.to_string())?;
+                files.push(write(
+                    &super::trial_run::twin_path(&subj.id, &arm.name, ext),
+                    &bytes,
+                )?);
+            }
+        }
+    }
     let rec = SubjectRecord {
         index: idx,
         rows,
         lesion_ids: data.anatomy.lesions.iter().map(|l| l.label_id).collect(),
         files,
+        absent_sites,
     };
     let json = serde_json::to_vec_pretty(&rec).map_err(|e| e.to_string())?;
     io::atomic::write_atomic(&record_path(&s.dir.join(STATE_DIR), &subj.id), &json)

@@ -24,6 +24,9 @@ fn unlisted_ok(rel: &str) -> bool {
         || rel == "provenance.json"
         || rel.starts_with(STATE_DIR)
         || rel.starts_with("manifests/")
+        // Trial results are derived from the images (`synthcohort trial` recomputes them);
+        // the twin images themselves are listed.
+        || (rel.starts_with("trial/") && !rel.starts_with("trial/twins/"))
 }
 
 pub fn verify(dir: &Path) -> Result<VerifyReport, EngineError> {

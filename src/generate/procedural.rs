@@ -112,8 +112,10 @@ impl Generator for Procedural {
             let mut materials: Vec<&'static str> = Vec::new();
             let mut mat_of_label = vec![0u8; table.tissue.len()];
             for (id, t) in table.tissue.iter().enumerate() {
+                // Lesions are water-equivalent at the density that gives their HU, so the
+                // scanner sees exactly the contrast the pipeline asked for.
                 let name = match table.lesion[id] {
-                    Some(_) => "muscle",
+                    Some(_) => "water",
                     None => t.map_or("air", |t| t.material),
                 };
                 let idx = materials
@@ -131,9 +133,11 @@ impl Generator for Procedural {
                 .map(|(&l, &n)| {
                     let l = l as usize;
                     let (mean, sd, rho) = match (table.lesion[l], table.tissue[l]) {
-                        (Some(les), _) => {
-                            (les.hu, LESION_TEXTURE_HU, 1.05 * (1000.0 + les.hu) / 1040.0)
-                        }
+                        (Some(les), _) => (
+                            les.hu,
+                            LESION_TEXTURE_HU,
+                            ((1000.0 + les.hu) / 1000.0).max(0.001),
+                        ),
                         (None, Some(t)) => (t.hu, t.hu_texture_sd, t.density),
                         (None, None) => (-1000.0, 0.0, 0.001205),
                     };

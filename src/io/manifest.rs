@@ -61,6 +61,14 @@ pub struct ManifestRow {
     pub label_sha256: String,
     pub image_dims: [u32; 3],
     pub spacing_mm: [f64; 3],
+    /// Grid of the tissue object the image was acquired from (differs from the image grid
+    /// when a scanner reconstructs onto its own matrix).
+    pub object_dims: [u32; 3],
+    pub object_spacing_mm: [f64; 3],
+    /// The arm's resolved protocol (and realised artifacts) as JSON.
+    pub protocol: String,
+    /// CTDIvol in mGy (0 for arms without ionising radiation).
+    pub ctdi_vol_mgy: f64,
     pub generator: String,
     pub pipeline_sha256: String,
     pub synthcohort_version: String,
@@ -112,6 +120,10 @@ pub fn manifest_schema() -> SchemaRef {
         f("label_sha256", DataType::Utf8),
         f("image_dims", list(DataType::UInt32)),
         f("spacing_mm", list(DataType::Float64)),
+        f("object_dims", list(DataType::UInt32)),
+        f("object_spacing_mm", list(DataType::Float64)),
+        f("protocol", DataType::Utf8),
+        f("ctdi_vol_mgy", DataType::Float64),
         f("generator", DataType::Utf8),
         f("pipeline_sha256", DataType::Utf8),
         f("synthcohort_version", DataType::Utf8),
@@ -211,6 +223,20 @@ fn batch(rows: &[ManifestRow]) -> Result<RecordBatch, IoError> {
             rows.iter().map(|_| 3),
             f64s(rows.iter().flat_map(|r| r.spacing_mm)),
         )?,
+        list_array(
+            DataType::UInt32,
+            rows.iter().map(|_| 3),
+            Arc::new(UInt32Array::from_iter_values(
+                rows.iter().flat_map(|r| r.object_dims),
+            )),
+        )?,
+        list_array(
+            DataType::Float64,
+            rows.iter().map(|_| 3),
+            f64s(rows.iter().flat_map(|r| r.object_spacing_mm)),
+        )?,
+        strings(rows.iter().map(|r| r.protocol.as_str())),
+        f64s(rows.iter().map(|r| r.ctdi_vol_mgy)),
         strings(rows.iter().map(|r| r.generator.as_str())),
         strings(rows.iter().map(|r| r.pipeline_sha256.as_str())),
         strings(rows.iter().map(|r| r.synthcohort_version.as_str())),
@@ -334,6 +360,11 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), String> {
     let (cond_r, cond_v) = list_col::<StringArray>(col(b, "conditions")?, "conditions")?;
     let (dims_r, dims_v) = list_col::<UInt32Array>(col(b, "image_dims")?, "image_dims")?;
     let (sp_r, sp_v) = list_col::<Float64Array>(col(b, "spacing_mm")?, "spacing_mm")?;
+    let (odims_r, odims_v) = list_col::<UInt32Array>(col(b, "object_dims")?, "object_dims")?;
+    let (osp_r, osp_v) =
+        list_col::<Float64Array>(col(b, "object_spacing_mm")?, "object_spacing_mm")?;
+    let protocol = s("protocol")?;
+    let ctdi = f("ctdi_vol_mgy")?;
     let (les_r, les) = list_col::<StructArray>(col(b, "lesions")?, "lesions")?;
 
     let l_id = struct_col::<UInt16Array>(les, "label_id")?;
@@ -381,6 +412,10 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), String> {
             label_sha256: label_sha.value(i).to_string(),
             image_dims: fixed3(&dims_v.values()[dims_r[i].clone()], "image_dims")?,
             spacing_mm: fixed3(&sp_v.values()[sp_r[i].clone()], "spacing_mm")?,
+            object_dims: fixed3(&odims_v.values()[odims_r[i].clone()], "object_dims")?,
+            object_spacing_mm: fixed3(&osp_v.values()[osp_r[i].clone()], "object_spacing_mm")?,
+            protocol: protocol.value(i).to_string(),
+            ctdi_vol_mgy: ctdi.value(i),
             generator: generator.value(i).to_string(),
             pipeline_sha256: pipeline_sha.value(i).to_string(),
             synthcohort_version: version.value(i).to_string(),
@@ -425,6 +460,10 @@ mod tests {
             label_sha256: "cd".repeat(32),
             image_dims: [192, 192, 128],
             spacing_mm: [2.0, 2.0, 2.5],
+            object_dims: [192, 192, 128],
+            object_spacing_mm: [2.0, 2.0, 2.5],
+            protocol: r#"{"modality":"ct","kvp":120}"#.into(),
+            ctdi_vol_mgy: 7.5,
             generator: "procedural".into(),
             pipeline_sha256: "ef".repeat(32),
             synthcohort_version: "0.1.0".into(),

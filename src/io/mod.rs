@@ -13,6 +13,7 @@ pub mod labels_json;
 pub mod manifest;
 pub mod nifti;
 pub mod nnunet;
+pub mod npy;
 pub mod preview;
 
 pub use atomic::write_atomic;

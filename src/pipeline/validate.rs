@@ -6,6 +6,10 @@ use std::path::Path;
 
 use super::error::Problem;
 use super::spec::*;
+use crate::acquire::ct::{Bowtie, CtProtocol, Kernel, ScanMode};
+use crate::acquire::mri::{
+    Artifacts, Combine, Motion, MriProtocol, SamplingPattern, Sequence, Undersampling,
+};
 use crate::anatomy::{self, Template};
 
 /// An arm with its defaults merged in and its modality-specific settings resolved.
@@ -20,14 +24,226 @@ pub struct Arm {
 pub enum Protocol {
     /// The image is a property map of the tissue object.
     None { property: PropertyMap, field_t: f64 },
+    /// A CT scan (spectrum, projection, noise, reconstruction in HU).
+    Ct(Box<CtProtocol>),
+    /// An MRI acquisition (signal equations, k-space, coils, noise, artifacts).
+    Mri(Box<MriProtocol>),
 }
 
 impl Protocol {
     pub fn modality(&self) -> &'static str {
         match self {
             Protocol::None { .. } => "none",
+            Protocol::Ct(_) => "ct",
+            Protocol::Mri(_) => "mri",
         }
     }
+}
+
+/// Resolves a CT arm: the scanner preset (default `generic64`), then the arm's fields; the
+/// recon grid defaults to the object grid so labels need no resampling.
+fn ct_protocol(c: &mut Checker, path: &str, arm: &ArmSpec, a: &AnatomySpec) -> Option<CtProtocol> {
+    let scanner = arm.scanner.clone().unwrap_or_else(|| "generic64".into());
+    let Some(mut p) = CtProtocol::preset(&scanner) else {
+        c.err(
+            format!("{path}.scanner"),
+            format!(
+                "unknown scanner `{scanner}`; presets: {}",
+                CtProtocol::preset_names().join(", ")
+            ),
+        );
+        return None;
+    };
+    let ext = [
+        a.size[0] as f64 * a.spacing_mm[0],
+        a.size[1] as f64 * a.spacing_mm[1],
+    ];
+    p.fov_mm = ext[0].max(ext[1]);
+    p.matrix = a.size[0].max(a.size[1]) as usize;
+    p.slice_mm = a.spacing_mm[2];
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = arm.$f { p.$f = v.into(); } )* };
+    }
+    set!(
+        kvp,
+        mas,
+        filtration_mm_al,
+        filtration_mm_cu,
+        pixel_mm,
+        sid_mm,
+        sdd_mm,
+        slice_mm,
+        beam_hardening_correction,
+        noise,
+        electronic_noise
+    );
+    if let Some(v) = arm.views {
+        p.views = v as usize;
+    }
+    if let Some(v) = arm.detector_cols {
+        p.detector_cols = v as usize;
+    }
+    if let Some(v) = arm.detector_rows {
+        p.detector_rows = v as usize;
+    }
+    if let Some(b) = arm.bowtie {
+        p.bowtie = match b {
+            BowtieSpec::None => Bowtie::None,
+            BowtieSpec::Small => Bowtie::Small,
+            BowtieSpec::Medium => Bowtie::Medium,
+            BowtieSpec::Large => Bowtie::Large,
+        };
+    }
+    if let Some(m) = arm.scan_mode {
+        p.scan_mode = match m {
+            ScanModeSpec::Axial => ScanMode::Axial,
+            ScanModeSpec::Cone => ScanMode::Cone,
+        };
+    }
+    if let Some(k) = arm.kernel {
+        p.kernel = match k {
+            CtKernel::Ramp => Kernel::Ramp,
+            CtKernel::SheppLogan => Kernel::SheppLogan,
+            CtKernel::Smooth => Kernel::Smooth,
+            CtKernel::Standard => Kernel::Standard,
+            CtKernel::Sharp => Kernel::Sharp,
+        };
+    }
+    match arm.fov_mm {
+        Some(InPlane::Same(v)) => p.fov_mm = v,
+        Some(InPlane::Each(_)) => c.err(
+            format!("{path}.fov_mm"),
+            "a CT reconstruction field of view is one number (mm)",
+        ),
+        None => {}
+    }
+    match arm.matrix {
+        Some(InPlane::Same(v)) => p.matrix = v as usize,
+        Some(InPlane::Each(_)) => c.err(
+            format!("{path}.matrix"),
+            "a CT reconstruction matrix is one number",
+        ),
+        None => {}
+    }
+    for (field, msg) in p.validate() {
+        c.err(format!("{path}.{field}"), msg);
+    }
+    Some(p)
+}
+
+/// Resolves an MRI arm: the sequence's clinical defaults at the field strength, then the
+/// arm's fields; the acquisition grid defaults to the object grid.
+fn mri_protocol(
+    c: &mut Checker,
+    path: &str,
+    arm: &ArmSpec,
+    a: &AnatomySpec,
+) -> Option<MriProtocol> {
+    let Some(seq) = arm.sequence else {
+        c.err(path, "an MRI arm needs `sequence` (spin_echo, spoiled_gre, inversion_recovery, flair, stir, mprage or bssfp)");
+        return None;
+    };
+    let seq = match seq {
+        MriSequence::SpinEcho => Sequence::SpinEcho,
+        MriSequence::SpoiledGre => Sequence::SpoiledGre,
+        MriSequence::InversionRecovery => Sequence::InversionRecovery,
+        MriSequence::Flair => Sequence::Flair,
+        MriSequence::Stir => Sequence::Stir,
+        MriSequence::Mprage => Sequence::Mprage,
+        MriSequence::Bssfp => Sequence::Bssfp,
+    };
+    let mut p = MriProtocol::default_for(seq, arm.field_t.unwrap_or(3.0));
+    p.fov_mm = [
+        a.size[0] as f64 * a.spacing_mm[0],
+        a.size[1] as f64 * a.spacing_mm[1],
+    ];
+    p.matrix = [a.size[0] as usize, a.size[1] as usize];
+    p.slice_mm = a.spacing_mm[2];
+    if let Some(v) = arm.tr_ms {
+        p.tr_ms = v;
+    }
+    if let Some(v) = arm.te_ms {
+        p.te_ms = v;
+    }
+    if arm.ti_ms.is_some() {
+        p.ti_ms = arm.ti_ms;
+    }
+    if let Some(v) = arm.flip_deg {
+        p.flip_deg = v;
+    }
+    if let Some(v) = arm.etl {
+        p.etl = v as usize;
+    }
+    if let Some(v) = arm.fov_mm {
+        p.fov_mm = v.pair();
+    }
+    if let Some(v) = arm.matrix {
+        p.matrix = v.pair().map(|n| n as usize);
+    }
+    if let Some(v) = arm.slice_mm {
+        p.slice_mm = v;
+    }
+    if let Some(r) = arm.readout {
+        p.readout_axis = match r {
+            ReadoutAxis::X => 0,
+            ReadoutAxis::Y => 1,
+        };
+    }
+    if let Some(v) = arm.nex {
+        p.nex = v;
+    }
+    if let Some(v) = arm.coils {
+        p.coils = v as usize;
+    }
+    if let Some(v) = arm.combine {
+        p.combine = match v {
+            CombineSpec::Rss => Combine::Rss,
+            CombineSpec::Sense => Combine::Sense,
+        };
+    }
+    if let Some(v) = arm.partial_fourier {
+        p.partial_fourier = v;
+    }
+    if let Some(u) = &arm.undersampling {
+        p.undersampling = Some(Undersampling {
+            factor: u.factor,
+            pattern: match u.pattern {
+                SamplingPatternSpec::Regular => SamplingPattern::Regular,
+                SamplingPatternSpec::VariableDensity => SamplingPattern::VariableDensity,
+            },
+            center_lines: u.center_lines as usize,
+        });
+    }
+    if let Some(v) = arm.bandwidth_hz_per_px {
+        p.bandwidth_hz_per_px = v;
+    }
+    if let Some(v) = arm.noise {
+        p.noise = v;
+    }
+    if let Some(v) = arm.snr {
+        p.snr_reference = v;
+    }
+    if let Some(v) = arm.export_kspace {
+        p.export_kspace = v;
+    }
+    if let Some(a) = &arm.artifacts {
+        p.artifacts = Artifacts {
+            bias_field: a.bias_field,
+            motion: a.motion.as_ref().map(|m| Motion {
+                translation_mm: m.translation_mm,
+                rotation_deg: m.rotation_deg,
+                fraction_of_lines: m.fraction_of_lines,
+            }),
+            ghosting: a.ghosting,
+            spike: a.spike,
+            chemical_shift: a.chemical_shift,
+            b0_offresonance_ppm: a.b0_offresonance_ppm,
+        };
+    }
+    for (field, msg) in p.validate() {
+        c.err(format!("{path}.{field}"), msg);
+    }
+    Some(p)
 }
 
 pub fn template_of(t: TemplateSpec) -> Template {
@@ -477,10 +693,20 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
                 });
             }
             Modality::Ct => {
-                c.err(format!("{path}.modality"), "the CT acquisition simulator is not part of this synthcohort build yet; use `modality: none` to write the HU object");
+                if let Some(ct) = ct_protocol(&mut c, &path, &arm, &p.anatomy) {
+                    arms.push(Arm {
+                        name,
+                        protocol: Protocol::Ct(Box::new(ct)),
+                    });
+                }
             }
             Modality::Mri => {
-                c.err(format!("{path}.modality"), "the MRI acquisition simulator is not part of this synthcohort build yet; use `modality: none` with `property: t1`, `t2`, `pd` or `t2star`");
+                if let Some(mri) = mri_protocol(&mut c, &path, &arm, &p.anatomy) {
+                    arms.push(Arm {
+                        name,
+                        protocol: Protocol::Mri(Box::new(mri)),
+                    });
+                }
             }
         }
     }
@@ -508,7 +734,12 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
                 }
             }
         }
-        c.err("trial", "virtual-trial analysis is not part of this synthcohort build yet; remove the `trial` section");
+        if !p.cohort.conditions.iter().any(|c| c.lesion.is_some()) {
+            c.err(
+                "trial",
+                "a detection trial needs lesions: add a condition with a `lesion` to the cohort",
+            );
+        }
     }
 
     (arms, c.problems)
