@@ -277,6 +277,28 @@ fn external_scores(
         .collect()
 }
 
+/// Removes the mean of the ROI's outer ring (beyond 3/4 of its half-width): slow background
+/// drifts (residual cupping, organ-scale intensity changes) then do not pass for signal,
+/// the usual preparation of CT detectability ROIs. Signals sit well inside the ring.
+fn subtract_border_mean(mut px: Vec<f32>, size: usize) -> Vec<f32> {
+    let c = (size / 2) as f64;
+    let r = 0.75 * c;
+    let (mut s, mut n) = (0.0f64, 0.0f64);
+    for j in 0..size {
+        for i in 0..size {
+            if (i as f64 - c).hypot(j as f64 - c) > r {
+                s += px[j * size + i] as f64;
+                n += 1.0;
+            }
+        }
+    }
+    if n > 0.0 {
+        let m = (s / n) as f32;
+        px.iter_mut().for_each(|v| *v -= m);
+    }
+    px
+}
+
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let m = v.iter().sum::<f64>() / n;
@@ -427,6 +449,7 @@ pub(super) fn analyze(p: &Resolved, dir: &Path) -> Result<TrialSummary, EngineEr
             let pixels = stats::extract_roi(img, c.center_mm, roi_px).ok_or_else(|| {
                 EngineError::Other(format!("a {roi_px}-pixel ROI at {:?} mm leaves the image of {} ({arm}); lower trial.roi_mm", c.center_mm, c.subject))
             })?;
+            let pixels = subtract_border_mean(pixels, roi_px);
             rois.push(Roi {
                 pixels,
                 size: roi_px,
