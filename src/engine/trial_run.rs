@@ -517,7 +517,7 @@ pub(super) fn analyze(p: &Resolved, dir: &Path) -> Result<TrialSummary, EngineEr
                 ("CTDIvol (mGy)".into(), dose),
                 ("CNR".into(), cnr),
                 ("noise".into(), noise),
-                ("background mean".into(), ma),
+                ("absent centre − ring".into(), ma),
             ],
         });
     }
@@ -578,7 +578,7 @@ pub(super) fn analyze(p: &Resolved, dir: &Path) -> Result<TrialSummary, EngineEr
         "ctdi_vol_mgy",
         "cnr",
         "noise",
-        "background_mean",
+        "centre_minus_ring",
         "delta_auc",
         "delta_se",
         "delta_ci_low",
