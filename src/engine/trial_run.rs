@@ -277,6 +277,13 @@ fn external_scores(
         .collect()
 }
 
+/// ROI edge in pixels: `roi_mm` (default 4× the largest lesion), at least 9 pixels so the
+/// observer's channels have support, odd so the lesion sits on the centre pixel.
+fn roi_pixels(t: &TrialSpec, max_lesion_mm: f64, spacing_mm: f64) -> usize {
+    let mm = t.roi_mm.unwrap_or(4.0 * max_lesion_mm);
+    ((mm / spacing_mm).round() as usize).max(9) | 1
+}
+
 /// Removes the mean of the ROI's outer ring (beyond 3/4 of its half-width): slow background
 /// drifts (residual cupping, organ-scale intensity changes) then do not pass for signal,
 /// the usual preparation of CT detectability ROIs. Signals sit well inside the ring.
@@ -366,8 +373,18 @@ pub(super) fn analyze(p: &Resolved, dir: &Path) -> Result<TrialSummary, EngineEr
         .fold(0.0, f64::max);
     if t.roi_within_organ {
         // Keep a case only when its whole axial ROI (on the object grid) is organ or lesion;
-        // a lesion case and its twin share the centre, so pairs stay together.
-        let roi_mm = t.roi_mm.unwrap_or(4.0 * max_d);
+        // a lesion case and its twin share the centre, so pairs stay together. The ROI is
+        // checked at its largest size over the arms' pixel spacings.
+        let roi_mm = arms
+            .iter()
+            .filter_map(|a| {
+                records
+                    .iter()
+                    .flat_map(|r| r.rows.iter())
+                    .find(|r| &r.arm == a)
+            })
+            .map(|r| roi_pixels(t, max_d, r.spacing_mm[0]) as f64 * r.spacing_mm[0])
+            .fold(0.0, f64::max);
         let mut keep = Vec::with_capacity(cases.len());
         let mut cache: BTreeMap<String, Volume<u16>> = BTreeMap::new();
         for c in &cases {
@@ -432,10 +449,7 @@ pub(super) fn analyze(p: &Resolved, dir: &Path) -> Result<TrialSummary, EngineEr
             .find(|r| &r.arm == arm);
         let spacing = row.map_or([1.0; 3], |r| r.spacing_mm);
         let dose = row.map_or(0.0, |r| r.ctdi_vol_mgy);
-        let roi_px = {
-            let mm = t.roi_mm.unwrap_or(4.0 * max_d);
-            ((mm / spacing[0]).round() as usize).max(16) | 1
-        };
+        let roi_px = roi_pixels(t, max_d, spacing[0]);
         let mut rois = Vec::with_capacity(cases.len());
         for c in &cases {
             let file = c.files.get(arm).ok_or_else(|| {
