@@ -455,8 +455,11 @@ pub(super) fn analyze(p: &Resolved, dir: &Path) -> Result<TrialSummary, EngineEr
             let file = c.files.get(arm).ok_or_else(|| {
                 EngineError::Other(format!("no image of {} for arm {arm}", c.subject))
             })?;
+            // Cases alternate between a subject's image and its twin: keep a few files.
             if !cache.contains_key(file) {
-                cache.clear();
+                if cache.len() >= 4 {
+                    cache.clear();
+                }
                 cache.insert(file.clone(), io::nifti::read_image(&dir.join(file))?);
             }
             let img = &cache[file];

@@ -22,6 +22,7 @@ pub mod coils;
 pub mod fft;
 pub mod kspace;
 pub mod noise;
+pub mod phantom;
 pub mod protocol;
 pub mod recon;
 pub mod signal;
