@@ -1,0 +1,391 @@
+//! The whole latent diffusion model: configuration, weights, checkpoint files and sampling.
+
+use std::path::Path;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::record::{FullPrecisionSettings, NamedMpkGzFileRecorder};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::autoencoder::{Autoencoder, AutoencoderConfig};
+use crate::scheduler::{guide, SchedulerConfig, Solver};
+use crate::text::{TextEncoder, TextEncoderConfig, Tokenizer};
+use crate::unet::{Cond, Unet, UnetConfig};
+use crate::LdmError;
+
+/// Spatial factor between object and latent grid (autoencoder).
+pub const AE_FACTOR: usize = 4;
+/// Object dims must be multiples of this (autoencoder 4× and two UNet levels 4×).
+pub const GRID_MULTIPLE: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Modality {
+    Ct,
+    Mri,
+}
+
+/// One object channel and its normalisation: `network value = (physical − offset) / scale`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelSpec {
+    pub name: String,
+    pub unit: String,
+    pub offset: f32,
+    pub scale: f32,
+}
+
+/// What the checkpoint says about its own training.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    /// SHA-256 over the training cases (objects, labels, prompts) in order.
+    pub data_hash: String,
+    pub cases: usize,
+    pub autoencoder_steps: usize,
+    pub denoiser_steps: usize,
+    pub seed: u64,
+    /// Final smoothed losses.
+    pub autoencoder_loss: f64,
+    pub denoiser_loss: f64,
+}
+
+/// Everything needed to rebuild the model and read its inputs/outputs; saved as JSON next
+/// to the weights so a checkpoint is self-describing.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LdmConfig {
+    pub name: String,
+    pub modality: Modality,
+    pub channels: Vec<ChannelSpec>,
+    /// Label class names; index 0 is the background/"other" class.
+    pub classes: Vec<String>,
+    pub tokenizer: Tokenizer,
+    pub autoencoder: AutoencoderConfig,
+    pub unet: UnetConfig,
+    pub text: TextEncoderConfig,
+    pub scheduler: SchedulerConfig,
+    /// Multiplies posterior means so latents have unit variance (set after stage 1).
+    pub latent_scale: f32,
+    pub training: TrainingRecord,
+}
+
+impl LdmConfig {
+    /// A fresh configuration with the default (CPU-sized) architecture.
+    pub fn new(
+        name: &str,
+        modality: Modality,
+        channels: Vec<ChannelSpec>,
+        classes: Vec<String>,
+        tokenizer: Tokenizer,
+    ) -> Self {
+        let c = channels.len();
+        let k = classes.len();
+        let text = TextEncoderConfig::new(tokenizer.len()).with_max_len(tokenizer.max_len);
+        Self {
+            name: name.to_string(),
+            modality,
+            autoencoder: AutoencoderConfig::new(c, k),
+            unet: UnetConfig::new(4, k, text.d_model),
+            text,
+            channels,
+            classes,
+            tokenizer,
+            scheduler: SchedulerConfig::RectifiedFlow,
+            latent_scale: 1.0,
+            training: TrainingRecord::default(),
+        }
+    }
+
+    /// Checks the pieces fit together before any layer is built.
+    pub fn check(&self) -> Result<(), LdmError> {
+        let bad = |m: String| Err(LdmError::Config(m));
+        if self.channels.is_empty() {
+            return bad("no object channels".into());
+        }
+        if self.autoencoder.in_channels != self.channels.len() {
+            return bad(format!(
+                "autoencoder expects {} channels, the object has {}",
+                self.autoencoder.in_channels,
+                self.channels.len()
+            ));
+        }
+        if self.autoencoder.classes != self.classes.len() || self.unet.classes != self.classes.len() {
+            return bad("label class count differs between autoencoder, denoiser and class list".into());
+        }
+        if self.unet.latent_channels != self.autoencoder.latent_channels {
+            return bad("denoiser and autoencoder disagree on latent channels".into());
+        }
+        if self.unet.d_text != self.text.d_model || self.text.vocab != self.tokenizer.len() {
+            return bad("text encoder does not match the denoiser or the tokenizer".into());
+        }
+        if self.channels.iter().any(|c| !(c.scale.is_finite() && c.scale != 0.0)) {
+            return bad("a channel has a zero or non-finite scale".into());
+        }
+        Ok(())
+    }
+
+    pub fn class_index(&self, name: &str) -> Option<u8> {
+        self.classes.iter().position(|c| c == name).map(|i| i as u8)
+    }
+
+    /// Scalar conditions: voxel spacing (in units of 4 mm) and the modality flag.
+    pub fn scalars(&self, spacing_mm: [f32; 3]) -> [f32; 4] {
+        let m = match self.modality {
+            Modality::Ct => 0.0,
+            Modality::Mri => 1.0,
+        };
+        [spacing_mm[0] / 4.0, spacing_mm[1] / 4.0, spacing_mm[2] / 4.0, m]
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Ldm<B: Backend> {
+    pub autoencoder: Autoencoder<B>,
+    pub unet: Unet<B>,
+    pub text: TextEncoder<B>,
+}
+
+impl<B: Backend> Ldm<B> {
+    /// Builds the model with weights drawn from `seed`.
+    ///
+    /// burn draws initial weights lazily from one process-wide RNG, so weights would depend
+    /// on what other threads drew first, and a clone of an untouched module would initialise
+    /// apart from its original. Seeding and materialising every parameter under one lock
+    /// makes init reproducible (the crate itself draws no other random numbers from burn).
+    pub fn init_seeded(cfg: &LdmConfig, seed: u64, device: &B::Device) -> Result<Self, LdmError> {
+        cfg.check()?;
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        B::seed(device, seed);
+        let m = Self {
+            autoencoder: cfg.autoencoder.init(device),
+            unet: cfg.unet.init(device),
+            text: cfg.text.init(device),
+        };
+        Ok(m.map(&mut Materialise))
+    }
+
+    /// Builds the model with a fixed seed (weights are meant to be loaded or trained).
+    pub fn init(cfg: &LdmConfig, device: &B::Device) -> Result<Self, LdmError> {
+        Self::init_seeded(cfg, 0, device)
+    }
+}
+
+/// Forces every lazily initialised parameter to take its value now.
+struct Materialise;
+
+impl<B: Backend> ModuleMapper<B> for Materialise {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        Param::from_mapped_value(id, tensor, mapper)
+    }
+}
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "weights"; // recorder appends .mpk.gz
+
+fn recorder() -> NamedMpkGzFileRecorder<FullPrecisionSettings> {
+    NamedMpkGzFileRecorder::new()
+}
+
+/// Writes `config.json` and the weights into `dir`.
+pub fn save<B: Backend>(model: &Ldm<B>, cfg: &LdmConfig, dir: &Path) -> Result<(), LdmError> {
+    std::fs::create_dir_all(dir).map_err(|e| LdmError::io(dir, e))?;
+    let json = serde_json::to_string_pretty(cfg).map_err(|e| LdmError::Config(e.to_string()))?;
+    std::fs::write(dir.join(CONFIG_FILE), json).map_err(|e| LdmError::io(dir, e))?;
+    model
+        .clone()
+        .save_file(dir.join(WEIGHTS_FILE), &recorder())
+        .map_err(|e| LdmError::Weights(format!("{}: {e}", dir.display())))
+}
+
+pub fn load_config(dir: &Path) -> Result<LdmConfig, LdmError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| LdmError::io(&path, e))?;
+    let cfg: LdmConfig =
+        serde_json::from_str(&text).map_err(|e| LdmError::Config(format!("{}: {e}", path.display())))?;
+    cfg.check()?;
+    Ok(cfg)
+}
+
+pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Ldm<B>, LdmConfig), LdmError> {
+    let cfg = load_config(dir)?;
+    let model = Ldm::init(&cfg, device)?
+        .load_file(dir.join(WEIGHTS_FILE), &recorder(), device)
+        .map_err(|e| LdmError::Weights(format!("{}: {e}", dir.display())))?;
+    Ok((model, cfg))
+}
+
+/// One generation request. `classes` holds class indices (see [`LdmConfig::classes`]) with x
+/// fastest, then y, then z, over `dims = [nx, ny, nz]`.
+#[derive(Clone, Debug)]
+pub struct SampleRequest<'a> {
+    pub classes: &'a [u8],
+    pub dims: [usize; 3],
+    pub spacing_mm: [f32; 3],
+    pub prompt: &'a str,
+    pub seed: u64,
+    pub steps: usize,
+    pub solver: Solver,
+    pub guidance_text: f32,
+    pub guidance_labels: f32,
+}
+
+/// Rounds `n` up to a multiple of [`GRID_MULTIPLE`].
+pub fn padded(n: usize) -> usize {
+    n.div_ceil(GRID_MULTIPLE) * GRID_MULTIPLE
+}
+
+/// Copies an x-fastest volume into a larger zero-padded one (low corner aligned).
+pub fn pad_volume<T: Copy + Default>(v: &[T], dims: [usize; 3], to: [usize; 3]) -> Vec<T> {
+    let mut out = vec![T::default(); to[0] * to[1] * to[2]];
+    for z in 0..dims[2] {
+        for y in 0..dims[1] {
+            let src = (z * dims[1] + y) * dims[0];
+            let dst = (z * to[1] + y) * to[0];
+            out[dst..dst + dims[0]].copy_from_slice(&v[src..src + dims[0]]);
+        }
+    }
+    out
+}
+
+fn crop_volume<T: Copy>(v: &[T], from: [usize; 3], dims: [usize; 3]) -> Vec<T> {
+    let mut out = Vec::with_capacity(dims[0] * dims[1] * dims[2]);
+    for z in 0..dims[2] {
+        for y in 0..dims[1] {
+            let src = (z * from[1] + y) * from[0];
+            out.extend_from_slice(&v[src..src + dims[0]]);
+        }
+    }
+    out
+}
+
+/// Class fractions of each `f×f×f` block: `[classes, nz/f, ny/f, nx/f]` flattened.
+pub fn pooled_fractions(classes: &[u8], dims: [usize; 3], k: usize, f: usize) -> Vec<f32> {
+    let [lx, ly, lz] = [dims[0] / f, dims[1] / f, dims[2] / f];
+    let n = lx * ly * lz;
+    let mut out = vec![0f32; k * n];
+    let w = 1.0 / (f * f * f) as f32;
+    for z in 0..lz * f {
+        for y in 0..ly * f {
+            let row = (z * dims[1] + y) * dims[0];
+            let cell_row = ((z / f) * ly + y / f) * lx;
+            for x in 0..lx * f {
+                let c = usize::from(classes[row + x]).min(k - 1);
+                out[c * n + cell_row + x / f] += w;
+            }
+        }
+    }
+    out
+}
+
+/// Standard-normal draws from a seeded ChaCha stream: the same seed gives the same noise
+/// on every backend and thread count.
+pub fn normal_noise(seed: u64, n: usize) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
+}
+
+/// Generates one object; returns physical values, channel-major (`channels × nx·ny·nz`).
+pub fn sample<B: Backend>(
+    model: &Ldm<B>,
+    cfg: &LdmConfig,
+    req: &SampleRequest,
+    device: &B::Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<f32>, LdmError> {
+    let [nx, ny, nz] = req.dims;
+    if req.classes.len() != nx * ny * nz {
+        return Err(LdmError::Input(format!(
+            "label map has {} voxels, dims {:?} need {}",
+            req.classes.len(),
+            req.dims,
+            nx * ny * nz
+        )));
+    }
+    if req.steps == 0 {
+        return Err(LdmError::Input("sampling needs at least one step".into()));
+    }
+    let k = cfg.classes.len();
+    if let Some(&bad) = req.classes.iter().find(|&&c| usize::from(c) >= k) {
+        return Err(LdmError::Input(format!("class index {bad} ≥ {k} classes of the model")));
+    }
+    let pdims = [padded(nx), padded(ny), padded(nz)];
+    let classes = pad_volume(req.classes, req.dims, pdims);
+    let [lx, ly, lz] = pdims.map(|d| d / AE_FACTOR);
+    let zc = cfg.autoencoder.latent_channels;
+
+    let fractions = pooled_fractions(&classes, pdims, k, AE_FACTOR);
+    let labels = Tensor::<B, 5>::from_data(TensorData::new(fractions, [1, k, lz, ly, lx]), device);
+    let scalars = cfg.scalars(req.spacing_mm).to_vec();
+
+    let single = req.guidance_text == 1.0 && req.guidance_labels == 1.0;
+    let (prompts, label_batch): (Vec<&str>, Tensor<B, 5>) = if single {
+        (vec![req.prompt], labels)
+    } else {
+        (
+            vec!["", "", req.prompt],
+            Tensor::cat(vec![labels.zeros_like(), labels.clone(), labels], 0),
+        )
+    };
+    let b = prompts.len();
+    let text_batch = cfg.tokenizer.batch::<B>(&prompts, device);
+    let cond = Cond {
+        labels: label_batch,
+        text: model.text.forward(&text_batch),
+        pad: text_batch.pad,
+        scalars: Tensor::<B, 1>::from_floats(scalars.repeat(b).as_slice(), device).reshape([b, 4]),
+    };
+    let predict = |x: Tensor<B, 5>, t: f32| -> Tensor<B, 5> {
+        if single {
+            return model.unet.forward(x, &[t], &cond);
+        }
+        let xb = Tensor::cat(vec![x.clone(), x.clone(), x], 0);
+        let out = model.unet.forward(xb, &[t; 3], &cond);
+        let mut parts = out.chunk(3, 0);
+        let f = parts.pop().expect("3 parts");
+        let l = parts.pop().expect("3 parts");
+        let u = parts.pop().expect("3 parts");
+        guide(u, l, f, req.guidance_labels, req.guidance_text)
+    };
+
+    let scheduler = cfg.scheduler.build();
+    let noise = normal_noise(req.seed, zc * lx * ly * lz);
+    let mut x = Tensor::<B, 5>::from_data(TensorData::new(noise, [1, zc, lz, ly, lx]), device);
+    let ts = scheduler.timesteps(req.steps);
+    for (i, w) in ts.windows(2).enumerate() {
+        let (t, t_next) = (w[0], w[1]);
+        let v = predict(x.clone(), t);
+        x = if req.solver == Solver::Heun && scheduler.supports_heun() && t_next > 0.0 {
+            let x_e = scheduler.step(x.clone(), v.clone(), t, t_next);
+            let v2 = predict(x_e, t_next);
+            scheduler.step(x, (v + v2).mul_scalar(0.5), t, t_next)
+        } else {
+            scheduler.step(x, v, t, t_next)
+        };
+        progress(i + 1, req.steps);
+    }
+
+    let z = x.div_scalar(cfg.latent_scale);
+    let lab = classes.iter().map(|&c| i64::from(c)).collect::<Vec<_>>();
+    let lab = Tensor::<B, 4, Int>::from_data(TensorData::new(lab, [1, pdims[2], pdims[1], pdims[0]]), device);
+    let out = model.autoencoder.decode(z, lab);
+    let data = out
+        .into_data()
+        .to_vec::<f32>()
+        .map_err(|e| LdmError::Input(format!("{e:?}")))?;
+    let n = pdims[0] * pdims[1] * pdims[2];
+    let mut result = Vec::with_capacity(cfg.channels.len() * nx * ny * nz);
+    for (c, spec) in cfg.channels.iter().enumerate() {
+        let vol = crop_volume(&data[c * n..(c + 1) * n], pdims, req.dims);
+        result.extend(vol.into_iter().map(|v| v * spec.scale + spec.offset));
+    }
+    Ok(result)
+}
+
+/// Tensor of standard-normal draws from our own seeded stream (see [`normal_noise`]).
+pub fn normal_tensor<B: Backend, const D: usize>(shape: [usize; D], seed: u64, device: &B::Device) -> Tensor<B, D> {
+    let n = shape.iter().product();
+    Tensor::from_data(TensorData::new(normal_noise(seed, n), shape), device)
+}

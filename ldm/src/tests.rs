@@ -1,0 +1,261 @@
+//! Model-level tests: shapes end to end, checkpoints, determinism, training and resume.
+
+use std::path::Path;
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Int, Tensor};
+
+use crate::model::{self, Ldm, LdmConfig};
+use crate::train::{self, Case, Hooks, OptimState, Resume, Stage, StepLog, TrainOptions};
+use crate::unet::Cond;
+use crate::{ChannelSpec, Cpu, CpuTrain, LdmError, Modality, SampleRequest, Solver, Tokenizer};
+
+pub fn tiny_config() -> LdmConfig {
+    let ch = vec![ChannelSpec {
+        name: "hu".into(),
+        unit: "HU".into(),
+        offset: 0.0,
+        scale: 1000.0,
+    }];
+    let classes = vec!["background".into(), "organ".into(), "bone".into()];
+    let tok = Tokenizer::build(["ct with fatty organ", "ct normal organ"], 16);
+    let mut cfg = LdmConfig::new("tiny", Modality::Ct, ch, classes, tok);
+    cfg.autoencoder.channels = [4, 8, 8];
+    cfg.autoencoder.label_dim = 4;
+    cfg.unet.channels = [8, 8, 16];
+    cfg.unet.emb_dim = 16;
+    cfg.unet.heads = 2;
+    cfg.text.d_model = 16;
+    cfg.unet.d_text = 16;
+    cfg.text.layers = 1;
+    cfg.text.heads = 2;
+    cfg
+}
+
+/// A sphere "organ" (class 1, 40 HU, or −40 HU when the prompt says fatty) and a slab of
+/// "bone" (class 2, 700 HU) in air-ish background (−900 HU), 16³ voxels of 4 mm.
+pub fn tiny_cases(n: usize) -> Vec<Case> {
+    (0..n)
+        .map(|i| {
+            let d = 16usize;
+            let fatty = i % 2 == 1;
+            let r = 4.0 + (i % 3) as f32;
+            let mut object = Vec::new();
+            let mut classes = Vec::new();
+            for z in 0..d {
+                for y in 0..d {
+                    for x in 0..d {
+                        let c = [x, y, z].map(|v| v as f32 - 7.5 + (i % 2) as f32);
+                        let inside = (c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).sqrt() < r;
+                        let (k, hu) = if inside {
+                            (1u8, if fatty { -40.0 } else { 40.0 })
+                        } else if z < 3 {
+                            (2, 700.0)
+                        } else {
+                            (0, -900.0)
+                        };
+                        classes.push(k);
+                        object.push(hu);
+                    }
+                }
+            }
+            Case {
+                object,
+                classes,
+                dims: [d; 3],
+                spacing_mm: [4.0; 3],
+                prompt: if fatty { "ct with fatty organ" } else { "ct normal organ" }.into(),
+            }
+        })
+        .collect()
+}
+
+fn request<'a>(classes: &'a [u8], seed: u64) -> SampleRequest<'a> {
+    SampleRequest {
+        classes,
+        dims: [16, 16, 12],
+        spacing_mm: [4.0; 3],
+        prompt: "ct with fatty organ",
+        seed,
+        steps: 4,
+        solver: Solver::Heun,
+        guidance_text: 2.0,
+        guidance_labels: 1.5,
+    }
+}
+
+#[test]
+fn shapes_through_the_whole_model() {
+    let dev = Default::default();
+    let cfg = tiny_config();
+    let m = Ldm::<Cpu>::init(&cfg, &dev).unwrap();
+    let x = crate::model::normal_tensor::<Cpu, 5>([2, 1, 16, 32, 48], 1, &dev);
+    let post = m.autoencoder.encode(x);
+    assert_eq!(post.mean.dims(), [2, 4, 4, 8, 12]);
+    assert_eq!(post.logvar.dims(), [2, 4, 4, 8, 12]);
+    let labels = Tensor::<Cpu, 4, Int>::zeros([2, 16, 32, 48], &dev);
+    assert_eq!(m.autoencoder.decode(post.mean.clone(), labels).dims(), [2, 1, 16, 32, 48]);
+    let tb = cfg.tokenizer.batch::<Cpu>(&["ct normal organ", ""], &dev);
+    let cond = Cond {
+        labels: Tensor::zeros([2, 3, 4, 8, 12], &dev),
+        text: m.text.forward(&tb),
+        pad: tb.pad,
+        scalars: Tensor::zeros([2, 4], &dev),
+    };
+    assert_eq!(m.unet.forward(post.mean, &[0.3, 0.9], &cond).dims(), [2, 4, 4, 8, 12]);
+    // Sampling pads 12 → 16 internally and crops back.
+    let classes = vec![1u8; 16 * 16 * 12];
+    let out = model::sample(&m, &cfg, &request(&classes, 1), &dev, |_, _| {}).unwrap();
+    assert_eq!(out.len(), 16 * 16 * 12);
+    assert!(out.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn bad_requests_are_errors_not_panics() {
+    let dev = Default::default();
+    let cfg = tiny_config();
+    let m = Ldm::<Cpu>::init(&cfg, &dev).unwrap();
+    let short = vec![0u8; 10];
+    assert!(model::sample(&m, &cfg, &request(&short, 1), &dev, |_, _| {}).is_err());
+    let bad_class = vec![7u8; 16 * 16 * 12];
+    let e = model::sample(&m, &cfg, &request(&bad_class, 1), &dev, |_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("class index 7"), "{e}");
+    let mut wrong = tiny_config();
+    wrong.autoencoder.in_channels = 2;
+    assert!(Ldm::<Cpu>::init(&wrong, &dev).is_err());
+}
+
+#[test]
+fn same_seed_same_sample_other_seed_other_sample() {
+    let dev = Default::default();
+    let cfg = tiny_config();
+    let m = Ldm::<Cpu>::init(&cfg, &dev).unwrap();
+    let classes: Vec<u8> = (0..16 * 16 * 12).map(|i| (i % 3) as u8).collect();
+    let a = model::sample(&m, &cfg, &request(&classes, 5), &dev, |_, _| {}).unwrap();
+    let b = model::sample(&m, &cfg, &request(&classes, 5), &dev, |_, _| {}).unwrap();
+    let c = model::sample(&m, &cfg, &request(&classes, 6), &dev, |_, _| {}).unwrap();
+    assert!(a == b, "same seed, different samples");
+    assert!(a != c, "different seeds, same sample");
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_samples() {
+    let dev = Default::default();
+    let mut cfg = tiny_config();
+    cfg.latent_scale = 0.7;
+    let m = Ldm::<Cpu>::init(&cfg, &dev).unwrap();
+    let dir = tempdir("ckpt");
+    model::save(&m, &cfg, &dir).unwrap();
+    let (m2, cfg2) = model::load::<Cpu>(&dir, &dev).unwrap();
+    assert_eq!(cfg2.latent_scale, 0.7);
+    assert_eq!(cfg2.tokenizer, cfg.tokenizer);
+    let classes: Vec<u8> = (0..16 * 16 * 12).map(|i| (i % 3) as u8).collect();
+    let a = model::sample(&m, &cfg, &request(&classes, 9), &dev, |_, _| {}).unwrap();
+    let b = model::sample(&m2, &cfg2, &request(&classes, 9), &dev, |_, _| {}).unwrap();
+    assert!(a == b, "loaded model samples differently");
+    // A corrupted weights file is a clear error.
+    std::fs::write(dir.join("weights.mpk.gz"), b"not weights").unwrap();
+    let e = model::load::<Cpu>(&dir, &dev).unwrap_err();
+    assert!(e.to_string().contains("model weights"), "{e}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ldm-{tag}-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Records losses and saves optimizer state at checkpoints.
+struct Recorder {
+    losses: Vec<(Stage, usize, f64)>,
+    dir: std::path::PathBuf,
+}
+
+impl<B: AutodiffBackend> Hooks<B> for Recorder {
+    fn step(&mut self, log: &StepLog) {
+        self.losses.push((log.stage, log.step, log.loss));
+    }
+    fn checkpoint(
+        &mut self,
+        model: &Ldm<B>,
+        cfg: &LdmConfig,
+        stage: Stage,
+        step: usize,
+        optim: &dyn OptimState,
+    ) -> Result<(), LdmError> {
+        let d = self.dir.join(format!("{stage:?}-{step}"));
+        model::save(model, cfg, &d)?;
+        optim.save(&d.join("optimizer"))
+    }
+}
+
+fn tiny_opts() -> TrainOptions {
+    TrainOptions {
+        seed: 3,
+        ae_crop: [16, 16, 16],
+        ae_batch: 2,
+        ae_steps: 6,
+        ae_lr: 2e-3,
+        dm_crop: [4, 4, 4],
+        dm_batch: 2,
+        dm_steps: 6,
+        dm_lr: 1e-3,
+        checkpoint_every: 3,
+        ..TrainOptions::default()
+    }
+}
+
+fn run_both(dir: &Path, opts: &TrainOptions) -> Vec<(Stage, usize, f64)> {
+    let dev = Default::default();
+    let mut cfg = tiny_config();
+    let cases = tiny_cases(4);
+    let m = Ldm::<CpuTrain>::init_seeded(&cfg, 11, &dev).unwrap();
+    let mut rec = Recorder {
+        losses: vec![],
+        dir: dir.to_path_buf(),
+    };
+    let m = train::train_autoencoder(m, &cfg, &cases, opts, None, &mut rec, &dev).unwrap();
+    let lat = train::encode_cases(&m, &cfg, &cases, &dev, |_| {}).unwrap();
+    cfg.latent_scale = train::latent_scale(&lat);
+    train::train_denoiser(m, &cfg, &cases, &lat, opts, None, &mut rec, &dev).unwrap();
+    rec.losses
+}
+
+#[test]
+fn training_is_deterministic_and_resumes_exactly() {
+    let d1 = tempdir("train1");
+    let d2 = tempdir("train2");
+    let opts = tiny_opts();
+    let a = run_both(&d1, &opts);
+    let b = run_both(&d2, &opts);
+    assert!(a == b, "same seed, different losses: {a:?} vs {b:?}");
+    assert_eq!(a.len(), 12);
+
+    // Resume the denoiser from its step-3 checkpoint: steps 4–6 repeat the losses above.
+    let dev = Default::default();
+    let ck = d1.join("Denoiser-3");
+    let (m, cfg) = model::load::<CpuTrain>(&ck, &dev).unwrap();
+    let cases = tiny_cases(4);
+    let (ae, _) = model::load::<CpuTrain>(&d1.join("Autoencoder-6"), &dev).unwrap();
+    let lat = train::encode_cases(&ae, &cfg, &cases, &dev, |_| {}).unwrap();
+    let mut rec = Recorder {
+        losses: vec![],
+        dir: tempdir("train3"),
+    };
+    let resume = Resume {
+        stage: Stage::Denoiser,
+        step: 3,
+        optimizer: &ck.join("optimizer"),
+    };
+    train::train_denoiser(m, &cfg, &cases, &lat, &opts, Some(resume), &mut rec, &dev).unwrap();
+    let tail: Vec<_> = a.iter().filter(|l| l.0 == Stage::Denoiser && l.1 > 3).cloned().collect();
+    assert_eq!(rec.losses.len(), 3);
+    for (x, y) in rec.losses.iter().zip(&tail) {
+        assert_eq!((x.0, x.1), (y.0, y.1));
+        assert!((x.2 - y.2).abs() <= 1e-6 * y.2.abs().max(1e-3), "resumed {x:?} vs {y:?}");
+    }
+    for d in [d1, d2, rec.dir] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}

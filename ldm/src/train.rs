@@ -1,0 +1,467 @@
+//! Two-stage training: the autoencoder on object crops, then the denoiser (with the text
+//! encoder) on cached posterior-mean latents. The loops are ours (burn::optim); progress,
+//! loss logs and checkpoint files are the caller's, through [`Hooks`].
+//!
+//! Every random draw of step `s` comes from a ChaCha stream seeded by (seed, stage, s), so
+//! a run resumed at step `s` from a checkpoint repeats the uninterrupted run.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::record::{FullPrecisionSettings, NamedMpkGzFileRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{pooled_fractions, Ldm, LdmConfig, AE_FACTOR, GRID_MULTIPLE};
+use crate::unet::Cond;
+use crate::LdmError;
+
+/// One training case: physical values channel-major (`channels × nx·ny·nz`, x fastest),
+/// class indices, grid and prompt.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub object: Vec<f32>,
+    pub classes: Vec<u8>,
+    pub dims: [usize; 3],
+    pub spacing_mm: [f32; 3],
+    pub prompt: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainOptions {
+    pub seed: u64,
+    /// Object crop `[x, y, z]` for the autoencoder (multiples of 16).
+    pub ae_crop: [usize; 3],
+    pub ae_batch: usize,
+    pub ae_steps: usize,
+    pub ae_lr: f64,
+    pub kl_weight: f64,
+    /// Weight of the L1 loss on finite differences (keeps edges sharp).
+    pub grad_weight: f64,
+    /// Latent crop `[x, y, z]` for the denoiser (multiples of 4; the whole latent if larger).
+    pub dm_crop: [usize; 3],
+    pub dm_batch: usize,
+    pub dm_steps: usize,
+    pub dm_lr: f64,
+    /// Probability of dropping the prompt / the labels of a training item (for guidance).
+    pub drop_text: f64,
+    pub drop_labels: f64,
+    pub checkpoint_every: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            ae_crop: [48, 48, 48],
+            ae_batch: 2,
+            ae_steps: 400,
+            ae_lr: 2e-3,
+            kl_weight: 1e-4,
+            grad_weight: 0.5,
+            dm_crop: [24, 24, 20],
+            dm_batch: 4,
+            dm_steps: 1500,
+            dm_lr: 1e-3,
+            drop_text: 0.15,
+            drop_labels: 0.15,
+            checkpoint_every: 250,
+        }
+    }
+}
+
+impl TrainOptions {
+    pub fn check(&self) -> Result<(), LdmError> {
+        let bad = |m: String| Err(LdmError::Config(format!("training options: {m}")));
+        if self.ae_crop.iter().any(|c| *c == 0 || c % GRID_MULTIPLE != 0) {
+            return bad(format!("ae_crop {:?} must be positive multiples of {GRID_MULTIPLE}", self.ae_crop));
+        }
+        if self.dm_crop.iter().any(|c| *c == 0 || c % 4 != 0) {
+            return bad(format!("dm_crop {:?} must be positive multiples of 4", self.dm_crop));
+        }
+        if self.ae_batch == 0 || self.dm_batch == 0 {
+            return bad("batch sizes must be ≥ 1".into());
+        }
+        if !(0.0..1.0).contains(&self.drop_text) || !(0.0..1.0).contains(&self.drop_labels) {
+            return bad("drop probabilities must be in [0, 1)".into());
+        }
+        if !(self.ae_lr > 0.0 && self.dm_lr > 0.0) {
+            return bad("learning rates must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Autoencoder,
+    Denoiser,
+}
+
+/// One logged step.
+#[derive(Clone, Debug)]
+pub struct StepLog {
+    pub stage: Stage,
+    pub step: usize,
+    pub loss: f64,
+    /// Stage 1: (L1, gradient L1, KL); stage 2: (loss, 0, 0).
+    pub parts: [f64; 3],
+}
+
+/// What the training loop asks of its caller.
+pub trait Hooks<B: AutodiffBackend> {
+    fn step(&mut self, log: &StepLog);
+    /// Called every `checkpoint_every` steps and at the end of each stage.
+    fn checkpoint(
+        &mut self,
+        model: &Ldm<B>,
+        cfg: &LdmConfig,
+        stage: Stage,
+        step: usize,
+        optim: &dyn OptimState,
+    ) -> Result<(), LdmError>;
+}
+
+/// Lets hooks save the optimizer without naming its type. The recorder appends `.mpk.gz` to
+/// the path; [`Resume::optimizer`] takes the same path without it.
+pub trait OptimState {
+    fn save(&self, path: &Path) -> Result<(), LdmError>;
+}
+
+struct Saver<'a, O, B, M>(&'a O, std::marker::PhantomData<(B, M)>);
+
+fn saver<O, B, M>(o: &O) -> Saver<'_, O, B, M> {
+    Saver(o, std::marker::PhantomData)
+}
+
+impl<O, B, M> OptimState for Saver<'_, O, B, M>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    fn save(&self, path: &Path) -> Result<(), LdmError> {
+        let rec = NamedMpkGzFileRecorder::<FullPrecisionSettings>::new();
+        Recorder::<B>::record(&rec, self.0.to_record(), path.to_path_buf())
+            .map(|_| ())
+            .map_err(|e| LdmError::Weights(format!("{}: {e}", path.display())))
+    }
+}
+
+fn load_optim<B, M, O>(optim: O, path: &Path, device: &B::Device) -> Result<O, LdmError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    let rec = NamedMpkGzFileRecorder::<FullPrecisionSettings>::new();
+    let record = Recorder::<B>::load(&rec, path.to_path_buf(), device)
+        .map_err(|e| LdmError::Weights(format!("{}: {e}", path.display())))?;
+    Ok(optim.load_record(record))
+}
+
+/// Where a run starts: fresh, or from a checkpoint's stage/step and optimizer file.
+#[derive(Clone, Debug)]
+pub struct Resume<'a> {
+    pub stage: Stage,
+    pub step: usize,
+    pub optimizer: &'a Path,
+}
+
+fn step_rng(seed: u64, stage: Stage, step: usize) -> ChaCha8Rng {
+    let tag = match stage {
+        Stage::Autoencoder => 0x4145_u64,
+        Stage::Denoiser => 0x444d_u64,
+    };
+    ChaCha8Rng::seed_from_u64(seed ^ (tag << 48) ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+fn normals(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| StandardNormal.sample(rng)).collect()
+}
+
+/// A random crop (zero/background padded where the case is smaller) of a channel-major
+/// volume with `ch` channels.
+fn crop<T: Copy + Default>(v: &[T], ch: usize, dims: [usize; 3], size: [usize; 3], at: [usize; 3]) -> Vec<T> {
+    let n = dims[0] * dims[1] * dims[2];
+    let mut out = vec![T::default(); ch * size[0] * size[1] * size[2]];
+    let mut o = 0;
+    for c in 0..ch {
+        for z in 0..size[2] {
+            for y in 0..size[1] {
+                for x in 0..size[0] {
+                    let (sx, sy, sz) = (at[0] + x, at[1] + y, at[2] + z);
+                    if sx < dims[0] && sy < dims[1] && sz < dims[2] {
+                        out[o] = v[c * n + (sz * dims[1] + sy) * dims[0] + sx];
+                    }
+                    o += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn crop_origin(rng: &mut ChaCha8Rng, dims: [usize; 3], size: [usize; 3], align: usize) -> [usize; 3] {
+    let mut at = [0; 3];
+    for a in 0..3 {
+        let free = dims[a].saturating_sub(size[a]) / align;
+        at[a] = rng.random_range(0..=free) * align;
+    }
+    at
+}
+
+/// Normalised object (network units) of a case.
+fn normalise(cfg: &LdmConfig, case: &Case) -> Vec<f32> {
+    let n = case.dims.iter().product::<usize>();
+    let mut out = case.object.clone();
+    for (c, spec) in cfg.channels.iter().enumerate() {
+        for v in &mut out[c * n..(c + 1) * n] {
+            *v = (*v - spec.offset) / spec.scale;
+        }
+    }
+    out
+}
+
+fn check_cases(cfg: &LdmConfig, cases: &[Case]) -> Result<(), LdmError> {
+    if cases.is_empty() {
+        return Err(LdmError::Input("no training cases".into()));
+    }
+    for (i, c) in cases.iter().enumerate() {
+        let n: usize = c.dims.iter().product();
+        if c.object.len() != n * cfg.channels.len() || c.classes.len() != n {
+            return Err(LdmError::Input(format!(
+                "case {i}: object has {} values and labels {}, dims {:?} × {} channels need {} and {n}",
+                c.object.len(),
+                c.classes.len(),
+                c.dims,
+                cfg.channels.len(),
+                n * cfg.channels.len()
+            )));
+        }
+        if let Some(bad) = c.classes.iter().find(|&&k| usize::from(k) >= cfg.classes.len()) {
+            return Err(LdmError::Input(format!("case {i}: class {bad} outside the model's classes")));
+        }
+    }
+    Ok(())
+}
+
+/// L1 of forward differences along the three spatial axes.
+fn gradient_l1<B: Backend>(a: Tensor<B, 5>, b: Tensor<B, 5>) -> Tensor<B, 1> {
+    let d = a - b;
+    let [_, _, z, y, x] = d.dims();
+    let diff = |dim: usize, n: usize| d.clone().narrow(dim, 1, n - 1) - d.clone().narrow(dim, 0, n - 1);
+    let (dz, dy, dx) = (diff(2, z), diff(3, y), diff(4, x));
+    (dz.abs().mean() + dy.abs().mean() + dx.abs().mean()).div_scalar(3.0)
+}
+
+fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
+    t.into_scalar().elem::<f64>()
+}
+
+/// Stage 1: trains the autoencoder. Returns the model.
+pub fn train_autoencoder<B: AutodiffBackend>(
+    mut model: Ldm<B>,
+    cfg: &LdmConfig,
+    cases: &[Case],
+    opts: &TrainOptions,
+    resume: Option<Resume>,
+    hooks: &mut dyn Hooks<B>,
+    device: &B::Device,
+) -> Result<Ldm<B>, LdmError> {
+    opts.check()?;
+    check_cases(cfg, cases)?;
+    let ch = cfg.channels.len();
+    let norm: Vec<Vec<f32>> = cases.iter().map(|c| normalise(cfg, c)).collect();
+    let mut optim = AdamConfig::new().init::<B, Ldm<B>>();
+    let mut start = 0;
+    if let Some(r) = resume.filter(|r| r.stage == Stage::Autoencoder) {
+        optim = load_optim(optim, r.optimizer, device)?;
+        start = r.step;
+    }
+    let [cx, cy, cz] = opts.ae_crop;
+    let zc = cfg.autoencoder.latent_channels;
+    for step in start..opts.ae_steps {
+        let mut rng = step_rng(opts.seed, Stage::Autoencoder, step);
+        let (mut xs, mut ls) = (Vec::new(), Vec::new());
+        for _ in 0..opts.ae_batch {
+            let i = rng.random_range(0..cases.len());
+            let at = crop_origin(&mut rng, cases[i].dims, opts.ae_crop, 1);
+            xs.extend(crop(&norm[i], ch, cases[i].dims, opts.ae_crop, at));
+            ls.extend(crop(&cases[i].classes, 1, cases[i].dims, opts.ae_crop, at).into_iter().map(i64::from));
+        }
+        let b = opts.ae_batch;
+        let x = Tensor::<B, 5>::from_data(TensorData::new(xs, [b, ch, cz, cy, cx]), device);
+        let labels = Tensor::<B, 4, Int>::from_data(TensorData::new(ls, [b, cz, cy, cx]), device);
+        let eps = normals(&mut rng, b * zc * (cx / AE_FACTOR) * (cy / AE_FACTOR) * (cz / AE_FACTOR));
+        let eps = Tensor::<B, 5>::from_data(
+            TensorData::new(eps, [b, zc, cz / AE_FACTOR, cy / AE_FACTOR, cx / AE_FACTOR]),
+            device,
+        );
+        let post = model.autoencoder.encode(x.clone());
+        let recon = model.autoencoder.decode(post.sample(eps), labels);
+        let l1 = (recon.clone() - x.clone()).abs().mean();
+        let gl = gradient_l1(recon, x);
+        let kl = post.kl();
+        let loss = l1.clone() + gl.clone().mul_scalar(opts.grad_weight) + kl.clone().mul_scalar(opts.kl_weight);
+        let log = StepLog {
+            stage: Stage::Autoencoder,
+            step: step + 1,
+            loss: scalar(loss.clone()),
+            parts: [scalar(l1), scalar(gl), scalar(kl)],
+        };
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr_at(opts.ae_lr, step, opts.ae_steps), model, grads);
+        hooks.step(&log);
+        if (step + 1) % opts.checkpoint_every == 0 || step + 1 == opts.ae_steps {
+            hooks.checkpoint(&model, cfg, Stage::Autoencoder, step + 1, &saver::<_, B, Ldm<B>>(&optim))?;
+        }
+    }
+    Ok(model)
+}
+
+/// Cosine decay to 10 % after a 5 % warm-up.
+fn lr_at(base: f64, step: usize, total: usize) -> f64 {
+    let warm = (total / 20).max(1);
+    if step < warm {
+        return base * (step + 1) as f64 / warm as f64;
+    }
+    let p = (step - warm) as f64 / (total - warm).max(1) as f64;
+    base * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
+}
+
+/// Posterior-mean latents of every case (unscaled), each `[zc, lz, ly, lx]` flattened, and
+/// the padded object dims they came from.
+pub fn encode_cases<B: Backend>(
+    model: &Ldm<B>,
+    cfg: &LdmConfig,
+    cases: &[Case],
+    device: &B::Device,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<(Vec<f32>, [usize; 3])>, LdmError> {
+    check_cases(cfg, cases)?;
+    let ch = cfg.channels.len();
+    let mut out = Vec::with_capacity(cases.len());
+    for (i, case) in cases.iter().enumerate() {
+        let pd = case.dims.map(crate::model::padded);
+        let x = crop(&normalise(cfg, case), ch, case.dims, pd, [0, 0, 0]);
+        let x = Tensor::<B, 5>::from_data(TensorData::new(x, [1, ch, pd[2], pd[1], pd[0]]), device);
+        let mean = model.autoencoder.encode(x).mean;
+        let v = mean
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| LdmError::Input(format!("{e:?}")))?;
+        out.push((v, pd));
+        progress(i + 1);
+    }
+    Ok(out)
+}
+
+/// 1 / standard deviation of all latent values.
+pub fn latent_scale(latents: &[(Vec<f32>, [usize; 3])]) -> f32 {
+    let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
+    for (v, _) in latents {
+        for &x in v {
+            n += 1.0;
+            s += f64::from(x);
+            s2 += f64::from(x) * f64::from(x);
+        }
+    }
+    let var = (s2 / n - (s / n).powi(2)).max(1e-12);
+    (1.0 / var.sqrt()) as f32
+}
+
+/// Stage 2: trains the denoiser and text encoder on cached latents (`latents[i]` from
+/// [`encode_cases`], unscaled). The autoencoder is not in the graph.
+#[allow(clippy::too_many_arguments)]
+pub fn train_denoiser<B: AutodiffBackend>(
+    mut model: Ldm<B>,
+    cfg: &LdmConfig,
+    cases: &[Case],
+    latents: &[(Vec<f32>, [usize; 3])],
+    opts: &TrainOptions,
+    resume: Option<Resume>,
+    hooks: &mut dyn Hooks<B>,
+    device: &B::Device,
+) -> Result<Ldm<B>, LdmError> {
+    opts.check()?;
+    check_cases(cfg, cases)?;
+    let k = cfg.classes.len();
+    let zc = cfg.autoencoder.latent_channels;
+    let scheduler = cfg.scheduler.build();
+    // Label fractions at latent resolution, once per case.
+    let fractions: Vec<Vec<f32>> = cases
+        .iter()
+        .zip(latents)
+        .map(|(c, (_, pd))| {
+            let padded = crate::model::pad_volume(&c.classes, c.dims, *pd);
+            pooled_fractions(&padded, *pd, k, AE_FACTOR)
+        })
+        .collect();
+    let mut optim = AdamConfig::new().init::<B, Ldm<B>>();
+    let mut start = 0;
+    if let Some(r) = resume.filter(|r| r.stage == Stage::Denoiser) {
+        optim = load_optim(optim, r.optimizer, device)?;
+        start = r.step;
+    }
+    for step in start..opts.dm_steps {
+        let mut rng = step_rng(opts.seed, Stage::Denoiser, step);
+        let b = opts.dm_batch;
+        // One crop size per batch: the smallest of the crop and the sampled cases' latents.
+        let picks: Vec<usize> = (0..b).map(|_| rng.random_range(0..cases.len())).collect();
+        let mut size = opts.dm_crop;
+        for &i in &picks {
+            let ld = latents[i].1.map(|d| d / AE_FACTOR);
+            for a in 0..3 {
+                size[a] = size[a].min(ld[a]);
+            }
+        }
+        let (mut xs, mut fs, mut prompts, mut scal, mut ts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &i in &picks {
+            let ld = latents[i].1.map(|d| d / AE_FACTOR);
+            let at = crop_origin(&mut rng, ld, size, 1);
+            let z: Vec<f32> = crop(&latents[i].0, zc, ld, size, at).into_iter().map(|v| v * cfg.latent_scale).collect();
+            xs.extend(z);
+            let drop_labels = rng.random_bool(opts.drop_labels);
+            let f = crop(&fractions[i], k, ld, size, at);
+            fs.extend(if drop_labels { vec![0.0; f.len()] } else { f });
+            let drop_text = rng.random_bool(opts.drop_text);
+            prompts.push(if drop_text { "" } else { cases[i].prompt.as_str() });
+            scal.extend(cfg.scalars(cases[i].spacing_mm));
+            ts.push(rng.random_range(0.0f32..1.0));
+        }
+        let [sx, sy, sz] = size;
+        let x0 = Tensor::<B, 5>::from_data(TensorData::new(xs, [b, zc, sz, sy, sx]), device);
+        let eps = Tensor::<B, 5>::from_data(TensorData::new(normals(&mut rng, b * zc * sx * sy * sz), [b, zc, sz, sy, sx]), device);
+        let (xt, target, ts) = scheduler.training_pair(x0, eps, &ts);
+        let tb = cfg.tokenizer.batch::<B>(&prompts, device);
+        let cond = Cond {
+            labels: Tensor::from_data(TensorData::new(fs, [b, k, sz, sy, sx]), device),
+            text: model.text.forward(&tb),
+            pad: tb.pad,
+            scalars: Tensor::from_data(TensorData::new(scal, [b, 4]), device),
+        };
+        let pred = model.unet.forward(xt, &ts, &cond);
+        let loss = (pred - target).powf_scalar(2.0).mean();
+        let value = scalar(loss.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr_at(opts.dm_lr, step, opts.dm_steps), model, grads);
+        hooks.step(&StepLog {
+            stage: Stage::Denoiser,
+            step: step + 1,
+            loss: value,
+            parts: [value, 0.0, 0.0],
+        });
+        if (step + 1) % opts.checkpoint_every == 0 || step + 1 == opts.dm_steps {
+            hooks.checkpoint(&model, cfg, Stage::Denoiser, step + 1, &saver::<_, B, Ldm<B>>(&optim))?;
+        }
+    }
+    Ok(model)
+}
