@@ -7,11 +7,11 @@
 //! and leaves the latent to carry what labels cannot: texture, intensity shifts, disease.
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, GroupNorm};
 use burn::tensor::activation::silu;
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
 use crate::blocks::{conv3, norm, Down, ResBlock, SelfAttention, Up};
 
@@ -39,7 +39,10 @@ impl AutoencoderConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Autoencoder<B> {
         let [c0, c1, c2] = self.channels;
         let z = self.latent_channels;
-        assert!(self.in_channels > 0 && z > 0, "autoencoder: channels must be > 0");
+        assert!(
+            self.in_channels > 0 && z > 0,
+            "autoencoder: channels must be > 0"
+        );
         Autoencoder {
             enc_in: conv3(self.in_channels, c0).init(device),
             enc0: ResBlock::new(c0, c0, 0, device),
@@ -60,6 +63,9 @@ impl AutoencoderConfig {
             dec0: ResBlock::new(c0 + self.label_dim, c0, 0, device),
             dec_norm: norm(c0, device),
             dec_out: conv3(c0, self.in_channels).init(device),
+            label_bias: EmbeddingConfig::new(self.classes, self.in_channels)
+                .with_initializer(burn::nn::Initializer::Zeros)
+                .init(device),
             label_dim: self.label_dim,
         }
     }
@@ -86,6 +92,9 @@ pub struct Autoencoder<B: Backend> {
     dec0: ResBlock<B>,
     dec_norm: GroupNorm<B>,
     dec_out: Conv3d<B>,
+    /// Per-class value added to the output: the class means are learned directly, the
+    /// network only has to add texture and what the latent says (disease shifts).
+    label_bias: Embedding<B>,
     label_dim: usize,
 }
 
@@ -112,6 +121,18 @@ impl<B: Backend> Posterior<B> {
 }
 
 impl<B: Backend> Autoencoder<B> {
+    /// Sets the per-class output bias to the data's class means (`classes × channels`, in
+    /// network units), so training starts from the label-mean image instead of zero.
+    pub fn with_class_means(mut self, means: &[f32], classes: usize, channels: usize) -> Self {
+        let device = self.dec_out.weight.device();
+        let t = Tensor::<B, 2>::from_data(
+            TensorData::new(means.to_vec(), [classes, channels]),
+            &device,
+        );
+        self.label_bias.weight = Param::from_tensor(t);
+        self
+    }
+
     /// `x`: `[b, c, d, h, w]` with d, h, w multiples of 4.
     pub fn encode(&self, x: Tensor<B, 5>) -> Posterior<B> {
         let h = self.enc0.forward(self.enc_in.forward(x), None);
@@ -138,12 +159,17 @@ impl<B: Backend> Autoencoder<B> {
         let h = self.dec1.forward(self.up1.forward(h), None);
         let h = self.up0.forward(h);
         let [b, d, hh, w] = labels.dims();
-        let emb = self
-            .labels
-            .forward(labels.reshape([b, d * hh * w]))
-            .swap_dims(1, 2)
-            .reshape([b, self.label_dim, d, hh, w]);
+        let flat = labels.reshape([b, d * hh * w]);
+        let emb = self.labels.forward(flat.clone()).swap_dims(1, 2).reshape([
+            b,
+            self.label_dim,
+            d,
+            hh,
+            w,
+        ]);
+        let bias = self.label_bias.forward(flat).swap_dims(1, 2);
+        let c = bias.dims()[1];
         let h = self.dec0.forward(Tensor::cat(vec![h, emb], 1), None);
-        self.dec_out.forward(silu(self.dec_norm.forward(h)))
+        self.dec_out.forward(silu(self.dec_norm.forward(h))) + bias.reshape([b, c, d, hh, w])
     }
 }

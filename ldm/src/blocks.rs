@@ -44,8 +44,7 @@ impl<B: Backend> ResBlock<B> {
             emb: (emb_dim > 0).then(|| LinearConfig::new(emb_dim, c_out).init(device)),
             norm2: norm(c_out, device),
             conv2: conv3(c_out, c_out).init(device),
-            skip: (c_in != c_out)
-                .then(|| Conv3dConfig::new([c_in, c_out], [1, 1, 1]).init(device)),
+            skip: (c_in != c_out).then(|| Conv3dConfig::new([c_in, c_out], [1, 1, 1]).init(device)),
         }
     }
 
@@ -172,7 +171,12 @@ impl<B: Backend> CrossAttention<B> {
     }
 
     /// `text`: `[b, tokens, d_text]`; `pad`: `[b, tokens]`, true where a token is padding.
-    pub fn forward(&self, x: Tensor<B, 5>, text: &Tensor<B, 3>, pad: &Tensor<B, 2, Bool>) -> Tensor<B, 5> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 5>,
+        text: &Tensor<B, 3>,
+        pad: &Tensor<B, 2, Bool>,
+    ) -> Tensor<B, 5> {
         let dims = x.dims();
         let q = to_tokens(self.norm.forward(x.clone()));
         let kv = self.context.forward(text.clone());
@@ -217,12 +221,28 @@ mod tests {
         let emb = crate::model::normal_tensor::<Cpu, 2>([2, 16], 2, &dev);
         let r = ResBlock::<Cpu>::new(8, 12, 16, &dev);
         assert_eq!(r.forward(x.clone(), Some(&emb)).dims(), [2, 12, 8, 8, 4]);
-        assert_eq!(Down::<Cpu>::new(8, 16, &dev).forward(x.clone()).dims(), [2, 16, 4, 4, 2]);
-        assert_eq!(Up::<Cpu>::new(8, 4, &dev).forward(x.clone()).dims(), [2, 4, 16, 16, 8]);
-        assert_eq!(SelfAttention::<Cpu>::new(8, 2, &dev).forward(x.clone()).dims(), [2, 8, 8, 8, 4]);
+        assert_eq!(
+            Down::<Cpu>::new(8, 16, &dev).forward(x.clone()).dims(),
+            [2, 16, 4, 4, 2]
+        );
+        assert_eq!(
+            Up::<Cpu>::new(8, 4, &dev).forward(x.clone()).dims(),
+            [2, 4, 16, 16, 8]
+        );
+        assert_eq!(
+            SelfAttention::<Cpu>::new(8, 2, &dev)
+                .forward(x.clone())
+                .dims(),
+            [2, 8, 8, 8, 4]
+        );
         let text = crate::model::normal_tensor::<Cpu, 3>([2, 5, 24], 3, &dev);
         let pad = Tensor::<Cpu, 2, Bool>::from_data(
-            TensorData::new(vec![false, false, false, true, true, false, false, false, false, false], [2, 5]),
+            TensorData::new(
+                vec![
+                    false, false, false, true, true, false, false, false, false, false,
+                ],
+                [2, 5],
+            ),
             &dev,
         );
         let ca = CrossAttention::<Cpu>::new(8, 24, 2, &dev);

@@ -8,6 +8,7 @@
 
 pub mod autoencoder;
 pub mod blocks;
+pub mod cpu;
 pub mod model;
 pub mod scheduler;
 pub mod text;
@@ -20,7 +21,8 @@ mod tests;
 use std::path::Path;
 
 pub use model::{
-    load, load_config, sample, save, ChannelSpec, Ldm, LdmConfig, Modality, SampleRequest, TrainingRecord,
+    load, load_config, sample, save, ChannelSpec, Ldm, LdmConfig, Modality, SampleRequest,
+    TrainingRecord,
 };
 pub use scheduler::{SchedulerConfig, Solver};
 pub use text::Tokenizer;
@@ -70,7 +72,17 @@ impl CpuModel {
         Ok(Self { model, config })
     }
 
-    pub fn sample(&self, req: &SampleRequest, progress: impl FnMut(usize, usize)) -> Result<Vec<f32>, LdmError> {
-        sample(&self.model, &self.config, req, &Default::default(), progress)
+    pub fn sample(
+        &self,
+        req: &SampleRequest,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<f32>, LdmError> {
+        sample(
+            &self.model,
+            &self.config,
+            req,
+            &Default::default(),
+            progress,
+        )
     }
 }

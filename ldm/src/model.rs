@@ -110,8 +110,11 @@ impl LdmConfig {
                 self.channels.len()
             ));
         }
-        if self.autoencoder.classes != self.classes.len() || self.unet.classes != self.classes.len() {
-            return bad("label class count differs between autoencoder, denoiser and class list".into());
+        if self.autoencoder.classes != self.classes.len() || self.unet.classes != self.classes.len()
+        {
+            return bad(
+                "label class count differs between autoencoder, denoiser and class list".into(),
+            );
         }
         if self.unet.latent_channels != self.autoencoder.latent_channels {
             return bad("denoiser and autoencoder disagree on latent channels".into());
@@ -119,7 +122,11 @@ impl LdmConfig {
         if self.unet.d_text != self.text.d_model || self.text.vocab != self.tokenizer.len() {
             return bad("text encoder does not match the denoiser or the tokenizer".into());
         }
-        if self.channels.iter().any(|c| !(c.scale.is_finite() && c.scale != 0.0)) {
+        if self
+            .channels
+            .iter()
+            .any(|c| !(c.scale.is_finite() && c.scale != 0.0))
+        {
             return bad("a channel has a zero or non-finite scale".into());
         }
         Ok(())
@@ -135,7 +142,12 @@ impl LdmConfig {
             Modality::Ct => 0.0,
             Modality::Mri => 1.0,
         };
-        [spacing_mm[0] / 4.0, spacing_mm[1] / 4.0, spacing_mm[2] / 4.0, m]
+        [
+            spacing_mm[0] / 4.0,
+            spacing_mm[1] / 4.0,
+            spacing_mm[2] / 4.0,
+            m,
+        ]
     }
 }
 
@@ -203,8 +215,8 @@ pub fn save<B: Backend>(model: &Ldm<B>, cfg: &LdmConfig, dir: &Path) -> Result<(
 pub fn load_config(dir: &Path) -> Result<LdmConfig, LdmError> {
     let path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| LdmError::io(&path, e))?;
-    let cfg: LdmConfig =
-        serde_json::from_str(&text).map_err(|e| LdmError::Config(format!("{}: {e}", path.display())))?;
+    let cfg: LdmConfig = serde_json::from_str(&text)
+        .map_err(|e| LdmError::Config(format!("{}: {e}", path.display())))?;
     cfg.check()?;
     Ok(cfg)
 }
@@ -309,7 +321,9 @@ pub fn sample<B: Backend>(
     }
     let k = cfg.classes.len();
     if let Some(&bad) = req.classes.iter().find(|&&c| usize::from(c) >= k) {
-        return Err(LdmError::Input(format!("class index {bad} ≥ {k} classes of the model")));
+        return Err(LdmError::Input(format!(
+            "class index {bad} ≥ {k} classes of the model"
+        )));
     }
     let pdims = [padded(nx), padded(ny), padded(nz)];
     let classes = pad_volume(req.classes, req.dims, pdims);
@@ -369,7 +383,10 @@ pub fn sample<B: Backend>(
 
     let z = x.div_scalar(cfg.latent_scale);
     let lab = classes.iter().map(|&c| i64::from(c)).collect::<Vec<_>>();
-    let lab = Tensor::<B, 4, Int>::from_data(TensorData::new(lab, [1, pdims[2], pdims[1], pdims[0]]), device);
+    let lab = Tensor::<B, 4, Int>::from_data(
+        TensorData::new(lab, [1, pdims[2], pdims[1], pdims[0]]),
+        device,
+    );
     let out = model.autoencoder.decode(z, lab);
     let data = out
         .into_data()
@@ -385,7 +402,11 @@ pub fn sample<B: Backend>(
 }
 
 /// Tensor of standard-normal draws from our own seeded stream (see [`normal_noise`]).
-pub fn normal_tensor<B: Backend, const D: usize>(shape: [usize; D], seed: u64, device: &B::Device) -> Tensor<B, D> {
+pub fn normal_tensor<B: Backend, const D: usize>(
+    shape: [usize; D],
+    seed: u64,
+    device: &B::Device,
+) -> Tensor<B, D> {
     let n = shape.iter().product();
     Tensor::from_data(TensorData::new(normal_noise(seed, n), shape), device)
 }

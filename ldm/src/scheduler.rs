@@ -80,7 +80,13 @@ impl Scheduler {
     }
 
     /// One step from time `t` to `t_next` given the network's prediction at `(x, t)`.
-    pub fn step<B: Backend>(&self, x: Tensor<B, 5>, pred: Tensor<B, 5>, t: f32, t_next: f32) -> Tensor<B, 5> {
+    pub fn step<B: Backend>(
+        &self,
+        x: Tensor<B, 5>,
+        pred: Tensor<B, 5>,
+        t: f32,
+        t_next: f32,
+    ) -> Tensor<B, 5> {
         match self {
             Scheduler::Flow(_) => x - pred.mul_scalar(t - t_next),
             Scheduler::Ddpm(d) => d.ddim_step(x, pred, t, t_next),
@@ -120,7 +126,8 @@ impl Ddpm {
         let mut ab = 1.0;
         let alpha_bar = (0..steps)
             .map(|k| {
-                let beta = beta_start + (beta_end - beta_start) * k as f64 / (steps.max(2) - 1) as f64;
+                let beta =
+                    beta_start + (beta_end - beta_start) * k as f64 / (steps.max(2) - 1) as f64;
                 ab *= 1.0 - beta;
                 ab
             })
@@ -154,8 +161,14 @@ impl Ddpm {
         t: &[f32],
     ) -> (Tensor<B, 5>, Tensor<B, 5>, Vec<f32>) {
         let t: Vec<f32> = t.iter().map(|&v| self.snap(v)).collect();
-        let a: Vec<f32> = t.iter().map(|&v| self.alpha_bar_at(v).sqrt() as f32).collect();
-        let s: Vec<f32> = t.iter().map(|&v| (1.0 - self.alpha_bar_at(v)).sqrt() as f32).collect();
+        let a: Vec<f32> = t
+            .iter()
+            .map(|&v| self.alpha_bar_at(v).sqrt() as f32)
+            .collect();
+        let s: Vec<f32> = t
+            .iter()
+            .map(|&v| (1.0 - self.alpha_bar_at(v)).sqrt() as f32)
+            .collect();
         let xt = x0.clone() * per_item(&a, &x0) + eps.clone() * per_item(&s, &x0);
         (xt, eps, t)
     }
@@ -173,7 +186,13 @@ impl Ddpm {
     }
 
     /// Deterministic DDIM (η = 0): predict x₀ from ε, re-noise to `t_next`.
-    fn ddim_step<B: Backend>(&self, x: Tensor<B, 5>, eps: Tensor<B, 5>, t: f32, t_next: f32) -> Tensor<B, 5> {
+    fn ddim_step<B: Backend>(
+        &self,
+        x: Tensor<B, 5>,
+        eps: Tensor<B, 5>,
+        t: f32,
+        t_next: f32,
+    ) -> Tensor<B, 5> {
         let ab = self.alpha_bar_at(t);
         let ab_next = self.alpha_bar_at(t_next);
         let x0 = (x - eps.clone().mul_scalar((1.0 - ab).sqrt())).div_scalar(ab.sqrt());
@@ -196,14 +215,16 @@ pub fn guide<B: Backend>(
     s_labels: f32,
     s_text: f32,
 ) -> Tensor<B, 5> {
-    uncond.clone() + (labels_only.clone() - uncond).mul_scalar(s_labels) + (full - labels_only).mul_scalar(s_text)
+    uncond.clone()
+        + (labels_only.clone() - uncond).mul_scalar(s_labels)
+        + (full - labels_only).mul_scalar(s_text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Cpu;
-    
+
     fn max_abs(a: Tensor<Cpu, 5>, b: Tensor<Cpu, 5>) -> f32 {
         (a - b).abs().max().into_scalar()
     }
@@ -215,7 +236,10 @@ mod tests {
         let dev = Default::default();
         let x0 = crate::model::normal_tensor::<Cpu, 5>([2, 4, 4, 4, 4], 1, &dev);
         let eps = crate::model::normal_tensor::<Cpu, 5>([2, 4, 4, 4, 4], 2, &dev);
-        for cfg in [SchedulerConfig::RectifiedFlow, SchedulerConfig::ddpm_default()] {
+        for cfg in [
+            SchedulerConfig::RectifiedFlow,
+            SchedulerConfig::ddpm_default(),
+        ] {
             let s = cfg.build();
             let ts = s.timesteps(30);
             assert_eq!(ts.len(), 31);
@@ -236,7 +260,9 @@ mod tests {
         let dev = Default::default();
         let x0 = Tensor::<Cpu, 5>::ones([1, 1, 2, 2, 2], &dev);
         let eps = Tensor::<Cpu, 5>::zeros([1, 1, 2, 2, 2], &dev).add_scalar(3.0);
-        let (xt, v, _) = SchedulerConfig::RectifiedFlow.build().training_pair(x0, eps, &[0.25]);
+        let (xt, v, _) = SchedulerConfig::RectifiedFlow
+            .build()
+            .training_pair(x0, eps, &[0.25]);
         assert!((xt.mean().into_scalar() - 1.5).abs() < 1e-6);
         assert!((v.mean().into_scalar() - 2.0).abs() < 1e-6);
     }

@@ -64,7 +64,12 @@ pub fn tiny_cases(n: usize) -> Vec<Case> {
                 classes,
                 dims: [d; 3],
                 spacing_mm: [4.0; 3],
-                prompt: if fatty { "ct with fatty organ" } else { "ct normal organ" }.into(),
+                prompt: if fatty {
+                    "ct with fatty organ"
+                } else {
+                    "ct normal organ"
+                }
+                .into(),
             }
         })
         .collect()
@@ -94,7 +99,10 @@ fn shapes_through_the_whole_model() {
     assert_eq!(post.mean.dims(), [2, 4, 4, 8, 12]);
     assert_eq!(post.logvar.dims(), [2, 4, 4, 8, 12]);
     let labels = Tensor::<Cpu, 4, Int>::zeros([2, 16, 32, 48], &dev);
-    assert_eq!(m.autoencoder.decode(post.mean.clone(), labels).dims(), [2, 1, 16, 32, 48]);
+    assert_eq!(
+        m.autoencoder.decode(post.mean.clone(), labels).dims(),
+        [2, 1, 16, 32, 48]
+    );
     let tb = cfg.tokenizer.batch::<Cpu>(&["ct normal organ", ""], &dev);
     let cond = Cond {
         labels: Tensor::zeros([2, 3, 4, 8, 12], &dev),
@@ -102,7 +110,10 @@ fn shapes_through_the_whole_model() {
         pad: tb.pad,
         scalars: Tensor::zeros([2, 4], &dev),
     };
-    assert_eq!(m.unet.forward(post.mean, &[0.3, 0.9], &cond).dims(), [2, 4, 4, 8, 12]);
+    assert_eq!(
+        m.unet.forward(post.mean, &[0.3, 0.9], &cond).dims(),
+        [2, 4, 4, 8, 12]
+    );
     // Sampling pads 12 → 16 internally and crops back.
     let classes = vec![1u8; 16 * 16 * 12];
     let out = model::sample(&m, &cfg, &request(&classes, 1), &dev, |_, _| {}).unwrap();
@@ -161,7 +172,11 @@ fn checkpoint_round_trip_gives_identical_samples() {
 }
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ldm-{tag}-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let d = std::env::temp_dir().join(format!(
+        "ldm-{tag}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -249,11 +264,18 @@ fn training_is_deterministic_and_resumes_exactly() {
         optimizer: &ck.join("optimizer"),
     };
     train::train_denoiser(m, &cfg, &cases, &lat, &opts, Some(resume), &mut rec, &dev).unwrap();
-    let tail: Vec<_> = a.iter().filter(|l| l.0 == Stage::Denoiser && l.1 > 3).cloned().collect();
+    let tail: Vec<_> = a
+        .iter()
+        .filter(|l| l.0 == Stage::Denoiser && l.1 > 3)
+        .cloned()
+        .collect();
     assert_eq!(rec.losses.len(), 3);
     for (x, y) in rec.losses.iter().zip(&tail) {
         assert_eq!((x.0, x.1), (y.0, y.1));
-        assert!((x.2 - y.2).abs() <= 1e-6 * y.2.abs().max(1e-3), "resumed {x:?} vs {y:?}");
+        assert!(
+            (x.2 - y.2).abs() <= 1e-6 * y.2.abs().max(1e-3),
+            "resumed {x:?} vs {y:?}"
+        );
     }
     for d in [d1, d2, rec.dir] {
         std::fs::remove_dir_all(d).ok();

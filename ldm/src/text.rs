@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -179,10 +181,15 @@ impl TextEncoderConfig {
         TextEncoder {
             tokens: EmbeddingConfig::new(self.vocab, self.d_model).init(device),
             positions: EmbeddingConfig::new(self.max_len, self.d_model).init(device),
-            encoder: TransformerEncoderConfig::new(self.d_model, 2 * self.d_model, self.heads, self.layers)
-                .with_dropout(0.0)
-                .with_norm_first(true)
-                .init(device),
+            encoder: TransformerEncoderConfig::new(
+                self.d_model,
+                2 * self.d_model,
+                self.heads,
+                self.layers,
+            )
+            .with_dropout(0.0)
+            .with_norm_first(true)
+            .init(device),
         }
     }
 }
@@ -223,12 +230,24 @@ mod tests {
 
     #[test]
     fn unknown_words_map_to_near_spellings_or_unk() {
-        let tok = Tokenizer::build(["chest CT, male, hepatic steatosis", "chest CT, female"], 16);
+        let tok = Tokenizer::build(
+            ["chest CT, male, hepatic steatosis", "chest CT, female"],
+            16,
+        );
         let id = |w: &str| tok.vocab.iter().position(|v| v == w).unwrap() as u32;
         let enc = tok.encode("Chest CT femal steatotic liver 7");
         assert_eq!(
             enc,
-            vec![BOS, id("chest"), id("ct"), id("female"), id("steatosis"), UNK, id("7"), EOS]
+            vec![
+                BOS,
+                id("chest"),
+                id("ct"),
+                id("female"),
+                id("steatosis"),
+                UNK,
+                id("7"),
+                EOS
+            ]
         );
     }
 
@@ -239,7 +258,10 @@ mod tests {
         let b = tok.batch::<Cpu>(&["a", "a b c"], &Default::default());
         assert_eq!(b.ids.dims(), [2, 5]);
         let pad = b.pad.into_data().to_vec::<bool>().unwrap();
-        assert_eq!(pad, [false, false, false, true, true, false, false, false, false, false]);
+        assert_eq!(
+            pad,
+            [false, false, false, true, true, false, false, false, false, false]
+        );
     }
 
     #[test]

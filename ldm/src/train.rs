@@ -79,11 +79,21 @@ impl Default for TrainOptions {
 impl TrainOptions {
     pub fn check(&self) -> Result<(), LdmError> {
         let bad = |m: String| Err(LdmError::Config(format!("training options: {m}")));
-        if self.ae_crop.iter().any(|c| *c == 0 || c % GRID_MULTIPLE != 0) {
-            return bad(format!("ae_crop {:?} must be positive multiples of {GRID_MULTIPLE}", self.ae_crop));
+        if self
+            .ae_crop
+            .iter()
+            .any(|c| *c == 0 || c % GRID_MULTIPLE != 0)
+        {
+            return bad(format!(
+                "ae_crop {:?} must be positive multiples of {GRID_MULTIPLE}",
+                self.ae_crop
+            ));
         }
         if self.dm_crop.iter().any(|c| *c == 0 || c % 4 != 0) {
-            return bad(format!("dm_crop {:?} must be positive multiples of 4", self.dm_crop));
+            return bad(format!(
+                "dm_crop {:?} must be positive multiples of 4",
+                self.dm_crop
+            ));
         }
         if self.ae_batch == 0 || self.dm_batch == 0 {
             return bad("batch sizes must be ≥ 1".into());
@@ -180,7 +190,9 @@ fn step_rng(seed: u64, stage: Stage, step: usize) -> ChaCha8Rng {
         Stage::Autoencoder => 0x4145_u64,
         Stage::Denoiser => 0x444d_u64,
     };
-    ChaCha8Rng::seed_from_u64(seed ^ (tag << 48) ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    ChaCha8Rng::seed_from_u64(
+        seed ^ (tag << 48) ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    )
 }
 
 fn normals(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
@@ -189,7 +201,13 @@ fn normals(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 
 /// A random crop (zero/background padded where the case is smaller) of a channel-major
 /// volume with `ch` channels.
-fn crop<T: Copy + Default>(v: &[T], ch: usize, dims: [usize; 3], size: [usize; 3], at: [usize; 3]) -> Vec<T> {
+fn crop<T: Copy + Default>(
+    v: &[T],
+    ch: usize,
+    dims: [usize; 3],
+    size: [usize; 3],
+    at: [usize; 3],
+) -> Vec<T> {
     let n = dims[0] * dims[1] * dims[2];
     let mut out = vec![T::default(); ch * size[0] * size[1] * size[2]];
     let mut o = 0;
@@ -209,7 +227,12 @@ fn crop<T: Copy + Default>(v: &[T], ch: usize, dims: [usize; 3], size: [usize; 3
     out
 }
 
-fn crop_origin(rng: &mut ChaCha8Rng, dims: [usize; 3], size: [usize; 3], align: usize) -> [usize; 3] {
+fn crop_origin(
+    rng: &mut ChaCha8Rng,
+    dims: [usize; 3],
+    size: [usize; 3],
+    align: usize,
+) -> [usize; 3] {
     let mut at = [0; 3];
     for a in 0..3 {
         let free = dims[a].saturating_sub(size[a]) / align;
@@ -246,8 +269,14 @@ fn check_cases(cfg: &LdmConfig, cases: &[Case]) -> Result<(), LdmError> {
                 n * cfg.channels.len()
             )));
         }
-        if let Some(bad) = c.classes.iter().find(|&&k| usize::from(k) >= cfg.classes.len()) {
-            return Err(LdmError::Input(format!("case {i}: class {bad} outside the model's classes")));
+        if let Some(bad) = c
+            .classes
+            .iter()
+            .find(|&&k| usize::from(k) >= cfg.classes.len())
+        {
+            return Err(LdmError::Input(format!(
+                "case {i}: class {bad} outside the model's classes"
+            )));
         }
     }
     Ok(())
@@ -257,7 +286,8 @@ fn check_cases(cfg: &LdmConfig, cases: &[Case]) -> Result<(), LdmError> {
 fn gradient_l1<B: Backend>(a: Tensor<B, 5>, b: Tensor<B, 5>) -> Tensor<B, 1> {
     let d = a - b;
     let [_, _, z, y, x] = d.dims();
-    let diff = |dim: usize, n: usize| d.clone().narrow(dim, 1, n - 1) - d.clone().narrow(dim, 0, n - 1);
+    let diff =
+        |dim: usize, n: usize| d.clone().narrow(dim, 1, n - 1) - d.clone().narrow(dim, 0, n - 1);
     let (dz, dy, dx) = (diff(2, z), diff(3, y), diff(4, x));
     (dz.abs().mean() + dy.abs().mean() + dx.abs().mean()).div_scalar(3.0)
 }
@@ -285,6 +315,11 @@ pub fn train_autoencoder<B: AutodiffBackend>(
     if let Some(r) = resume.filter(|r| r.stage == Stage::Autoencoder) {
         optim = load_optim(optim, r.optimizer, device)?;
         start = r.step;
+    } else {
+        let means = class_means(cfg, cases, &norm);
+        model.autoencoder = model
+            .autoencoder
+            .with_class_means(&means, cfg.classes.len(), ch);
     }
     let [cx, cy, cz] = opts.ae_crop;
     let zc = cfg.autoencoder.latent_channels;
@@ -295,12 +330,19 @@ pub fn train_autoencoder<B: AutodiffBackend>(
             let i = rng.random_range(0..cases.len());
             let at = crop_origin(&mut rng, cases[i].dims, opts.ae_crop, 1);
             xs.extend(crop(&norm[i], ch, cases[i].dims, opts.ae_crop, at));
-            ls.extend(crop(&cases[i].classes, 1, cases[i].dims, opts.ae_crop, at).into_iter().map(i64::from));
+            ls.extend(
+                crop(&cases[i].classes, 1, cases[i].dims, opts.ae_crop, at)
+                    .into_iter()
+                    .map(i64::from),
+            );
         }
         let b = opts.ae_batch;
         let x = Tensor::<B, 5>::from_data(TensorData::new(xs, [b, ch, cz, cy, cx]), device);
         let labels = Tensor::<B, 4, Int>::from_data(TensorData::new(ls, [b, cz, cy, cx]), device);
-        let eps = normals(&mut rng, b * zc * (cx / AE_FACTOR) * (cy / AE_FACTOR) * (cz / AE_FACTOR));
+        let eps = normals(
+            &mut rng,
+            b * zc * (cx / AE_FACTOR) * (cy / AE_FACTOR) * (cz / AE_FACTOR),
+        );
         let eps = Tensor::<B, 5>::from_data(
             TensorData::new(eps, [b, zc, cz / AE_FACTOR, cy / AE_FACTOR, cx / AE_FACTOR]),
             device,
@@ -310,7 +352,9 @@ pub fn train_autoencoder<B: AutodiffBackend>(
         let l1 = (recon.clone() - x.clone()).abs().mean();
         let gl = gradient_l1(recon, x);
         let kl = post.kl();
-        let loss = l1.clone() + gl.clone().mul_scalar(opts.grad_weight) + kl.clone().mul_scalar(opts.kl_weight);
+        let loss = l1.clone()
+            + gl.clone().mul_scalar(opts.grad_weight)
+            + kl.clone().mul_scalar(opts.kl_weight);
         let log = StepLog {
             stage: Stage::Autoencoder,
             step: step + 1,
@@ -321,10 +365,35 @@ pub fn train_autoencoder<B: AutodiffBackend>(
         model = optim.step(lr_at(opts.ae_lr, step, opts.ae_steps), model, grads);
         hooks.step(&log);
         if (step + 1) % opts.checkpoint_every == 0 || step + 1 == opts.ae_steps {
-            hooks.checkpoint(&model, cfg, Stage::Autoencoder, step + 1, &saver::<_, B, Ldm<B>>(&optim))?;
+            hooks.checkpoint(
+                &model,
+                cfg,
+                Stage::Autoencoder,
+                step + 1,
+                &saver::<_, B, Ldm<B>>(&optim),
+            )?;
         }
     }
     Ok(model)
+}
+
+/// Mean of each channel over each class's voxels (`classes × channels`, network units).
+fn class_means(cfg: &LdmConfig, cases: &[Case], norm: &[Vec<f32>]) -> Vec<f32> {
+    let (k, ch) = (cfg.classes.len(), cfg.channels.len());
+    let mut sum = vec![0f64; k * ch];
+    let mut count = vec![0f64; k];
+    for (case, x) in cases.iter().zip(norm) {
+        let n = case.classes.len();
+        for (i, &c) in case.classes.iter().enumerate() {
+            count[c as usize] += 1.0;
+            for j in 0..ch {
+                sum[c as usize * ch + j] += f64::from(x[j * n + i]);
+            }
+        }
+    }
+    (0..k * ch)
+        .map(|i| (sum[i] / count[i / ch].max(1.0)) as f32)
+        .collect()
 }
 
 /// Cosine decay to 10 % after a 5 % warm-up.
@@ -423,23 +492,37 @@ pub fn train_denoiser<B: AutodiffBackend>(
                 size[a] = size[a].min(ld[a]);
             }
         }
-        let (mut xs, mut fs, mut prompts, mut scal, mut ts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut xs, mut fs, mut prompts, mut scal, mut ts) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for &i in &picks {
             let ld = latents[i].1.map(|d| d / AE_FACTOR);
             let at = crop_origin(&mut rng, ld, size, 1);
-            let z: Vec<f32> = crop(&latents[i].0, zc, ld, size, at).into_iter().map(|v| v * cfg.latent_scale).collect();
+            let z: Vec<f32> = crop(&latents[i].0, zc, ld, size, at)
+                .into_iter()
+                .map(|v| v * cfg.latent_scale)
+                .collect();
             xs.extend(z);
             let drop_labels = rng.random_bool(opts.drop_labels);
             let f = crop(&fractions[i], k, ld, size, at);
             fs.extend(if drop_labels { vec![0.0; f.len()] } else { f });
             let drop_text = rng.random_bool(opts.drop_text);
-            prompts.push(if drop_text { "" } else { cases[i].prompt.as_str() });
+            prompts.push(if drop_text {
+                ""
+            } else {
+                cases[i].prompt.as_str()
+            });
             scal.extend(cfg.scalars(cases[i].spacing_mm));
             ts.push(rng.random_range(0.0f32..1.0));
         }
         let [sx, sy, sz] = size;
         let x0 = Tensor::<B, 5>::from_data(TensorData::new(xs, [b, zc, sz, sy, sx]), device);
-        let eps = Tensor::<B, 5>::from_data(TensorData::new(normals(&mut rng, b * zc * sx * sy * sz), [b, zc, sz, sy, sx]), device);
+        let eps = Tensor::<B, 5>::from_data(
+            TensorData::new(
+                normals(&mut rng, b * zc * sx * sy * sz),
+                [b, zc, sz, sy, sx],
+            ),
+            device,
+        );
         let (xt, target, ts) = scheduler.training_pair(x0, eps, &ts);
         let tb = cfg.tokenizer.batch::<B>(&prompts, device);
         let cond = Cond {
@@ -460,7 +543,13 @@ pub fn train_denoiser<B: AutodiffBackend>(
             parts: [value, 0.0, 0.0],
         });
         if (step + 1) % opts.checkpoint_every == 0 || step + 1 == opts.dm_steps {
-            hooks.checkpoint(&model, cfg, Stage::Denoiser, step + 1, &saver::<_, B, Ldm<B>>(&optim))?;
+            hooks.checkpoint(
+                &model,
+                cfg,
+                Stage::Denoiser,
+                step + 1,
+                &saver::<_, B, Ldm<B>>(&optim),
+            )?;
         }
     }
     Ok(model)

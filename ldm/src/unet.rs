@@ -132,18 +132,26 @@ impl<B: Backend> Unet<B> {
     pub fn forward(&self, x: Tensor<B, 5>, t: &[f32], cond: &Cond<B>) -> Tensor<B, 5> {
         let device = x.device();
         let temb = timestep_embedding::<B>(t, self.time_dim, &device);
-        let emb = self.t2.forward(silu(self.t1.forward(temb))) + self.scalars.forward(cond.scalars.clone());
+        let emb = self.t2.forward(silu(self.t1.forward(temb)))
+            + self.scalars.forward(cond.scalars.clone());
         let lab = self.label_in.forward(cond.labels.clone());
-        let h0 = self.d0.forward(self.conv_in.forward(Tensor::cat(vec![x, lab], 1)), Some(&emb));
+        let h0 = self.d0.forward(
+            self.conv_in.forward(Tensor::cat(vec![x, lab], 1)),
+            Some(&emb),
+        );
         let h1 = self.d1.forward(self.down0.forward(h0.clone()), Some(&emb));
         let h1 = self.d1x.forward(h1, &cond.text, &cond.pad);
         let m = self.m1.forward(self.down1.forward(h1.clone()), Some(&emb));
         let m = self.mattn.forward(m);
         let m = self.mx.forward(m, &cond.text, &cond.pad);
         let m = self.m2.forward(m, Some(&emb));
-        let u1 = self.u1.forward(Tensor::cat(vec![self.up1.forward(m), h1], 1), Some(&emb));
+        let u1 = self
+            .u1
+            .forward(Tensor::cat(vec![self.up1.forward(m), h1], 1), Some(&emb));
         let u1 = self.u1x.forward(u1, &cond.text, &cond.pad);
-        let u0 = self.u0.forward(Tensor::cat(vec![self.up0.forward(u1), h0], 1), Some(&emb));
+        let u0 = self
+            .u0
+            .forward(Tensor::cat(vec![self.up0.forward(u1), h0], 1), Some(&emb));
         self.out.forward(silu(self.out_norm.forward(u0)))
     }
 }

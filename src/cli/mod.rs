@@ -81,6 +81,47 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         subjects: usize,
     },
+    /// Train a latent diffusion model (autoencoder, then denoiser) on an nnU-Net-layout
+    /// dataset, e.g. a procedural run of synthcohort.
+    Train {
+        /// Dataset folder (dataset.json, imagesTr/, labelsTr/, manifest.parquet or prompts.jsonl).
+        #[arg(long)]
+        data: PathBuf,
+        /// Training configuration (YAML): name, modality, channels, arms, hold_out, training.
+        #[arg(long)]
+        config: PathBuf,
+        /// Model folder to write (config.json, weights, loss.csv, MODEL_CARD.md, checkpoint/).
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue from the last checkpoint in OUT.
+        #[arg(long)]
+        resume: bool,
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Evaluate a latent diffusion model on its held-out subjects: intensities, label
+    /// adherence, text effect, diversity, memorization (MODEL/eval/report.{json,md}).
+    EvalModel {
+        /// Model folder (from `synthcohort train`, or under models/).
+        model: PathBuf,
+        /// The dataset it was trained on (its held-out subjects are evaluated).
+        #[arg(long)]
+        data: PathBuf,
+        /// Report folder (default MODEL/eval).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Held-out subjects to sample.
+        #[arg(long, default_value_t = 32)]
+        cases: usize,
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        #[arg(long, default_value_t = 3.0)]
+        guidance_text: f32,
+        #[arg(long, default_value_t = 1.0)]
+        guidance_labels: f32,
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -194,6 +235,59 @@ pub fn main() -> ExitCode {
                 ontology::LESION_ID_BASE
             );
             ExitCode::SUCCESS
+        }
+        Command::Train {
+            data,
+            config,
+            out,
+            resume,
+            quiet,
+        } => {
+            let args = synthcohort::generate::ldm_train::TrainArgs {
+                data: &data,
+                config: &config,
+                out: &out,
+                resume,
+                quiet,
+            };
+            match synthcohort::generate::ldm_train::run(&args) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::EvalModel {
+            model,
+            data,
+            out,
+            cases,
+            steps,
+            guidance_text,
+            guidance_labels,
+            quiet,
+        } => {
+            let args = synthcohort::generate::ldm_eval::EvalArgs {
+                model: &model,
+                data: &data,
+                out: out.as_deref(),
+                cases,
+                steps,
+                guidance_text,
+                guidance_labels,
+                quiet,
+            };
+            match synthcohort::generate::ldm_eval::run(&args) {
+                Ok((_, dir)) => {
+                    println!("wrote {}", dir.join("report.md").display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::Preview { outdir, subjects } => match engine::preview(&outdir, subjects) {
             Ok(path) => {

@@ -10,7 +10,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::anatomy::{LesionShape, Sex};
-use crate::pipeline::spec::{LesionKind, LesionShapeSpec, Pipeline, TemplateSpec};
+use crate::pipeline::spec::{DiffuseKind, LesionKind, LesionShapeSpec, Pipeline, TemplateSpec};
 use crate::rng::{self, Stage};
 
 /// One focal lesion to insert, with its tissue properties.
@@ -29,6 +29,14 @@ pub struct LesionDraw {
     pub t2_ms: f64,
 }
 
+/// One diffuse disease with its sampled severity (units per [`DiffuseKind`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiffuseDraw {
+    pub condition: String,
+    pub kind: DiffuseKind,
+    pub severity: f64,
+}
+
 /// A sampled subject.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Subject {
@@ -43,6 +51,7 @@ pub struct Subject {
     pub bmi: f64,
     pub conditions: Vec<String>,
     pub lesions: Vec<LesionDraw>,
+    pub diffuse: Vec<DiffuseDraw>,
     pub prompt: String,
 }
 
@@ -123,6 +132,7 @@ pub fn sample(p: &Pipeline, plan: &CohortPlan, index: u64) -> Subject {
 
     let mut conditions = Vec::new();
     let mut lesions = Vec::new();
+    let mut diffuse = Vec::new();
     for (ci, c) in p.cohort.conditions.iter().enumerate() {
         // Always draw, so one condition's kind (count vs prevalence) never shifts the stream.
         let u: f64 = r.random();
@@ -135,6 +145,18 @@ pub fn sample(p: &Pipeline, plan: &CohortPlan, index: u64) -> Subject {
             continue;
         }
         conditions.push(c.name.clone());
+        if let Some(d) = &c.diffuse {
+            let ((lo, hi), (min, max)) = d.kind.severity_range();
+            let severity = match &d.severity {
+                Some(s) => dist::sample(s, &mut r, min, max),
+                None => lo + (hi - lo) * r.random::<f64>(),
+            };
+            diffuse.push(DiffuseDraw {
+                condition: c.name.clone(),
+                kind: d.kind,
+                severity,
+            });
+        }
         if let Some(l) = &c.lesion {
             let n = dist::sample(&l.count, &mut r, 0.0, 50.0).round().max(1.0) as usize;
             for _ in 0..n {
@@ -180,6 +202,7 @@ pub fn sample(p: &Pipeline, plan: &CohortPlan, index: u64) -> Subject {
         bmi,
         conditions,
         lesions,
+        diffuse,
         prompt: String::new(),
     };
     s.prompt = prompt(p, &s);

@@ -208,7 +208,7 @@ pub fn merge(out: &Path, shard_dirs: &[PathBuf]) -> Result<MergeSummary, EngineE
     let f = Finish {
         p: &p,
         base: base.as_ref(),
-        generator: generator(&p).name(),
+        generator: generator(&p)?.name(),
         provenance: serde_json::json!({"merged_from": dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>()}),
     };
     finish_run(&f, out)?;

@@ -300,13 +300,28 @@ fn add_field(n: &mut Needs, field_t: f64) {
     }
 }
 
-fn generator(p: &Resolved) -> Box<dyn Generator> {
+fn generator(p: &Resolved) -> Result<Box<dyn Generator>, EngineError> {
+    use crate::pipeline::spec::{GeneratorKind, SolverSpec};
     let g = &p.spec.generator;
-    Box::new(Procedural {
+    if g.kind == GeneratorKind::LatentDiffusion {
+        let template = crate::pipeline::validate::template_name(p.spec.anatomy.template);
+        let dir = generate::ldm::resolve_model(g.model.as_deref(), template, &p.base_dir)
+            .map_err(EngineError::Other)?;
+        let mut m = generate::ldm::LatentDiffusion::load(&dir).map_err(EngineError::Other)?;
+        m.steps = g.steps as usize;
+        m.guidance_text = g.guidance.text as f32;
+        m.guidance_labels = g.guidance.labels as f32;
+        m.solver = match g.solver {
+            SolverSpec::Euler => synthcohort_ldm::Solver::Euler,
+            SolverSpec::Heun => synthcohort_ldm::Solver::Heun,
+        };
+        return Ok(Box::new(m));
+    }
+    Ok(Box::new(Procedural {
         texture_mm: g.texture_mm,
         texture_strength: g.texture_strength,
         partial_volume_mm: g.partial_volume_mm,
-    })
+    }))
 }
 
 fn extension(p: &Resolved) -> &'static str {
@@ -417,7 +432,7 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
         plan: CohortPlan::new(&p.spec),
         grid,
         base,
-        generator: generator(p),
+        generator: generator(p)?,
         needs: needs(p),
         dir: dir.clone(),
         timings: Mutex::new(BTreeMap::new()),

@@ -23,6 +23,17 @@ pub(super) fn kind_name(k: crate::pipeline::spec::LesionKind) -> String {
         .unwrap_or_default()
 }
 
+fn diffuse_kind(k: crate::pipeline::spec::DiffuseKind) -> generate::diffuse::DiffuseKind {
+    use crate::pipeline::spec::DiffuseKind as S;
+    use generate::diffuse::DiffuseKind as G;
+    match k {
+        S::Steatosis => G::Steatosis,
+        S::Emphysema => G::Emphysema,
+        S::Osteopenia => G::Osteopenia,
+        S::WmHyperintensity => G::WmHyperintensity,
+    }
+}
+
 /// Builds one subject's labels and tissue object (no files).
 pub struct SubjectData {
     pub subject: Subject,
@@ -92,9 +103,18 @@ pub(super) fn make_subject_with(
             t2_ms: draw.t2_ms,
         })
         .collect();
+    let diffuse: Vec<generate::diffuse::DiffuseEffect> = subject
+        .diffuse
+        .iter()
+        .map(|d| generate::diffuse::DiffuseEffect {
+            kind: diffuse_kind(d.kind),
+            severity: d.severity,
+        })
+        .collect();
     let req = generate::Request {
         labels: &anat.labels,
         lesions: &lesions,
+        diffuse: &diffuse,
         prompt: &subject.prompt,
         needs: &s.needs,
         seed: subject.seed,
@@ -119,7 +139,7 @@ pub fn build_subject(p: &Resolved, idx: u64) -> Result<SubjectData, EngineError>
         plan: CohortPlan::new(&p.spec),
         grid,
         base,
-        generator: generator(p),
+        generator: generator(p)?,
         needs: needs(p),
         dir: PathBuf::new(),
         timings: Mutex::new(BTreeMap::new()),

@@ -4,6 +4,11 @@
 //! implements it here; the latent diffusion model implements it in its own module.
 
 pub mod blur;
+pub mod diffuse;
+pub mod ldm;
+pub mod ldm_data;
+pub mod ldm_eval;
+pub mod ldm_train;
 pub mod procedural;
 
 use crate::volume::Volume;
@@ -40,6 +45,8 @@ pub struct LesionTissue {
 pub struct Request<'a> {
     pub labels: &'a Volume<u16>,
     pub lesions: &'a [LesionTissue],
+    /// Diffuse diseases of the subject (not in the labels; the prompt names them).
+    pub diffuse: &'a [diffuse::DiffuseEffect],
     pub prompt: &'a str,
     pub needs: &'a Needs,
     /// The subject's seed; generators derive their streams from it.

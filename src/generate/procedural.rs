@@ -5,7 +5,9 @@
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use super::{blur, Capabilities, CtMaps, GenerateError, Generator, MriMaps, Request, TissueObject};
+use super::{
+    blur, diffuse, Capabilities, CtMaps, GenerateError, Generator, MriMaps, Request, TissueObject,
+};
 use crate::anatomy::ontology;
 use crate::rng::{self, Stage};
 use crate::tissue::{self, Tissue};
@@ -153,6 +155,7 @@ impl Generator for Procedural {
                 .unzip();
             self.smooth(&mut hu, grid);
             self.smooth(&mut density, grid);
+            diffuse::apply_ct(&mut hu, &mut density, req.labels, req.diffuse, req.seed);
             let material = labels.iter().map(|&l| mat_of_label[l as usize]).collect();
             Some(CtMaps {
                 hu: Volume::from_vec(grid.clone(), hu),
@@ -209,6 +212,9 @@ impl Generator for Procedural {
             for m in maps.iter_mut() {
                 self.smooth(m, grid);
             }
+            if let [pd, t1, t2, t2s, _] = maps.as_mut_slice() {
+                diffuse::apply_mri([pd, t1, t2, t2s], req.labels, req.diffuse, req.seed);
+            }
             let mut it = maps.into_iter().map(|m| Volume::from_vec(grid.clone(), m));
             mri.push(MriMaps {
                 field_t: field,
@@ -253,6 +259,7 @@ mod tests {
         let req = Request {
             labels: &labels,
             lesions: &[],
+            diffuse: &[],
             prompt: "",
             needs: &needs,
             seed: 9,
@@ -346,6 +353,7 @@ mod tests {
             .generate(&Request {
                 labels: &labels,
                 lesions: &[],
+                diffuse: &[],
                 prompt: "",
                 needs: &needs,
                 seed: 5,
@@ -355,6 +363,7 @@ mod tests {
             .generate(&Request {
                 labels: &labels,
                 lesions: &[],
+                diffuse: &[],
                 prompt: "",
                 needs: &needs,
                 seed: 5,

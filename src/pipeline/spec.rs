@@ -211,9 +211,50 @@ pub struct ConditionSpec {
     /// Words for the prompt (default: the name with `_` as spaces).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
-    /// Focal lesions this condition inserts; diffuse conditions have none.
+    /// Focal lesions this condition inserts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lesion: Option<LesionSpec>,
+    /// A diffuse change of a whole tissue that no label expresses (only the prompt names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diffuse: Option<DiffuseSpec>,
+}
+
+/// A diffuse disease: what changes, and by how much.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiffuseSpec {
+    pub kind: DiffuseKind,
+    /// Severity, per kind: `steatosis` liver attenuation drop in HU (default uniform 25–60);
+    /// `emphysema` low-attenuation fraction of the lungs (default uniform 0.10–0.30);
+    /// `osteopenia` relative drop of bone attenuation (default uniform 0.20–0.40);
+    /// `wm_hyperintensity` fraction of white matter affected (default uniform 0.02–0.08).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Dist>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffuseKind {
+    /// Fatty liver: the liver's attenuation is lowered.
+    Steatosis,
+    /// Low-attenuation lung with bullae.
+    Emphysema,
+    /// Lower bone mineral density: bone attenuation is lowered.
+    Osteopenia,
+    /// White-matter hyperintensities (longer T2 and T1 in patches of white matter).
+    WmHyperintensity,
+}
+
+impl DiffuseKind {
+    /// Default severity range and the allowed range.
+    pub fn severity_range(self) -> ((f64, f64), (f64, f64)) {
+        match self {
+            DiffuseKind::Steatosis => ((25.0, 60.0), (0.0, 200.0)),
+            DiffuseKind::Emphysema => ((0.10, 0.30), (0.0, 0.9)),
+            DiffuseKind::Osteopenia => ((0.20, 0.40), (0.0, 0.9)),
+            DiffuseKind::WmHyperintensity => ((0.02, 0.08), (0.0, 0.5)),
+        }
+    }
 }
 
 /// A focal lesion model.
@@ -356,6 +397,10 @@ pub struct GeneratorSpec {
     pub steps: u32,
     #[serde(default)]
     pub guidance: GuidanceSpec,
+    /// ODE solver of the sampler (latent diffusion): `euler` (one model call per step) or
+    /// `heun` (two, more accurate for few steps).
+    #[serde(default)]
+    pub solver: SolverSpec,
     /// Correlation length of within-tissue texture in mm (procedural).
     #[serde(default = "default_texture_mm")]
     #[schemars(range(min = 0.0, max = 100.0))]
@@ -394,6 +439,7 @@ impl Default for GeneratorSpec {
             prompt: default_prompt(),
             steps: default_steps(),
             guidance: GuidanceSpec::default(),
+            solver: SolverSpec::default(),
             texture_mm: default_texture_mm(),
             texture_strength: 1.0,
             partial_volume_mm: default_pv_mm(),
@@ -401,7 +447,15 @@ impl Default for GeneratorSpec {
     }
 }
 
-/// Classifier-free guidance scales.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SolverSpec {
+    #[default]
+    Euler,
+    Heun,
+}
+
+/// Classifier-free guidance scales (latent diffusion): 1 = plain conditional sampling.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuidanceSpec {

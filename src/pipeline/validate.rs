@@ -523,6 +523,40 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
             ),
             _ => {}
         }
+        if let Some(d) = &cond.diffuse {
+            let dp = format!("{path}.diffuse");
+            let (_, (lo, hi)) = d.kind.severity_range();
+            if let Some(sev) = &d.severity {
+                c.dist(&format!("{dp}.severity"), sev, lo, hi, "");
+            }
+            let host: fn(&str) -> bool = match d.kind {
+                DiffuseKind::Steatosis => |t| t == "liver",
+                DiffuseKind::Emphysema => |t| t == "lung",
+                DiffuseKind::Osteopenia => |t| t.contains("bone"),
+                DiffuseKind::WmHyperintensity => |t| t == "white_matter",
+            };
+            if p.anatomy.source.is_none() {
+                let present = anatomy::ontology::template_labels(template);
+                let has = present.iter().any(|&id| {
+                    host(
+                        crate::tissue::tissue_for_label(
+                            anatomy::ontology::label_by_id(id).map_or("", |l| l.name),
+                        )
+                        .name,
+                    )
+                });
+                if !has {
+                    c.err(
+                        format!("{dp}.kind"),
+                        format!(
+                            "the `{}` template has no tissue that `{:?}` changes",
+                            template_name(p.anatomy.template),
+                            d.kind
+                        ),
+                    );
+                }
+            }
+        }
         if let Some(les) = &cond.lesion {
             let lp = format!("{path}.lesion");
             c.dist(&format!("{lp}.count"), &les.count, 0.0, 50.0, "lesions");
@@ -616,9 +650,6 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
     }
 
     // --- generator
-    if p.generator.kind == GeneratorKind::LatentDiffusion {
-        c.err("generator.kind", "the latent diffusion generator is not part of this synthcohort build yet; use `kind: procedural`");
-    }
     check_prompt(&mut c, &p.generator.prompt);
 
     // --- acquisition
@@ -725,6 +756,11 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
         }
     }
 
+    // --- latent diffusion model: present, readable, and able to make what the arms image
+    if p.generator.kind == GeneratorKind::LatentDiffusion {
+        check_model(&mut c, p, &arms, base_dir);
+    }
+
     // --- trial
     if let Some(t) = &p.trial {
         if let Some(list) = &t.arms {
@@ -743,6 +779,62 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
     }
 
     (arms, c.problems)
+}
+
+fn check_model(c: &mut Checker, p: &Pipeline, arms: &[Arm], base_dir: &Path) {
+    use crate::generate::ldm;
+    let at = if p.generator.model.is_some() {
+        "generator.model"
+    } else {
+        "generator.kind"
+    };
+    let dir = match ldm::resolve_model(
+        p.generator.model.as_deref(),
+        template_name(p.anatomy.template),
+        base_dir,
+    ) {
+        Ok(d) => d,
+        Err(e) => return c.err(at, e),
+    };
+    let cfg = match ldm::read_config(&dir) {
+        Ok(cfg) => cfg,
+        Err(e) => return c.err(at, e),
+    };
+    let is_ct = cfg.modality == synthcohort_ldm::Modality::Ct;
+    for (i, arm) in arms.iter().enumerate() {
+        let (wants_ct, field) = match &arm.protocol {
+            Protocol::None {
+                property: PropertyMap::Hu,
+                ..
+            }
+            | Protocol::Ct(_) => (true, None),
+            Protocol::None { field_t, .. } => (false, Some(*field_t)),
+            Protocol::Mri(m) => (false, Some(m.field_t)),
+        };
+        let path = format!("acquisition.arms[{i}]");
+        if wants_ct != is_ct {
+            c.err(
+                &path,
+                format!(
+                    "arm `{}` needs {} maps but the model `{}` makes {} objects; use a {} model or `generator.kind: procedural`",
+                    arm.name,
+                    if wants_ct { "CT" } else { "MRI" },
+                    cfg.name,
+                    if is_ct { "CT (HU)" } else { "MRI (PD/T1/T2/T2*)" },
+                    if wants_ct { "CT" } else { "MRI" }
+                ),
+            );
+        } else if let Some(f) = field.filter(|f| (f - ldm::MRI_MODEL_FIELD_T).abs() > 1e-6) {
+            c.err(
+                format!("{path}.field_t"),
+                format!(
+                    "the model `{}` makes {} T relaxation maps, not {f} T",
+                    cfg.name,
+                    ldm::MRI_MODEL_FIELD_T
+                ),
+            );
+        }
+    }
 }
 
 fn check_prompt(c: &mut Checker, prompt: &str) {

@@ -16,6 +16,7 @@ pub mod polychromatic;
 pub mod projector;
 pub mod protocol;
 pub mod recon;
+mod simd;
 pub mod spectrum;
 pub mod tables;
 

@@ -498,15 +498,18 @@ fn object_slice(ctx: &Ctx, s: usize, xform: Option<&Rigid>) -> (Vec<f32>, Vec<f3
                 let (v10, v01) = (to_vox(1, 0, dz), to_vox(0, 1, dz));
                 let dr = [0, 1, 2].map(|a| v10[a] - v00[a]);
                 let dl = [0, 1, 2].map(|a| v01[a] - v00[a]);
-                for l in 0..g.ns_phase {
+                for (l, (or, oi)) in cr
+                    .chunks_exact_mut(g.ns_read)
+                    .zip(ci.chunks_exact_mut(g.ns_read))
+                    .enumerate()
+                {
                     let row = [0, 1, 2].map(|a| v00[a] + l as f64 * dl[a]);
-                    for r in 0..g.ns_read {
-                        let v = [0, 1, 2].map(|a| row[a] + r as f64 * dr[a]);
-                        cr[l * g.ns_read + r] +=
-                            w * artifacts::trilinear(&comp.re, ctx.obj.dims, v);
-                        if let Some(im) = &comp.im {
-                            ci[l * g.ns_read + r] += w * artifacts::trilinear(im, ctx.obj.dims, v);
+                    let dims = ctx.obj.dims;
+                    match &comp.im {
+                        Some(im) => {
+                            artifacts::add_row_samples([&comp.re, im], dims, row, dr, w, [or, oi])
                         }
+                        None => artifacts::add_row_samples([&comp.re], dims, row, dr, w, [or]),
                     }
                 }
             }
@@ -621,6 +624,16 @@ fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
             }
         }
     }
+    // When every k-space line is kept as acquired (no crop, mask or ghost) the transform pair
+    // is the identity on all but the moved lines: see `simulate_slice_direct`.
+    let direct = !ctx.kx_domain
+        && g.os_phase == 1
+        && ctx.ghost.is_none()
+        && !ctx.p.export_kspace
+        && ctx.mask.iter().all(|&m| m);
+    if direct {
+        return (simulate_slice_direct(ctx, s, &states), Vec::new());
+    }
     let z = g.slice_z_mm(s);
     let sim_read: Vec<f64> = (0..g.ns_read).map(|r| g.read_mm(r)).collect();
     let sim_phase: Vec<f64> = (0..g.ns_phase).map(|l| g.phase_mm(l)).collect();
@@ -629,24 +642,6 @@ fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
     let sense = ctx.p.combine == Combine::Sense;
     let mut comb = recon::Combiner::new(sense, np * nr);
     let mut exported = Vec::new();
-    // When every k-space line is kept as acquired (no crop, mask or ghost) the transform pair
-    // is the identity on all but the moved lines, so by linearity
-    //   image = c·a + F⁻¹[P_moved F(c·(b − a))] + F⁻¹(spike) + F⁻¹(noise),
-    // with the spike a closed-form plane wave and F⁻¹ of white noise white noise of the image
-    // σ (F is unitary up to the scale we divide out): exact, and one FFT pair per coil only
-    // when there is motion.
-    let direct = !ctx.kx_domain
-        && g.os_phase == 1
-        && ctx.ghost.is_none()
-        && !ctx.p.export_kspace
-        && ctx.mask.iter().all(|&m| m);
-    let diff = (direct && states.len() == 2).then(|| {
-        let ((ar, ai), _) = &states[0];
-        let ((br, bi), _) = &states[1];
-        let dr: Vec<f32> = br.iter().zip(ar).map(|(b, a)| b - a).collect();
-        let di: Vec<f32> = bi.iter().zip(ai).map(|(b, a)| b - a).collect();
-        (dr, di)
-    });
     for c in 0..ctx.coils.len() {
         let fz = ctx.coils.axis_factor(c, 2, &[z])[0];
         let (fr, fp) = (
@@ -654,51 +649,6 @@ fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
             ctx.coils.axis_factor(c, g.phase_axis, &sim_phase),
         );
         let mut rng = FastRng::from_stream(ctx.seed, ((s as u64) << 8) | c as u64);
-        if direct {
-            let coil = |(re, im): (&Vec<f32>, &Vec<f32>)| {
-                if ctx.coils.uniform {
-                    (re.clone(), im.clone())
-                } else {
-                    apply_coil(re, im, &fp, &fr, fz)
-                }
-            };
-            let ((sr, si), _) = &states[0];
-            let (mut ir, mut ii) = coil((sr, si));
-            if let Some((dr, di)) = &diff {
-                let (mut kr, mut ki) = coil((dr, di));
-                (kr, ki) = kspace::forward(g, &ctx.plans, kr, ki, false);
-                for (l, &moved) in states[1].1.iter().enumerate() {
-                    if !moved {
-                        kr[l * nr..(l + 1) * nr].fill(0.0);
-                        ki[l * nr..(l + 1) * nr].fill(0.0);
-                    }
-                }
-                kspace::inverse(g, &ctx.plans, &mut kr, &mut ki, false);
-                ir.iter_mut().zip(&kr).for_each(|(a, b)| *a += b);
-                ii.iter_mut().zip(&ki).for_each(|(a, b)| *a += b);
-            }
-            if let Some((kx, ky, amp, ph)) = ctx.spike {
-                // K(0, 0) is the image sum; a delta A at (kx, ky) is A/(nr·np) e^{iφ(x, y)}.
-                let dc_r: f64 = ir.iter().map(|&v| v as f64).sum();
-                let dc_i: f64 = ii.iter().map(|&v| v as f64).sum();
-                let a = amp * dc_r.hypot(dc_i) / (nr * np) as f64;
-                let tau = 2.0 * std::f64::consts::PI;
-                for l in 0..np {
-                    for r in 0..nr {
-                        let ang = ph
-                            + tau * (kx * r as i64) as f64 / nr as f64
-                            + tau * (ky * l as i64) as f64 / np as f64;
-                        ir[l * nr + r] += (a * ang.cos()) as f32;
-                        ii[l * nr + r] += (a * ang.sin()) as f32;
-                    }
-                }
-            }
-            if let Some(sd) = ctx.sigma_img {
-                rng.add_normals(sd, &mut ir, &mut ii);
-            }
-            add_to_combiner(ctx, &mut comb, c, &ir, &ii, &out_read, &out_phase, fz);
-            continue;
-        }
         // 3a. Coil image → k-space, each line from its motion state.
         let (mut kr, mut ki) = (vec![0f32; np * nr], vec![0f32; np * nr]);
         for ((sr, si), lines) in &states {
@@ -778,6 +728,142 @@ fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
         add_to_combiner(ctx, &mut comb, c, &kr, &ki, &out_read, &out_phase, fz);
     }
     (comb.finish(), exported)
+}
+
+/// Stages 3–4 of a slice whose acquired lines are all kept as they are (no readout crop,
+/// mask or ghosting, nothing exported). The transform pair is then the identity on all but
+/// the moved lines, so by linearity each coil's image is
+///   c·a + F⁻¹[P_moved F(c·(b − a))] + F⁻¹(spike) + F⁻¹(noise),
+/// a and b the still and moved object: the spike is a closed-form plane wave, and F⁻¹ of
+/// white noise is white noise of the image σ (F is unitary up to the scale divided out), so
+/// only the motion term needs transforms. The coil map c = c_read(r)·c_phase(l)·c_z is
+/// constant along the phase transform and the line selection except for c_phase, so
+/// F⁻¹ P F(c·d) = c_read c_z · F⁻¹ P F(c_phase·d): coils with the same phase factor (mirror
+/// pairs of a ring) share that transform pair.
+fn simulate_slice_direct(ctx: &Ctx, s: usize, states: &[(Complex, Vec<bool>)]) -> Vec<f32> {
+    let g = &ctx.g;
+    let (np, nr) = (g.n_phase, g.n_read);
+    let n = np * nr;
+    let z = g.slice_z_mm(s);
+    let read: Vec<f64> = (0..nr).map(|r| g.read_mm(r)).collect();
+    let phase: Vec<f64> = (0..np).map(|l| g.phase_mm(l)).collect();
+    let mut comb = recon::Combiner::new(ctx.p.combine == Combine::Sense, n);
+    let ((ar, ai), _) = &states[0];
+    let moved = states.get(1).map(|((br, bi), lines)| {
+        let dr: Vec<f32> = br.iter().zip(ar).map(|(b, a)| b - a).collect();
+        let di: Vec<f32> = bi.iter().zip(ai).map(|(b, a)| b - a).collect();
+        (dr, di, lines)
+    });
+    let nc = ctx.coils.len();
+    let uniform = ctx.coils.uniform;
+    let fp: Vec<Vec<(f32, f32)>> = (0..nc)
+        .map(|c| ctx.coils.axis_factor(c, g.phase_axis, &phase))
+        .collect();
+    // Coils in groups of identical phase factors, each group in coil order.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for c in 0..nc {
+        match groups.iter_mut().find(|grp| fp[grp[0]] == fp[c]) {
+            Some(grp) => grp.push(c),
+            None => groups.push(vec![c]),
+        }
+    }
+    // The spike's plane wave e^{iφ} e^{2πi kx r/nr} e^{2πi ky l/np}, as row and column factors.
+    let spike = ctx.spike.map(|(kx, ky, amp, ph)| {
+        let tau = 2.0 * std::f64::consts::PI;
+        let wx: Vec<(f64, f64)> = (0..nr)
+            .map(|r| (tau * (kx * r as i64) as f64 / nr as f64).sin_cos())
+            .map(|(s, c)| (c, s))
+            .collect();
+        let wy: Vec<(f64, f64)> = (0..np)
+            .map(|l| (ph + tau * (ky * l as i64) as f64 / np as f64).sin_cos())
+            .map(|(s, c)| (c, s))
+            .collect();
+        (amp, wx, wy)
+    });
+    let inv_n = 1.0 / np as f32;
+    let (mut tr, mut ti) = (vec![0f32; n], vec![0f32; n]);
+    let (mut ir, mut ii) = (vec![0f32; n], vec![0f32; n]);
+    for grp in &groups {
+        let fp = &fp[grp[0]];
+        if let Some((dr, di, lines)) = &moved {
+            // T = F⁻¹ P F(c_phase·d), unnormalised.
+            for (l, &(pr, pi)) in fp.iter().enumerate() {
+                let span = l * nr..(l + 1) * nr;
+                for (((tr, ti), &dr), &di) in tr[span.clone()]
+                    .iter_mut()
+                    .zip(&mut ti[span.clone()])
+                    .zip(&dr[span.clone()])
+                    .zip(&di[span])
+                {
+                    *tr = pr * dr - pi * di;
+                    *ti = pr * di + pi * dr;
+                }
+            }
+            ctx.plans.phase_sim.process(&mut tr, &mut ti, nr, false);
+            for (l, _) in lines.iter().enumerate().filter(|(_, &m)| !m) {
+                tr[l * nr..(l + 1) * nr].fill(0.0);
+                ti[l * nr..(l + 1) * nr].fill(0.0);
+            }
+            ctx.plans.phase_out.process(&mut tr, &mut ti, nr, true);
+        }
+        for &c in grp {
+            let fz = ctx.coils.axis_factor(c, 2, &[z])[0];
+            // c_read·c_z per column.
+            let (cr, ci): (Vec<f32>, Vec<f32>) = ctx
+                .coils
+                .axis_factor(c, g.read_axis, &read)
+                .into_iter()
+                .map(|(a, b)| (a * fz.0 - b * fz.1, a * fz.1 + b * fz.0))
+                .unzip();
+            // c_read·c_z·(c_phase·a + T/n), row by row (separate loops so each vectorises).
+            for (l, &(pr, pi)) in fp.iter().enumerate() {
+                let span = l * nr..(l + 1) * nr;
+                let (a_r, a_i) = (&ar[span.clone()], &ai[span.clone()]);
+                let (t_r, t_i) = (&tr[span.clone()], &ti[span.clone()]);
+                let (o_r, o_i) = (&mut ir[span.clone()], &mut ii[span]);
+                match (uniform, moved.is_some()) {
+                    (true, false) => {
+                        o_r.copy_from_slice(a_r);
+                        o_i.copy_from_slice(a_i);
+                    }
+                    (true, true) => {
+                        for r in 0..nr {
+                            o_r[r] = a_r[r] + inv_n * t_r[r];
+                            o_i[r] = a_i[r] + inv_n * t_i[r];
+                        }
+                    }
+                    (false, m) => {
+                        let t = if m { inv_n } else { 0.0 };
+                        let (cr, ci) = (&cr[..nr], &ci[..nr]);
+                        for r in 0..nr {
+                            let xr = pr * a_r[r] - pi * a_i[r] + t * t_r[r];
+                            let xi = pr * a_i[r] + pi * a_r[r] + t * t_i[r];
+                            o_r[r] = cr[r] * xr - ci[r] * xi;
+                            o_i[r] = cr[r] * xi + ci[r] * xr;
+                        }
+                    }
+                }
+            }
+            if let Some((amp, wx, wy)) = &spike {
+                // K(0, 0) is the image sum; a delta A at (kx, ky) is A/(nr·np) e^{iφ(x, y)}.
+                let dc_r: f64 = ir.iter().map(|&v| v as f64).sum();
+                let dc_i: f64 = ii.iter().map(|&v| v as f64).sum();
+                let a = amp * dc_r.hypot(dc_i) / n as f64;
+                for (l, &(yc, ys)) in wy.iter().enumerate() {
+                    for (r, &(xc, xs)) in wx.iter().enumerate() {
+                        ir[l * nr + r] += (a * (yc * xc - ys * xs)) as f32;
+                        ii[l * nr + r] += (a * (yc * xs + ys * xc)) as f32;
+                    }
+                }
+            }
+            if let Some(sd) = ctx.sigma_img {
+                FastRng::from_stream(ctx.seed, ((s as u64) << 8) | c as u64)
+                    .add_normals(sd, &mut ir, &mut ii);
+            }
+            add_to_combiner(ctx, &mut comb, c, &ir, &ii, &read, &phase, fz);
+        }
+    }
+    comb.finish()
 }
 
 #[cfg(test)]

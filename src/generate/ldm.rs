@@ -1,0 +1,333 @@
+//! The latent diffusion generator: adapter between the engine's [`Generator`] and the model
+//! crate (`synthcohort-ldm`). Labels become the model's classes, the subject's prompt its
+//! text condition; the sampled object becomes CT maps (HU, material, density) or MRI maps.
+//!
+//! Lesions: the model knows one "lesion" class; each lesion's sampled intensity is then
+//! shifted so its mean is the contrast the pipeline asked for, keeping the model's texture.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use synthcohort_ldm::cpu::Sampler;
+use synthcohort_ldm::{LdmConfig, Modality, SampleRequest, Solver};
+
+use super::ldm_data::{class_name, LESION_CLASS};
+use super::{Capabilities, CtMaps, GenerateError, Generator, MriMaps, Request, TissueObject};
+use crate::anatomy::ontology;
+use crate::tissue;
+use crate::volume::Volume;
+
+/// Field strength the MRI models' relaxation maps refer to.
+pub const MRI_MODEL_FIELD_T: f64 = 3.0;
+
+/// Shipped model for a template, by name under `models/`.
+pub fn shipped_model_for(template: &str) -> Option<&'static str> {
+    match template {
+        "thorax" => Some("ct-thorax"),
+        "head" => Some("mri-head"),
+        _ => None,
+    }
+}
+
+/// Where shipped models live: `$SYNTHCOHORT_MODELS`, else the crate's `models/` folder.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("SYNTHCOHORT_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+}
+
+/// Resolves `generator.model`: a shipped model name, or a folder (relative to `base_dir`).
+pub fn resolve_model(
+    model: Option<&str>,
+    template: &str,
+    base_dir: &Path,
+) -> Result<PathBuf, String> {
+    let name = match model {
+        Some(m) => m.to_string(),
+        None => shipped_model_for(template)
+            .ok_or_else(|| format!("no shipped model for the `{template}` template; train one (`synthcohort train`) and give its folder as `generator.model`"))?
+            .to_string(),
+    };
+    let shipped = models_dir().join(&name);
+    let local = base_dir.join(&name);
+    for dir in [local, shipped] {
+        if dir.join(synthcohort_ldm::model::CONFIG_FILE).is_file() {
+            return Ok(dir);
+        }
+    }
+    Err(format!(
+        "model `{name}` not found (looked in {} and {})",
+        base_dir.join(&name).display(),
+        models_dir().join(&name).display()
+    ))
+}
+
+pub fn read_config(dir: &Path) -> Result<LdmConfig, String> {
+    synthcohort_ldm::load_config(dir).map_err(|e| e.to_string())
+}
+
+pub struct LatentDiffusion {
+    /// burn modules are not `Sync`; subjects take turns (each sample already uses all cores).
+    sampler: Mutex<Sampler>,
+    config: LdmConfig,
+    hash: String,
+    pub steps: usize,
+    pub solver: Solver,
+    pub guidance_text: f32,
+    pub guidance_labels: f32,
+}
+
+impl LatentDiffusion {
+    pub fn load(dir: &Path) -> Result<Self, String> {
+        let sampler = Sampler::load(dir).map_err(|e| e.to_string())?;
+        let weights = std::fs::read(dir.join("weights.mpk.gz"))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let hash = crate::io::hash::sha256_hex(&weights);
+        Ok(Self {
+            config: sampler.config.clone(),
+            sampler: Mutex::new(sampler),
+            hash,
+            steps: 30,
+            solver: Solver::Euler,
+            guidance_text: 3.0,
+            guidance_labels: 1.5,
+        })
+    }
+
+    pub fn config(&self) -> &LdmConfig {
+        &self.config
+    }
+
+    /// Model class index of every label id present (lesion ids → the lesion class).
+    fn class_lut(&self, labels: &Volume<u16>, lesion_ids: &[u16]) -> Vec<u8> {
+        let max = labels.data.iter().copied().max().unwrap_or(0) as usize;
+        (0..=max)
+            .map(|id| {
+                let name = if lesion_ids.contains(&(id as u16)) {
+                    LESION_CLASS.to_string()
+                } else if id == 0 {
+                    "background".to_string()
+                } else {
+                    ontology::label_by_id(id as u16)
+                        .map_or_else(|| LESION_CLASS.to_string(), |l| class_name(l.name))
+                };
+                self.config.class_index(&name).unwrap_or(0)
+            })
+            .collect()
+    }
+}
+
+fn channel<'a>(
+    cfg: &LdmConfig,
+    out: &'a [f32],
+    name: &str,
+    n: usize,
+) -> Result<&'a [f32], GenerateError> {
+    let c = cfg
+        .channels
+        .iter()
+        .position(|c| c.name == name)
+        .ok_or_else(|| GenerateError::Unsupported {
+            generator: cfg.name.clone(),
+            what: format!(
+                "a `{name}` map (its channels: {})",
+                cfg.channels
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+    Ok(&out[c * n..(c + 1) * n])
+}
+
+/// Shifts each lesion's values so their mean is `target(lesion)`.
+fn set_lesion_means(v: &mut [f32], labels: &[u16], lesions: &[(u16, f64)]) {
+    for &(id, target) in lesions {
+        let idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == id).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let mean = idx.iter().map(|&i| f64::from(v[i])).sum::<f64>() / idx.len() as f64;
+        let shift = (target - mean) as f32;
+        for i in idx {
+            v[i] += shift;
+        }
+    }
+}
+
+/// Multiplies each lesion's values so their mean is `target(lesion)` (positive maps).
+fn scale_lesion_means(v: &mut [f32], labels: &[u16], lesions: &[(u16, f64)]) {
+    for &(id, target) in lesions {
+        let idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == id).collect();
+        let mean = idx.iter().map(|&i| f64::from(v[i])).sum::<f64>() / idx.len().max(1) as f64;
+        if idx.is_empty() || mean <= 0.0 {
+            continue;
+        }
+        let f = (target / mean) as f32;
+        for i in idx {
+            v[i] *= f;
+        }
+    }
+}
+
+impl Generator for LatentDiffusion {
+    fn name(&self) -> String {
+        format!("latent_diffusion:{}@{}", self.config.name, &self.hash[..12])
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            ct: self.config.modality == Modality::Ct,
+            mri: self.config.modality == Modality::Mri,
+        }
+    }
+
+    fn generate(&self, req: &Request) -> Result<TissueObject, GenerateError> {
+        let unsupported = |what: String| GenerateError::Unsupported {
+            generator: self.name(),
+            what,
+        };
+        if req.needs.ct && self.config.modality != Modality::Ct {
+            return Err(unsupported("CT maps (it is an MRI model)".into()));
+        }
+        if let Some(f) = req
+            .needs
+            .mri_fields_t
+            .iter()
+            .find(|&&f| (f - MRI_MODEL_FIELD_T).abs() > 1e-6)
+        {
+            return Err(unsupported(format!(
+                "MRI maps at {f} T (it was trained on {MRI_MODEL_FIELD_T} T maps)"
+            )));
+        }
+        if !req.needs.mri_fields_t.is_empty() && self.config.modality != Modality::Mri {
+            return Err(unsupported("MRI maps (it is a CT model)".into()));
+        }
+        let grid = &req.labels.grid;
+        let lesion_ids: Vec<u16> = req.lesions.iter().map(|l| l.label_id).collect();
+        let lut = self.class_lut(req.labels, &lesion_ids);
+        let classes: Vec<u8> = req.labels.data.iter().map(|&l| lut[l as usize]).collect();
+        let sreq = SampleRequest {
+            classes: &classes,
+            dims: grid.dims,
+            spacing_mm: grid.spacing_mm.map(|s| s as f32),
+            prompt: req.prompt,
+            seed: req.seed,
+            steps: self.steps,
+            solver: self.solver,
+            guidance_text: self.guidance_text,
+            guidance_labels: self.guidance_labels,
+        };
+        let out = {
+            let s = self.sampler.lock().unwrap_or_else(|e| e.into_inner());
+            s.sample(&sreq, &mut |_, _| {})
+                .map_err(|e| unsupported(format!("this request: {e}")))?
+        };
+        let n = grid.len();
+        let labels = &req.labels.data;
+        let ct = if req.needs.ct {
+            let mut hu = channel(&self.config, &out, "hu", n)?.to_vec();
+            let targets: Vec<(u16, f64)> = req.lesions.iter().map(|l| (l.label_id, l.hu)).collect();
+            set_lesion_means(&mut hu, labels, &targets);
+            Some(ct_maps(req.labels, hu, &lesion_ids))
+        } else {
+            None
+        };
+        let mut mri = Vec::new();
+        for &field in &req.needs.mri_fields_t {
+            let get = |name| {
+                channel(&self.config, &out, name, n)
+                    .map(|c| c.iter().map(|v| v.max(0.0)).collect::<Vec<f32>>())
+            };
+            let (mut pd, mut t1, mut t2, mut t2s) =
+                (get("pd")?, get("t1")?, get("t2")?, get("t2star")?);
+            // Relaxation times must stay positive and T2* ≤ T2.
+            for i in 0..n {
+                t1[i] = t1[i].max(1.0);
+                t2[i] = t2[i].max(0.5);
+                t2s[i] = t2s[i].clamp(0.25, t2[i]);
+            }
+            let pick = |f: fn(&super::LesionTissue) -> f64| {
+                req.lesions
+                    .iter()
+                    .map(|l| (l.label_id, f(l)))
+                    .collect::<Vec<_>>()
+            };
+            scale_lesion_means(&mut pd, labels, &pick(|l| l.pd));
+            scale_lesion_means(&mut t1, labels, &pick(|l| l.t1_ms));
+            scale_lesion_means(&mut t2, labels, &pick(|l| l.t2_ms));
+            let fat = tissue::tissue("fat").name;
+            let fat_fraction = labels
+                .iter()
+                .map(|&l| {
+                    let name = ontology::label_by_id(l).map_or("", |i| i.name);
+                    if !lesion_ids.contains(&l) && tissue::tissue_for_label(name).name == fat {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let v = |d: Vec<f32>| Volume::from_vec(grid.clone(), d);
+            mri.push(MriMaps {
+                field_t: field,
+                pd: v(pd),
+                t1_ms: v(t1),
+                t2_ms: v(t2),
+                t2star_ms: v(t2s),
+                fat_fraction: v(fat_fraction),
+            });
+        }
+        Ok(TissueObject { ct, mri })
+    }
+}
+
+/// Material per label (lesions: water) and density following HU within the material, as
+/// the procedural renderer does.
+fn ct_maps(labels: &Volume<u16>, hu: Vec<f32>, lesion_ids: &[u16]) -> CtMaps {
+    let max = labels.data.iter().copied().max().unwrap_or(0) as usize;
+    let mut materials: Vec<&'static str> = Vec::new();
+    let mut mat_of = vec![0u8; max + 1];
+    let mut tis = Vec::with_capacity(max + 1);
+    for (id, slot) in mat_of.iter_mut().enumerate() {
+        let name = ontology::label_by_id(id as u16).map_or("", |l| l.name);
+        let t = tissue::tissue_for_label(if id == 0 { "background" } else { name });
+        let m = if lesion_ids.contains(&(id as u16)) {
+            "water"
+        } else {
+            t.material
+        };
+        let k = materials.iter().position(|x| *x == m).unwrap_or_else(|| {
+            materials.push(m);
+            materials.len() - 1
+        });
+        *slot = k as u8;
+        tis.push(t);
+    }
+    let density = labels
+        .data
+        .iter()
+        .zip(&hu)
+        .map(|(&l, &h)| {
+            let t = tis[l as usize];
+            let (mean, rho) = if lesion_ids.contains(&l) {
+                (0.0, 1.0)
+            } else {
+                (t.hu, t.density)
+            };
+            if 1000.0 + mean > 1.0 {
+                (rho * (1000.0 + f64::from(h)) / (1000.0 + mean)).max(0.0) as f32
+            } else {
+                rho as f32
+            }
+        })
+        .collect();
+    let material = labels.data.iter().map(|&l| mat_of[l as usize]).collect();
+    CtMaps {
+        hu: Volume::from_vec(labels.grid.clone(), hu),
+        density: Volume::from_vec(labels.grid.clone(), density),
+        material: Volume::from_vec(labels.grid.clone(), material),
+        materials,
+    }
+}

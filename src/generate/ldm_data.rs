@@ -1,0 +1,280 @@
+//! Training data for the latent diffusion model from an nnU-Net-layout dataset (the layout
+//! `synthcohort run` writes, or a real dataset in the same layout): `dataset.json`,
+//! `imagesTr/<case>_<channel>.nii.gz`, `labelsTr/<case>.nii.gz`, and prompts from the run's
+//! `manifest.parquet` or a `prompts.jsonl` (`{"case": …, "prompt": …}` per line).
+//!
+//! synthcohort writes one case per subject × arm with one channel; a model with several
+//! object channels (PD, T1, T2, T2*) names the arms to group (`arms:`), and the case
+//! `<subject>_<arm>` of each arm becomes one channel of that subject.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::anatomy::ontology;
+use crate::io;
+use crate::volume::Volume;
+
+/// Class name all lesion conditions share in the model: a model learns "lesion" tissue, the
+/// pipeline sets each lesion's own contrast.
+pub const LESION_CLASS: &str = "lesion";
+
+/// One subject: its channels, labels (nnU-Net ids) and prompt.
+#[derive(Clone, Debug)]
+pub struct RawCase {
+    pub name: String,
+    pub channels: Vec<Volume<f32>>,
+    pub labels: Volume<u16>,
+    pub prompt: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub dir: PathBuf,
+    /// Model class name of each nnU-Net label id (index = id).
+    pub class_of_id: Vec<String>,
+    pub cases: Vec<RawCase>,
+    /// SHA-256 over every file read, in case order.
+    pub hash: String,
+}
+
+fn err(msg: impl Into<String>) -> String {
+    msg.into()
+}
+
+/// Model class name of a label name: organs keep their name, anything the ontology does not
+/// know (lesion conditions) becomes [`LESION_CLASS`].
+pub fn class_name(label_name: &str) -> String {
+    if label_name == "background" || ontology::label_by_name(label_name).is_some() {
+        label_name.to_string()
+    } else {
+        LESION_CLASS.to_string()
+    }
+}
+
+fn read_prompts(dir: &Path) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    let manifest = dir.join("manifest.parquet");
+    let jsonl = dir.join("prompts.jsonl");
+    if manifest.exists() {
+        for r in io::manifest::read_manifest(&manifest).map_err(|e| err(e.to_string()))? {
+            out.insert(format!("{}_{}", r.subject_id, r.arm), r.prompt.clone());
+            out.entry(r.subject_id.clone()).or_insert(r.prompt);
+        }
+    } else if jsonl.exists() {
+        let text = std::fs::read_to_string(&jsonl)
+            .map_err(|e| err(format!("{}: {e}", jsonl.display())))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| err(format!("{}:{}: {e}", jsonl.display(), i + 1)))?;
+            match (v["case"].as_str(), v["prompt"].as_str()) {
+                (Some(c), Some(p)) => {
+                    out.insert(c.to_string(), p.to_string());
+                }
+                _ => {
+                    return Err(err(format!(
+                        "{}:{}: needs string fields `case` and `prompt`",
+                        jsonl.display(),
+                        i + 1
+                    )))
+                }
+            }
+        }
+    } else {
+        return Err(err(format!(
+            "{}: no manifest.parquet or prompts.jsonl to take prompts from",
+            dir.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// Loads the dataset. `arms`: group synthcohort cases `<subject>_<arm>` into channels (in
+/// this order); `None`: each case is a subject and its `_0000…` files are the channels.
+/// `limit`: read at most this many subjects (sorted by name).
+pub fn load(
+    dir: &Path,
+    arms: Option<&[String]>,
+    channels: usize,
+    limit: Option<usize>,
+) -> Result<Dataset, String> {
+    let dj_path = dir.join("dataset.json");
+    let dj: Value = serde_json::from_str(&std::fs::read_to_string(&dj_path).map_err(|e| {
+        err(format!(
+            "{}: {e} (is this an nnU-Net dataset?)",
+            dj_path.display()
+        ))
+    })?)
+    .map_err(|e| err(format!("{}: {e}", dj_path.display())))?;
+    let ending = dj["file_ending"].as_str().unwrap_or(".nii.gz").to_string();
+    let labels = dj["labels"]
+        .as_object()
+        .ok_or_else(|| err(format!("{}: no `labels` object", dj_path.display())))?;
+    let mut class_of_id = Vec::new();
+    for (name, id) in labels {
+        let id = id.as_u64().ok_or_else(|| {
+            err(format!(
+                "{}: label `{name}` has no integer id",
+                dj_path.display()
+            ))
+        })? as usize;
+        if class_of_id.len() <= id {
+            class_of_id.resize(id + 1, String::new());
+        }
+        class_of_id[id] = class_name(name);
+    }
+    let prompts = read_prompts(dir)?;
+
+    let label_dir = dir.join("labelsTr");
+    let mut names: Vec<String> = std::fs::read_dir(&label_dir)
+        .map_err(|e| err(format!("{}: {e}", label_dir.display())))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(&ending))
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    // Subjects and the cases that make their channels.
+    let mut subjects: Vec<(String, Vec<(String, usize)>)> = Vec::new();
+    match arms {
+        Some(arms) => {
+            let mut by_subject: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+            for n in &names {
+                if let Some((k, arm)) = arms
+                    .iter()
+                    .enumerate()
+                    .find(|(_, a)| n.ends_with(&format!("_{a}")))
+                {
+                    let subj = n[..n.len() - arm.len() - 1].to_string();
+                    by_subject
+                        .entry(subj)
+                        .or_insert_with(|| vec![None; arms.len()])[k] = Some(n.clone());
+                }
+            }
+            for (s, cases) in by_subject {
+                if let Some(missing) = cases.iter().position(Option::is_none) {
+                    return Err(err(format!(
+                        "subject {s} has no case for arm `{}`",
+                        arms[missing]
+                    )));
+                }
+                subjects.push((s, cases.into_iter().flatten().map(|c| (c, 0)).collect()));
+            }
+        }
+        None => {
+            for n in &names {
+                subjects.push((n.clone(), (0..channels).map(|c| (n.clone(), c)).collect()));
+            }
+        }
+    }
+    if let Some(l) = limit {
+        subjects.truncate(l);
+    }
+    if subjects.is_empty() {
+        return Err(err(format!("{}: no cases found", label_dir.display())));
+    }
+    let mut hasher = Sha256::new();
+    let mut read = |p: &Path| -> Result<(), String> {
+        let bytes = std::fs::read(p).map_err(|e| err(format!("{}: {e}", p.display())))?;
+        hasher.update(
+            p.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
+        hasher.update(Sha256::digest(&bytes));
+        Ok(())
+    };
+    let mut cases = Vec::new();
+    for (subject, parts) in subjects {
+        let first = &parts[0].0;
+        let lpath = label_dir.join(format!("{first}{ending}"));
+        read(&lpath)?;
+        let labels = io::nifti::read_labels(&lpath).map_err(|e| err(e.to_string()))?;
+        let mut chans = Vec::new();
+        for (case, ch) in &parts {
+            let ipath = dir.join("imagesTr").join(format!("{case}_{ch:04}{ending}"));
+            read(&ipath)?;
+            let img = io::nifti::read_image(&ipath).map_err(|e| err(e.to_string()))?;
+            if img.grid.dims != labels.grid.dims {
+                return Err(err(format!(
+                    "{}: dims {:?} differ from its labels {:?}",
+                    ipath.display(),
+                    img.grid.dims,
+                    labels.grid.dims
+                )));
+            }
+            chans.push(img);
+        }
+        let prompt = prompts
+            .get(first)
+            .or_else(|| prompts.get(&subject))
+            .cloned()
+            .ok_or_else(|| err(format!("no prompt for case {first}")))?;
+        if let Some(bad) = labels
+            .data
+            .iter()
+            .find(|&&v| v as usize >= class_of_id.len())
+        {
+            return Err(err(format!(
+                "{}: label {bad} is not in dataset.json",
+                lpath.display()
+            )));
+        }
+        cases.push(RawCase {
+            name: subject,
+            channels: chans,
+            labels,
+            prompt,
+        });
+    }
+    Ok(Dataset {
+        dir: dir.to_path_buf(),
+        class_of_id,
+        cases,
+        hash: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Model class list: background first, then the dataset's classes in id order (each once).
+pub fn model_classes(ds: &Dataset) -> Vec<String> {
+    let mut out = vec!["background".to_string()];
+    for c in &ds.class_of_id {
+        if !c.is_empty() && !out.contains(c) {
+            out.push(c.clone());
+        }
+    }
+    out
+}
+
+/// A case in the model's terms: physical values channel-major, class indices.
+pub fn to_training_case(
+    raw: &RawCase,
+    class_of_id: &[String],
+    classes: &[String],
+) -> synthcohort_ldm::train::Case {
+    let lut: Vec<u8> = class_of_id
+        .iter()
+        .map(|c| classes.iter().position(|k| k == c).unwrap_or(0) as u8)
+        .collect();
+    let g = &raw.labels.grid;
+    synthcohort_ldm::train::Case {
+        object: raw
+            .channels
+            .iter()
+            .flat_map(|c| c.data.iter().copied())
+            .collect(),
+        classes: raw.labels.data.iter().map(|&l| lut[l as usize]).collect(),
+        dims: g.dims,
+        spacing_mm: g.spacing_mm.map(|s| s as f32),
+        prompt: raw.prompt.clone(),
+    }
+}

@@ -1,0 +1,399 @@
+//! `synthcohort train`: two-stage training of a latent diffusion model on an nnU-Net-layout
+//! dataset, with progress bars, a loss log (`loss.csv`), periodic checkpoints, `--resume`
+//! and a model card.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use synthcohort_ldm::cpu;
+use synthcohort_ldm::train::{self, Hooks, OptimState, Resume, Stage, StepLog, TrainOptions};
+use synthcohort_ldm::{ChannelSpec, CpuTrain, Ldm, LdmConfig, LdmError, Modality, Tokenizer};
+
+use super::ldm_data::{self, Dataset};
+
+/// The `--config` file of `synthcohort train` (YAML or JSON).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Model name, e.g. `ct-thorax`.
+    pub name: String,
+    pub modality: Modality,
+    /// Object channels and their normalisation (`(value − offset) / scale`).
+    pub channels: Vec<ChannelSpec>,
+    /// synthcohort runs: the arms whose cases make the channels, in channel order.
+    #[serde(default)]
+    pub arms: Option<Vec<String>>,
+    /// The last N subjects (by name) are held out for `eval-model`.
+    #[serde(default)]
+    pub hold_out: usize,
+    /// Read at most this many subjects.
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Autoencoder widths at full, 1/2, 1/4 resolution.
+    #[serde(default)]
+    pub autoencoder_channels: Option<[usize; 3]>,
+    /// Denoiser widths at latent, 1/2, 1/4 latent resolution.
+    #[serde(default)]
+    pub denoiser_channels: Option<[usize; 3]>,
+    #[serde(default)]
+    pub training: TrainOptions,
+}
+
+pub fn read_config(path: &Path) -> Result<TrainConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (value, _) = crate::pipeline::yaml::parse(&text).map_err(|issues| {
+        let first = issues.first().map(|i| format!("{i:?}")).unwrap_or_default();
+        format!("{}: not valid YAML: {first}", path.display())
+    })?;
+    let cfg: TrainConfig = serde_path_to_error::deserialize(value)
+        .map_err(|e| format!("{}: `{}`: {}", path.display(), e.path(), e.inner()))?;
+    if cfg.channels.is_empty() {
+        return Err(format!("{}: `channels` is empty", path.display()));
+    }
+    if let Some(a) = &cfg.arms {
+        if a.len() != cfg.channels.len() {
+            return Err(format!(
+                "{}: {} arms for {} channels; give one arm per channel",
+                path.display(),
+                a.len(),
+                cfg.channels.len()
+            ));
+        }
+    }
+    cfg.training
+        .check()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(cfg)
+}
+
+/// Training and held-out split: the last `hold_out` subjects are held out.
+pub fn split(ds: &Dataset, hold_out: usize) -> (Vec<usize>, Vec<usize>) {
+    let n = ds.cases.len();
+    let h = hold_out.min(n.saturating_sub(1));
+    ((0..n - h).collect(), (n - h..n).collect())
+}
+
+#[derive(Serialize, Deserialize)]
+struct State {
+    stage: Stage,
+    step: usize,
+}
+
+const CHECKPOINT: &str = "checkpoint";
+const LOSS_CSV: &str = "loss.csv";
+pub const HELD_OUT_FILE: &str = "held_out.json";
+
+struct TrainHooks {
+    out: PathBuf,
+    csv: std::fs::File,
+    bar: ProgressBar,
+    ema: f64,
+    quiet: bool,
+    started: std::time::Instant,
+}
+
+impl TrainHooks {
+    fn bar(total: usize, start: usize, label: &str, quiet: bool) -> ProgressBar {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(total as u64)
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar.set_position(start as u64);
+        bar
+    }
+}
+
+impl Hooks<CpuTrain> for TrainHooks {
+    fn step(&mut self, log: &StepLog) {
+        self.ema = if self.ema == 0.0 {
+            log.loss
+        } else {
+            0.98 * self.ema + 0.02 * log.loss
+        };
+        let stage = match log.stage {
+            Stage::Autoencoder => "autoencoder",
+            Stage::Denoiser => "denoiser",
+        };
+        let _ = writeln!(
+            self.csv,
+            "{stage},{},{:.6},{:.6},{:.6},{:.6},{:.2}",
+            log.step,
+            log.loss,
+            log.parts[0],
+            log.parts[1],
+            log.parts[2],
+            self.started.elapsed().as_secs_f64()
+        );
+        self.bar.set_position(log.step as u64);
+        self.bar.set_message(format!("loss {:.4}", self.ema));
+    }
+
+    fn checkpoint(
+        &mut self,
+        m: &Ldm<CpuTrain>,
+        cfg: &LdmConfig,
+        stage: Stage,
+        step: usize,
+        optim: &dyn OptimState,
+    ) -> Result<(), LdmError> {
+        let dir = self.out.join(CHECKPOINT);
+        cpu::save_train(m, cfg, &dir)?;
+        optim.save(&dir.join("optimizer"))?;
+        let _ = self.csv.flush();
+        let state = serde_json::to_string(&State { stage, step }).unwrap_or_default();
+        std::fs::write(dir.join("state.json"), state).map_err(|e| LdmError::io(&dir, e))?;
+        if self.quiet {
+            return Ok(());
+        }
+        self.bar
+            .println(format!("checkpoint: {stage:?} step {step}"));
+        Ok(())
+    }
+}
+
+/// Keeps the loss log rows up to the resumed point.
+fn trim_csv(path: &Path, stage: Stage, step: usize) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut f = line.split(',');
+        let (s, k) = (
+            f.next().unwrap_or(""),
+            f.next().and_then(|v| v.parse::<usize>().ok()),
+        );
+        let keep = match (s, k, stage) {
+            ("stage", _, _) => true,
+            ("autoencoder", Some(k), Stage::Autoencoder) => k <= step,
+            ("autoencoder", Some(_), Stage::Denoiser) => true,
+            ("denoiser", Some(k), Stage::Denoiser) => k <= step,
+            _ => false,
+        };
+        if keep {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    std::fs::write(path, out)
+}
+
+pub struct TrainArgs<'a> {
+    pub data: &'a Path,
+    pub config: &'a Path,
+    pub out: &'a Path,
+    pub resume: bool,
+    pub quiet: bool,
+}
+
+/// Runs both stages and writes the finished model into `out`.
+pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
+    let tc = read_config(a.config)?;
+    let ds = ldm_data::load(a.data, tc.arms.as_deref(), tc.channels.len(), tc.limit)?;
+    if ds.cases[0].channels.len() != tc.channels.len() {
+        return Err(format!(
+            "the dataset has {} channels per case, the config {}",
+            ds.cases[0].channels.len(),
+            tc.channels.len()
+        ));
+    }
+    let (train_idx, held) = split(&ds, tc.hold_out);
+    let classes = ldm_data::model_classes(&ds);
+    if classes.len() > 255 {
+        return Err(format!(
+            "{} label classes; at most 255 are supported",
+            classes.len()
+        ));
+    }
+    let cases: Vec<_> = train_idx
+        .iter()
+        .map(|&i| ldm_data::to_training_case(&ds.cases[i], &ds.class_of_id, &classes))
+        .collect();
+    let tokenizer = Tokenizer::build(cases.iter().map(|c| c.prompt.as_str()), 32);
+    let mut cfg = LdmConfig::new(
+        &tc.name,
+        tc.modality,
+        tc.channels.clone(),
+        classes,
+        tokenizer,
+    );
+    if let Some(c) = tc.autoencoder_channels {
+        cfg.autoencoder.channels = c;
+    }
+    if let Some(c) = tc.denoiser_channels {
+        cfg.unet.channels = c;
+    }
+    let opts = &tc.training;
+    cfg.training = synthcohort_ldm::TrainingRecord {
+        data_hash: ds.hash.clone(),
+        cases: cases.len(),
+        autoencoder_steps: opts.ae_steps,
+        denoiser_steps: opts.dm_steps,
+        seed: opts.seed,
+        ..Default::default()
+    };
+    cfg.check().map_err(|e| e.to_string())?;
+
+    std::fs::create_dir_all(a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let held_names: Vec<&str> = held.iter().map(|&i| ds.cases[i].name.as_str()).collect();
+    let split_info = serde_json::json!({"arms": tc.arms, "held_out": held_names});
+    std::fs::write(
+        a.out.join(HELD_OUT_FILE),
+        serde_json::to_string_pretty(&split_info).unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let ck = a.out.join(CHECKPOINT);
+    let state: Option<State> = if a.resume {
+        let p = ck.join("state.json");
+        let s =
+            std::fs::read_to_string(&p).map_err(|e| format!("--resume: {}: {e}", p.display()))?;
+        Some(serde_json::from_str(&s).map_err(|e| format!("{}: {e}", p.display()))?)
+    } else {
+        None
+    };
+    let csv_path = a.out.join(LOSS_CSV);
+    let mut model = match &state {
+        Some(s) => {
+            let (m, saved) = cpu::load_train(&ck).map_err(|e| e.to_string())?;
+            if saved.training.data_hash != cfg.training.data_hash {
+                return Err("--resume: the checkpoint was trained on different data".into());
+            }
+            cfg.latent_scale = saved.latent_scale;
+            trim_csv(&csv_path, s.stage, s.step).map_err(|e| e.to_string())?;
+            m
+        }
+        None => {
+            std::fs::write(&csv_path, "stage,step,loss,l1,grad_l1,kl,seconds\n")
+                .map_err(|e| e.to_string())?;
+            cpu::init_train(&cfg, opts.seed).map_err(|e| e.to_string())?
+        }
+    };
+    let csv = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&csv_path)
+        .map_err(|e| e.to_string())?;
+    let opt_path = ck.join("optimizer");
+    let mut hooks = TrainHooks {
+        out: a.out.to_path_buf(),
+        csv,
+        bar: ProgressBar::hidden(),
+        ema: 0.0,
+        quiet: a.quiet,
+        started: std::time::Instant::now(),
+    };
+    if !a.quiet {
+        eprintln!(
+            "training `{}` on {} cases ({} held out), {} classes, vocabulary {}",
+            cfg.name,
+            cases.len(),
+            held.len(),
+            cfg.classes.len(),
+            cfg.tokenizer.len()
+        );
+    }
+    let stage1_done = matches!(&state, Some(s) if s.stage == Stage::Denoiser);
+    if !stage1_done {
+        let start = state.as_ref().map_or(0, |s| s.step);
+        hooks.bar = TrainHooks::bar(opts.ae_steps, start, "autoencoder", a.quiet);
+        let resume = state.as_ref().map(|s| Resume {
+            stage: s.stage,
+            step: s.step,
+            optimizer: &opt_path,
+        });
+        model = cpu::train_autoencoder(model, &cfg, &cases, opts, resume, &mut hooks)
+            .map_err(|e| e.to_string())?;
+        hooks.bar.finish();
+        cfg.training.autoencoder_loss = hooks.ema;
+    }
+    hooks.ema = 0.0;
+    let bar = TrainHooks::bar(cases.len(), 0, "latents", a.quiet);
+    let latents = cpu::encode_cases(&model, &cfg, &cases, &mut |k| bar.set_position(k as u64))
+        .map_err(|e| e.to_string())?;
+    bar.finish();
+    cfg.latent_scale = train::latent_scale(&latents);
+    let start = state
+        .as_ref()
+        .filter(|s| s.stage == Stage::Denoiser)
+        .map_or(0, |s| s.step);
+    hooks.bar = TrainHooks::bar(opts.dm_steps, start, "denoiser", a.quiet);
+    let resume = state
+        .as_ref()
+        .filter(|s| s.stage == Stage::Denoiser)
+        .map(|s| Resume {
+            stage: s.stage,
+            step: s.step,
+            optimizer: &opt_path,
+        });
+    let model = cpu::train_denoiser(model, &cfg, &cases, &latents, opts, resume, &mut hooks)
+        .map_err(|e| e.to_string())?;
+    hooks.bar.finish();
+    cfg.training.denoiser_loss = hooks.ema;
+    cpu::save_train(&model, &cfg, a.out).map_err(|e| e.to_string())?;
+    std::fs::write(
+        a.out.join("MODEL_CARD.md"),
+        model_card(&cfg, &tc, &ds, &held_names),
+    )
+    .map_err(|e| e.to_string())?;
+    if !a.quiet {
+        eprintln!("model written to {}", a.out.display());
+    }
+    Ok(cfg)
+}
+
+fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) -> String {
+    let t = &cfg.training;
+    let o = &tc.training;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Model card: `{}`\n", cfg.name);
+    let _ = writeln!(
+        s,
+        "Latent diffusion model of synthcohort ({:?} tissue object: {}).\n",
+        cfg.modality,
+        cfg.channels
+            .iter()
+            .map(|c| format!("{} [{}]", c.name, c.unit))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(s, "## Training data\n");
+    let _ = writeln!(s, "- Dataset: `{}` ({} subjects used for training, {} held out for evaluation: `held_out.json`).", ds.dir.display(), t.cases, held.len());
+    let _ = writeln!(
+        s,
+        "- Data hash (SHA-256 over every file read): `{}`.",
+        t.data_hash
+    );
+    let _ = writeln!(
+        s,
+        "- Label classes ({}): {}.",
+        cfg.classes.len(),
+        cfg.classes.join(", ")
+    );
+    let _ = writeln!(s, "- Prompt vocabulary: {} tokens.\n", cfg.tokenizer.len());
+    let _ = writeln!(s, "## Training\n");
+    let _ = writeln!(
+        s,
+        "- Seed {}; autoencoder {} steps (batch {}, crop {:?}, lr {}), final smoothed loss {:.4}.",
+        t.seed, t.autoencoder_steps, o.ae_batch, o.ae_crop, o.ae_lr, t.autoencoder_loss
+    );
+    let _ = writeln!(s, "- Denoiser + text encoder {} steps (batch {}, latent crop {:?}, lr {}), {:?}, condition dropout text {} / labels {}; final smoothed loss {:.4}.", t.denoiser_steps, o.dm_batch, o.dm_crop, o.dm_lr, cfg.scheduler, o.drop_text, o.drop_labels, t.denoiser_loss);
+    let _ = writeln!(
+        s,
+        "- Latent scale {:.4}. Loss curves: `loss.csv` (and `loss.png` where plotted).\n",
+        cfg.latent_scale
+    );
+    let _ = writeln!(s, "## Limits\n");
+    let _ = writeln!(s, "- Trained on synthcohort's *procedural* renderer: it reproduces procedural texture, tissue means and the diffuse diseases named in prompts, not real patient appearance.");
+    let _ = writeln!(s, "- To train on real data: put images and label maps in the nnU-Net layout (`imagesTr/`, `labelsTr/`, `dataset.json` with label names from `synthcohort labels`), add `prompts.jsonl` (`{{\"case\": …, \"prompt\": …}}`), and run `synthcohort train --data DIR --config CONFIG --out DIR`.");
+    let _ = writeln!(
+        s,
+        "- Evaluation figures: see `eval/report.md` (written by `synthcohort eval-model`)."
+    );
+    s
+}
