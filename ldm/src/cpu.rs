@@ -9,7 +9,7 @@ use crate::train::{self, Case, Hooks, Resume, TrainOptions};
 use crate::{Cpu, CpuTrain, LdmError};
 
 pub type TrainModel = Ldm<CpuTrain>;
-pub type Latents = Vec<(Vec<f32>, [usize; 3])>;
+pub use crate::train::Latents;
 
 pub fn init_train(cfg: &LdmConfig, seed: u64) -> Result<TrainModel, LdmError> {
     Ldm::init_seeded(cfg, seed, &Default::default())
@@ -34,13 +34,16 @@ pub fn train_autoencoder(
     train::train_autoencoder(m, cfg, cases, opts, resume, hooks, &Default::default())
 }
 
+/// Posterior-mean latents, computed without autodiff (a tracked forward pass per case would
+/// keep its graph alive and exhaust memory over a dataset).
 pub fn encode_cases(
     m: &TrainModel,
     cfg: &LdmConfig,
     cases: &[Case],
     progress: &mut dyn FnMut(usize),
 ) -> Result<Latents, LdmError> {
-    train::encode_cases(m, cfg, cases, &Default::default(), progress)
+    use burn::module::AutodiffModule;
+    train::encode_cases(&m.valid(), cfg, cases, &Default::default(), progress)
 }
 
 pub fn train_denoiser(

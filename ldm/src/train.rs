@@ -414,7 +414,7 @@ pub fn encode_cases<B: Backend>(
     cases: &[Case],
     device: &B::Device,
     mut progress: impl FnMut(usize),
-) -> Result<Vec<(Vec<f32>, [usize; 3])>, LdmError> {
+) -> Result<Latents, LdmError> {
     check_cases(cfg, cases)?;
     let ch = cfg.channels.len();
     let mut out = Vec::with_capacity(cases.len());
@@ -432,6 +432,9 @@ pub fn encode_cases<B: Backend>(
     }
     Ok(out)
 }
+
+/// Latents of cases (flattened `[zc, lz, ly, lx]`) with the padded object dims they came from.
+pub type Latents = Vec<(Vec<f32>, [usize; 3])>;
 
 /// 1 / standard deviation of all latent values.
 pub fn latent_scale(latents: &[(Vec<f32>, [usize; 3])]) -> f32 {

@@ -285,6 +285,8 @@ fn case_seed(name: &str, k: u64) -> u64 {
     u64::from_str_radix(&h[..16], 16).unwrap_or(0) ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+type SubjectMeans = (String, Vec<Option<f64>>, Vec<Option<f64>>);
+
 pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     let sampler = Sampler::load(a.model).map_err(|e| e.to_string())?;
     let cfg: LdmConfig = sampler.config.clone();
@@ -350,7 +352,8 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
 
     // Per group/channel: values of data and generated, pooled over subjects.
     let mut pooled: BTreeMap<(usize, usize), (Vec<f32>, Vec<f32>)> = BTreeMap::new();
-    let mut per_subject: Vec<(String, Vec<Option<f64>>, Vec<Option<f64>>)> = Vec::new(); // (prompt, data means, gen means) per (group×chan)
+    // (prompt, data means, generated means), one mean per (channel × group).
+    let mut per_subject: Vec<SubjectMeans> = Vec::new();
     let mut dice_acc: BTreeMap<(usize, usize), (f64, f64, usize)> = BTreeMap::new();
     let mut generated: Vec<Vec<f32>> = Vec::new();
     let started = std::time::Instant::now();

@@ -319,6 +319,7 @@ mod tests {
         let req = Request {
             labels: &labels,
             lesions: &lesions,
+            diffuse: &[],
             prompt: "",
             needs: &needs,
             seed: 1,
