@@ -30,7 +30,7 @@ fn tiny_model_trains_resumes_and_generates() {
     let data = tmp.path().join("data");
     let model = tmp.path().join("model");
     let pipeline = repo("tests/pipelines/ldm_train_tiny.yaml");
-    let config = repo("tests/pipelines/ldm_train_tiny.config.yaml");
+    let config = repo("tests/configs/ldm_tiny.yaml");
     run_ok(&[
         "run",
         pipeline.to_str().unwrap(),

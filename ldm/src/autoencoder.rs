@@ -52,7 +52,7 @@ impl AutoencoderConfig {
             enc2: ResBlock::new(c2, c2, 0, device),
             enc_attn: self.attention.then(|| SelfAttention::new(c2, 2, device)),
             enc_norm: norm(c2, device),
-            enc_out: Conv3dConfig::new([c2, 2 * z], [1, 1, 1]).init(device),
+            enc_out: enc_out_layer(c2, z, device),
             dec_in: conv3(z, c2).init(device),
             dec2: ResBlock::new(c2, c2, 0, device),
             dec_attn: self.attention.then(|| SelfAttention::new(c2, 2, device)),
@@ -69,6 +69,20 @@ impl AutoencoderConfig {
             label_dim: self.label_dim,
         }
     }
+}
+
+/// Initial log-variance of the posterior. At 0 (σ = 1) the reparameterised noise drowns the
+/// latent, and a decoder that also sees the labels settles on the per-label mean image and
+/// never learns to read the latent (what the first shipped `ct-thorax` did: no texture, no
+/// text effect). Starting at σ ≈ 0.02 lets information through from the first step; the KL
+/// term then decides how much noise the latent tolerates.
+pub const LOGVAR_INIT: f32 = -8.0;
+
+fn enc_out_layer<B: Backend>(c_in: usize, z: usize, device: &B::Device) -> Conv3d<B> {
+    let mut conv = Conv3dConfig::new([c_in, 2 * z], [1, 1, 1]).init(device);
+    let bias: Vec<f32> = (0..2 * z).map(|i| if i < z { 0.0 } else { LOGVAR_INIT }).collect();
+    conv.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [2 * z]), device)));
+    conv
 }
 
 #[derive(Module, Debug)]

@@ -625,7 +625,7 @@ fn markdown(r: &Report, cfg: &LdmConfig) -> String {
     }
     let _ = writeln!(s, "\n## Diversity and memorization\n");
     let _ = writeln!(s, "- Mean pairwise SSIM of {} samples with the same labels and prompt: {:.3} (1 = identical).", r.diversity_samples, r.diversity_ssim);
-    let _ = writeln!(s, "- Nearest training subject (RMS over a 4× down-sampled grid, channel `{}`): closest sample {:.1}; median training-to-nearest-training distance {:.1}. {}",
+    let _ = writeln!(s, "- Nearest training subject (RMS over a 4× down-sampled grid, channel `{}`): closest sample {:.4}; median training-to-nearest-training distance {:.4}. {}",
         cfg.channels[0].name, r.min_sample_to_training, r.median_training_nn_distance,
         if r.min_sample_to_training >= r.median_training_nn_distance { "No sample is closer to a training subject than training subjects are to each other." } else { "Some samples are closer to a training subject than the median training pair: check for memorization." });
     s
