@@ -80,8 +80,13 @@ pub const LOGVAR_INIT: f32 = -8.0;
 
 fn enc_out_layer<B: Backend>(c_in: usize, z: usize, device: &B::Device) -> Conv3d<B> {
     let mut conv = Conv3dConfig::new([c_in, 2 * z], [1, 1, 1]).init(device);
-    let bias: Vec<f32> = (0..2 * z).map(|i| if i < z { 0.0 } else { LOGVAR_INIT }).collect();
-    conv.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [2 * z]), device)));
+    let bias: Vec<f32> = (0..2 * z)
+        .map(|i| if i < z { 0.0 } else { LOGVAR_INIT })
+        .collect();
+    conv.bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(bias, [2 * z]),
+        device,
+    )));
     conv
 }
 

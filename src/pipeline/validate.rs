@@ -816,7 +816,7 @@ fn check_model(c: &mut Checker, p: &Pipeline, arms: &[Arm], base_dir: &Path) {
             c.err(
                 &path,
                 format!(
-                    "arm `{}` needs {} maps but the model `{}` makes {} objects; use a {} model or `generator.kind: procedural`",
+                    "arm `{}` needs {} maps but the model `{}` makes {} objects; use a model that makes {} maps or `generator.kind: procedural`",
                     arm.name,
                     if wants_ct { "CT" } else { "MRI" },
                     cfg.name,
