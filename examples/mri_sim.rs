@@ -52,10 +52,10 @@ fn full_protocol() -> MriProtocol {
     p
 }
 
-fn time<T>(f: impl Fn() -> T) -> f64 {
-    std::hint::black_box(f());
+fn time(f: &dyn Fn()) -> f64 {
+    f();
     let t = Instant::now();
-    std::hint::black_box(f());
+    f();
     t.elapsed().as_secs_f64()
 }
 
@@ -80,23 +80,32 @@ fn main() {
     };
     let m = maps([256, 256, 128], [1.0; 3]);
     let p = full_protocol();
-    let out = [
-        ("motion_s", time(|| artifacts::apply_motion(&vol, &motion))),
-        ("ghosting_s", time(|| artifacts::apply_ghosting(&vol, 0.15))),
-        ("spike_s", time(|| artifacts::apply_spike(&vol, 0.5, 1))),
-        ("bias_s", time(|| artifacts::apply_bias_field(&vol, 0.4, 1))),
-        (
-            "noise_s",
-            time(|| artifacts::apply_rician_noise(&vol, 0.05, 1)),
-        ),
-        (
-            "full_s",
-            time(|| mri::acquire(&m, &p, 1).expect("acquires")),
-        ),
-    ];
-    let body: Vec<String> = out
+    // `--only a,b` times just those (for profiling one of them).
+    let only: Option<Vec<String>> = args
         .iter()
-        .map(|(k, v)| format!("\"{k}\": {v:.6}"))
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(|s| format!("{s}_s")).collect());
+    let runs: [(&str, &dyn Fn()); 6] = [
+        ("motion_s", &|| drop(artifacts::apply_motion(&vol, &motion))),
+        ("ghosting_s", &|| {
+            drop(artifacts::apply_ghosting(&vol, 0.15))
+        }),
+        ("spike_s", &|| drop(artifacts::apply_spike(&vol, 0.5, 1))),
+        ("bias_s", &|| {
+            drop(artifacts::apply_bias_field(&vol, 0.4, 1))
+        }),
+        ("noise_s", &|| {
+            drop(artifacts::apply_rician_noise(&vol, 0.05, 1))
+        }),
+        ("full_s", &|| {
+            drop(mri::acquire(&m, &p, 1).expect("acquires"))
+        }),
+    ];
+    let body: Vec<String> = runs
+        .iter()
+        .filter(|(k, _)| only.as_ref().is_none_or(|o| o.iter().any(|x| x == k)))
+        .map(|(k, f)| format!("\"{k}\": {:.6}", time(f)))
         .collect();
     println!("{{{}}}", body.join(", "));
 }

@@ -7,7 +7,7 @@ A run is clean when other processes used < 10 % of the machine's CPU during it (
 /proc/stat busy jiffies minus our own or our child's CPU time), per DESIGN.md.
 
   python3 -m venv /tmp/ct_venv && /tmp/ct_venv/bin/pip install numpy scikit-image astra-toolbox
-  cargo build --release --example ct_phantom
+  cargo build --release --example ct_phantom   # honours CARGO_TARGET_DIR, as does this script
   /tmp/ct_venv/bin/python benches/peers/ct_peers.py [--reps 7]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
@@ -15,7 +15,9 @@ import numpy as np
 from skimage.transform import radon, iradon
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, "target", "release", "examples", "ct_phantom")
+# CARGO_TARGET_DIR, as cargo itself reads it, when the build went elsewhere.
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+BIN = os.path.join(os.path.abspath(TARGET), "release", "examples", "ct_phantom")
 HZ = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count()
 

@@ -11,14 +11,16 @@ measured inside the example (after one warm-up of each); the cleanliness window 
 whole child process.
 
   python3 -m venv /tmp/mri_venv && /tmp/mri_venv/bin/pip install numpy torchio
-  cargo build --release --example mri_sim
+  cargo build --release --example mri_sim   # honours CARGO_TARGET_DIR, as does this script
   /tmp/mri_venv/bin/python benches/peers/mri_peers.py [--reps 5]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, "target", "release", "examples", "mri_sim")
+# CARGO_TARGET_DIR, as cargo itself reads it, when the build went elsewhere.
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+BIN = os.path.join(os.path.abspath(TARGET), "release", "examples", "mri_sim")
 HZ = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count()
 

@@ -152,11 +152,12 @@ fn backproject_parallel(q: &[f32], geo: &ParallelGeometry, plane: &Plane) -> Vec
     let trig: Vec<(f64, f64)> = geo.angles_rad.iter().map(|a| a.sin_cos()).collect();
     let dbeta = std::f64::consts::PI / trig.len() as f64;
     let mut img = vec![0.0f32; plane.len()];
+    #[cfg(target_arch = "x86_64")]
     if simd::available() && geo.det_count >= 2 {
         backproject_parallel_simd(q, &trig, geo, plane, dbeta as f32, &mut img);
-    } else {
-        backproject_parallel_scalar(q, &trig, geo, plane, dbeta as f32, &mut img);
+        return img;
     }
+    backproject_parallel_scalar(q, &trig, geo, plane, dbeta as f32, &mut img);
     img
 }
 
@@ -194,18 +195,23 @@ fn backproject_parallel_scalar(
 }
 
 /// Image rows per backprojection task.
+#[cfg(target_arch = "x86_64")]
 const TILE_ROWS: usize = 8;
 /// Views whose filtered rows a tile revisits while they are in L1 (32 × 1.6 kB for 363
 /// detectors).
+#[cfg(target_arch = "x86_64")]
 const VIEW_BLOCK: usize = 32;
 /// Zero samples before and after each padded filtered row: a vector of 8 pixels that
 /// straddles the detector's edge may start its window up to 2·7 samples before the row and
 /// end it up to 2·7 + 17 samples after.
+#[cfg(target_arch = "x86_64")]
 const PAD_FRONT: usize = 16;
+#[cfg(target_arch = "x86_64")]
 const PAD_BACK: usize = 32;
 
 /// The parallel backprojection with the AVX2 kernel, tile by tile: `q` is the filtered
 /// sinogram (views × det), `trig` each view's (sin θ, cos θ).
+#[cfg(target_arch = "x86_64")]
 fn backproject_parallel_simd(
     q: &[f32],
     trig: &[(f64, f64)],
@@ -334,6 +340,7 @@ unsafe fn backproject_block_avx2(
 
 /// Steps below which eight neighbouring pixels fall within eight detector bins (7·|step|
 /// plus f32 rounding < 7), so the one-register window suffices.
+#[cfg(target_arch = "x86_64")]
 const NARROW_STEP: f32 = 0.9998;
 
 /// Fan-beam FBP (full rotation, flat detector at isocentre) onto `plane`.
@@ -544,6 +551,7 @@ mod tests {
         assert!((m / 0.02 - 1.0).abs() < 0.005, "fan FBP mean {m} vs 0.02");
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_backprojection_matches_the_scalar_one() {
         if !simd::available() {

@@ -20,6 +20,10 @@ pub fn available() -> bool {
     }
 }
 
+/// Samples an interpolation window must have from its start: positions up to 15 past it,
+/// plus the right neighbour of the last.
+pub const WINDOW: usize = 17;
+
 #[cfg(target_arch = "x86_64")]
 pub use x86::*;
 
@@ -27,15 +31,12 @@ pub use x86::*;
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// Samples a window must have from its start: positions up to 15 past it, plus the right
-    /// neighbour of the last.
-    pub const WINDOW: usize = 17;
-
     /// `w[r] + f·(w[r + 1] − w[r])` per lane, with `w` the 17 samples at `win` and `r` the
     /// lane's offset into the window (0 ≤ r ≤ 15).
     ///
     /// # Safety
-    /// `win` must be valid for reads of [`WINDOW`] `f32`s; the CPU must have AVX2 and FMA.
+    /// `win` must be valid for reads of [`super::WINDOW`] `f32`s; the CPU must have AVX2 and
+    /// FMA.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn lerp_window(win: *const f32, r: __m256i, f: __m256) -> __m256 {

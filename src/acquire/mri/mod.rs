@@ -39,7 +39,7 @@ use crate::volume::{Grid, Volume};
 use artifacts::{Rigid, SmoothField};
 use coils::CoilArray;
 use kspace::{Geometry, Plans};
-use noise::FastRng;
+use noise::{FastRng, Normals};
 use signal::SeqParams;
 
 /// The simulated acquisition.
@@ -261,28 +261,29 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
         g,
     };
 
-    // 3–4. Slices in parallel.
-    let slices: Vec<SliceOut> = (0..ctx.g.n_slices)
-        .into_par_iter()
-        .map(|s| simulate_slice(&ctx, s))
-        .collect();
+    // 3–4. Slices in parallel, each written into its plane of the image by its own thread.
     let g = &ctx.g;
     let plane = g.n_read * g.n_phase;
     let mut image = vec![0f32; plane * g.n_slices];
-    for (s, (img, _)) in slices.iter().enumerate() {
-        let out = &mut image[s * plane..(s + 1) * plane];
-        if g.read_axis == 0 {
-            out.copy_from_slice(img);
-        } else {
-            fft::transpose(img, g.n_phase, g.n_read, out);
-        }
-    }
+    let slices: Vec<Vec<Complex>> = image
+        .par_chunks_mut(plane)
+        .enumerate()
+        .map(|(s, out)| {
+            let (img, ks) = simulate_slice(&ctx, s);
+            if g.read_axis == 0 {
+                out.copy_from_slice(&img);
+            } else {
+                fft::transpose(&img, g.n_phase, g.n_read, out);
+            }
+            ks
+        })
+        .collect();
     let unshift = |j: usize, n: usize| (j + n - n / 2) % n;
     let kspace = p.export_kspace.then(|| {
         let [nx, ny] = p.matrix;
         let nz = g.n_slices;
         let mut data = vec![[0f32; 2]; p.coils * nz * nx * ny];
-        for (z, (_, ks)) in slices.iter().enumerate() {
+        for (z, ks) in slices.iter().enumerate() {
             for (c, (kr, ki)) in ks.iter().enumerate() {
                 for iy in 0..ny {
                     for ix in 0..nx {
@@ -345,8 +346,12 @@ fn object_signal(
     let ys: Vec<f64> = (0..ny)
         .map(|j| grid.world(0, j, 0)[1] - centre[1])
         .collect();
+    // Returns whether any imaginary part (water, fat) is nonzero. Zero imaginary parts are
+    // not written: the buffers start zeroed, and the pages of an all-real signal's imaginary
+    // buffer (most sequences) are then never touched.
     let work =
         |k: usize, wr: &mut [f32], wi: &mut [f32], mut fat: Option<(&mut [f32], &mut [f32])>| {
+            let mut complex = [false; 2];
             let df_plane = b0.map(|(f, hz)| {
                 let z = grid.world(0, 0, k)[2] - centre[2];
                 let gp = f.eval_plane(1, &ys, 0, &xs, z);
@@ -372,10 +377,14 @@ fn object_signal(
                 if let Some((kk, w, f)) = &last {
                     if *kk == key {
                         wr[q] = w.0;
-                        wi[q] = w.1;
+                        if w.1 != 0.0 {
+                            wi[q] = w.1;
+                        }
                         if let Some((fr, fi)) = fat.as_mut() {
                             fr[q] = f.0;
-                            fi[q] = f.1;
+                            if f.1 != 0.0 {
+                                fi[q] = f.1;
+                            }
                         }
                         continue;
                     }
@@ -388,6 +397,7 @@ fn object_signal(
                 let ff = (maps.fat_fraction.data[idx] as f64).clamp(0.0, 1.0);
                 let df = df_plane.as_ref().map_or(0.0, |d| d[q]);
                 let (mut r, mut i) = (0.0, 0.0);
+                let mut fat_val = (0.0f32, 0.0f32);
                 if ff < 1.0 {
                     let w = signal::signal(sp, pd * (1.0 - ff), t1, t2, t2s, df);
                     r += w.0;
@@ -397,8 +407,12 @@ fn object_signal(
                     let f = signal::signal(sp, pd * ff, t1, t2, t2s, df + fat_hz);
                     match fat.as_mut() {
                         Some((fr, fi)) => {
-                            fr[q] = f.0 as f32;
-                            fi[q] = f.1 as f32;
+                            fat_val = (f.0 as f32, f.1 as f32);
+                            fr[q] = fat_val.0;
+                            if fat_val.1 != 0.0 {
+                                fi[q] = fat_val.1;
+                                complex[1] = true;
+                            }
                         }
                         None => {
                             r += f.0;
@@ -407,39 +421,38 @@ fn object_signal(
                     }
                 }
                 wr[q] = r as f32;
-                wi[q] = i as f32;
-                let f = fat.as_ref().map_or((0.0, 0.0), |(fr, fi)| (fr[q], fi[q]));
-                last = Some((key, (wr[q], wi[q]), f));
+                if i as f32 != 0.0 {
+                    wi[q] = i as f32;
+                    complex[0] = true;
+                }
+                last = Some((key, (r as f32, i as f32), fat_val));
             }
+            complex
         };
-    if two {
+    let any = |a: [bool; 2], b: [bool; 2]| [a[0] || b[0], a[1] || b[1]];
+    let complex = if two {
         wr.par_chunks_mut(plane)
             .zip(wi.par_chunks_mut(plane))
             .zip(fr.par_chunks_mut(plane).zip(fi.par_chunks_mut(plane)))
             .enumerate()
-            .for_each(|(k, ((a, b), (c, d)))| work(k, a, b, Some((c, d))));
+            .map(|(k, ((a, b), (c, d)))| work(k, a, b, Some((c, d))))
+            .reduce(|| [false; 2], any)
     } else {
         wr.par_chunks_mut(plane)
             .zip(wi.par_chunks_mut(plane))
             .enumerate()
-            .for_each(|(k, (a, b))| work(k, a, b, None));
-    }
-    let opt = |v: Vec<f32>| {
-        if v.iter().any(|&x| x != 0.0) {
-            Some(v)
-        } else {
-            None
-        }
+            .map(|(k, (a, b))| work(k, a, b, None))
+            .reduce(|| [false; 2], any)
     };
     let mut out = vec![Component {
         re: wr,
-        im: opt(wi),
+        im: complex[0].then_some(wi),
         shift_hz: 0.0,
     }];
     if two {
         out.push(Component {
             re: fr,
-            im: opt(fi),
+            im: complex[1].then_some(fi),
             shift_hz: fat_hz,
         });
     }
@@ -460,8 +473,20 @@ fn object_slice(ctx: &Ctx, s: usize, xform: Option<&Rigid>) -> (Vec<f32>, Vec<f3
             .map(|v| v as f64 * hz)
             .collect::<Vec<f64>>()
     });
-    for comp in &ctx.comps {
-        let (mut cr, mut ci) = (vec![0f32; n], vec![0f32; n]);
+    for (k, comp) in ctx.comps.iter().enumerate() {
+        // The first component lands in the still-zero sum itself when it is not displaced
+        // (the usual case: one component, no chemical shift or B0): no copy and no add.
+        let in_place = k == 0 && comp.shift_hz == 0.0 && df_b0.is_none();
+        let (mut own_r, mut own_i) = if in_place {
+            (Vec::new(), Vec::new())
+        } else {
+            (vec![0f32; n], vec![0f32; n])
+        };
+        let (cr, ci) = if in_place {
+            (&mut re, &mut im)
+        } else {
+            (&mut own_r, &mut own_i)
+        };
         if ctx.fast && xform.is_none() {
             // The sim grid is the object grid: plane s, transposed when the readout is y.
             let plane = g.n_read * g.n_phase;
@@ -472,14 +497,9 @@ fn object_slice(ctx: &Ctx, s: usize, xform: Option<&Rigid>) -> (Vec<f32>, Vec<f3
                     ci.copy_from_slice(&im[s * plane..(s + 1) * plane]);
                 }
             } else {
-                fft::transpose(src_r, g.n_read, g.n_phase, &mut cr);
+                fft::transpose(src_r, g.n_read, g.n_phase, cr);
                 if let Some(im) = &comp.im {
-                    fft::transpose(
-                        &im[s * plane..(s + 1) * plane],
-                        g.n_read,
-                        g.n_phase,
-                        &mut ci,
-                    );
+                    fft::transpose(&im[s * plane..(s + 1) * plane], g.n_read, g.n_phase, ci);
                 }
             }
         } else {
@@ -538,8 +558,10 @@ fn object_slice(ctx: &Ctx, s: usize, xform: Option<&Rigid>) -> (Vec<f32>, Vec<f3
                 }
             }
         }
-        re.iter_mut().zip(&cr).for_each(|(a, b)| *a += b);
-        im.iter_mut().zip(&ci).for_each(|(a, b)| *a += b);
+        if !in_place {
+            re.iter_mut().zip(&own_r).for_each(|(a, b)| *a += b);
+            im.iter_mut().zip(&own_i).for_each(|(a, b)| *a += b);
+        }
     }
     if let Some((f, h)) = &ctx.bias {
         let gp = f.eval_plane(g.phase_axis, &phase_coords, g.read_axis, &read_coords, z);
@@ -741,6 +763,30 @@ fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
 /// F⁻¹ P F(c·d) = c_read c_z · F⁻¹ P F(c_phase·d): coils with the same phase factor (mirror
 /// pairs of a ring) share that transform pair.
 fn simulate_slice_direct(ctx: &Ctx, s: usize, states: &[(Complex, Vec<bool>)]) -> Vec<f32> {
+    // Its per-pixel passes are most of a slice's time outside the transforms and the noise:
+    // compile them a second time for AVX2 (no FMA contraction, so both give the same numbers).
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the feature the copy is compiled for was just detected.
+            return unsafe { simulate_slice_direct_avx2(ctx, s, states) };
+        }
+    }
+    simulate_slice_direct_impl(ctx, s, states)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn simulate_slice_direct_avx2(
+    ctx: &Ctx,
+    s: usize,
+    states: &[(Complex, Vec<bool>)],
+) -> Vec<f32> {
+    simulate_slice_direct_impl(ctx, s, states)
+}
+
+#[inline(always)]
+fn simulate_slice_direct_impl(ctx: &Ctx, s: usize, states: &[(Complex, Vec<bool>)]) -> Vec<f32> {
     let g = &ctx.g;
     let (np, nr) = (g.n_phase, g.n_read);
     let n = np * nr;
@@ -781,8 +827,15 @@ fn simulate_slice_direct(ctx: &Ctx, s: usize, states: &[(Complex, Vec<bool>)]) -
         (amp, wx, wy)
     });
     let inv_n = 1.0 / np as f32;
+    let sense = ctx.p.combine == Combine::Sense;
     let (mut tr, mut ti) = (vec![0f32; n], vec![0f32; n]);
     let (mut ir, mut ii) = (vec![0f32; n], vec![0f32; n]);
+    // SENSE: one row of the current coil's map (empty, and unused, for RSS).
+    let (mut map_r, mut map_i) = if sense {
+        (vec![0f32; nr], vec![0f32; nr])
+    } else {
+        (Vec::new(), Vec::new())
+    };
     for grp in &groups {
         let fp = &fp[grp[0]];
         if let Some((dr, di, lines)) = &moved {
@@ -815,6 +868,23 @@ fn simulate_slice_direct(ctx: &Ctx, s: usize, states: &[(Complex, Vec<bool>)]) -
                 .into_iter()
                 .map(|(a, b)| (a * fz.0 - b * fz.1, a * fz.1 + b * fz.0))
                 .unzip();
+            let mut rng = FastRng::from_stream(ctx.seed, ((s as u64) << 8) | c as u64);
+            let mut normals = Normals::new(&mut rng);
+            // Noise and combination of one finished row, while it is in L1; SENSE weighs by
+            // the coil's map c_phase(l)·c_read·c_z on that row.
+            let mut finish_row = |l: usize, o_r: &mut [f32], o_i: &mut [f32]| {
+                if let Some(sd) = ctx.sigma_img {
+                    normals.add(sd, o_r, o_i);
+                }
+                if sense {
+                    let (pr, pi) = fp[l];
+                    for r in 0..nr {
+                        map_r[r] = pr * cr[r] - pi * ci[r];
+                        map_i[r] = pr * ci[r] + pi * cr[r];
+                    }
+                }
+                comb.add_at(l * nr, o_r, o_i, &map_r, &map_i);
+            };
             // c_read·c_z·(c_phase·a + T/n), row by row (separate loops so each vectorises).
             for (l, &(pr, pi)) in fp.iter().enumerate() {
                 let span = l * nr..(l + 1) * nr;
@@ -843,24 +913,24 @@ fn simulate_slice_direct(ctx: &Ctx, s: usize, states: &[(Complex, Vec<bool>)]) -
                         }
                     }
                 }
+                if spike.is_none() {
+                    finish_row(l, o_r, o_i);
+                }
             }
             if let Some((amp, wx, wy)) = &spike {
                 // K(0, 0) is the image sum; a delta A at (kx, ky) is A/(nr·np) e^{iφ(x, y)}.
-                let dc_r: f64 = ir.iter().map(|&v| v as f64).sum();
-                let dc_i: f64 = ii.iter().map(|&v| v as f64).sum();
+                let (dc_r, dc_i) = (artifacts::sum_f64(&ir), artifacts::sum_f64(&ii));
                 let a = amp * dc_r.hypot(dc_i) / n as f64;
                 for (l, &(yc, ys)) in wy.iter().enumerate() {
+                    let span = l * nr..(l + 1) * nr;
+                    let (o_r, o_i) = (&mut ir[span.clone()], &mut ii[span]);
                     for (r, &(xc, xs)) in wx.iter().enumerate() {
-                        ir[l * nr + r] += (a * (yc * xc - ys * xs)) as f32;
-                        ii[l * nr + r] += (a * (yc * xs + ys * xc)) as f32;
+                        o_r[r] += (a * (yc * xc - ys * xs)) as f32;
+                        o_i[r] += (a * (yc * xs + ys * xc)) as f32;
                     }
+                    finish_row(l, o_r, o_i);
                 }
             }
-            if let Some(sd) = ctx.sigma_img {
-                FastRng::from_stream(ctx.seed, ((s as u64) << 8) | c as u64)
-                    .add_normals(sd, &mut ir, &mut ii);
-            }
-            add_to_combiner(ctx, &mut comb, c, &ir, &ii, &read, &phase, fz);
         }
     }
     comb.finish()

@@ -30,14 +30,23 @@ impl Combiner {
     /// Adds one coil image (re, im) with its sensitivity (c_re, c_im) on the output grid
     /// (ignored by RSS).
     pub fn add(&mut self, re: &[f32], im: &[f32], c_re: &[f32], c_im: &[f32]) {
+        self.add_at(0, re, im, c_re, c_im);
+    }
+
+    /// [`Combiner::add`] for the pixels from `at` on (a piece of a coil image, e.g. a row).
+    #[inline]
+    pub fn add_at(&mut self, at: usize, re: &[f32], im: &[f32], c_re: &[f32], c_im: &[f32]) {
+        let n = re.len();
         match self {
             Combiner::Rss(acc) => {
-                for ((a, r), i) in acc.iter_mut().zip(re).zip(im) {
+                for ((a, r), i) in acc[at..at + n].iter_mut().zip(re).zip(im) {
                     *a += r * r + i * i;
                 }
             }
             Combiner::Sense { re: ar, im: ai, w } => {
-                for k in 0..re.len() {
+                let (ar, ai, w) = (&mut ar[at..at + n], &mut ai[at..at + n], &mut w[at..at + n]);
+                let (c_re, c_im, im) = (&c_re[..n], &c_im[..n], &im[..n]);
+                for k in 0..n {
                     let (cr, ci) = (c_re[k], c_im[k]);
                     ar[k] += cr * re[k] + ci * im[k];
                     ai[k] += cr * im[k] - ci * re[k];
