@@ -69,7 +69,10 @@ def main():
     tio_tf = {
         "motion": tio.RandomMotion(degrees=6, translation=5, num_transforms=2),
         "ghosting": tio.RandomGhosting(num_ghosts=(2, 2), intensity=(0.3, 0.3)),
-        "spike": tio.RandomSpike(num_spikes=1, intensity=(0.5, 0.5)),
+        # num_spikes=1 would mean "0 or 1" (TorchIO parses it as the range (0, 1)), and with
+        # 0 drawn the transform returns at once: half the runs would time a no-op. Ours always
+        # adds one spike.
+        "spike": tio.RandomSpike(num_spikes=(1, 1), intensity=(0.5, 0.5)),
         "bias": tio.RandomBiasField(coefficients=0.4, order=3),
         "noise": tio.RandomNoise(std=(0.05, 0.05)),
     }

@@ -120,6 +120,16 @@ impl<'a> Normals<'a> {
 
     /// Adds `sd`·N(0, 1) to every element of `re` and `im`, as [`FastRng::add_normals`].
     pub fn add(&mut self, sd: f32, re: &mut [f32], im: &mut [f32]) {
+        self.draw::<true>(sd, re, im);
+    }
+
+    /// Sets every element of `re` and `im` to `sd`·N(0, 1): the numbers [`Normals::add`]
+    /// would add, without reading (or first zeroing) the buffers.
+    pub fn set(&mut self, sd: f32, re: &mut [f32], im: &mut [f32]) {
+        self.draw::<false>(sd, re, im);
+    }
+
+    fn draw<const ADD: bool>(&mut self, sd: f32, re: &mut [f32], im: &mut [f32]) {
         let n = re.len().min(im.len());
         let (re, im) = (&mut re[..n], &mut im[..n]);
         let (rng, lanes) = (&mut *self.rng, &mut self.lanes);
@@ -128,19 +138,19 @@ impl<'a> Normals<'a> {
         {
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: AVX2 was just detected.
-                unsafe { add_normals_avx2(rng, lanes, sd, &mut re[..full], &mut im[..full]) };
+                unsafe { normals_avx2::<ADD>(rng, lanes, sd, &mut re[..full], &mut im[..full]) };
             } else {
-                add_normals_portable(rng, lanes, sd, &mut re[..full], &mut im[..full]);
+                normals_portable::<ADD>(rng, lanes, sd, &mut re[..full], &mut im[..full]);
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        add_normals_portable(rng, lanes, sd, &mut re[..full], &mut im[..full]);
+        normals_portable::<ADD>(rng, lanes, sd, &mut re[..full], &mut im[..full]);
         if full < n {
             let mut r = [0.0f32; LANES];
             let mut i = [0.0f32; LANES];
             r[..n - full].copy_from_slice(&re[full..]);
             i[..n - full].copy_from_slice(&im[full..]);
-            add_normals_portable(rng, lanes, sd, &mut r, &mut i);
+            normals_portable::<ADD>(rng, lanes, sd, &mut r, &mut i);
             re[full..].copy_from_slice(&r[..n - full]);
             im[full..].copy_from_slice(&i[..n - full]);
         }
@@ -221,8 +231,8 @@ fn finish_slow_lanes(rng: &mut FastRng, z: &mut [f32; LANES], u: &[u32; LANES], 
     }
 }
 
-/// The portable [`FastRng::add_normals`] on whole blocks of eight.
-fn add_normals_portable(
+/// The portable [`Normals::add`] (`ADD`) or [`Normals::set`] on whole blocks of eight.
+fn normals_portable<const ADD: bool>(
     rng: &mut FastRng,
     lanes: &mut Lanes,
     sd: f32,
@@ -234,17 +244,17 @@ fn add_normals_portable(
         for out in [r, i] {
             let z = zig8(rng, t, lanes.next());
             for (o, z) in out.iter_mut().zip(z) {
-                *o += sd * z;
+                *o = if ADD { *o + sd * z } else { sd * z };
             }
         }
     }
 }
 
-/// [`add_normals_portable`] in AVX2, number for number (the same f32 operations, no fused
+/// [`normals_portable`] in AVX2, number for number (the same f32 operations, no fused
 /// multiply–add).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn add_normals_avx2(
+unsafe fn normals_avx2<const ADD: bool>(
     rng: &mut FastRng,
     lanes: &mut Lanes,
     sd: f32,
@@ -302,7 +312,15 @@ unsafe fn add_normals_avx2(
             }
             unsafe {
                 let p = out.as_mut_ptr();
-                _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), _mm256_mul_ps(vsd, z)));
+                let v = _mm256_mul_ps(vsd, z);
+                _mm256_storeu_ps(
+                    p,
+                    if ADD {
+                        _mm256_add_ps(_mm256_loadu_ps(p), v)
+                    } else {
+                        v
+                    },
+                );
             }
         }
     }
