@@ -43,7 +43,7 @@ fn main() {
     }
     let x = Tensor::<Cpu, 5>::random([1, 1, nz, ny, nx], Distribution::Normal(0.0, 1.0), &dev);
     let t = Instant::now();
-    let _ = m.autoencoder.encode(x).mean.into_data();
+    let _ = m.autoencoder.encode(x, lab.clone()).mean.into_data();
     println!("encode: {:.3} s", t.elapsed().as_secs_f64());
     for b in [1usize, 3] {
         let tb = cfg.tokenizer.batch::<Cpu>(&vec!["chest ct male"; b], &dev);

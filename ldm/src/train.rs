@@ -317,9 +317,11 @@ pub fn train_autoencoder<B: AutodiffBackend>(
         start = r.step;
     } else {
         let means = class_means(cfg, cases, &norm);
-        model.autoencoder = model
-            .autoencoder
-            .with_class_means(&means, cfg.classes.len(), ch);
+        let scales = residual_rms(cfg, cases, &norm, &means);
+        model.autoencoder =
+            model
+                .autoencoder
+                .with_residual_stats(&means, &scales, cfg.classes.len(), ch);
     }
     let [cx, cy, cz] = opts.ae_crop;
     let zc = cfg.autoencoder.latent_channels;
@@ -347,10 +349,13 @@ pub fn train_autoencoder<B: AutodiffBackend>(
             TensorData::new(eps, [b, zc, cz / AE_FACTOR, cy / AE_FACTOR, cx / AE_FACTOR]),
             device,
         );
-        let post = model.autoencoder.encode(x.clone());
-        let recon = model.autoencoder.decode(post.sample(eps), labels);
-        let l1 = (recon.clone() - x.clone()).abs().mean();
-        let gl = gradient_l1(recon, x);
+        // In residual units, so the loss weighs what the latent must carry (texture,
+        // disease) rather than the label contrast the class means already give.
+        let r = model.autoencoder.residual(x, labels.clone());
+        let post = model.autoencoder.encode_residual(r.clone());
+        let recon = model.autoencoder.decode_residual(post.sample(eps), labels);
+        let l1 = (recon.clone() - r.clone()).abs().mean();
+        let gl = gradient_l1(recon, r);
         let kl = post.kl();
         let loss = l1.clone()
             + gl.clone().mul_scalar(opts.grad_weight)
@@ -396,6 +401,26 @@ fn class_means(cfg: &LdmConfig, cases: &[Case], norm: &[Vec<f32>]) -> Vec<f32> {
         .collect()
 }
 
+/// Per channel, the RMS of the residual from the class means (network units), floored so
+/// a residual-free channel does not divide by zero.
+fn residual_rms(cfg: &LdmConfig, cases: &[Case], norm: &[Vec<f32>], means: &[f32]) -> Vec<f32> {
+    let ch = cfg.channels.len();
+    let (mut sum2, mut n) = (vec![0f64; ch], 0f64);
+    for (case, x) in cases.iter().zip(norm) {
+        let nv = case.classes.len();
+        for (i, &c) in case.classes.iter().enumerate() {
+            for (j, s) in sum2.iter_mut().enumerate() {
+                let r = f64::from(x[j * nv + i] - means[c as usize * ch + j]);
+                *s += r * r;
+            }
+        }
+        n += nv as f64;
+    }
+    sum2.iter()
+        .map(|s| ((s / n.max(1.0)).sqrt() as f32).max(1e-3))
+        .collect()
+}
+
 /// Cosine decay to 10 % after a 5 % warm-up.
 fn lr_at(base: f64, step: usize, total: usize) -> f64 {
     let warm = (total / 20).max(1);
@@ -422,7 +447,13 @@ pub fn encode_cases<B: Backend>(
         let pd = case.dims.map(crate::model::padded);
         let x = crop(&normalise(cfg, case), ch, case.dims, pd, [0, 0, 0]);
         let x = Tensor::<B, 5>::from_data(TensorData::new(x, [1, ch, pd[2], pd[1], pd[0]]), device);
-        let mean = model.autoencoder.encode(x).mean;
+        let l: Vec<i64> = crop(&case.classes, 1, case.dims, pd, [0, 0, 0])
+            .into_iter()
+            .map(i64::from)
+            .collect();
+        let l =
+            Tensor::<B, 4, Int>::from_data(TensorData::new(l, [1, pd[2], pd[1], pd[0]]), device);
+        let mean = model.autoencoder.encode(x, l).mean;
         let v = mean
             .into_data()
             .to_vec::<f32>()
