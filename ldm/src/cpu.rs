@@ -1,6 +1,7 @@
-//! Concrete CPU entry points. The engine calls these instead of the generic functions so that
+//! Concrete entry points. The engine calls these instead of the generic functions so that
 //! burn's generics are instantiated (and compiled) here once, not in every crate that uses
-//! the model.
+//! the model. Training runs on the CPU backend; sampling and the denoiser benchmark also on
+//! CUDA when the crate is built with `--features cuda` and `SYNTHCOHORT_DEVICE=cuda[:N]`.
 
 use std::path::Path;
 
@@ -67,16 +68,89 @@ pub fn train_denoiser(
     )
 }
 
+/// Where sampling runs: `SYNTHCOHORT_DEVICE` = `cpu` (the default) or, in a build with the
+/// `cuda` feature, `cuda` / `cuda:N`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Device {
+    Cpu,
+    #[cfg(feature = "cuda")]
+    Cuda(usize),
+}
+
+impl Device {
+    pub fn parse(s: &str) -> Result<Self, LdmError> {
+        let s = s.trim().to_ascii_lowercase();
+        if s.is_empty() || s == "cpu" {
+            return Ok(Device::Cpu);
+        }
+        if let Some(rest) = s.strip_prefix("cuda") {
+            #[cfg(feature = "cuda")]
+            {
+                let n = match rest.strip_prefix(':') {
+                    Some(n) => n.parse().map_err(|_| {
+                        LdmError::Config(format!("device `{s}`: expected cuda:<index>"))
+                    })?,
+                    None if rest.is_empty() => 0,
+                    None => return Err(LdmError::Config(format!("unknown device `{s}`"))),
+                };
+                return Ok(Device::Cuda(n));
+            }
+            #[cfg(not(feature = "cuda"))]
+            {
+                let _ = rest;
+                return Err(LdmError::Config(format!(
+                    "device `{s}` needs a build with CUDA: cargo build --release --features cuda"
+                )));
+            }
+        }
+        Err(LdmError::Config(format!(
+            "unknown device `{s}` (cpu, cuda or cuda:N)"
+        )))
+    }
+
+    /// From `SYNTHCOHORT_DEVICE`, CPU when unset.
+    pub fn from_env() -> Result<Self, LdmError> {
+        Self::parse(&std::env::var("SYNTHCOHORT_DEVICE").unwrap_or_default())
+    }
+}
+
+enum Loaded {
+    Cpu(Ldm<Cpu>),
+    #[cfg(feature = "cuda")]
+    Gpu(Ldm<crate::Gpu>, burn::backend::cuda::CudaDevice),
+}
+
 /// A model loaded for sampling.
 pub struct Sampler {
-    pub model: Ldm<Cpu>,
+    model: Loaded,
     pub config: LdmConfig,
+    pub device: Device,
 }
 
 impl Sampler {
+    /// Loads on the device `SYNTHCOHORT_DEVICE` names (CPU by default).
     pub fn load(dir: &Path) -> Result<Self, LdmError> {
-        let (model, config) = model::load::<Cpu>(dir, &Default::default())?;
-        Ok(Self { model, config })
+        Self::load_on(dir, Device::from_env()?)
+    }
+
+    pub fn load_on(dir: &Path, device: Device) -> Result<Self, LdmError> {
+        let (model, config) = match &device {
+            Device::Cpu => {
+                let (m, c) = model::load::<Cpu>(dir, &Default::default())?;
+                (Loaded::Cpu(m), c)
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda(n) => {
+                let dev = burn::backend::cuda::CudaDevice::new(*n);
+                let (m, c) = model::load::<crate::Gpu>(dir, &dev)?;
+                (Loaded::Gpu(m, dev), c)
+            }
+        };
+        Ok(Self {
+            model,
+            config,
+            device,
+        })
     }
 
     /// Physical values, channel-major; `progress(step, steps)` after each step.
@@ -85,89 +159,136 @@ impl Sampler {
         req: &SampleRequest,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<f32>, LdmError> {
-        model::sample(
-            &self.model,
-            &self.config,
-            req,
-            &Default::default(),
-            progress,
-        )
+        match &self.model {
+            Loaded::Cpu(m) => model::sample(m, &self.config, req, &Default::default(), progress),
+            #[cfg(feature = "cuda")]
+            Loaded::Gpu(m, dev) => model::sample(m, &self.config, req, dev, progress),
+        }
+    }
+
+    /// The autoencoder's reconstruction of a case (for evaluation), physical values.
+    pub fn reconstruct(&self, case: &Case) -> Result<Vec<f32>, LdmError> {
+        match &self.model {
+            Loaded::Cpu(m) => model::reconstruct(m, &self.config, case, &Default::default()),
+            #[cfg(feature = "cuda")]
+            Loaded::Gpu(m, dev) => model::reconstruct(m, &self.config, case, dev),
+        }
     }
 
     /// Posterior-mean latents of objects (for evaluation).
     pub fn encode(&self, cases: &[Case]) -> Result<Latents, LdmError> {
-        train::encode_cases(
-            &self.model,
-            &self.config,
-            cases,
-            &Default::default(),
-            |_| {},
-        )
+        match &self.model {
+            Loaded::Cpu(m) => {
+                train::encode_cases(m, &self.config, cases, &Default::default(), |_| {})
+            }
+            #[cfg(feature = "cuda")]
+            Loaded::Gpu(m, dev) => train::encode_cases(m, &self.config, cases, dev, |_| {}),
+        }
     }
 }
 
 /// One denoiser forward pass and one training step on a `[1, 4, d, d, d]` latent (for the
-/// benchmarks), on the CPU backend.
+/// benchmarks), on the CPU backend or (feature `cuda`) on a GPU.
 pub mod bench {
     use burn::module::AutodiffModule;
     use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-    use burn::tensor::Tensor;
+    use burn::tensor::backend::{AutodiffBackend, Backend};
+    use burn::tensor::{ElementConversion, Tensor};
 
     use super::*;
     use crate::unet::Cond;
 
-    pub struct DenoiserBench {
-        model: Ldm<CpuTrain>,
+    pub struct DenoiserBenchOn<B: AutodiffBackend> {
+        model: Ldm<B>,
         cfg: LdmConfig,
         d: usize,
+        device: B::Device,
     }
+
+    /// The CPU benchmark.
+    pub type DenoiserBench = DenoiserBenchOn<CpuTrain>;
 
     impl DenoiserBench {
         pub fn new(cfg: &LdmConfig, d: usize) -> Result<Self, LdmError> {
+            Self::new_on(cfg, d, Default::default())
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    /// The benchmark on CUDA device `n`.
+    pub fn on_cuda(
+        cfg: &LdmConfig,
+        d: usize,
+        n: usize,
+    ) -> Result<DenoiserBenchOn<crate::GpuTrain>, LdmError> {
+        DenoiserBenchOn::new_on(cfg, d, burn::backend::cuda::CudaDevice::new(n))
+    }
+
+    impl<B: AutodiffBackend> DenoiserBenchOn<B> {
+        pub fn new_on(cfg: &LdmConfig, d: usize, device: B::Device) -> Result<Self, LdmError> {
             Ok(Self {
-                model: Ldm::init_seeded(cfg, 1, &Default::default())?,
+                model: Ldm::init_seeded(cfg, 1, &device)?,
                 cfg: cfg.clone(),
                 d,
+                device,
             })
         }
 
-        fn cond<B: burn::tensor::backend::Backend>(
-            &self,
-            text: &crate::text::TextEncoder<B>,
-        ) -> Cond<B> {
-            let dev = Default::default();
+        fn cond<C: Backend>(&self, text: &crate::text::TextEncoder<C>, dev: &C::Device) -> Cond<C> {
             let k = self.cfg.classes.len();
             let d = self.d;
-            let tb = self.cfg.tokenizer.batch::<B>(&["chest ct"], &dev);
+            let tb = self.cfg.tokenizer.batch::<C>(&["chest ct"], dev);
             Cond {
-                labels: Tensor::zeros([1, k, d, d, d], &dev),
+                labels: Tensor::zeros([1, k, d, d, d], dev),
                 text: text.forward(&tb),
                 pad: tb.pad,
-                scalars: Tensor::zeros([1, 4], &dev),
+                scalars: Tensor::zeros([1, 4], dev),
             }
         }
 
-        /// One forward pass without autodiff; returns the output's mean (to keep it alive).
+        /// Seconds of `reps` forward passes and of `reps` training steps, after one warm-up
+        /// of each.
+        pub fn timings(&mut self, reps: usize) -> (Vec<f64>, Vec<f64>) {
+            let time = |f: &mut dyn FnMut() -> f32| {
+                let t = std::time::Instant::now();
+                std::hint::black_box(f());
+                t.elapsed().as_secs_f64()
+            };
+            self.forward();
+            self.train_step();
+            let fwd = (0..reps).map(|_| time(&mut || self.forward())).collect();
+            let step = (0..reps).map(|_| time(&mut || self.train_step())).collect();
+            (fwd, step)
+        }
+
+        /// One forward pass without autodiff; returns the output's mean (reading it back
+        /// also waits for an asynchronous device to finish).
         pub fn forward(&self) -> f32 {
             let m = self.model.valid();
             let d = self.d;
-            let x = model::normal_tensor::<Cpu, 5>([1, 4, d, d, d], 3, &Default::default());
-            let c = self.cond(&m.text);
-            m.unet.forward(x, &[0.5], &c).mean().into_scalar()
+            let dev = self.device.clone();
+            let x = model::normal_tensor::<B::InnerBackend, 5>([1, 4, d, d, d], 3, &dev);
+            let c = self.cond(&m.text, &dev);
+            m.unet
+                .forward(x, &[0.5], &c)
+                .mean()
+                .into_scalar()
+                .elem::<f32>()
         }
 
         /// One Adam step on the velocity loss.
         pub fn train_step(&mut self) -> f32 {
             let d = self.d;
-            let dev = Default::default();
-            let x = model::normal_tensor::<CpuTrain, 5>([1, 4, d, d, d], 3, &dev);
-            let c = self.cond(&self.model.text);
+            let x = model::normal_tensor::<B, 5>([1, 4, d, d, d], 3, &self.device);
+            let c = self.cond(&self.model.text, &self.device);
             let out = self.model.unet.forward(x.clone(), &[0.5], &c);
             let loss = (out - x).powf_scalar(2.0).mean();
-            let v = loss.clone().into_scalar();
+            let v = loss.clone().into_scalar().elem::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-            let mut optim = AdamConfig::new().init::<CpuTrain, Ldm<CpuTrain>>();
+            let mut optim = AdamConfig::new().init::<B, Ldm<B>>();
             self.model = optim.step(1e-4, self.model.clone(), grads);
+            // Waits for the step to finish on an asynchronous device (a no-op on the CPU).
+            B::sync(&self.device).ok();
             v
         }
     }

@@ -381,8 +381,32 @@ pub fn sample<B: Backend>(
         progress(i + 1, req.steps);
     }
 
-    let z = x.div_scalar(cfg.latent_scale);
-    let lab = classes.iter().map(|&c| i64::from(c)).collect::<Vec<_>>();
+    decode_physical(
+        model,
+        cfg,
+        x.div_scalar(cfg.latent_scale),
+        &classes,
+        pdims,
+        req.dims,
+        device,
+    )
+}
+
+/// Decodes an unscaled latent on the padded grid `pdims` and returns physical values,
+/// channel-major, cropped to `dims`.
+fn decode_physical<B: Backend>(
+    model: &Ldm<B>,
+    cfg: &LdmConfig,
+    z: Tensor<B, 5>,
+    padded_classes: &[u8],
+    pdims: [usize; 3],
+    dims: [usize; 3],
+    device: &B::Device,
+) -> Result<Vec<f32>, LdmError> {
+    let lab = padded_classes
+        .iter()
+        .map(|&c| i64::from(c))
+        .collect::<Vec<_>>();
     let lab = Tensor::<B, 4, Int>::from_data(
         TensorData::new(lab, [1, pdims[2], pdims[1], pdims[0]]),
         device,
@@ -393,12 +417,30 @@ pub fn sample<B: Backend>(
         .to_vec::<f32>()
         .map_err(|e| LdmError::Input(format!("{e:?}")))?;
     let n = pdims[0] * pdims[1] * pdims[2];
-    let mut result = Vec::with_capacity(cfg.channels.len() * nx * ny * nz);
+    let mut result = Vec::with_capacity(cfg.channels.len() * dims.iter().product::<usize>());
     for (c, spec) in cfg.channels.iter().enumerate() {
-        let vol = crop_volume(&data[c * n..(c + 1) * n], pdims, req.dims);
+        let vol = crop_volume(&data[c * n..(c + 1) * n], pdims, dims);
         result.extend(vol.into_iter().map(|v| v * spec.scale + spec.offset));
     }
     Ok(result)
+}
+
+/// The autoencoder's reconstruction of a case (posterior mean, decoded with the case's own
+/// labels), physical values channel-major: what the model can express at best, so that an
+/// evaluation can tell an autoencoder limit from a denoiser one.
+pub fn reconstruct<B: Backend>(
+    model: &Ldm<B>,
+    cfg: &LdmConfig,
+    case: &crate::train::Case,
+    device: &B::Device,
+) -> Result<Vec<f32>, LdmError> {
+    let lat = crate::train::encode_cases(model, cfg, std::slice::from_ref(case), device, |_| {})?;
+    let (z, pdims) = &lat[0];
+    let [lx, ly, lz] = pdims.map(|d| d / AE_FACTOR);
+    let zc = cfg.autoencoder.latent_channels;
+    let z = Tensor::<B, 5>::from_data(TensorData::new(z.clone(), [1, zc, lz, ly, lx]), device);
+    let classes = pad_volume(&case.classes, case.dims, *pdims);
+    decode_physical(model, cfg, z, &classes, *pdims, case.dims, device)
 }
 
 /// Tensor of standard-normal draws from our own seeded stream (see [`normal_noise`]).

@@ -77,6 +77,9 @@ pub struct GroupReport {
     pub channel: String,
     pub data: Stat,
     pub generated: Stat,
+    /// The autoencoder's reconstruction of the held-out data: the best the model can
+    /// express (texture the generated SD lacks but this has is the denoiser's limit).
+    pub reconstructed: Stat,
     pub mean_difference: f64,
     pub dice_generated: f64,
     pub dice_data: f64,
@@ -91,6 +94,8 @@ pub struct TextEffect {
     pub subjects_without: usize,
     pub data_shift: f64,
     pub generated_shift: f64,
+    /// The same shift in the autoencoder's reconstructions of the held-out data.
+    pub reconstructed_shift: f64,
     /// generated / data.
     pub ratio: f64,
 }
@@ -285,7 +290,11 @@ fn case_seed(name: &str, k: u64) -> u64 {
     u64::from_str_radix(&h[..16], 16).unwrap_or(0) ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-type SubjectMeans = (String, Vec<Option<f64>>, Vec<Option<f64>>);
+/// Values of the data, the generated and the reconstructed objects in one group/channel.
+type Pooled = (Vec<f32>, Vec<f32>, Vec<f32>);
+
+/// (prompt, data, generated and reconstructed means), one mean per (channel × group).
+type SubjectMeans = (String, Vec<Option<f64>>, Vec<Option<f64>>, Vec<Option<f64>>);
 
 pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     let sampler = Sampler::load(a.model).map_err(|e| e.to_string())?;
@@ -351,7 +360,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     };
 
     // Per group/channel: values of data and generated, pooled over subjects.
-    let mut pooled: BTreeMap<(usize, usize), (Vec<f32>, Vec<f32>)> = BTreeMap::new();
+    let mut pooled: BTreeMap<(usize, usize), Pooled> = BTreeMap::new();
     // (prompt, data means, generated means), one mean per (channel × group).
     let mut per_subject: Vec<SubjectMeans> = Vec::new();
     let mut dice_acc: BTreeMap<(usize, usize), (f64, f64, usize)> = BTreeMap::new();
@@ -382,12 +391,21 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     for (k, &i) in held_idx.iter().enumerate() {
         let raw = &ds.cases[i];
         let out = sample(raw, case_seed(&raw.name, 0))?;
+        let rec = sampler
+            .reconstruct(&ldm_data::to_training_case(
+                raw,
+                &ds.class_of_id,
+                &cfg.classes,
+            ))
+            .map_err(|e| e.to_string())?;
         let n = raw.labels.data.len();
         let dims = raw.labels.grid.dims;
         let mut dmeans = Vec::new();
         let mut gmeans = Vec::new();
+        let mut rmeans = Vec::new();
         for &c in &chans {
             let gen = &out[c * n..(c + 1) * n];
+            let recon = &rec[c * n..(c + 1) * n];
             let data = &raw.channels[c].data;
             let seg_gen = segment(gen, &gmaps[k], dims, &means[c], 2);
             let seg_data = segment(data, &gmaps[k], dims, &means[c], 2);
@@ -396,6 +414,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
                 let e = pooled.entry((g, c)).or_default();
                 e.0.extend(idx.iter().map(|&v| data[v]));
                 e.1.extend(idx.iter().map(|&v| gen[v]));
+                e.2.extend(idx.iter().map(|&v| recon[v]));
                 let mean = |x: &[f32]| {
                     (!idx.is_empty()).then(|| {
                         idx.iter().map(|&v| f64::from(x[v])).sum::<f64>() / idx.len() as f64
@@ -403,6 +422,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
                 };
                 dmeans.push(mean(data));
                 gmeans.push(mean(gen));
+                rmeans.push(mean(recon));
                 let (dg, dd) = (
                     dice(&seg_gen, &gmaps[k], g as u8),
                     dice(&seg_data, &gmaps[k], g as u8),
@@ -415,7 +435,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
                 }
             }
         }
-        per_subject.push((raw.prompt.to_lowercase(), dmeans, gmeans));
+        per_subject.push((raw.prompt.to_lowercase(), dmeans, gmeans, rmeans));
         generated.push(out[..n].to_vec());
         bar.inc(1);
     }
@@ -424,7 +444,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     let mut group_reports = Vec::new();
     for (ci, &c) in chans.iter().enumerate() {
         for (g, name) in groups.iter().enumerate() {
-            let Some((d, gen)) = pooled.get(&(g, c)) else {
+            let Some((d, gen, recon)) = pooled.get(&(g, c)) else {
                 continue;
             };
             if d.is_empty() {
@@ -442,6 +462,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
                 mean_difference: gs.mean - ds_.mean,
                 data: ds_,
                 generated: gs,
+                reconstructed: stat(recon),
                 dice_generated: dc.0 / dc.2 as f64,
                 dice_data: dc.1 / dc.2 as f64,
             });
@@ -471,23 +492,24 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
         };
         let col = ci * groups.len() + g;
         let (mut w, mut wo) = (Vec::new(), Vec::new());
-        for (p, dm, gm) in &per_subject {
-            if let (Some(d), Some(gg)) = (dm[col], gm[col]) {
+        for (p, dm, gm, rm) in &per_subject {
+            if let (Some(d), Some(gg), Some(r)) = (dm[col], gm[col], rm[col]) {
                 if p.contains(word) {
-                    w.push((d, gg))
+                    w.push((d, gg, r))
                 } else {
-                    wo.push((d, gg))
+                    wo.push((d, gg, r))
                 }
             }
         }
         if w.is_empty() || wo.is_empty() {
             continue;
         }
-        let avg = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+        let avg = |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| {
             v.iter().map(f).sum::<f64>() / v.len() as f64
         };
         let data_shift = avg(&w, |x| x.0) - avg(&wo, |x| x.0);
         let generated_shift = avg(&w, |x| x.1) - avg(&wo, |x| x.1);
+        let reconstructed_shift = avg(&w, |x| x.2) - avg(&wo, |x| x.2);
         text_effects.push(TextEffect {
             condition: word.to_string(),
             group: group.to_string(),
@@ -496,6 +518,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
             subjects_without: wo.len(),
             data_shift,
             generated_shift,
+            reconstructed_shift,
             ratio: generated_shift / data_shift,
         });
     }
@@ -578,8 +601,33 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
         serde_json::to_string_pretty(&report).unwrap_or_default(),
     )
     .map_err(|e| e.to_string())?;
-    std::fs::write(out.join("report.md"), markdown(&report, &cfg)).map_err(|e| e.to_string())?;
+    let md = markdown(&report, &cfg);
+    std::fs::write(out.join("report.md"), &md).map_err(|e| e.to_string())?;
+    if a.out.is_none() {
+        update_card(a.model, &md)?;
+    }
     Ok((report, out))
+}
+
+/// Replaces the model card's evaluation section (everything from `## Evaluation`) with the
+/// report, so the card always states the figures of the weights beside it.
+fn update_card(model: &Path, report_md: &str) -> Result<(), String> {
+    let path = model.join("MODEL_CARD.md");
+    let Ok(card) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let head = card
+        .find("\n## Evaluation")
+        .map_or(card.as_str(), |i| &card[..i])
+        .trim_end();
+    let body = report_md
+        .split_once('\n')
+        .map_or(report_md, |(_, rest)| rest)
+        .replace("\n## ", "\n### ");
+    let text = format!(
+        "{head}\n\n## Evaluation (`synthcohort eval-model`, also in `eval/report.md`)\n{body}"
+    );
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn markdown(r: &Report, cfg: &LdmConfig) -> String {
@@ -588,12 +636,12 @@ fn markdown(r: &Report, cfg: &LdmConfig) -> String {
     let _ = writeln!(s, "{} held-out subjects of `{}` ({} training subjects); {} Euler steps, guidance text {} / labels {}; {:.1} s per sample on this machine.\n",
         r.held_out_subjects, r.data, r.training_subjects, r.steps, r.guidance_text, r.guidance_labels, r.seconds_per_sample);
     let _ = writeln!(s, "## Intensity and label adherence\n");
-    let _ = writeln!(s, "| group | channel | data mean ± SD | generated mean ± SD | difference | Dice generated | Dice data (ceiling) |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| group | channel | data mean ± SD | generated mean ± SD | difference | Dice generated | Dice data (ceiling) | autoencoder reconstruction mean ± SD |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for g in &r.groups {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1} ± {:.1} | {:.1} ± {:.1} | {:+.1} | {:.3} | {:.3} |",
+            "| {} | {} | {:.1} ± {:.1} | {:.1} ± {:.1} | {:+.1} | {:.3} | {:.3} | {:.1} ± {:.1} |",
             g.group,
             g.channel,
             g.data.mean,
@@ -602,17 +650,19 @@ fn markdown(r: &Report, cfg: &LdmConfig) -> String {
             g.generated.sd,
             g.mean_difference,
             g.dice_generated,
-            g.dice_data
+            g.dice_data,
+            g.reconstructed.mean,
+            g.reconstructed.sd
         );
     }
     let _ = writeln!(s, "\nDice: nearest-group-mean segmentation of the object, each voxel choosing among the groups present within 2 voxels in the conditioning labels.\n");
     let _ = writeln!(s, "## Text effect\n");
-    let _ = writeln!(s, "| prompt word | group | channel | subjects with / without | data shift | generated shift | ratio |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| prompt word | group | channel | subjects with / without | data shift | generated shift | ratio | autoencoder reconstruction shift |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for t in &r.text_effects {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} / {} | {:+.1} | {:+.1} | {:.2} |",
+            "| {} | {} | {} | {} / {} | {:+.1} | {:+.1} | {:.2} | {:+.1} |",
             t.condition,
             t.group,
             t.channel,
@@ -620,7 +670,8 @@ fn markdown(r: &Report, cfg: &LdmConfig) -> String {
             t.subjects_without,
             t.data_shift,
             t.generated_shift,
-            t.ratio
+            t.ratio,
+            t.reconstructed_shift
         );
     }
     let _ = writeln!(s, "\n## Diversity and memorization\n");

@@ -336,6 +336,8 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
     hooks.bar.finish();
     cfg.training.denoiser_loss = hooks.ema;
     cpu::save_train(&model, &cfg, a.out).map_err(|e| e.to_string())?;
+    let csv = std::fs::read_to_string(a.out.join(LOSS_CSV)).map_err(|e| e.to_string())?;
+    std::fs::write(a.out.join("loss.png"), loss_plot(&csv)).map_err(|e| e.to_string())?;
     std::fs::write(
         a.out.join("MODEL_CARD.md"),
         model_card(&cfg, &tc, &ds, &held_names),
@@ -345,6 +347,39 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
         eprintln!("model written to {}", a.out.display());
     }
     Ok(cfg)
+}
+
+/// Both stages' losses against step (moving average over 20 steps, log–log), from the
+/// loss log, so a resumed run plots its whole history.
+fn loss_plot(csv: &str) -> Vec<u8> {
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for stage in ["autoencoder", "denoiser"] {
+        let pts: Vec<(f64, f64)> = csv
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut f = l.split(',');
+                (f.next()? == stage).then_some(())?;
+                Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+            })
+            .collect();
+        let smoothed = pts
+            .iter()
+            .enumerate()
+            .map(|(i, &(x, _))| {
+                let w = &pts[i.saturating_sub(19)..=i];
+                (x, w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64)
+            })
+            .collect();
+        series.push((stage.to_string(), smoothed));
+    }
+    crate::trial::plots::plot_xy(
+        "Training loss (20-step mean)",
+        "step",
+        "loss",
+        &series,
+        true,
+    )
 }
 
 fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) -> String {
@@ -385,7 +420,7 @@ fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) ->
     let _ = writeln!(s, "- Denoiser + text encoder {} steps (batch {}, latent crop {:?}, lr {}), {:?}, condition dropout text {} / labels {}; final smoothed loss {:.4}.", t.denoiser_steps, o.dm_batch, o.dm_crop, o.dm_lr, cfg.scheduler, o.drop_text, o.drop_labels, t.denoiser_loss);
     let _ = writeln!(
         s,
-        "- Latent scale {:.4}. Loss curves: `loss.csv` (and `loss.png` where plotted).\n",
+        "- Latent scale {:.4}. Loss curves: `loss.csv`, plotted in `loss.png`.\n",
         cfg.latent_scale
     );
     let _ = writeln!(s, "## Limits\n");
