@@ -283,7 +283,6 @@ impl<B: Backend> Autoencoder<B> {
         // the organ's exact boundary by the labels, instead of a label × latent product the
         // convolutions would have to learn.
         let per_class = self.dec_out.forward(silu(self.dec_norm.forward(h)));
-        let c = self.res_scale.dims()[0];
         let n = d * hh * w;
         let idx = flat
             .mul_scalar(c as i64)
