@@ -124,7 +124,6 @@ enum Loaded {
 pub struct Sampler {
     model: Loaded,
     pub config: LdmConfig,
-    pub device: Device,
 }
 
 impl Sampler {
@@ -146,11 +145,7 @@ impl Sampler {
                 (Loaded::Gpu(m, dev), c)
             }
         };
-        Ok(Self {
-            model,
-            config,
-            device,
-        })
+        Ok(Self { model, config })
     }
 
     /// Physical values, channel-major; `progress(step, steps)` after each step.
@@ -172,17 +167,6 @@ impl Sampler {
             Loaded::Cpu(m) => model::reconstruct(m, &self.config, case, &Default::default()),
             #[cfg(feature = "cuda")]
             Loaded::Gpu(m, dev) => model::reconstruct(m, &self.config, case, dev),
-        }
-    }
-
-    /// Posterior-mean latents of objects (for evaluation).
-    pub fn encode(&self, cases: &[Case]) -> Result<Latents, LdmError> {
-        match &self.model {
-            Loaded::Cpu(m) => {
-                train::encode_cases(m, &self.config, cases, &Default::default(), |_| {})
-            }
-            #[cfg(feature = "cuda")]
-            Loaded::Gpu(m, dev) => train::encode_cases(m, &self.config, cases, dev, |_| {}),
         }
     }
 }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use synthcohort_ldm::cpu::Sampler;
+use synthcohort_ldm::train::Case;
 use synthcohort_ldm::{LdmConfig, Modality, SampleRequest, Solver};
 
 use super::ldm_data::{self, RawCase};
@@ -341,8 +342,8 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     );
     bar.set_prefix("sampling");
 
-    let sample = |raw: &RawCase, seed: u64| -> Result<Vec<f32>, String> {
-        let case = ldm_data::to_training_case(raw, &ds.class_of_id, &cfg.classes);
+    let to_case = |raw: &RawCase| ldm_data::to_training_case(raw, &ds.class_of_id, &cfg.classes);
+    let sample = |case: &Case, seed: u64| -> Result<Vec<f32>, String> {
         let req = SampleRequest {
             classes: &case.classes,
             dims: case.dims,
@@ -390,14 +391,9 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
 
     for (k, &i) in held_idx.iter().enumerate() {
         let raw = &ds.cases[i];
-        let out = sample(raw, case_seed(&raw.name, 0))?;
-        let rec = sampler
-            .reconstruct(&ldm_data::to_training_case(
-                raw,
-                &ds.class_of_id,
-                &cfg.classes,
-            ))
-            .map_err(|e| e.to_string())?;
+        let case = to_case(raw);
+        let out = sample(&case, case_seed(&raw.name, 0))?;
+        let rec = sampler.reconstruct(&case).map_err(|e| e.to_string())?;
         let n = raw.labels.data.len();
         let dims = raw.labels.grid.dims;
         let mut dmeans = Vec::new();
@@ -528,8 +524,9 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     let first = &ds.cases[held_idx[0]];
     let dims = first.labels.grid.dims;
     let mut samples = vec![generated[0].clone()];
+    let first_case = to_case(first);
     for k in 1..=3 {
-        let out = sample(first, case_seed(&first.name, k))?;
+        let out = sample(&first_case, case_seed(&first.name, k))?;
         samples.push(out[..dims.iter().product::<usize>()].to_vec());
         bar.inc(1);
     }
