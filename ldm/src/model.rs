@@ -65,8 +65,9 @@ pub struct LdmConfig {
     pub unet: UnetConfig,
     pub text: TextEncoderConfig,
     pub scheduler: SchedulerConfig,
-    /// Multiplies posterior means so latents have unit variance (set after stage 1).
-    pub latent_scale: f32,
+    /// Per latent channel, multiplies posterior means so each has unit variance (set after
+    /// stage 1).
+    pub latent_scale: Vec<f32>,
     pub training: TrainingRecord,
 }
 
@@ -82,17 +83,19 @@ impl LdmConfig {
         let c = channels.len();
         let k = classes.len();
         let text = TextEncoderConfig::new(tokenizer.len()).with_max_len(tokenizer.max_len);
+        let autoencoder = AutoencoderConfig::new(c, k);
+        let zc = autoencoder.latent_channels;
         Self {
             name: name.to_string(),
             modality,
-            autoencoder: AutoencoderConfig::new(c, k),
-            unet: UnetConfig::new(4, k, text.d_model),
+            autoencoder,
+            unet: UnetConfig::new(zc, k, text.d_model),
             text,
             channels,
             classes,
             tokenizer,
             scheduler: SchedulerConfig::RectifiedFlow,
-            latent_scale: 1.0,
+            latent_scale: vec![1.0; zc],
             training: TrainingRecord::default(),
         }
     }
@@ -118,6 +121,18 @@ impl LdmConfig {
         }
         if self.unet.latent_channels != self.autoencoder.latent_channels {
             return bad("denoiser and autoencoder disagree on latent channels".into());
+        }
+        if self.latent_scale.len() != self.autoencoder.latent_channels
+            || self
+                .latent_scale
+                .iter()
+                .any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return bad(format!(
+                "latent_scale needs one positive factor per latent channel ({}), has {:?} \
+                 (models trained before per-channel scaling: retrain)",
+                self.autoencoder.latent_channels, self.latent_scale
+            ));
         }
         if self.unet.d_text != self.text.d_model || self.text.vocab != self.tokenizer.len() {
             return bad("text encoder does not match the denoiser or the tokenizer".into());
@@ -384,12 +399,25 @@ pub fn sample<B: Backend>(
     decode_physical(
         model,
         cfg,
-        x.div_scalar(cfg.latent_scale),
+        unscale_latent(x, &cfg.latent_scale),
         &classes,
         pdims,
         req.dims,
         device,
     )
+}
+
+/// Divides each latent channel by its scale (undoes the training-time scaling).
+pub fn unscale_latent<B: Backend>(x: Tensor<B, 5>, scale: &[f32]) -> Tensor<B, 5> {
+    let c = x.dims()[1];
+    assert_eq!(
+        c,
+        scale.len(),
+        "latent has {c} channels, the model {} scales",
+        scale.len()
+    );
+    let s = Tensor::<B, 1>::from_data(TensorData::new(scale.to_vec(), [c]), &x.device());
+    x / s.reshape([1, c, 1, 1, 1])
 }
 
 /// Decodes an unscaled latent on the padded grid `pdims` and returns physical values,

@@ -153,12 +153,12 @@ fn same_seed_same_sample_other_seed_other_sample() {
 fn checkpoint_round_trip_gives_identical_samples() {
     let dev = Default::default();
     let mut cfg = tiny_config();
-    cfg.latent_scale = 0.7;
+    cfg.latent_scale = vec![0.7, 1.3, 0.2, 2.0];
     let m = Ldm::<Cpu>::init(&cfg, &dev).unwrap();
     let dir = tempdir("ckpt");
     model::save(&m, &cfg, &dir).unwrap();
     let (m2, cfg2) = model::load::<Cpu>(&dir, &dev).unwrap();
-    assert_eq!(cfg2.latent_scale, 0.7);
+    assert_eq!(cfg2.latent_scale, vec![0.7, 1.3, 0.2, 2.0]);
     assert_eq!(cfg2.tokenizer, cfg.tokenizer);
     let classes: Vec<u8> = (0..16 * 16 * 12).map(|i| (i % 3) as u8).collect();
     let a = model::sample(&m, &cfg, &request(&classes, 9), &dev, |_, _| {}).unwrap();
@@ -232,7 +232,7 @@ fn run_both(dir: &Path, opts: &TrainOptions) -> Vec<(Stage, usize, f64)> {
     };
     let m = train::train_autoencoder(m, &cfg, &cases, opts, None, &mut rec, &dev).unwrap();
     let lat = train::encode_cases(&m, &cfg, &cases, &dev, |_| {}).unwrap();
-    cfg.latent_scale = train::latent_scale(&lat);
+    cfg.latent_scale = train::latent_scale(&lat, cfg.autoencoder.latent_channels);
     train::train_denoiser(m, &cfg, &cases, &lat, opts, None, &mut rec, &dev).unwrap();
     rec.losses
 }
@@ -372,4 +372,37 @@ fn average_pooling_by_four_matches_block_means() {
             }
         }
     }
+}
+
+/// Grid padding must look like background to the latent: with the object padded by the
+/// background's mean, the shortcut channel of an all-padding latent cell is exactly zero
+/// (zero padding made it (0 − μ_background) / s, here +2.25 for a −900 HU background).
+#[test]
+fn padded_cells_encode_as_background() {
+    let dev = Default::default();
+    let cfg = tiny_config();
+    let m = Ldm::<Cpu>::init(&cfg, &dev).unwrap();
+    let mut m = m;
+    m.autoencoder = m
+        .autoencoder
+        .with_residual_stats(&[-0.9, 0.04, 0.7], &[0.4], 3, 1);
+    let full = &tiny_cases(1)[0];
+    // Keep the lower 12 slices: the grid pads back to 16, the last latent slice is padding.
+    let n = 16 * 16 * 12;
+    let case = Case {
+        object: full.object[..n].to_vec(),
+        classes: full.classes[..n].to_vec(),
+        dims: [16, 16, 12],
+        ..full.clone()
+    };
+    let lat = train::encode_cases(&m, &cfg, &[case], &dev, |_| {}).unwrap();
+    let (z, pd) = &lat[0];
+    assert_eq!(*pd, [16, 16, 16]);
+    // Channel 0, latent slice z = 3 (object slices 12–15): 4 × 4 cells.
+    let slice = &z[3 * 16..4 * 16];
+    assert!(
+        slice.iter().all(|v| v.abs() < 1e-5),
+        "padding encodes as {slice:?}"
+    );
+    assert_eq!(z.len(), 4 * 4 * 4 * cfg.autoencoder.latent_channels);
 }

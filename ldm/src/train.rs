@@ -52,6 +52,8 @@ pub struct TrainOptions {
     /// Probability of dropping the prompt / the labels of a training item (for guidance).
     pub drop_text: f64,
     pub drop_labels: f64,
+    /// Share of denoiser crops centred on a labelled organ (the rest are uniform).
+    pub organ_crops: f64,
     pub checkpoint_every: usize,
 }
 
@@ -71,6 +73,7 @@ impl Default for TrainOptions {
             dm_lr: 1e-3,
             drop_text: 0.15,
             drop_labels: 0.15,
+            organ_crops: 0.5,
             checkpoint_every: 250,
         }
     }
@@ -100,6 +103,9 @@ impl TrainOptions {
         }
         if !(0.0..1.0).contains(&self.drop_text) || !(0.0..1.0).contains(&self.drop_labels) {
             return bad("drop probabilities must be in [0, 1)".into());
+        }
+        if !(0.0..=1.0).contains(&self.organ_crops) {
+            return bad("organ_crops must be in [0, 1]".into());
         }
         if !(self.ae_lr > 0.0 && self.dm_lr > 0.0) {
             return bad("learning rates must be > 0".into());
@@ -239,6 +245,42 @@ fn crop_origin(
         at[a] = rng.random_range(0..=free) * align;
     }
     at
+}
+
+/// Per class (background excluded), the latent cells it fills at least half of.
+fn class_cells(fractions: &[f32], k: usize) -> Vec<Vec<usize>> {
+    let n = fractions.len() / k;
+    (1..k)
+        .map(|c| (0..n).filter(|&i| fractions[c * n + i] >= 0.5).collect())
+        .collect()
+}
+
+/// A crop centred on a cell of a class drawn uniformly among the classes present, so small
+/// organs (liver, bone) and what the prompt says about them are in most training crops;
+/// `None` when the case has no labelled cell.
+fn organ_crop_origin(
+    rng: &mut ChaCha8Rng,
+    cells: &[Vec<usize>],
+    dims: [usize; 3],
+    size: [usize; 3],
+) -> Option<[usize; 3]> {
+    let present: Vec<&Vec<usize>> = cells.iter().filter(|c| !c.is_empty()).collect();
+    if present.is_empty() {
+        return None;
+    }
+    let list = present[rng.random_range(0..present.len())];
+    let cell = list[rng.random_range(0..list.len())];
+    let centre = [
+        cell % dims[0],
+        (cell / dims[0]) % dims[1],
+        cell / (dims[0] * dims[1]),
+    ];
+    let mut at = [0; 3];
+    for a in 0..3 {
+        let max = dims[a].saturating_sub(size[a]);
+        at[a] = centre[a].saturating_sub(size[a] / 2).min(max);
+    }
+    Some(at)
 }
 
 /// Normalised object (network units) of a case.
@@ -442,10 +484,16 @@ pub fn encode_cases<B: Backend>(
 ) -> Result<Latents, LdmError> {
     check_cases(cfg, cases)?;
     let ch = cfg.channels.len();
+    // The grid is padded to a multiple of 16 with background labels; the object is padded
+    // with the background's mean so the padding's residual is zero. (Zero padding made it
+    // 0 HU "air": a residual of +20 residual-SDs in the padded CT slices, which set the
+    // shortcut channel's latent scale and drowned the organ shifts in it.)
+    let fill = model.autoencoder.class_mean(0);
     let mut out = Vec::with_capacity(cases.len());
     for (i, case) in cases.iter().enumerate() {
         let pd = case.dims.map(crate::model::padded);
-        let x = crop(&normalise(cfg, case), ch, case.dims, pd, [0, 0, 0]);
+        let mut x = crop(&normalise(cfg, case), ch, case.dims, pd, [0, 0, 0]);
+        fill_padding(&mut x, case.dims, pd, &fill);
         let x = Tensor::<B, 5>::from_data(TensorData::new(x, [1, ch, pd[2], pd[1], pd[0]]), device);
         let l: Vec<i64> = crop(&case.classes, 1, case.dims, pd, [0, 0, 0])
             .into_iter()
@@ -464,21 +512,51 @@ pub fn encode_cases<B: Backend>(
     Ok(out)
 }
 
+/// Sets every voxel of a channel-major volume on grid `pd` outside the low-corner `dims`
+/// to its channel's `fill` value.
+fn fill_padding(x: &mut [f32], dims: [usize; 3], pd: [usize; 3], fill: &[f32]) {
+    let n = pd[0] * pd[1] * pd[2];
+    for (c, &f) in fill.iter().enumerate() {
+        for z in 0..pd[2] {
+            for y in 0..pd[1] {
+                for xx in 0..pd[0] {
+                    if xx >= dims[0] || y >= dims[1] || z >= dims[2] {
+                        x[c * n + (z * pd[1] + y) * pd[0] + xx] = f;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Latents of cases (flattened `[zc, lz, ly, lx]`) with the padded object dims they came from.
 pub type Latents = Vec<(Vec<f32>, [usize; 3])>;
 
-/// 1 / standard deviation of all latent values.
-pub fn latent_scale(latents: &[(Vec<f32>, [usize; 3])]) -> f32 {
-    let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
+/// Per latent channel, 1 / standard deviation of its values (latents flattened
+/// `[zc, lz, ly, lx]`).
+///
+/// Per channel, not one factor for all as in MAISI: the shortcut channels (4×-averaged
+/// residual, SD ≈ 0.5) sit beside learned channels with SD ≈ 8, and one common factor left
+/// the shortcut channel — the one carrying organ-wide disease shifts — at SD 0.07 in the
+/// denoiser's units, below its prediction error (the steatosis shift was 0.09 there, and
+/// the denoiser reproduced 3 % of it).
+pub fn latent_scale(latents: &[(Vec<f32>, [usize; 3])], zc: usize) -> Vec<f32> {
+    let (mut n, mut s, mut s2) = (vec![0f64; zc], vec![0f64; zc], vec![0f64; zc]);
     for (v, _) in latents {
-        for &x in v {
-            n += 1.0;
-            s += f64::from(x);
-            s2 += f64::from(x) * f64::from(x);
+        let per = v.len() / zc;
+        for (i, &x) in v.iter().enumerate() {
+            let c = i / per;
+            n[c] += 1.0;
+            s[c] += f64::from(x);
+            s2[c] += f64::from(x) * f64::from(x);
         }
     }
-    let var = (s2 / n - (s / n).powi(2)).max(1e-12);
-    (1.0 / var.sqrt()) as f32
+    (0..zc)
+        .map(|c| {
+            let var = (s2[c] / n[c].max(1.0) - (s[c] / n[c].max(1.0)).powi(2)).max(1e-12);
+            (1.0 / var.sqrt()) as f32
+        })
+        .collect()
 }
 
 /// Stage 2: trains the denoiser and text encoder on cached latents (`latents[i]` from
@@ -508,6 +586,7 @@ pub fn train_denoiser<B: AutodiffBackend>(
             pooled_fractions(&padded, *pd, k, AE_FACTOR)
         })
         .collect();
+    let centres: Vec<Vec<Vec<usize>>> = fractions.iter().map(|f| class_cells(f, k)).collect();
     let mut optim = AdamConfig::new().init::<B, Ldm<B>>();
     let mut start = 0;
     if let Some(r) = resume.filter(|r| r.stage == Stage::Denoiser) {
@@ -530,10 +609,17 @@ pub fn train_denoiser<B: AutodiffBackend>(
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for &i in &picks {
             let ld = latents[i].1.map(|d| d / AE_FACTOR);
-            let at = crop_origin(&mut rng, ld, size, 1);
+            let at = if rng.random_bool(opts.organ_crops) {
+                organ_crop_origin(&mut rng, &centres[i], ld, size)
+            } else {
+                None
+            }
+            .unwrap_or_else(|| crop_origin(&mut rng, ld, size, 1));
+            let per = size.iter().product::<usize>();
             let z: Vec<f32> = crop(&latents[i].0, zc, ld, size, at)
                 .into_iter()
-                .map(|v| v * cfg.latent_scale)
+                .enumerate()
+                .map(|(j, v)| v * cfg.latent_scale[j / per])
                 .collect();
             xs.extend(z);
             let drop_labels = rng.random_bool(opts.drop_labels);

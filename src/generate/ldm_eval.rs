@@ -11,8 +11,13 @@
 //! - text effect: mean liver HU of subjects whose prompt names steatosis minus the rest,
 //!   generated vs data (CT); white-matter T2 for white-matter hyperintensity (MRI);
 //! - diversity: mean pairwise SSIM of samples with the same labels and prompt;
-//! - memorization: each sample's distance to its nearest training subject vs the median
-//!   training-to-nearest-training distance (RMS over a 4× down-sampled grid).
+//! - memorization: each sample's distance to its nearest training subject (RMS over a 4×
+//!   down-sampled grid) vs the median training-to-nearest-training distance; beside it the
+//!   same distance for the held-out subject whose labels and prompt the sample was made
+//!   from. A sample has that subject's anatomy, so it should sit as far from the training
+//!   set as the subject does; a memorizing model puts it nearer. (The plain criterion also
+//!   flags unseen real subjects — the closest of 32 is below the median of 168 nearest
+//!   distances — so the paired comparison is the one that separates memorization.)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -116,8 +121,14 @@ pub struct Report {
     pub diversity_ssim: f64,
     pub diversity_samples: usize,
     pub nearest_training_distance: Vec<f64>,
+    /// Median over training subjects of the distance to their nearest other one.
     pub median_training_nn_distance: f64,
     pub min_sample_to_training: f64,
+    /// The held-out subjects' own distances to their nearest training subject.
+    pub held_out_nearest_training_distance: Vec<f64>,
+    pub min_held_out_to_training: f64,
+    /// Samples nearer the training set than their own held-out subject by more than 5 %.
+    pub samples_nearer_than_subject: usize,
 }
 
 pub struct EvalArgs<'a> {
@@ -547,28 +558,56 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
         .iter()
         .map(|&i| coarse(&ds.cases[i].channels[0].data, ds.cases[i].labels.grid.dims))
         .collect();
-    let mut nn = Vec::new();
-    for x in 0..train_coarse.len() {
-        let d = (0..train_coarse.len())
-            .filter(|&y| y != x)
-            .map(|y| rms(&train_coarse[x], &train_coarse[y]))
-            .fold(f64::INFINITY, f64::min);
-        nn.push(d);
+    let nt = train_coarse.len();
+    let mut dist = vec![0f64; nt * nt];
+    for x in 0..nt {
+        for y in x + 1..nt {
+            let d = rms(&train_coarse[x], &train_coarse[y]);
+            dist[x * nt + y] = d;
+            dist[y * nt + x] = d;
+        }
     }
-    nn.sort_by(f64::total_cmp);
-    let median_nn = nn.get(nn.len() / 2).copied().unwrap_or(f64::NAN);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let median_nn = median(
+        (0..nt)
+            .map(|x| {
+                (0..nt)
+                    .filter(|&y| y != x)
+                    .map(|y| dist[x * nt + y])
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect(),
+    );
+    let nearest_training = |v: &[f32], dims: [usize; 3]| {
+        let c = coarse(v, dims);
+        train_coarse
+            .iter()
+            .map(|t| rms(&c, t))
+            .fold(f64::INFINITY, f64::min)
+    };
     let nearest: Vec<f64> = held_idx
         .iter()
         .zip(&generated)
-        .map(|(&i, g)| {
-            let c = coarse(g, ds.cases[i].labels.grid.dims);
-            train_coarse
-                .iter()
-                .map(|t| rms(&c, t))
-                .fold(f64::INFINITY, f64::min)
+        .map(|(&i, g)| nearest_training(g, ds.cases[i].labels.grid.dims))
+        .collect();
+    let held_nearest: Vec<f64> = held_idx
+        .iter()
+        .map(|&i| {
+            let c = &ds.cases[i];
+            nearest_training(&c.channels[0].data, c.labels.grid.dims)
         })
         .collect();
-    let min_sample = nearest.iter().copied().fold(f64::INFINITY, f64::min);
+    let min_of = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let min_sample = min_of(&nearest);
+    let min_held = min_of(&held_nearest);
+    let nearer = nearest
+        .iter()
+        .zip(&held_nearest)
+        .filter(|(g, h)| **g < 0.95 * **h)
+        .count();
     bar.finish_and_clear();
 
     let report = Report {
@@ -587,6 +626,9 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
         nearest_training_distance: nearest,
         median_training_nn_distance: median_nn,
         min_sample_to_training: min_sample,
+        held_out_nearest_training_distance: held_nearest,
+        min_held_out_to_training: min_held,
+        samples_nearer_than_subject: nearer,
     };
     let out = a
         .out
@@ -673,8 +715,19 @@ fn markdown(r: &Report, cfg: &LdmConfig) -> String {
     }
     let _ = writeln!(s, "\n## Diversity and memorization\n");
     let _ = writeln!(s, "- Mean pairwise SSIM of {} samples with the same labels and prompt: {:.3} (1 = identical).", r.diversity_samples, r.diversity_ssim);
-    let _ = writeln!(s, "- Nearest training subject (RMS over a 4× down-sampled grid, channel `{}`): closest sample {:.4}; median training-to-nearest-training distance {:.4}. {}",
-        cfg.channels[0].name, r.min_sample_to_training, r.median_training_nn_distance,
-        if r.min_sample_to_training >= r.median_training_nn_distance { "No sample is closer to a training subject than training subjects are to each other." } else { "Some samples are closer to a training subject than the median training pair: check for memorization." });
+    let median_of = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let n = r.nearest_training_distance.len();
+    let _ = writeln!(s, "- Distance to the nearest training subject (RMS over a 4× down-sampled grid, channel `{}`): samples closest {:.4} / median {:.4}; the held-out subjects they were made from (data the model never saw) closest {:.4} / median {:.4}; training subjects to their nearest other training subject, median {:.4}.",
+        cfg.channels[0].name, r.min_sample_to_training, median_of(&r.nearest_training_distance), r.min_held_out_to_training, median_of(&r.held_out_nearest_training_distance), r.median_training_nn_distance);
+    let _ = writeln!(s, "- Closest sample vs the median training-to-training distance: {}. The held-out data themselves: {}.",
+        if r.min_sample_to_training >= r.median_training_nn_distance { "not closer" } else { "closer" },
+        if r.min_held_out_to_training >= r.median_training_nn_distance { "not closer" } else { "closer" });
+    let _ = writeln!(s, "- Paired with their own held-out subject: {} of {n} samples are more than 5 % nearer a training subject than that subject is. {}",
+        r.samples_nearer_than_subject,
+        if r.samples_nearer_than_subject == 0 { "No sign of memorization." } else { "Check those samples for memorization." });
     s
 }

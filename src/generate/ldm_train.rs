@@ -161,6 +161,18 @@ impl Hooks<CpuTrain> for TrainHooks {
     }
 }
 
+/// The hooks' smoothed loss replayed over a stage's rows of the loss log, so a resumed run
+/// reports the same final figure as an uninterrupted one.
+fn smoothed_loss(csv: &str, stage: &str) -> f64 {
+    csv.lines()
+        .filter(|l| l.split(',').next() == Some(stage))
+        .filter_map(|l| l.split(',').nth(2)?.parse::<f64>().ok())
+        .fold(
+            0.0,
+            |ema, v| if ema == 0.0 { v } else { 0.98 * ema + 0.02 * v },
+        )
+}
+
 /// Keeps the loss log rows up to the resumed point.
 fn trim_csv(path: &Path, stage: Stage, step: usize) -> std::io::Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -299,7 +311,10 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
         );
     }
     let stage1_done = matches!(&state, Some(s) if s.stage == Stage::Denoiser);
+    let logged = std::fs::read_to_string(&csv_path).unwrap_or_default();
+    cfg.training.autoencoder_loss = smoothed_loss(&logged, "autoencoder");
     if !stage1_done {
+        hooks.ema = cfg.training.autoencoder_loss;
         let start = state.as_ref().map_or(0, |s| s.step);
         hooks.bar = TrainHooks::bar(opts.ae_steps, start, "autoencoder", a.quiet);
         let resume = state.as_ref().map(|s| Resume {
@@ -312,12 +327,16 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
         hooks.bar.finish();
         cfg.training.autoencoder_loss = hooks.ema;
     }
-    hooks.ema = 0.0;
+    hooks.ema = if stage1_done {
+        smoothed_loss(&logged, "denoiser")
+    } else {
+        0.0
+    };
     let bar = TrainHooks::bar(cases.len(), 0, "latents", a.quiet);
     let latents = cpu::encode_cases(&model, &cfg, &cases, &mut |k| bar.set_position(k as u64))
         .map_err(|e| e.to_string())?;
     bar.finish();
-    cfg.latent_scale = train::latent_scale(&latents);
+    cfg.latent_scale = train::latent_scale(&latents, cfg.autoencoder.latent_channels);
     let start = state
         .as_ref()
         .filter(|s| s.stage == Stage::Denoiser)
@@ -417,10 +436,10 @@ fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) ->
         "- Seed {}; autoencoder {} steps (batch {}, crop {:?}, lr {}), final smoothed loss {:.4}.",
         t.seed, t.autoencoder_steps, o.ae_batch, o.ae_crop, o.ae_lr, t.autoencoder_loss
     );
-    let _ = writeln!(s, "- Denoiser + text encoder {} steps (batch {}, latent crop {:?}, lr {}), {:?}, condition dropout text {} / labels {}; final smoothed loss {:.4}.", t.denoiser_steps, o.dm_batch, o.dm_crop, o.dm_lr, cfg.scheduler, o.drop_text, o.drop_labels, t.denoiser_loss);
+    let _ = writeln!(s, "- Denoiser + text encoder {} steps (batch {}, latent crop {:?}, {:.0} % of crops centred on an organ, lr {}), {:?}, condition dropout text {} / labels {}; final smoothed loss {:.4}.", t.denoiser_steps, o.dm_batch, o.dm_crop, 100.0 * o.organ_crops, o.dm_lr, cfg.scheduler, o.drop_text, o.drop_labels, t.denoiser_loss);
     let _ = writeln!(
         s,
-        "- Latent scale {:.4}. Loss curves: `loss.csv`, plotted in `loss.png`.\n",
+        "- Latent scale per channel {:.4?}. Loss curves: `loss.csv`, plotted in `loss.png`.\n",
         cfg.latent_scale
     );
     let _ = writeln!(s, "## Limits\n");
