@@ -288,6 +288,12 @@ fn coarse(v: &[f32], dims: [usize; 3]) -> Vec<f32> {
     out
 }
 
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn rms(a: &[f32], b: &[f32]) -> f64 {
     (a.iter()
         .zip(b)
@@ -558,29 +564,15 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
         .iter()
         .map(|&i| coarse(&ds.cases[i].channels[0].data, ds.cases[i].labels.grid.dims))
         .collect();
-    let nt = train_coarse.len();
-    let mut dist = vec![0f64; nt * nt];
-    for x in 0..nt {
-        for y in x + 1..nt {
-            let d = rms(&train_coarse[x], &train_coarse[y]);
-            dist[x * nt + y] = d;
-            dist[y * nt + x] = d;
-        }
-    }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    let median_nn = median(
-        (0..nt)
-            .map(|x| {
-                (0..nt)
-                    .filter(|&y| y != x)
-                    .map(|y| dist[x * nt + y])
-                    .fold(f64::INFINITY, f64::min)
-            })
-            .collect(),
-    );
+    let nn: Vec<f64> = (0..train_coarse.len())
+        .map(|x| {
+            (0..train_coarse.len())
+                .filter(|&y| y != x)
+                .map(|y| rms(&train_coarse[x], &train_coarse[y]))
+                .fold(f64::INFINITY, f64::min)
+        })
+        .collect();
+    let median_nn = median(&nn);
     let nearest_training = |v: &[f32], dims: [usize; 3]| {
         let c = coarse(v, dims);
         train_coarse
@@ -715,14 +707,9 @@ fn markdown(r: &Report, cfg: &LdmConfig) -> String {
     }
     let _ = writeln!(s, "\n## Diversity and memorization\n");
     let _ = writeln!(s, "- Mean pairwise SSIM of {} samples with the same labels and prompt: {:.3} (1 = identical).", r.diversity_samples, r.diversity_ssim);
-    let median_of = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
     let n = r.nearest_training_distance.len();
     let _ = writeln!(s, "- Distance to the nearest training subject (RMS over a 4× down-sampled grid, channel `{}`): samples closest {:.4} / median {:.4}; the held-out subjects they were made from (data the model never saw) closest {:.4} / median {:.4}; training subjects to their nearest other training subject, median {:.4}.",
-        cfg.channels[0].name, r.min_sample_to_training, median_of(&r.nearest_training_distance), r.min_held_out_to_training, median_of(&r.held_out_nearest_training_distance), r.median_training_nn_distance);
+        cfg.channels[0].name, r.min_sample_to_training, median(&r.nearest_training_distance), r.min_held_out_to_training, median(&r.held_out_nearest_training_distance), r.median_training_nn_distance);
     let _ = writeln!(s, "- Closest sample vs the median training-to-training distance: {}. The held-out data themselves: {}.",
         if r.min_sample_to_training >= r.median_training_nn_distance { "not closer" } else { "closer" },
         if r.min_held_out_to_training >= r.median_training_nn_distance { "not closer" } else { "closer" });
