@@ -536,10 +536,12 @@ pub type Latents = Vec<(Vec<f32>, [usize; 3])>;
 /// `[zc, lz, ly, lx]`).
 ///
 /// Per channel, not one factor for all as in MAISI: the shortcut channels (4×-averaged
-/// residual, SD ≈ 0.5) sit beside learned channels with SD ≈ 8, and one common factor left
-/// the shortcut channel — the one carrying organ-wide disease shifts — at SD 0.07 in the
-/// denoiser's units, below its prediction error (the steatosis shift was 0.09 there, and
-/// the denoiser reproduced 3 % of it).
+/// residual) and the learned channels need not share a spread, and the shortcut channel
+/// carries the organ-wide disease shifts; one common factor once left it at SD 0.07 in the
+/// denoiser's units, below the denoiser's error. (That spread came mostly from the grid
+/// padding, now background-filled in [`encode_cases`]; with it fixed the shipped
+/// `ct-thorax` channels have SD 0.49–0.53, and per-channel scaling keeps it so whatever
+/// the autoencoder learns.)
 pub fn latent_scale(latents: &[(Vec<f32>, [usize; 3])], zc: usize) -> Vec<f32> {
     let (mut n, mut s, mut s2) = (vec![0f64; zc], vec![0f64; zc], vec![0f64; zc]);
     for (v, _) in latents {
