@@ -8,7 +8,12 @@
 //! `ct-thorax` denoiser reproducing 2 % of the steatosis shift the autoencoder carried.
 //!
 //! Labels enter as a learned 1×1×1 embedding of the one-hot map pooled to latent resolution
-//! (class fractions per latent voxel), concatenated with the latent. A ControlNet branch
+//! (class fractions per latent voxel), concatenated with the latent. With `text_labels`, each
+//! class's embedding vector is moved by a projection of the pooled prompt, so the prompt says
+//! how each organ looks where the labels say it is (a SPADE-like per-class modulation). A
+//! diffuse disease of a small organ is then one learned vector per class and word; through
+//! the pooled time embedding alone, the retrained `ct-thorax` reproduced 19 % of the steatosis
+//! shift (liver, about 5 % of the volume) against 167 % of the emphysema shift (lungs). A ControlNet branch
 //! (MAISI) is the alternative; it doubles the encoder cost on every step, which on two CPU
 //! cores is the difference between seconds and tens of seconds per sample, and our decoder
 //! already receives the full-resolution labels (see `autoencoder`).
@@ -41,6 +46,9 @@ pub struct UnetConfig {
     pub emb_dim: usize,
     #[config(default = 4)]
     pub heads: usize,
+    /// Per-class label embeddings moved by the pooled prompt (see the module notes). Off when
+    /// absent (an `Option` so configs written before it existed still load).
+    pub text_labels: Option<bool>,
 }
 
 impl UnetConfig {
@@ -56,6 +64,13 @@ impl UnetConfig {
         let e = self.emb_dim;
         Unet {
             label_in: Conv3dConfig::new([self.classes, self.label_dim], [1, 1, 1]).init(device),
+            // Zero start: training begins from the plain label embedding.
+            label_text: self.text_labels.unwrap_or(false).then(|| {
+                LinearConfig::new(self.d_text, self.classes * self.label_dim)
+                    .with_initializer(burn::nn::Initializer::Zeros)
+                    .init(device)
+            }),
+            label_dim: self.label_dim,
             conv_in: conv3(self.latent_channels + self.label_dim, c0).init(device),
             t1: LinearConfig::new(c0, e).init(device),
             t2: LinearConfig::new(e, e).init(device),
@@ -85,6 +100,8 @@ impl UnetConfig {
 #[derive(Module, Debug)]
 pub struct Unet<B: Backend> {
     label_in: Conv3d<B>,
+    label_text: Option<Linear<B>>,
+    label_dim: usize,
     conv_in: Conv3d<B>,
     t1: Linear<B>,
     t2: Linear<B>,
@@ -143,14 +160,32 @@ fn pooled_text<B: Backend>(text: &Tensor<B, 3>, pad: &Tensor<B, 2, Bool>) -> Ten
 }
 
 impl<B: Backend> Unet<B> {
+    /// Label features `[b, label_dim, d, h, w]`: the class embedding weighted by the class
+    /// fractions, each class's vector moved by the prompt when `text_labels` is on.
+    fn label_features(&self, labels: &Tensor<B, 5>, pooled: &Tensor<B, 2>) -> Tensor<B, 5> {
+        let lab = self.label_in.forward(labels.clone());
+        let Some(lt) = &self.label_text else {
+            return lab;
+        };
+        let [b, k, d, h, w] = labels.dims();
+        let l = self.label_dim;
+        let shift = lt
+            .forward(pooled.clone())
+            .reshape([b, k, l])
+            .swap_dims(1, 2);
+        let moved = shift.matmul(labels.clone().reshape([b, k, d * h * w]));
+        lab + moved.reshape([b, l, d, h, w])
+    }
+
     /// Predicts the scheduler's target (velocity or noise) for latents `x` at times `t`.
     pub fn forward(&self, x: Tensor<B, 5>, t: &[f32], cond: &Cond<B>) -> Tensor<B, 5> {
         let device = x.device();
         let temb = timestep_embedding::<B>(t, self.time_dim, &device);
+        let pooled = pooled_text(&cond.text, &cond.pad);
         let emb = self.t2.forward(silu(self.t1.forward(temb)))
             + self.scalars.forward(cond.scalars.clone())
-            + self.text_pool.forward(pooled_text(&cond.text, &cond.pad));
-        let lab = self.label_in.forward(cond.labels.clone());
+            + self.text_pool.forward(pooled.clone());
+        let lab = self.label_features(&cond.labels, &pooled);
         let h0 = self.d0.forward(
             self.conv_in.forward(Tensor::cat(vec![x, lab], 1)),
             Some(&emb),
@@ -193,5 +228,43 @@ mod tests {
             .to_vec::<f32>()
             .unwrap();
         assert_eq!(p, vec![2.0, 3.0, 5.0, 6.0]);
+    }
+
+    /// The prompt moves the label features only where a class is present, in proportion to
+    /// its fraction, and a zero-started layer leaves the plain label embedding.
+    #[test]
+    fn text_moves_only_labelled_cells() {
+        let dev = Default::default();
+        let cfg = UnetConfig::new(4, 3, 8).with_text_labels(Some(true));
+        let mut unet = cfg.init::<Cpu>(&dev);
+        // Cells: class 1 whole; classes 0 and 2 half each; no class (CFG label drop); class 1.
+        let labels = Tensor::<Cpu, 5>::from_data(
+            TensorData::new(
+                vec![
+                    0.0, 0.5, 0.0, 0.0, // class 0
+                    1.0, 0.0, 0.0, 1.0, // class 1
+                    0.0, 0.5, 0.0, 0.0, // class 2
+                ],
+                [1, 3, 1, 1, 4],
+            ),
+            &dev,
+        );
+        let text_a = crate::model::normal_tensor::<Cpu, 2>([1, 8], 1, &dev);
+        let text_b = crate::model::normal_tensor::<Cpu, 2>([1, 8], 2, &dev);
+        let plain = unet.label_in.forward(labels.clone());
+        let zero_start = unet.label_features(&labels, &text_a);
+        assert_eq!(zero_start.into_data(), plain.clone().into_data());
+
+        unet.label_text = Some(LinearConfig::new(8, 3 * 8).init(&dev));
+        let fa = unet.label_features(&labels, &text_a);
+        let fb = unet.label_features(&labels, &text_b);
+        let diff: Vec<f32> = (fa - fb).abs().sum_dim(1).into_data().to_vec().unwrap();
+        assert!(
+            diff[0] > 1e-3 && diff[1] > 1e-3 && diff[3] > 1e-3,
+            "{diff:?}"
+        );
+        assert_eq!(diff[2], 0.0, "an unlabelled cell moved: {diff:?}");
+        // Cells 0 and 3 hold the same class wholly: the same move.
+        assert!((diff[0] - diff[3]).abs() < 1e-5, "{diff:?}");
     }
 }
