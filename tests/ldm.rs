@@ -116,8 +116,11 @@ fn tiny_model_trains_resumes_and_generates() {
     ]);
     let rows = synthcohort::io::manifest::read_manifest(&out.join("manifest.parquet")).unwrap();
     assert!(
-        rows[0].generator.starts_with("latent_diffusion:tiny-ct@"),
-        "{}",
+        rows[0].generator.starts_with("latent_diffusion:tiny-ct@")
+            && rows[0]
+                .generator
+                .ends_with("(Euler 4 steps, guidance text 2 / labels 1.25)"),
+        "the model's recommended guidance is the default: {}",
         rows[0].generator
     );
     // A lesion's mean is the contrast the pipeline asked for.
@@ -135,6 +138,28 @@ fn tiny_model_trains_resumes_and_generates() {
     let m = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
     assert!((m - 40.0).abs() < 0.5, "lesion mean {m}");
     assert!(img.data.iter().all(|v| v.is_finite()));
+
+    // A pipeline's own scales win over the model's.
+    let text = std::fs::read_to_string(&gen)
+        .unwrap()
+        .replace("steps: 4}", "steps: 4, guidance: {text: 1.5}}");
+    std::fs::write(&gen, text).unwrap();
+    let out2 = tmp.path().join("gen_out2");
+    run_ok(&[
+        "run",
+        gen.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+        "-q",
+    ]);
+    let rows = synthcohort::io::manifest::read_manifest(&out2.join("manifest.parquet")).unwrap();
+    assert!(
+        rows[0]
+            .generator
+            .ends_with("guidance text 1.5 / labels 1.25)"),
+        "{}",
+        rows[0].generator
+    );
 }
 
 #[test]
@@ -153,4 +178,27 @@ fn model_that_cannot_make_the_arms_is_rejected_before_running() {
         err.contains("generator.model") && err.contains("no_such_model"),
         "{err}"
     );
+}
+
+/// The shipped models load against their configs (a weights/config mismatch fails here, not
+/// in a user's first run) and sample with the guidance their evaluation recommends.
+#[test]
+fn shipped_models_load_with_their_recommended_guidance() {
+    use synthcohort::generate::{ldm, Generator};
+    for template in ["thorax", "head"] {
+        let name = ldm::shipped_model_for(template).unwrap();
+        let dir = ldm::models_dir().join(name);
+        let m = ldm::LatentDiffusion::load(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let g = m
+            .config()
+            .guidance
+            .unwrap_or_else(|| panic!("{name} recommends no guidance"));
+        assert_eq!((m.guidance_text, m.guidance_labels), (g.text, g.labels));
+        assert!(
+            m.name()
+                .ends_with(&format!("guidance text {} / labels {})", g.text, g.labels)),
+            "{}",
+            m.name()
+        );
+    }
 }

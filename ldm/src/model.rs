@@ -69,6 +69,26 @@ pub struct LdmConfig {
     /// stage 1).
     pub latent_scale: Vec<f32>,
     pub training: TrainingRecord,
+    /// Classifier-free guidance scales the model's evaluation recommends; pipelines and
+    /// `eval-model` use them unless told otherwise (absent: text 3, labels 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<Guidance>,
+}
+
+/// Classifier-free guidance scales (1 = plain conditional sampling).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guidance {
+    pub text: f32,
+    pub labels: f32,
+}
+
+impl Guidance {
+    /// Used where neither the pipeline nor the model says otherwise.
+    pub const DEFAULT: Guidance = Guidance {
+        text: 3.0,
+        labels: 1.5,
+    };
 }
 
 impl LdmConfig {
@@ -89,7 +109,7 @@ impl LdmConfig {
             name: name.to_string(),
             modality,
             autoencoder,
-            unet: UnetConfig::new(zc, k, text.d_model),
+            unet: UnetConfig::new(zc, k, text.d_model).with_text_labels(Some(true)),
             text,
             channels,
             classes,
@@ -97,6 +117,7 @@ impl LdmConfig {
             scheduler: SchedulerConfig::RectifiedFlow,
             latent_scale: vec![1.0; zc],
             training: TrainingRecord::default(),
+            guidance: None,
         }
     }
 

@@ -115,10 +115,12 @@ pub enum Command {
         cases: usize,
         #[arg(long, default_value_t = 30)]
         steps: usize,
-        #[arg(long, default_value_t = 3.0)]
-        guidance_text: f32,
-        #[arg(long, default_value_t = 1.0)]
-        guidance_labels: f32,
+        /// Text guidance scale (default: the model's recommended, else 3).
+        #[arg(long)]
+        guidance_text: Option<f32>,
+        /// Label guidance scale (default: the model's recommended, else 1).
+        #[arg(long)]
+        guidance_labels: Option<f32>,
         #[arg(long, short = 'q')]
         quiet: bool,
     },

@@ -309,8 +309,12 @@ fn generator(p: &Resolved) -> Result<Box<dyn Generator>, EngineError> {
             .map_err(EngineError::Other)?;
         let mut m = generate::ldm::LatentDiffusion::load(&dir).map_err(EngineError::Other)?;
         m.steps = g.steps as usize;
-        m.guidance_text = g.guidance.text as f32;
-        m.guidance_labels = g.guidance.labels as f32;
+        if let Some(t) = g.guidance.text {
+            m.guidance_text = t as f32;
+        }
+        if let Some(l) = g.guidance.labels {
+            m.guidance_labels = l as f32;
+        }
         m.solver = match g.solver {
             SolverSpec::Euler => synthcohort_ldm::Solver::Euler,
             SolverSpec::Heun => synthcohort_ldm::Solver::Heun,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use synthcohort_ldm::cpu::Sampler;
-use synthcohort_ldm::{LdmConfig, Modality, SampleRequest, Solver};
+use synthcohort_ldm::{Guidance, LdmConfig, Modality, SampleRequest, Solver};
 
 use super::ldm_data::{class_name, LESION_CLASS};
 use super::{Capabilities, CtMaps, GenerateError, Generator, MriMaps, Request, TissueObject};
@@ -83,14 +83,15 @@ impl LatentDiffusion {
         let weights = std::fs::read(dir.join("weights.mpk.gz"))
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let hash = crate::io::hash::sha256_hex(&weights);
+        let recommended = sampler.config.guidance.unwrap_or(Guidance::DEFAULT);
         Ok(Self {
             config: sampler.config.clone(),
             sampler: Mutex::new(sampler),
             hash,
             steps: 30,
             solver: Solver::Euler,
-            guidance_text: 3.0,
-            guidance_labels: 1.5,
+            guidance_text: recommended.text,
+            guidance_labels: recommended.labels,
         })
     }
 
@@ -173,7 +174,17 @@ fn scale_lesion_means(v: &mut [f32], labels: &[u16], lesions: &[(u16, f64)]) {
 
 impl Generator for LatentDiffusion {
     fn name(&self) -> String {
-        format!("latent_diffusion:{}@{}", self.config.name, &self.hash[..12])
+        // The sampling settings are part of what made the object (the guidance may come from
+        // the model rather than the pipeline), so provenance and the manifest carry them.
+        format!(
+            "latent_diffusion:{}@{} ({:?} {} steps, guidance text {} / labels {})",
+            self.config.name,
+            &self.hash[..12],
+            self.solver,
+            self.steps,
+            self.guidance_text,
+            self.guidance_labels
+        )
     }
 
     fn capabilities(&self) -> Capabilities {

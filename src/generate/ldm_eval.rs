@@ -137,8 +137,9 @@ pub struct EvalArgs<'a> {
     pub out: Option<&'a Path>,
     pub cases: usize,
     pub steps: usize,
-    pub guidance_text: f32,
-    pub guidance_labels: f32,
+    /// `None`: the model's recommended scale, else text 3 / labels 1.
+    pub guidance_text: Option<f32>,
+    pub guidance_labels: Option<f32>,
     pub quiet: bool,
 }
 
@@ -317,6 +318,14 @@ type SubjectMeans = (String, Vec<Option<f64>>, Vec<Option<f64>>, Vec<Option<f64>
 pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     let sampler = Sampler::load(a.model).map_err(|e| e.to_string())?;
     let cfg: LdmConfig = sampler.config.clone();
+    let guidance_text = a
+        .guidance_text
+        .or(cfg.guidance.map(|g| g.text))
+        .unwrap_or(3.0);
+    let guidance_labels = a
+        .guidance_labels
+        .or(cfg.guidance.map(|g| g.labels))
+        .unwrap_or(1.0);
     let (arms, held) = read_split(a.model)?;
     let ds = ldm_data::load(a.data, arms.as_deref(), cfg.channels.len(), None)?;
     let is_held = |n: &str| held.iter().any(|h| h == n);
@@ -369,8 +378,8 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
             seed,
             steps: a.steps,
             solver: Solver::Euler,
-            guidance_text: a.guidance_text,
-            guidance_labels: a.guidance_labels,
+            guidance_text,
+            guidance_labels,
         };
         sampler
             .sample(&req, &mut |_, _| {})
@@ -608,8 +617,8 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
         held_out_subjects: held_idx.len(),
         training_subjects: train_idx.len(),
         steps: a.steps,
-        guidance_text: a.guidance_text,
-        guidance_labels: a.guidance_labels,
+        guidance_text,
+        guidance_labels,
         seconds_per_sample,
         groups: group_reports,
         text_effects,

@@ -40,6 +40,10 @@ pub struct TrainConfig {
     pub denoiser_channels: Option<[usize; 3]>,
     #[serde(default)]
     pub training: TrainOptions,
+    /// Guidance scales to recommend in the checkpoint (set from an evaluation of an earlier
+    /// run of the same config; see the model card).
+    #[serde(default)]
+    pub guidance: Option<synthcohort_ldm::Guidance>,
 }
 
 pub fn read_config(path: &Path) -> Result<TrainConfig, String> {
@@ -242,6 +246,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
     if let Some(c) = tc.denoiser_channels {
         cfg.unet.channels = c;
     }
+    cfg.guidance = tc.guidance;
     let opts = &tc.training;
     cfg.training = synthcohort_ldm::TrainingRecord {
         data_hash: ds.hash.clone(),
@@ -442,6 +447,10 @@ fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) ->
         "- Latent scale per channel {:.4?}. Loss curves: `loss.csv`, plotted in `loss.png`.\n",
         cfg.latent_scale
     );
+    if let Some(g) = cfg.guidance {
+        let _ = writeln!(s, "## Use\n");
+        let _ = writeln!(s, "- Recommended classifier-free guidance: text {} / labels {} (from the evaluation of this config; pipelines and `eval-model` use these unless they set their own).\n", g.text, g.labels);
+    }
     let _ = writeln!(s, "## Limits\n");
     let _ = writeln!(s, "- Trained on synthcohort's *procedural* renderer: it reproduces procedural texture, tissue means and the diffuse diseases named in prompts, not real patient appearance.");
     let _ = writeln!(s, "- To train on real data: put images and label maps in the nnU-Net layout (`imagesTr/`, `labelsTr/`, `dataset.json` with label names from `synthcohort labels`), add `prompts.jsonl` (`{{\"case\": …, \"prompt\": …}}`), and run `synthcohort train --data DIR --config CONFIG --out DIR`.");

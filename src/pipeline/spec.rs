@@ -456,31 +456,17 @@ pub enum SolverSpec {
 }
 
 /// Classifier-free guidance scales (latent diffusion): 1 = plain conditional sampling.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+/// Unset: the scales the model recommends (its `config.json` `guidance`), else text 3 and
+/// labels 1.5.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuidanceSpec {
-    #[serde(default = "default_text_guidance")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 50.0))]
-    pub text: f64,
-    #[serde(default = "default_label_guidance")]
+    pub text: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 50.0))]
-    pub labels: f64,
-}
-
-fn default_text_guidance() -> f64 {
-    3.0
-}
-fn default_label_guidance() -> f64 {
-    1.5
-}
-
-impl Default for GuidanceSpec {
-    fn default() -> Self {
-        GuidanceSpec {
-            text: 3.0,
-            labels: 1.5,
-        }
-    }
+    pub labels: Option<f64>,
 }
 
 // ---------------------------------------------------------------------------------------------
