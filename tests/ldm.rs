@@ -17,6 +17,18 @@ fn losses(model: &Path, stage: &str) -> Vec<f64> {
         .collect()
 }
 
+/// Runs a pipeline into `out` and reads its manifest.
+fn generate(pipeline: &Path, out: &Path) -> Vec<synthcohort::io::manifest::ManifestRow> {
+    run_ok(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    synthcohort::io::manifest::read_manifest(&out.join("manifest.parquet")).unwrap()
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -107,14 +119,7 @@ fn tiny_model_trains_resumes_and_generates() {
     )
     .unwrap();
     let out = tmp.path().join("gen_out");
-    run_ok(&[
-        "run",
-        gen.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
-    let rows = synthcohort::io::manifest::read_manifest(&out.join("manifest.parquet")).unwrap();
+    let rows = generate(&gen, &out);
     assert!(
         rows[0].generator.starts_with("latent_diffusion:tiny-ct@")
             && rows[0]
@@ -144,15 +149,7 @@ fn tiny_model_trains_resumes_and_generates() {
         .unwrap()
         .replace("steps: 4}", "steps: 4, guidance: {text: 1.5}}");
     std::fs::write(&gen, text).unwrap();
-    let out2 = tmp.path().join("gen_out2");
-    run_ok(&[
-        "run",
-        gen.to_str().unwrap(),
-        "--out",
-        out2.to_str().unwrap(),
-        "-q",
-    ]);
-    let rows = synthcohort::io::manifest::read_manifest(&out2.join("manifest.parquet")).unwrap();
+    let rows = generate(&gen, &tmp.path().join("gen_out2"));
     assert!(
         rows[0]
             .generator
