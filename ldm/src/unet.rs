@@ -8,15 +8,17 @@
 //! `ct-thorax` denoiser reproducing 2 % of the steatosis shift the autoencoder carried.
 //!
 //! Labels enter as a learned 1×1×1 embedding of the one-hot map pooled to latent resolution
-//! (class fractions per latent voxel), concatenated with the latent. With `text_labels`, each
-//! class's embedding vector is moved by a projection of the pooled prompt, so the prompt says
-//! how each organ looks where the labels say it is (a SPADE-like per-class modulation). A
-//! diffuse disease of a small organ is then one learned vector per class and word; through
-//! the pooled time embedding alone, the retrained `ct-thorax` reproduced 19 % of the steatosis
-//! shift (liver, about 5 % of the volume) against 167 % of the emphysema shift (lungs). A ControlNet branch
+//! (class fractions per latent voxel), concatenated with the latent. A ControlNet branch
 //! (MAISI) is the alternative; it doubles the encoder cost on every step, which on two CPU
 //! cores is the difference between seconds and tens of seconds per sample, and our decoder
 //! already receives the full-resolution labels (see `autoencoder`).
+//!
+//! With `text_labels`, each class's embedding vector is moved by a projection of the pooled
+//! prompt, so the prompt says how each organ looks where the labels say it is (a SPADE-like
+//! per-class modulation). A diffuse disease of a small organ is then one learned vector per
+//! class and word; through the pooled time embedding alone, the retrained `ct-thorax`
+//! reproduced 19 % of the steatosis shift (liver, about 5 % of the volume) against 167 % of
+//! the emphysema shift (lungs).
 
 use burn::config::Config;
 use burn::module::Module;

@@ -27,7 +27,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use synthcohort_ldm::cpu::Sampler;
 use synthcohort_ldm::train::Case;
-use synthcohort_ldm::{LdmConfig, Modality, SampleRequest, Solver};
+use synthcohort_ldm::{Guidance, LdmConfig, Modality, SampleRequest, Solver};
 
 use super::ldm_data::{self, RawCase};
 use crate::anatomy::ontology;
@@ -318,14 +318,13 @@ type SubjectMeans = (String, Vec<Option<f64>>, Vec<Option<f64>>, Vec<Option<f64>
 pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     let sampler = Sampler::load(a.model).map_err(|e| e.to_string())?;
     let cfg: LdmConfig = sampler.config.clone();
-    let guidance_text = a
-        .guidance_text
-        .or(cfg.guidance.map(|g| g.text))
-        .unwrap_or(3.0);
-    let guidance_labels = a
-        .guidance_labels
-        .or(cfg.guidance.map(|g| g.labels))
-        .unwrap_or(1.0);
+    // Without a recommendation, the evaluation samples with plain label conditioning.
+    let model_guidance = cfg.guidance.unwrap_or(Guidance {
+        labels: 1.0,
+        ..Guidance::DEFAULT
+    });
+    let guidance_text = a.guidance_text.unwrap_or(model_guidance.text);
+    let guidance_labels = a.guidance_labels.unwrap_or(model_guidance.labels);
     let (arms, held) = read_split(a.model)?;
     let ds = ldm_data::load(a.data, arms.as_deref(), cfg.channels.len(), None)?;
     let is_held = |n: &str| held.iter().any(|h| h == n);
