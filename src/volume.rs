@@ -1,7 +1,7 @@
 //! `Volume<T>`: a 3D array on a physical grid.
 //!
 //! Storage is x-fastest (index = i + nx·(j + ny·k)), the same order NIfTI stores voxels, so
-//! writing is a straight copy. World coordinates are RAS+ in mm: x → patient left,
+//! writing is a straight copy. World coordinates are RAS+ in mm (NIfTI's convention): x → patient right,
 //! y → anterior, z → superior. The direction matrix is the identity; the affine is
 //! `world = origin + diag(spacing) · index`.
 

@@ -17,6 +17,7 @@ use crate::volume::{Grid, Volume};
 mod deform;
 mod geom;
 pub mod import;
+pub mod laterality;
 mod lesion;
 pub mod ontology;
 mod phantom;

@@ -2,7 +2,7 @@
 //! water-cylinder and CT QA phantoms.
 //!
 //! Geometry lives in a "standard frame": millimetres of a median adult male (170 cm, 72 kg),
-//! RAS+ (+x patient left, +y anterior, +z superior). Trunk z = 0 is the top of the right
+//! RAS+ as NIfTI defines it (+x toward the patient's right, +y anterior, +z superior). Trunk z = 0 is the top of the right
 //! hemidiaphragm dome. A subject is rendered through [`Frame`]: world = standard × s (s =
 //! height/170) with the template's z window centred on the grid. Subcutaneous fat thickness
 //! follows BMI in real millimetres.
@@ -135,8 +135,8 @@ fn cavity_sdf(p: V3) -> f64 {
 /// Union of the two hemidiaphragm domes, as ellipsoids whose tops are the dome surfaces
 /// (right dome ~15 mm higher than the left, posterior recesses reaching ~60 mm lower).
 fn domes_sdf(p: V3) -> f64 {
-    let r = ellipsoid(p, [-60.0, -10.0, -120.0], [95.0, 90.0, 120.0]);
-    let l = ellipsoid(p, [60.0, -10.0, -135.0], [95.0, 90.0, 120.0]);
+    let r = ellipsoid(p, [60.0, -10.0, -120.0], [95.0, 90.0, 120.0]);
+    let l = ellipsoid(p, [-60.0, -10.0, -135.0], [95.0, 90.0, 120.0]);
     r.min(l)
 }
 
@@ -153,19 +153,19 @@ fn heart() -> OrientedEllipsoid {
     // ~12 × 10 × 9 cm, long axis from the base (right, posterior, superior) to the apex
     // (left, anterior, inferior).
     OrientedEllipsoid {
-        c: [15.0, 28.0, 22.0],
-        axes: frame([0.6, 0.45, -0.65], [0.0, 0.0, 1.0]),
+        c: [-15.0, 28.0, 22.0],
+        axes: frame([-0.6, 0.45, -0.65], [0.0, 0.0, 1.0]),
         r: [66.0, 52.0, 46.0],
     }
 }
 
 fn kidney(left: bool) -> OrientedEllipsoid {
-    let sx = if left { 1.0 } else { -1.0 };
+    let sx = if left { -1.0 } else { 1.0 };
     // ~11 × 6 × 4.5 cm; upper poles medial and posterior; the left ~15 mm higher.
     let c = if left {
-        [62.0, -50.0, -118.0]
+        [-62.0, -50.0, -118.0]
     } else {
-        [-62.0, -50.0, -135.0]
+        [62.0, -50.0, -135.0]
     };
     OrientedEllipsoid {
         c,
@@ -288,7 +288,7 @@ fn rib_path(left: bool, n: usize, zc: f64) -> (Tube, Option<Tube>) {
     const END: [f64; 12] = [
         2.72, 2.72, 2.72, 2.72, 2.72, 2.72, 2.72, 2.35, 2.15, 1.95, 1.55, 1.15,
     ];
-    let sx = if left { 1.0 } else { -1.0 };
+    let sx = if left { -1.0 } else { 1.0 };
     let (th0, th1) = (0.42, END[n - 1]);
     let mut pts = vec![([sx * 18.0, spine_y(zc) - 4.0, zc], 4.0)];
     let steps = 12;
@@ -371,17 +371,17 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
     o.extend(tube_obj(
         COLON,
         Tube::new(&[
-            ([-78.0, 5.0, -255.0], 24.0),
-            ([-88.0, -8.0, -190.0], 22.0),
-            ([-82.0, 5.0, -135.0], 21.0),
-            ([-55.0, 45.0, -140.0], 20.0),
-            ([-15.0, 62.0, -165.0], 19.0),
-            ([25.0, 60.0, -155.0], 19.0),
-            ([70.0, 30.0, -115.0], 20.0),
-            ([88.0, -12.0, -120.0], 20.0),
-            ([92.0, -20.0, -185.0], 19.0),
-            ([82.0, -5.0, -250.0], 18.0),
-            ([40.0, 20.0, -285.0], 17.0),
+            ([78.0, 5.0, -255.0], 24.0),
+            ([88.0, -8.0, -190.0], 22.0),
+            ([82.0, 5.0, -135.0], 21.0),
+            ([55.0, 45.0, -140.0], 20.0),
+            ([15.0, 62.0, -165.0], 19.0),
+            ([-25.0, 60.0, -155.0], 19.0),
+            ([-70.0, 30.0, -115.0], 20.0),
+            ([-88.0, -12.0, -120.0], 20.0),
+            ([-92.0, -20.0, -185.0], 19.0),
+            ([-82.0, -5.0, -250.0], 18.0),
+            ([-40.0, 20.0, -285.0], 17.0),
             ([0.0, 5.0, -305.0], 16.0),
         ]),
     ));
@@ -390,7 +390,7 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
     // pericardial gap round the heart; lobes split by the fissure planes.
     let h = heart();
     for left in [true, false] {
-        let sx = if left { 1.0 } else { -1.0 };
+        let sx = if left { -1.0 } else { 1.0 };
         let apex_c = [sx * 60.0, -15.0, if left { 40.0 } else { 45.0 }];
         let labels = if left {
             vec![LUNG_UPPER_LEFT, LUNG_LOWER_LEFT]
@@ -398,8 +398,8 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
             vec![LUNG_UPPER_RIGHT, LUNG_MIDDLE_RIGHT, LUNG_LOWER_RIGHT]
         };
         o.push(Obj {
-            lo: [if left { 15.0 } else { -140.0 }, -95.0, -130.0],
-            hi: [if left { 140.0 } else { -15.0 }, 90.0, 220.0],
+            lo: [if left { -140.0 } else { 15.0 }, -95.0, -130.0],
+            hi: [if left { -15.0 } else { 140.0 }, 90.0, 220.0],
             labels,
             rule: Box::new(move |p, cur| {
                 if cur != BODY || sx * p[0] < 20.0 {
@@ -434,13 +434,13 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
 
     // Paravertebral muscles (erector spinae) and psoas.
     for left in [true, false] {
-        let sx = if left { 1.0 } else { -1.0 };
+        let sx = if left { -1.0 } else { 1.0 };
         let id = if left {
             AUTOCHTHON_LEFT
         } else {
             AUTOCHTHON_RIGHT
         };
-        let (x0, x1) = if left { (0.0, 65.0) } else { (-65.0, 0.0) };
+        let (x0, x1) = if left { (-65.0, 0.0) } else { (0.0, 65.0) };
         o.push(Obj::solid(
             id,
             ([x0, -105.0, -300.0], [x1, -50.0, 290.0]),
@@ -479,18 +479,18 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
 
     // Upper abdominal organs under the domes.
     let stomach = Tube::new(&[
-        ([55.0, -5.0, -40.0], 33.0),
-        ([60.0, 15.0, -75.0], 32.0),
-        ([40.0, 45.0, -105.0], 26.0),
-        ([10.0, 50.0, -115.0], 18.0),
-        ([-12.0, 40.0, -118.0], 12.0),
+        ([-55.0, -5.0, -40.0], 33.0),
+        ([-60.0, 15.0, -75.0], 32.0),
+        ([-40.0, 45.0, -105.0], 26.0),
+        ([-10.0, 50.0, -115.0], 18.0),
+        ([12.0, 40.0, -118.0], 12.0),
     ]);
     o.push(Obj::solid(STOMACH, stomach.bbox(), move |p| {
         stomach.sdf(p).max(domes_sdf(p) + 3.0)
     }));
     let spleen = OrientedEllipsoid {
-        c: [82.0, -42.0, -65.0],
-        axes: frame([0.25, 0.55, -0.8], [1.0, -0.5, 0.0]),
+        c: [-82.0, -42.0, -65.0],
+        axes: frame([-0.25, 0.55, -0.8], [-1.0, -0.5, 0.0]),
         r: [58.0, 22.0, 36.0],
     };
     o.push(Obj::solid(SPLEEN, spleen.bbox(), move |p| {
@@ -502,15 +502,15 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
     o.extend(tube_obj(
         PANCREAS,
         Tube::new(&[
-            ([-20.0, 22.0, -118.0], 14.0),
-            ([10.0, 12.0, -108.0], 11.0),
-            ([40.0, -5.0, -100.0], 10.0),
-            ([68.0, -25.0, -92.0], 8.0),
+            ([20.0, 22.0, -118.0], 14.0),
+            ([-10.0, 12.0, -108.0], 11.0),
+            ([-40.0, -5.0, -100.0], 10.0),
+            ([-68.0, -25.0, -92.0], 8.0),
         ]),
     ));
     for left in [true, false] {
         let k = kidney(left);
-        let sx = if left { 1.0 } else { -1.0 };
+        let sx = if left { -1.0 } else { 1.0 };
         let hilum = [k.c[0] - sx * 28.0, k.c[1] + 8.0, k.c[2]];
         let id = if left { KIDNEY_LEFT } else { KIDNEY_RIGHT };
         o.push(Obj::solid(id, k.bbox(), move |p| {
@@ -520,9 +520,9 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
     let kr = kidney(false);
     o.push(Obj::solid(
         LIVER,
-        ([-150.0, -90.0, -170.0], [75.0, 85.0, 25.0]),
+        ([-75.0, -90.0, -170.0], [150.0, 85.0, 25.0]),
         move |p| {
-            let right = ellipsoid(p, [-68.0, 2.0, -70.0], [72.0, 82.0, 90.0]);
+            let right = ellipsoid(p, [68.0, 2.0, -70.0], [72.0, 82.0, 90.0]);
             let left = ellipsoid(p, [0.0, 40.0, -48.0], [70.0, 38.0, 28.0]);
             smin(right, left, 15.0)
                 .max(domes_sdf(p) + 5.0)
@@ -532,8 +532,8 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
         },
     ));
     let gb = OrientedEllipsoid {
-        c: [-48.0, 48.0, -115.0],
-        axes: frame([0.2, 0.5, -0.84], [1.0, 0.0, 0.0]),
+        c: [48.0, 48.0, -115.0],
+        axes: frame([-0.2, 0.5, -0.84], [1.0, 0.0, 0.0]),
         r: [38.0, 15.0, 15.0],
     };
     o.push(Obj::solid(GALLBLADDER, gb.bbox(), move |p| gb.sdf(p)));
@@ -552,31 +552,31 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
         ESOPHAGUS,
         Tube::new(&[
             ([0.0, -10.0, 300.0], 7.0),
-            ([2.0, -14.0, 200.0], 7.0),
-            ([4.0, -14.0, 120.0], 7.0),
-            ([8.0, -10.0, 40.0], 7.0),
-            ([14.0, -2.0, -25.0], 7.5),
-            ([30.0, 0.0, -45.0], 9.0),
+            ([-2.0, -14.0, 200.0], 7.0),
+            ([-4.0, -14.0, 120.0], 7.0),
+            ([-8.0, -10.0, 40.0], 7.0),
+            ([-14.0, -2.0, -25.0], 7.5),
+            ([-30.0, 0.0, -45.0], 9.0),
         ]),
     ));
     o.extend(tube_obj(
         AORTA,
         Tube::new(&[
-            ([6.0, 18.0, 45.0], 14.0),
-            ([2.0, 26.0, 95.0], 15.0),
+            ([-6.0, 18.0, 45.0], 14.0),
+            ([-2.0, 26.0, 95.0], 15.0),
             ([0.0, 18.0, 132.0], 13.5),
-            ([14.0, -4.0, 142.0], 12.5),
-            ([26.0, -20.0, 125.0], 12.0),
-            ([27.0, -22.0, 80.0], 12.0),
-            ([22.0, -20.0, 10.0], 11.5),
-            ([12.0, -14.0, -50.0], 11.0),
-            ([6.0, -6.0, -110.0], 10.5),
-            ([5.0, -4.0, -170.0], 10.0),
-            ([4.0, -2.0, -205.0], 9.0),
+            ([-14.0, -4.0, 142.0], 12.5),
+            ([-26.0, -20.0, 125.0], 12.0),
+            ([-27.0, -22.0, 80.0], 12.0),
+            ([-22.0, -20.0, 10.0], 11.5),
+            ([-12.0, -14.0, -50.0], 11.0),
+            ([-6.0, -6.0, -110.0], 10.5),
+            ([-5.0, -4.0, -170.0], 10.0),
+            ([-4.0, -2.0, -205.0], 9.0),
         ]),
     ));
     for left in [true, false] {
-        let sx = if left { 1.0 } else { -1.0 };
+        let sx = if left { -1.0 } else { 1.0 };
         o.extend(tube_obj(
             if left {
                 ILIAC_ARTERY_LEFT
@@ -584,29 +584,29 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
                 ILIAC_ARTERY_RIGHT
             },
             Tube::new(&[
-                ([4.0, -2.0, -205.0], 7.0),
-                ([4.0 + sx * 26.0, 0.0, -240.0], 7.0),
-                ([4.0 + sx * 51.0, 8.0, -280.0], 6.5),
-                ([4.0 + sx * 66.0, 15.0, -320.0], 6.0),
+                ([-4.0, -2.0, -205.0], 7.0),
+                ([-4.0 + sx * 26.0, 0.0, -240.0], 7.0),
+                ([-4.0 + sx * 51.0, 8.0, -280.0], 6.5),
+                ([-4.0 + sx * 66.0, 15.0, -320.0], 6.0),
             ]),
         ));
     }
     o.extend(tube_obj(
         INFERIOR_VENA_CAVA,
         Tube::new(&[
-            ([-22.0, -2.0, -240.0], 11.0),
-            ([-22.0, -2.0, -150.0], 11.5),
-            ([-25.0, 2.0, -80.0], 12.0),
-            ([-22.0, 10.0, -30.0], 13.0),
-            ([-12.0, 16.0, -5.0], 13.0),
+            ([22.0, -2.0, -240.0], 11.0),
+            ([22.0, -2.0, -150.0], 11.5),
+            ([25.0, 2.0, -80.0], 12.0),
+            ([22.0, 10.0, -30.0], 13.0),
+            ([12.0, 16.0, -5.0], 13.0),
         ]),
     ));
     o.extend(tube_obj(
         SUPERIOR_VENA_CAVA,
         Tube::new(&[
-            ([-22.0, 22.0, 165.0], 10.0),
-            ([-22.0, 22.0, 110.0], 10.0),
-            ([-16.0, 20.0, 60.0], 10.0),
+            ([22.0, 22.0, 165.0], 10.0),
+            ([22.0, 22.0, 110.0], 10.0),
+            ([16.0, 20.0, 60.0], 10.0),
         ]),
     ));
 

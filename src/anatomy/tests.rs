@@ -92,11 +92,12 @@ fn thorax_organ_volumes_and_layout_are_plausible() {
     assert!((3000.0..=7000.0).contains(&lung_ml), "lungs {lung_ml} mL");
     assert!((500.0..=900.0).contains(&heart_ml), "heart {heart_ml} mL");
     assert!(wholly_inside(&v, &lungs) && wholly_inside(&v, &[HEART]));
-    // RAS+: left lung at +x, liver at -x, heart left of midline and anterior.
-    assert!(centroid(&v, LUNG_UPPER_LEFT)[0] > 40.0 && centroid(&v, LUNG_UPPER_RIGHT)[0] < -40.0);
-    assert!(centroid(&v, LIVER)[0] < -20.0);
+    // RAS+ (+x = patient right): left lung at -x, liver at +x, heart left of midline and
+    // anterior.
+    assert!(centroid(&v, LUNG_UPPER_LEFT)[0] < -40.0 && centroid(&v, LUNG_UPPER_RIGHT)[0] > 40.0);
+    assert!(centroid(&v, LIVER)[0] > 20.0);
     let h = centroid(&v, HEART);
-    assert!(h[0] > 0.0 && h[1] > 0.0, "heart centroid {h:?}");
+    assert!(h[0] < 0.0 && h[1] > 0.0, "heart centroid {h:?}");
     // Upper lobes above lower lobes; the middle lobe anterior.
     assert!(centroid(&v, LUNG_UPPER_RIGHT)[2] > centroid(&v, LUNG_LOWER_RIGHT)[2]);
     assert!(centroid(&v, LUNG_MIDDLE_RIGHT)[1] > centroid(&v, LUNG_LOWER_RIGHT)[1]);
@@ -135,8 +136,8 @@ fn abdomen_organ_volumes_are_plausible() {
     for id in [LIVER, KIDNEY_LEFT, KIDNEY_RIGHT, SPLEEN] {
         assert!(wholly_inside(&v, &[id]), "{id} cut by the grid");
     }
-    assert!(centroid(&v, KIDNEY_LEFT)[0] > 30.0 && centroid(&v, KIDNEY_RIGHT)[0] < -30.0);
-    assert!(centroid(&v, SPLEEN)[0] > 40.0 && centroid(&v, SPLEEN)[1] < 0.0);
+    assert!(centroid(&v, KIDNEY_LEFT)[0] < -30.0 && centroid(&v, KIDNEY_RIGHT)[0] > 30.0);
+    assert!(centroid(&v, SPLEEN)[0] < -40.0 && centroid(&v, SPLEEN)[1] < 0.0);
     for id in [
         STOMACH,
         AORTA,
@@ -454,4 +455,112 @@ fn template_label_lists() {
             .iter()
             .all(|&id| label_by_id(id).is_some()));
     }
+}
+
+/// `v` mirrored left–right: voxel i ↔ nx−1−i on the same grid.
+fn mirrored(v: &Volume<u16>) -> Volume<u16> {
+    let mut m = v.clone();
+    for (idx, l) in m.data.iter_mut().enumerate() {
+        let [i, j, k] = v.grid.ijk(idx);
+        *l = v.data[v.grid.index(v.grid.dims[0] - 1 - i, j, k)];
+    }
+    m
+}
+
+/// The side checks hold on the map and fail on its mirror image, so they cannot pass on a
+/// mirrored subject. Returns how many comparisons the map allowed.
+fn assert_sides_right(what: &str, v: &Volume<u16>, min_checks: usize) -> usize {
+    let rep = laterality::laterality(v);
+    let bad: Vec<String> = rep.violations().iter().map(|c| c.to_string()).collect();
+    assert!(bad.is_empty(), "{what}: wrong side: {bad:#?}");
+    assert!(
+        rep.checks.len() >= min_checks,
+        "{what}: only {} side comparisons",
+        rep.checks.len()
+    );
+    assert!(!rep.looks_mirrored());
+    let m = laterality::laterality(&mirrored(v));
+    assert_eq!(m.checks.len(), rep.checks.len(), "{what}");
+    assert!(
+        m.violations().len() == m.checks.len() && m.looks_mirrored(),
+        "{what}: mirror image passes {} of {} side checks",
+        m.checks.len() - m.violations().len(),
+        m.checks.len()
+    );
+    rep.checks.len()
+}
+
+#[test]
+fn procedural_templates_put_each_organ_on_its_side() {
+    let g = Grid::centered([96, 80, 96], [4.0; 3]);
+    let thorax = render(Template::Thorax, g.clone());
+    let n = assert_sides_right("thorax", &thorax, 30);
+    let names: Vec<String> = laterality::laterality(&thorax)
+        .checks
+        .iter()
+        .flat_map(|c| [c.right.name.clone(), c.left.name.clone()])
+        .collect();
+    for needed in [
+        "liver",
+        "spleen",
+        "right lung lobes",
+        "left lung lobes",
+        "heart apex",
+        "higher (right) hemidiaphragm dome",
+    ] {
+        assert!(names.iter().any(|x| x == needed), "thorax lacks {needed}");
+    }
+    eprintln!("thorax: {n} side comparisons");
+    let abdomen = render(Template::Abdomen, g);
+    assert_sides_right("abdomen", &abdomen, 20);
+    // Deformed subjects keep their sides.
+    let (mut a, mut l) = rngs(5, 6);
+    let p = params(
+        Template::Abdomen,
+        Grid::centered([96, 80, 96], [4.0; 3]),
+        6.0,
+        vec![],
+    );
+    let got = build(&p, None, &mut a, &mut l).unwrap();
+    assert_sides_right("deformed abdomen", &got.labels, 20);
+}
+
+#[test]
+fn head_template_is_mirror_symmetric_in_its_labels() {
+    // The head's labels (scalp, skull, CSF, grey and white matter, ventricles) have no side:
+    // nothing to put on the wrong side, and the label volumes are the same on both halves.
+    let v = render(Template::Head, Grid::centered([64, 72, 64], [3.0; 3]));
+    assert!(laterality::laterality(&v).checks.is_empty());
+    for id in [SKULL, LATERAL_VENTRICLES, GREY_MATTER, WHITE_MATTER] {
+        let half = |right: bool| {
+            v.data
+                .iter()
+                .enumerate()
+                .filter(|(idx, &l)| {
+                    l == id && (v.grid.world(v.grid.ijk(*idx)[0], 0, 0)[0] > 0.0) == right
+                })
+                .count() as f64
+        };
+        let (r, l) = (half(true), half(false));
+        assert!(
+            (r - l).abs() <= 0.06 * (r + l),
+            "label {id}: {r} vs {l} voxels"
+        );
+    }
+}
+
+#[test]
+fn imported_real_map_keeps_its_sides() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let src = crate::io::nifti::read_labels(&dir.join("ts_ct_torso_3mm_seg_total.nii.gz")).unwrap();
+    let names =
+        parse_names_file(&std::fs::read_to_string(dir.join("ts_total_classes.txt")).unwrap())
+            .unwrap();
+    let g = Grid::centered(src.grid.dims, src.grid.spacing_mm);
+    let src = Volume {
+        grid: g.clone(),
+        data: src.data,
+    };
+    let (base, _) = import_labels(&src, &names, &g);
+    assert_sides_right("imported TotalSegmentator CT", &base, 30);
 }

@@ -422,6 +422,18 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
                     );
                 }
             }
+            // A source whose affine lies about its orientation images fine but puts every
+            // organ on the wrong side; say so before a whole cohort inherits it.
+            let sides = anatomy::laterality::laterality(&v);
+            if sides.looks_mirrored() && !opts.quiet {
+                let bad: Vec<String> = sides.violations().iter().map(|c| c.to_string()).collect();
+                eprintln!(
+                    "warning: anatomy.source looks mirrored left-right (RAS+: +x is the patient's right): {} of {} side checks fail, e.g. {}; check the file's affine",
+                    bad.len(),
+                    sides.checks.len(),
+                    bad[0]
+                );
+            }
             Some(v)
         }
         None => None,

@@ -2,7 +2,7 @@
 //! look at a cohort without a viewer.
 //!
 //! Display follows the radiological convention: anterior (+y) at the top and the patient's
-//! left (+x in RAS) on the viewer's right.
+//! right (+x in RAS+) on the viewer's left, as if looking up from the patient's feet.
 
 use super::IoError;
 
@@ -126,10 +126,11 @@ fn render_tile(
         ));
     }
     let (w, h) = tile_size(t);
-    // Nearest source voxel of each display column / row; rows flipped so +y is at the top.
+    // Nearest source voxel of each display column / row; columns flipped so +x (patient
+    // right) is on the left, rows flipped so +y is at the top.
     let src_i: Vec<usize> = (0..w)
         .map(|c| ((c as f64 + 0.5) / w as f64 * t.width as f64) as usize)
-        .map(|i| i.min(t.width - 1))
+        .map(|i| t.width - 1 - i.min(t.width - 1))
         .collect();
     let src_j: Vec<usize> = (0..h)
         .map(|r| ((r as f64 + 0.5) / h as f64 * t.height as f64) as usize)
@@ -190,8 +191,8 @@ mod tests {
         (info.width, info.height, buf)
     }
 
-    /// 64×32 slice, dy = 2·dx; image ramps along x; a label square sits in the anterior-left
-    /// corner (high j, high i).
+    /// 64×32 slice, dy = 2·dx; image ramps along x; a label square sits in the anterior-right
+    /// corner (high j, high i: +x is the patient's right in RAS+).
     fn tile() -> PreviewTile {
         let (nx, ny) = (64, 32);
         let image = (0..nx * ny).map(|idx| (idx % nx) as f32).collect();
@@ -224,21 +225,21 @@ mod tests {
             let o = (y * w as usize + x) * 3;
             [px[o], px[o + 1], px[o + 2]]
         };
-        // The label square (anterior, patient left) is top-right of the tile; well inside it the
-        // grey (ramp value ≈ 54/63 of 255) is tinted 35 % towards red.
-        let (x, y) = (220, 40);
-        let i = x * 64 / 256;
+        // The label square (anterior, patient right) is top-left of the tile, as radiologists
+        // view it; well inside it the grey (ramp value 55/63 of 255) is tinted 35 % towards red.
+        let (x, y) = (35, 40);
+        let i = 63 - x * 64 / 256;
         let g = (i as f32 / 63.0 * 255.0).round();
         let expect = [0.65 * g + 0.35 * 255.0, 0.65 * g, 0.65 * g].map(|v| v.round() as i32);
         let got = at(x, y).map(|v| v as i32);
         for k in 0..3 {
             assert!((got[k] - expect[k]).abs() <= 1, "{got:?} vs {expect:?}");
         }
-        // Bottom-left is unlabelled posterior-right: pure grey.
-        let p = at(10, 250);
+        // Bottom-right is unlabelled posterior-left: pure grey.
+        let p = at(245, 250);
         assert!(p[0] == p[1] && p[1] == p[2]);
         // The label edge is drawn in full colour.
-        assert_eq!(at(220, 95), [255, 0, 0]);
+        assert_eq!(at(35, 95), [255, 0, 0]);
         // Gap between tiles and the empty cells of the second row are black.
         assert_eq!(at(257, 100), [0, 0, 0]);
         assert_eq!(at(600, 400), [0, 0, 0]);

@@ -1,7 +1,8 @@
 """Interop check: load a synthcohort run folder with nibabel and pyarrow, as a user would.
 
 Checks shapes, affine vs spacing, integer labels, manifest columns and row count, sha256 of
-every file, labels.json ids, and the nnU-Net dataset.json when present.
+every file, labels.json ids, laterality (right-sided organs at greater world x), and the
+nnU-Net dataset.json when present.
 Usage: python check_outputs.py RUN_DIR EXPECTED_ROWS
 """
 import hashlib
@@ -64,6 +65,26 @@ for r in rows:
         check(les["label_id"] in present, f"{lab_path}: lesion {les['label_id']} not in the label map")
     check(np.isfinite(img.get_fdata()).all(), f"{img_path}: non-finite voxels")
 
+# Laterality in world coordinates (RAS+: +x is the patient's right), as a user's reader sees it.
+names = {e["name"]: e["id"] for e in labels_json}
+RIGHT = ["liver", "gallbladder", "kidney_right", "lung_upper_lobe_right", "lung_middle_lobe_right", "lung_lower_lobe_right"]
+LEFT = ["spleen", "stomach", "kidney_left", "lung_upper_lobe_left", "lung_lower_lobe_left"]
+side_checks = 0
+for lab_path in sorted({run / r["label_path"] for r in rows}):
+    lab = nib.load(lab_path)
+    data = np.asarray(lab.dataobj)
+    xs = {}
+    for name, lid in names.items():
+        idx = np.argwhere(data == lid)
+        if len(idx) >= 20:
+            xs[name] = nib.affines.apply_affine(lab.affine, idx)[:, 0].mean()
+    pairs = [(r, l) for r in RIGHT for l in LEFT if r in xs and l in xs]
+    pairs += [(n.replace("left", "right", 1), n) for n in xs if "left" in n and n.replace("left", "right", 1) in xs]
+    for r, l in pairs:
+        side_checks += 1
+        check(xs[r] > xs[l], f"{lab_path}: {r} at x = {xs[r]:.1f} mm is not right of {l} at x = {xs[l]:.1f} mm")
+check(side_checks > 0, "no left/right structure pairs to check laterality")
+
 ds_path = run / "dataset.json"
 if ds_path.exists():
     ds = json.loads(ds_path.read_text())
@@ -81,4 +102,4 @@ if failures:
     for f in failures:
         print("  -", f)
     sys.exit(1)
-print(f"interop check: {len(rows)} rows, all files load with nibabel/pyarrow and match their sha256")
+print(f"interop check: {len(rows)} rows, all files load with nibabel/pyarrow and match their sha256; {side_checks} left/right checks hold")
