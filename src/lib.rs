@@ -10,6 +10,7 @@ pub mod generate;
 pub mod io;
 pub mod pipeline;
 pub mod rng;
+pub mod sys;
 pub mod tissue;
 pub mod trial;
 pub mod volume;

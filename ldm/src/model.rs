@@ -248,9 +248,28 @@ pub fn save<B: Backend>(model: &Ldm<B>, cfg: &LdmConfig, dir: &Path) -> Result<(
         .map_err(|e| LdmError::Weights(format!("{}: {e}", dir.display())))
 }
 
+/// A config is a few kilobytes; one past this bound is refused before it is read whole.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+fn read_config_text(path: &Path) -> Result<String, LdmError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| LdmError::io(path, e))?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| LdmError::io(path, e))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(LdmError::Config(format!(
+            "{}: larger than {MAX_CONFIG_BYTES} bytes, the limit for a model config",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
 pub fn load_config(dir: &Path) -> Result<LdmConfig, LdmError> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| LdmError::io(&path, e))?;
+    let text = read_config_text(&path)?;
     let cfg: LdmConfig = serde_json::from_str(&text)
         .map_err(|e| LdmError::Config(format!("{}: {e}", path.display())))?;
     cfg.check()?;

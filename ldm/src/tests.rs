@@ -406,3 +406,15 @@ fn padded_cells_encode_as_background() {
     );
     assert_eq!(z.len(), 4 * 4 * 4 * cfg.autoencoder.latent_channels);
 }
+
+#[test]
+fn oversized_config_is_refused_before_it_is_read() {
+    let dir = std::env::temp_dir().join(format!("ldm-big-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A sparse file: 1 GiB on paper, nothing on disk.
+    let f = std::fs::File::create(dir.join(crate::model::CONFIG_FILE)).unwrap();
+    f.set_len(1 << 30).unwrap();
+    let e = crate::model::load_config(&dir).unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(e.contains("larger than 1048576 bytes"), "{e}");
+}

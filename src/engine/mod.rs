@@ -218,14 +218,6 @@ pub fn estimate(p: &Resolved, opts: &RunOptions) -> Result<Estimate, EngineError
     })
 }
 
-/// Memory the system can still give (MemAvailable), in bytes; None where unknown.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 /// Free disk space (bytes) for unprivileged writes at `path` or its nearest existing ancestor.
 fn available_disk(path: &Path) -> Option<u64> {
     let mut p = std::path::absolute(path).ok()?;
@@ -246,7 +238,7 @@ pub fn check_resources(p: &Resolved, opts: &RunOptions) -> Result<Estimate, Engi
         return Ok(est);
     }
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-    if let Some(mem) = available_memory() {
+    if let Some(mem) = crate::sys::available_memory() {
         if est.peak_memory_bytes > mem {
             return Err(EngineError::Resources(format!(
                 "anatomy.size: this run needs about {:.1} GiB of memory at peak ({} voxels per subject × {} parallel subject(s)) but {:.1} GiB are available; lower --jobs or the grid, or pass --force",
@@ -378,12 +370,12 @@ fn load_source(
     // Scanner coordinates put real scans anywhere in space; synthcohort grids are centred on
     // the world origin, so the source is centred too (its spacing and orientation kept).
     vol.grid = Grid::centered(vol.grid.dims, vol.grid.spacing_mm);
-    let text = std::fs::read_to_string(&names_path).map_err(|e| {
-        EngineError::Source(format!(
-            "anatomy.source.names: cannot read {}: {e}",
-            names_path.display()
-        ))
-    })?;
+    let text = io::bounded::read_text(
+        &names_path,
+        io::bounded::SMALL_TEXT_BYTES,
+        "label-name table",
+    )
+    .map_err(|e| EngineError::Source(format!("anatomy.source.names: {e}")))?;
     let names = anatomy::import::parse_names_file(&text).map_err(|e| {
         EngineError::Source(format!(
             "anatomy.source.names: {}: {e}",

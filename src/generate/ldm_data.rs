@@ -54,6 +54,10 @@ pub fn class_name(label_name: &str) -> String {
     }
 }
 
+/// Longer than any real prompt (the text encoder reads only its first few dozen tokens), and
+/// the same bound as one value in a pipeline file.
+const MAX_PROMPT_BYTES: usize = crate::pipeline::yaml::Limits::PIPELINE.max_scalar_bytes;
+
 fn read_prompts(dir: &Path) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     let manifest = dir.join("manifest.parquet");
@@ -64,8 +68,8 @@ fn read_prompts(dir: &Path) -> Result<BTreeMap<String, String>, String> {
             out.entry(r.subject_id.clone()).or_insert(r.prompt);
         }
     } else if jsonl.exists() {
-        let text = std::fs::read_to_string(&jsonl)
-            .map_err(|e| err(format!("{}: {e}", jsonl.display())))?;
+        let text = io::bounded::read_text(&jsonl, io::bounded::DATASET_TEXT_BYTES, "prompts.jsonl")
+            .map_err(|e| err(e.to_string()))?;
         for (i, line) in text
             .lines()
             .enumerate()
@@ -74,6 +78,14 @@ fn read_prompts(dir: &Path) -> Result<BTreeMap<String, String>, String> {
             let v: Value = serde_json::from_str(line)
                 .map_err(|e| err(format!("{}:{}: {e}", jsonl.display(), i + 1)))?;
             match (v["case"].as_str(), v["prompt"].as_str()) {
+                (_, Some(p)) if p.len() > MAX_PROMPT_BYTES => {
+                    return Err(err(format!(
+                        "{}:{}: a prompt of {} bytes, more than the {MAX_PROMPT_BYTES} a prompt may have",
+                        jsonl.display(),
+                        i + 1,
+                        p.len()
+                    )))
+                }
                 (Some(c), Some(p)) => {
                     out.insert(c.to_string(), p.to_string());
                 }
@@ -105,12 +117,10 @@ pub fn load(
     limit: Option<usize>,
 ) -> Result<Dataset, String> {
     let dj_path = dir.join("dataset.json");
-    let dj: Value = serde_json::from_str(&std::fs::read_to_string(&dj_path).map_err(|e| {
-        err(format!(
-            "{}: {e} (is this an nnU-Net dataset?)",
-            dj_path.display()
-        ))
-    })?)
+    let dj: Value = serde_json::from_str(
+        &io::bounded::read_text(&dj_path, io::bounded::DATASET_TEXT_BYTES, "dataset.json")
+            .map_err(|e| err(format!("{e} (is this an nnU-Net dataset?)")))?,
+    )
     .map_err(|e| err(format!("{}: {e}", dj_path.display())))?;
     let ending = dj["file_ending"].as_str().unwrap_or(".nii.gz").to_string();
     let labels = dj["labels"]

@@ -47,7 +47,12 @@ pub struct TrainConfig {
 }
 
 pub fn read_config(path: &Path) -> Result<TrainConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = crate::io::bounded::read_text(
+        path,
+        crate::io::bounded::SMALL_TEXT_BYTES,
+        "training config",
+    )
+    .map_err(|e| e.to_string())?;
     let (value, _) = crate::pipeline::yaml::parse(&text).map_err(|issues| {
         let first = issues.first().map(|i| format!("{i:?}")).unwrap_or_default();
         format!("{}: not valid YAML: {first}", path.display())

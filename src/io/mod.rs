@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 pub mod atomic;
+pub mod bounded;
 pub mod hash;
 pub mod labels_json;
 pub mod manifest;
@@ -50,6 +51,18 @@ pub enum IoError {
     ManifestWrite(#[source] parquet::errors::ParquetError),
     #[error("reading Parquet manifest {}: {reason}", path.display())]
     ManifestRead { path: PathBuf, reason: String },
+    #[error("{what} {}: larger than {max_bytes} bytes, the limit for such a file", path.display())]
+    TooLarge {
+        what: String,
+        path: PathBuf,
+        max_bytes: u64,
+    },
+    #[error("{what} {}: {reason}", path.display())]
+    BadText {
+        what: String,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("encoding PNG preview: {0}")]
     Png(#[from] png::EncodingError),
 }

@@ -371,6 +371,7 @@ fn read_values<T: ::nifti::DataElement + Copy>(
     // or an inconsistent header fails fast with a clear message.
     let header = NiftiHeader::from_file(path).map_err(nifti_err)?;
     let dims = spatial_dims(&header, path)?;
+    check_read_memory::<T>(&header, dims, path)?;
     let obj = ReaderOptions::new().read_file(path).map_err(nifti_err)?;
     let header = obj.header().clone();
     let arr = obj.into_volume().into_ndarray::<T>().map_err(nifti_err)?;
@@ -384,6 +385,58 @@ fn read_values<T: ::nifti::DataElement + Copy>(
         ));
     }
     Ok((header, dims, data))
+}
+
+/// Voxels one volume may have: 2^31, past any clinical scan (a 1024² × 2048 volume) and the
+/// point where index arithmetic in other tools starts to overflow.
+pub const MAX_VOXELS: u64 = 1 << 31;
+
+/// Refuses a header whose volume cannot be held: more than [`MAX_VOXELS`], or more memory to
+/// read (the raw bytes, the decoded values and the result) than the machine has available.
+/// Checked from the header alone, before anything is allocated, so a 348-byte file claiming
+/// 10⁹ voxels is refused at once.
+fn check_read_memory<T>(h: &NiftiHeader, dims: [usize; 3], path: &Path) -> Result<(), IoError> {
+    let voxels = dims.iter().map(|&d| d as u64).product::<u64>();
+    if voxels > MAX_VOXELS {
+        return Err(bad(
+            path,
+            format!(
+                "dims {dims:?} hold {voxels} voxels, more than the {MAX_VOXELS} a volume may have"
+            ),
+        ));
+    }
+    // An uncompressed file must hold what its header claims; checked before anything is read.
+    if !is_gz_path(path) {
+        let need = h.vox_offset.max(0.0) as u64 + voxels * (h.bitpix as u64).div_ceil(8);
+        if let Ok(m) = std::fs::metadata(path) {
+            if m.len() < need {
+                return Err(bad(
+                    path,
+                    format!(
+                        "the file has {} bytes but its header (dims {dims:?}, {} bits a voxel) needs {need}",
+                        m.len(),
+                        h.bitpix
+                    ),
+                ));
+            }
+        }
+    }
+    let per_voxel = (h.bitpix as u64).div_ceil(8) + 2 * std::mem::size_of::<T>() as u64;
+    let need = voxels * per_voxel;
+    if let Some(avail) = crate::sys::available_memory() {
+        if need > avail {
+            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+            return Err(bad(
+                path,
+                format!(
+                    "dims {dims:?} ({voxels} voxels) need about {:.1} GiB to read, more than the {:.1} GiB available",
+                    gib(need),
+                    gib(avail)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn spatial_dims(h: &NiftiHeader, path: &Path) -> Result<[usize; 3], IoError> {
@@ -896,13 +949,45 @@ mod tests {
     }
 
     #[test]
+    fn headers_claiming_huge_volumes_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let vol = Volume::filled(test_grid(), 3u16);
+        let good = encode_labels(&vol, false, "").unwrap();
+        // 1000³ = 10⁹ voxels claimed by a 400-byte file (dim[1..=3] at bytes 42..48).
+        let mut huge = good.clone();
+        for a in 0..3 {
+            huge[42 + 2 * a..44 + 2 * a].copy_from_slice(&1000i16.to_le_bytes());
+        }
+        let p = write_tmp(dir.path(), "huge.nii", &huge);
+        match crate::sys::available_memory() {
+            // 10⁹ voxels need at least 17 GB to read as labels (f64 values + u16 result).
+            Some(m) if m < 17_000_000_000 => {
+                let e = read_labels(&p).unwrap_err().to_string();
+                assert!(
+                    e.contains("GiB available") && e.contains("1000000000 voxels"),
+                    "{e}"
+                );
+            }
+            _ => assert!(read_labels(&p).is_err()),
+        }
+        // 32767³ ≈ 3.5·10¹³ voxels: over the voxel bound whatever the memory.
+        for a in 0..3 {
+            huge[42 + 2 * a..44 + 2 * a].copy_from_slice(&i16::MAX.to_le_bytes());
+        }
+        let p = write_tmp(dir.path(), "huger.nii", &huge);
+        let e = read_labels(&p).unwrap_err().to_string();
+        assert!(e.contains("a volume may have"), "{e}");
+    }
+
+    #[test]
     fn bad_files_are_errors_not_panics() {
         let dir = tempfile::tempdir().unwrap();
         let vol = Volume::filled(test_grid(), 3u16);
         let good = encode_labels(&vol, false, "").unwrap();
         // Truncated voxel data.
         let p = write_tmp(dir.path(), "trunc.nii", &good[..good.len() - 10]);
-        assert!(read_labels(&p).is_err());
+        let e = read_labels(&p).unwrap_err().to_string();
+        assert!(e.contains("bytes but its header"), "{e}");
         // Garbage.
         let p = write_tmp(dir.path(), "junk.nii", b"not a nifti file at all");
         assert!(read_image(&p).is_err());

@@ -39,10 +39,20 @@ impl Resolved {
 
 /// Reads and validates a pipeline file.
 pub fn load(path: &Path) -> Result<Resolved, PipelineError> {
-    let bytes = std::fs::read(path).map_err(|source| PipelineError::Read {
+    let read_err = |source| PipelineError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // Read at most one byte past the limit, so a huge (or endless, like /dev/zero) file costs
+    // no more memory than the limit before `parse` refuses it.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            use std::io::Read;
+            f.take(yaml::Limits::PIPELINE.max_bytes as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(read_err)?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse(&bytes, &path.display().to_string(), &base_dir)
 }
@@ -53,6 +63,13 @@ pub fn parse(bytes: &[u8], file: &str, base_dir: &Path) -> Result<Resolved, Pipe
         file: file.to_string(),
         problems,
     };
+    if bytes.len() > yaml::Limits::PIPELINE.max_bytes {
+        return Err(invalid(vec![Problem {
+            path: String::new(),
+            pos: None,
+            message: yaml::too_large(yaml::Limits::PIPELINE.max_bytes),
+        }]));
+    }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {

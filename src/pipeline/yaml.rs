@@ -11,6 +11,31 @@ use saphyr::Scalar;
 use saphyr_parser::{Event, Parser, Span};
 use serde_json::{Map, Number, Value};
 
+/// Bounds on what one pipeline document may hold. Real pipelines are a few kilobytes with a
+/// few hundred nodes; the bounds sit far above that and far below what could hurt a shared
+/// machine. Aliases count by what they expand to, so a "billion laughs" document is refused
+/// at the alias that crosses the node budget, in memory proportional to the budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of the whole file.
+    pub max_bytes: usize,
+    /// Open mappings and sequences at once.
+    pub max_depth: usize,
+    /// Values in the loaded document, every alias counted as the nodes it copies.
+    pub max_nodes: usize,
+    /// Bytes of one scalar (a prompt, a path, a name).
+    pub max_scalar_bytes: usize,
+}
+
+impl Limits {
+    pub const PIPELINE: Limits = Limits {
+        max_bytes: 1 << 20,
+        max_depth: 32,
+        max_nodes: 100_000,
+        max_scalar_bytes: 16 * 1024,
+    };
+}
+
 /// 1-based line and column in the source file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pos {
@@ -74,20 +99,71 @@ enum Frame {
         map: Map<String, Value>,
         key: Option<(String, Pos)>,
         anchor: usize,
+        /// Node count when the collection opened: its own size is the difference at its end.
+        nodes_before: usize,
     },
     Seq {
         path: String,
         seq: Vec<Value>,
         anchor: usize,
+        nodes_before: usize,
     },
 }
 
-/// Parses one YAML document. Returns the JSON value and locations, or every issue found.
+/// The message for a file over `max` bytes (it may have been read only up to `max + 1`).
+pub fn too_large(max: usize) -> String {
+    format!("the file is larger than {max} bytes, the limit for a pipeline file")
+}
+
+fn check_nodes(
+    nodes: usize,
+    limits: &Limits,
+    path: &str,
+    span: &Span,
+) -> Result<(), Vec<YamlIssue>> {
+    if nodes > limits.max_nodes {
+        return Err(limit_issue(
+            path.to_string(),
+            span,
+            format!(
+                "more than {} values, the limit for a pipeline file",
+                limits.max_nodes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn limit_issue(path: String, span: &Span, message: String) -> Vec<YamlIssue> {
+    vec![YamlIssue {
+        path,
+        pos: Some(pos(span)),
+        message,
+    }]
+}
+
+/// Parses one YAML document within [`Limits::PIPELINE`]. Returns the JSON value and
+/// locations, or every issue found.
 pub fn parse(text: &str) -> Result<(Value, Locations), Vec<YamlIssue>> {
+    parse_with(text, Limits::PIPELINE)
+}
+
+/// [`parse`] with explicit limits. A limit is reported at once, naming the line and the limit,
+/// without reading further.
+pub fn parse_with(text: &str, limits: Limits) -> Result<(Value, Locations), Vec<YamlIssue>> {
+    if text.len() > limits.max_bytes {
+        return Err(vec![YamlIssue {
+            path: String::new(),
+            pos: None,
+            message: too_large(limits.max_bytes),
+        }]);
+    }
     let mut locs = Locations::default();
     let mut issues = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Value> = HashMap::new();
+    // Anchored values with the number of nodes each copies when aliased.
+    let mut anchors: HashMap<usize, (Value, usize)> = HashMap::new();
+    let mut nodes = 0usize;
     let mut root: Option<Value> = None;
     let mut documents = 0;
 
@@ -133,40 +209,109 @@ pub fn parse(text: &str) -> Result<(Value, Locations), Vec<YamlIssue>> {
                 }
                 continue;
             }
+            Event::MappingStart(..) | Event::SequenceStart(..)
+                if stack.len() >= limits.max_depth =>
+            {
+                return Err(limit_issue(
+                    next_path(&stack),
+                    &span,
+                    format!(
+                        "nesting deeper than {} levels, the limit for a pipeline file",
+                        limits.max_depth
+                    ),
+                ));
+            }
             Event::MappingStart(anchor, _) => {
                 let path = next_path(&stack);
                 locs.values.insert(path.clone(), pos(&span));
+                nodes += 1;
+                check_nodes(nodes, &limits, &path, &span)?;
                 stack.push(Frame::Map {
                     path,
                     map: Map::new(),
                     key: None,
                     anchor,
+                    nodes_before: nodes - 1,
                 });
                 continue;
             }
             Event::SequenceStart(anchor, _) => {
                 let path = next_path(&stack);
                 locs.values.insert(path.clone(), pos(&span));
+                nodes += 1;
+                check_nodes(nodes, &limits, &path, &span)?;
                 stack.push(Frame::Seq {
                     path,
                     seq: Vec::new(),
                     anchor,
+                    nodes_before: nodes - 1,
                 });
                 continue;
             }
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map { map, anchor, .. }) => {
-                    remember(&mut anchors, anchor, Value::Object(map))
-                }
+                Some(Frame::Map {
+                    map,
+                    anchor,
+                    nodes_before,
+                    ..
+                }) => remember(
+                    &mut anchors,
+                    anchor,
+                    Value::Object(map),
+                    nodes - nodes_before,
+                ),
                 _ => continue,
             },
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { seq, anchor, .. }) => {
-                    remember(&mut anchors, anchor, Value::Array(seq))
-                }
+                Some(Frame::Seq {
+                    seq,
+                    anchor,
+                    nodes_before,
+                    ..
+                }) => remember(
+                    &mut anchors,
+                    anchor,
+                    Value::Array(seq),
+                    nodes - nodes_before,
+                ),
                 _ => continue,
             },
-            Event::Alias(id) => anchors.get(&id).cloned().unwrap_or(Value::Null),
+            Event::Alias(id) => match anchors.get(&id) {
+                Some((v, n)) => {
+                    // Checked before the copy is made: the budget bounds memory too.
+                    if nodes + n > limits.max_nodes {
+                        return Err(limit_issue(
+                            next_path(&stack),
+                            &span,
+                            format!(
+                                "this alias expands the document past {} values, the limit for a pipeline file (aliases count as the values they copy; a YAML \"billion laughs\" document stops here)",
+                                limits.max_nodes
+                            ),
+                        ));
+                    }
+                    nodes += n;
+                    v.clone()
+                }
+                None => Value::Null,
+            },
+            Event::Scalar(text, ..) if text.len() > limits.max_scalar_bytes => {
+                // A key has no path of its own yet: name the mapping it is in.
+                let path = match stack.last() {
+                    Some(Frame::Map {
+                        path, key: None, ..
+                    }) => path.clone(),
+                    _ => next_path(&stack),
+                };
+                return Err(limit_issue(
+                    path,
+                    &span,
+                    format!(
+                        "a value of {} bytes, more than the {} bytes one value may have in a pipeline file",
+                        text.len(),
+                        limits.max_scalar_bytes
+                    ),
+                ));
+            }
             Event::Scalar(text, style, anchor, tag) => {
                 // A mapping key waiting to be filled takes this scalar as its name.
                 if let Some(Frame::Map { path, map, key, .. }) = stack.last_mut() {
@@ -187,6 +332,8 @@ pub fn parse(text: &str) -> Result<(Value, Locations), Vec<YamlIssue>> {
                 }
                 let path = next_path(&stack);
                 locs.values.insert(path.clone(), pos(&span));
+                nodes += 1;
+                check_nodes(nodes, &limits, &path, &span)?;
                 let v = match Scalar::parse_from_cow_and_metadata(
                     Cow::Borrowed(text.as_ref()),
                     style,
@@ -216,7 +363,7 @@ pub fn parse(text: &str) -> Result<(Value, Locations), Vec<YamlIssue>> {
                         Value::Null
                     }
                 };
-                remember(&mut anchors, anchor, v)
+                remember(&mut anchors, anchor, v, 1)
             }
             _ => continue,
         };
@@ -252,9 +399,14 @@ pub fn parse(text: &str) -> Result<(Value, Locations), Vec<YamlIssue>> {
     }
 }
 
-fn remember(anchors: &mut HashMap<usize, Value>, anchor: usize, v: Value) -> Value {
+fn remember(
+    anchors: &mut HashMap<usize, (Value, usize)>,
+    anchor: usize,
+    v: Value,
+    nodes: usize,
+) -> Value {
     if anchor > 0 {
-        anchors.insert(anchor, v.clone());
+        anchors.insert(anchor, (v.clone(), nodes));
     }
     v
 }
@@ -282,6 +434,50 @@ mod tests {
         assert!(issues[0].message.contains("duplicate key"));
         assert_eq!(issues[0].pos.unwrap().line, 2);
         assert!(issues[1].message.contains("finite"));
+    }
+
+    /// An n-level "billion laughs" document: each level aliases the one below ten times.
+    fn alias_bomb(levels: usize) -> String {
+        let mut s = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..levels {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            s.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        s
+    }
+
+    #[test]
+    fn alias_bombs_stop_at_the_node_budget() {
+        for levels in [9, 12, 30] {
+            let issues = parse(&alias_bomb(levels)).unwrap_err();
+            assert_eq!(issues.len(), 1);
+            assert!(issues[0].message.contains("100000 values"), "{issues:?}");
+            // Level 4 holds 111 111 values: its line is where the budget runs out.
+            assert_eq!(issues[0].pos.unwrap().line, 5);
+        }
+        // Aliases within the budget still load, copied in full.
+        let (v, _) = parse("base: &b {kvp: 120, mas: 50}\narms: [*b, *b]\n").unwrap();
+        assert_eq!(v["arms"][1]["mas"], serde_json::json!(50));
+    }
+
+    #[test]
+    fn size_depth_and_scalar_limits_name_the_limit() {
+        let small = Limits {
+            max_bytes: 100,
+            max_depth: 4,
+            max_nodes: 10,
+            max_scalar_bytes: 8,
+        };
+        let e = parse_with(&"x".repeat(101), small).unwrap_err();
+        assert!(e[0].message.contains("larger than 100 bytes"), "{e:?}");
+        let e = parse_with("a: [[[[[1]]]]]", small).unwrap_err();
+        assert!(e[0].message.contains("deeper than 4 levels"), "{e:?}");
+        assert_eq!(e[0].pos.unwrap().line, 1);
+        let e = parse_with("a: 123456789", small).unwrap_err();
+        assert!(e[0].message.contains("more than the 8 bytes"), "{e:?}");
+        let e = parse_with("a: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]", small).unwrap_err();
+        assert!(e[0].message.contains("more than 10 values"), "{e:?}");
+        assert!(parse_with("a: [[[1]]]\nb: 12345678", small).is_ok());
     }
 
     #[test]
