@@ -56,8 +56,10 @@ fn sample(n: usize, device: Device) {
         seed: 1,
         steps: 30,
         solver: Solver::Euler,
-        guidance_text: 3.0,
-        guidance_labels: 1.0,
+        guidance: synthcohort_ldm::Guidance {
+            text: 3.0,
+            labels: 1.0,
+        },
     };
     let t = Instant::now();
     let out = s.sample(&req, &mut |_, _| {}).expect("samples");

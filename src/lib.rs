@@ -4,10 +4,12 @@
 
 pub mod acquire;
 pub mod anatomy;
+pub mod bounds;
 pub mod cohort;
 pub mod engine;
 pub mod generate;
 pub mod io;
+pub mod lab;
 pub mod pipeline;
 pub mod rng;
 pub mod sys;

@@ -190,7 +190,7 @@ fn shipped_models_load_with_their_recommended_guidance() {
             .config()
             .guidance
             .unwrap_or_else(|| panic!("{name} recommends no guidance"));
-        assert_eq!((m.guidance_text, m.guidance_labels), (g.text, g.labels));
+        assert_eq!(m.guidance, g);
         assert!(
             m.name()
                 .ends_with(&format!("guidance text {} / labels {})", g.text, g.labels)),

@@ -57,3 +57,95 @@ fn shipped_pipelines_validate_against_the_schema() {
     }
     assert!(n >= 4);
 }
+
+/// Every numeric bound the published schema gives an arm field is the bound the simulator's
+/// own `validate()` enforces: a value just outside is refused by both, at the same field, and
+/// the bound itself is accepted by both range checks (the ranges are declared once).
+#[test]
+fn schema_bounds_are_the_protocols_bounds() {
+    use synthcohort::acquire::ct::CtProtocol;
+    use synthcohort::acquire::mri::{MriProtocol, Sequence};
+    let schema = committed();
+    let variants = schema["$defs"]["Arm"]["anyOf"].as_array().unwrap().clone();
+    let mut checked = 0;
+    for v in &variants {
+        let tag = v["properties"]["modality"]["const"].as_str().unwrap();
+        for (field, prop) in v["properties"].as_object().unwrap() {
+            let (Some(lo), Some(hi)) = (prop["minimum"].as_f64(), prop["maximum"].as_f64()) else {
+                continue;
+            };
+            let step = if prop["type"] == "integer" {
+                1.0
+            } else {
+                1e-3 * (hi - lo).max(1.0)
+            };
+            for (value, inside) in [
+                (lo, true),
+                (hi, true),
+                (lo - step, false),
+                (hi + step, false),
+            ] {
+                if value < 0.0 && prop["type"] == "integer" {
+                    continue;
+                }
+                let num = if prop["type"] == "integer" {
+                    serde_json::json!(value as i64)
+                } else {
+                    serde_json::json!(value)
+                };
+                // The protocol's own check.
+                let problems: Vec<(String, String)> = match tag {
+                    "ct" => {
+                        let mut j =
+                            serde_json::to_value(CtProtocol::preset("generic64").unwrap()).unwrap();
+                        j[field.as_str()] = num.clone();
+                        synthcohort::bounds::check(
+                            &serde_json::from_value::<CtProtocol>(j).unwrap(),
+                        )
+                    }
+                    "mri" => {
+                        let mut j =
+                            serde_json::to_value(MriProtocol::default_for(Sequence::SpinEcho, 3.0))
+                                .unwrap();
+                        j[field.as_str()] = num.clone();
+                        match serde_json::from_value::<MriProtocol>(j) {
+                            Ok(p) => synthcohort::bounds::check(&p),
+                            Err(_) => continue, // a field the preset holds in another form
+                        }
+                    }
+                    _ => continue,
+                };
+                let protocol_refuses = problems.iter().any(|(f, _)| f == field);
+                assert_eq!(
+                    !protocol_refuses, inside,
+                    "{tag}.{field} = {value}: {problems:?}"
+                );
+                // The schema pass of the pipeline loader.
+                let seq = if tag == "mri" {
+                    ", sequence: spin_echo"
+                } else {
+                    ""
+                };
+                let text = format!(
+                    "version: 1\nname: b\ncohort: {{size: 1}}\nanatomy: {{template: thorax, size: [32, 32, 24], spacing_mm: [10, 10, 10]}}\nacquisition: {{arms: [{{name: a, modality: {tag}{seq}, {field}: {num}}}]}}\n"
+                );
+                let refused_here = match synthcohort::pipeline::parse(
+                    text.as_bytes(),
+                    "b.yaml",
+                    std::path::Path::new("."),
+                ) {
+                    Ok(_) => false,
+                    Err(e) => e.problems().iter().any(|p| {
+                        p.path == format!("acquisition.arms[0].{field}")
+                            && (p.message.contains("maximum")
+                                || p.message.contains("minimum")
+                                || p.message.contains("outside"))
+                    }),
+                };
+                assert_eq!(!refused_here, inside, "pipeline {tag}.{field} = {value}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 60, "only {checked} bound checks");
+}

@@ -21,8 +21,8 @@ mod tests;
 use std::path::Path;
 
 pub use model::{
-    load, load_config, sample, save, ChannelSpec, Guidance, Ldm, LdmConfig, Modality,
-    SampleRequest, TrainingRecord,
+    load, load_config, sample, save, ChannelSpec, Guidance, GuidanceChoice, Ldm, LdmConfig,
+    Modality, SampleRequest, TrainingRecord, DEFAULT_STEPS,
 };
 pub use scheduler::{SchedulerConfig, Solver};
 pub use text::Tokenizer;

@@ -8,6 +8,7 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::{Autoencoder, AutoencoderConfig};
@@ -70,7 +71,7 @@ pub struct LdmConfig {
     pub latent_scale: Vec<f32>,
     pub training: TrainingRecord,
     /// Classifier-free guidance scales the model's evaluation recommends; pipelines and
-    /// `eval-model` use them unless told otherwise (absent: text 3, labels 1.5).
+    /// `eval-model` use them unless told otherwise (absent: [`Guidance::DEFAULT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<Guidance>,
 }
@@ -84,12 +85,41 @@ pub struct Guidance {
 }
 
 impl Guidance {
-    /// Used where neither the pipeline nor the model says otherwise.
+    /// Used where neither the caller nor the model says otherwise: the prompt strengthened,
+    /// the labels plainly conditional (every shipped model's evaluation recommends labels 1).
     pub const DEFAULT: Guidance = Guidance {
         text: 3.0,
-        labels: 1.5,
+        labels: 1.0,
     };
 }
+
+/// Guidance scales a caller chooses (a pipeline's `generator.guidance`, `eval-model`'s flags):
+/// each one unset falls back to the model's recommendation, then to [`Guidance::DEFAULT`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuidanceChoice {
+    /// Text (prompt) guidance scale; 1 = plain conditional sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 50.0))]
+    pub text: Option<f32>,
+    /// Label-map guidance scale; 1 = plain conditional sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 50.0))]
+    pub labels: Option<f32>,
+}
+
+impl GuidanceChoice {
+    pub fn resolve(self, recommended: Option<Guidance>) -> Guidance {
+        let base = recommended.unwrap_or(Guidance::DEFAULT);
+        Guidance {
+            text: self.text.unwrap_or(base.text),
+            labels: self.labels.unwrap_or(base.labels),
+        }
+    }
+}
+
+/// Sampling steps where the caller does not choose.
+pub const DEFAULT_STEPS: usize = 30;
 
 impl LdmConfig {
     /// A fresh configuration with the default (CPU-sized) architecture.
@@ -295,8 +325,7 @@ pub struct SampleRequest<'a> {
     pub seed: u64,
     pub steps: usize,
     pub solver: Solver,
-    pub guidance_text: f32,
-    pub guidance_labels: f32,
+    pub guidance: Guidance,
 }
 
 /// Rounds `n` up to a multiple of [`GRID_MULTIPLE`].
@@ -389,7 +418,7 @@ pub fn sample<B: Backend>(
     let labels = Tensor::<B, 5>::from_data(TensorData::new(fractions, [1, k, lz, ly, lx]), device);
     let scalars = cfg.scalars(req.spacing_mm).to_vec();
 
-    let single = req.guidance_text == 1.0 && req.guidance_labels == 1.0;
+    let single = req.guidance.text == 1.0 && req.guidance.labels == 1.0;
     let (prompts, label_batch): (Vec<&str>, Tensor<B, 5>) = if single {
         (vec![req.prompt], labels)
     } else {
@@ -416,7 +445,7 @@ pub fn sample<B: Backend>(
         let f = parts.pop().expect("3 parts");
         let l = parts.pop().expect("3 parts");
         let u = parts.pop().expect("3 parts");
-        guide(u, l, f, req.guidance_labels, req.guidance_text)
+        guide(u, l, f, req.guidance.labels, req.guidance.text)
     };
 
     let scheduler = cfg.scheduler.build();

@@ -7,9 +7,14 @@
 use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// ODE solver of the sampler: `euler` (one model call per step) or `heun` (two, more accurate
+/// for few steps).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Solver {
+    #[default]
     Euler,
     Heun,
 }

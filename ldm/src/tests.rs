@@ -84,8 +84,10 @@ fn request<'a>(classes: &'a [u8], seed: u64) -> SampleRequest<'a> {
         seed,
         steps: 4,
         solver: Solver::Heun,
-        guidance_text: 2.0,
-        guidance_labels: 1.5,
+        guidance: crate::Guidance {
+            text: 2.0,
+            labels: 1.5,
+        },
     }
 }
 

@@ -23,18 +23,27 @@ pub mod ontology;
 mod phantom;
 
 pub use import::{import_labels, parse_names_file, ImportReport};
-pub use ontology::{
-    label_by_id, label_by_name, ontology, organ_group, template_labels, LabelInfo, LESION_ID_BASE,
-};
+pub use ontology::{label_by_id, label_by_name, ontology, organ_group, LabelInfo, LESION_ID_BASE};
+
+/// Ids a template can produce (sorted, no background, no lesions), for labels.json and the
+/// nnU-Net class list.
+pub fn template_labels(t: Template) -> Vec<u16> {
+    phantom::template_label_set(t)
+}
 
 /// Procedural phantom templates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Template {
+    /// Chest: neck base to upper abdomen.
     Thorax,
+    /// Abdomen: diaphragm to pelvis.
     Abdomen,
+    /// Head: scalp, skull, CSF, grey and white matter, ventricles.
     Head,
+    /// 200 mm water cylinder (CT QA).
     WaterCylinder,
+    /// Water cylinder with air, fat, acrylic, bone and iodine inserts (CT QA).
     CtQa,
 }
 
@@ -46,6 +55,11 @@ impl Template {
         Template::WaterCylinder,
         Template::CtQa,
     ];
+
+    /// The template a pipeline name stands for.
+    pub fn from_name(name: &str) -> Option<Template> {
+        Template::ALL.into_iter().find(|t| t.name() == name)
+    }
 
     /// The snake_case name used in pipeline files.
     pub fn name(self) -> &'static str {

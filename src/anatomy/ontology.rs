@@ -9,8 +9,6 @@
 
 use std::sync::OnceLock;
 
-use super::Template;
-
 /// One label: id, snake_case name (TotalSegmentator's where it has one) and display colour.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabelInfo {
@@ -365,12 +363,6 @@ pub fn organ_group(name: &str) -> Option<Vec<u16>> {
         _ => return label_by_name(&n).map(|l| vec![l.id]),
     };
     Some(ids)
-}
-
-/// Ids a template can produce (sorted, no background, no lesions), for labels.json and the
-/// nnU-Net class list.
-pub fn template_labels(t: Template) -> Vec<u16> {
-    super::phantom::template_label_set(t)
 }
 
 #[cfg(test)]

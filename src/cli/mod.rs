@@ -113,7 +113,7 @@ pub enum Command {
         /// Held-out subjects to sample.
         #[arg(long, default_value_t = 32)]
         cases: usize,
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = synthcohort_ldm::DEFAULT_STEPS)]
         steps: usize,
         /// Text guidance scale (default: the model's recommended, else 3).
         #[arg(long)]
@@ -157,17 +157,6 @@ fn load(path: &std::path::Path) -> Result<pipeline::Resolved, ExitCode> {
         match e {
             PipelineError::Read { .. } | PipelineError::Invalid { .. } => ExitCode::from(2),
         }
-    })
-}
-
-fn template_by_name(name: &str) -> Option<Template> {
-    Some(match name {
-        "thorax" => Template::Thorax,
-        "abdomen" => Template::Abdomen,
-        "head" => Template::Head,
-        "water_cylinder" => Template::WaterCylinder,
-        "ct_qa" => Template::CtQa,
-        _ => return None,
     })
 }
 
@@ -216,11 +205,11 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Labels { template } => {
-            let Some(t) = template_by_name(&template) else {
+            let Some(t) = Template::from_name(&template) else {
                 eprintln!("error: unknown template `{template}`; choose thorax, abdomen, head, water_cylinder or ct_qa");
                 return ExitCode::from(2);
             };
-            let mut ids = ontology::template_labels(t);
+            let mut ids = synthcohort::anatomy::template_labels(t);
             ids.sort_unstable();
             ids.dedup();
             println!("id\tname\tcolour");
@@ -245,14 +234,14 @@ pub fn main() -> ExitCode {
             resume,
             quiet,
         } => {
-            let args = synthcohort::generate::ldm_train::TrainArgs {
+            let args = synthcohort::lab::train::TrainArgs {
                 data: &data,
                 config: &config,
                 out: &out,
                 resume,
                 quiet,
             };
-            match synthcohort::generate::ldm_train::run(&args) {
+            match synthcohort::lab::train::run(&args) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -270,17 +259,19 @@ pub fn main() -> ExitCode {
             guidance_labels,
             quiet,
         } => {
-            let args = synthcohort::generate::ldm_eval::EvalArgs {
+            let args = synthcohort::lab::eval::EvalArgs {
                 model: &model,
                 data: &data,
                 out: out.as_deref(),
                 cases,
                 steps,
-                guidance_text,
-                guidance_labels,
+                guidance: synthcohort_ldm::GuidanceChoice {
+                    text: guidance_text,
+                    labels: guidance_labels,
+                },
                 quiet,
             };
-            match synthcohort::generate::ldm_eval::run(&args) {
+            match synthcohort::lab::eval::run(&args) {
                 Ok((_, dir)) => {
                     println!("wrote {}", dir.join("report.md").display());
                     ExitCode::SUCCESS

@@ -9,8 +9,9 @@ use rand::seq::SliceRandom;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use crate::anatomy::Template;
 use crate::anatomy::{LesionShape, Sex};
-use crate::pipeline::spec::{DiffuseKind, LesionKind, LesionShapeSpec, Pipeline, TemplateSpec};
+use crate::pipeline::spec::{DiffuseKind, LesionKind, LesionShapeSpec, Pipeline};
 use crate::rng::{self, Stage};
 
 /// One focal lesion to insert, with its tissue properties.
@@ -240,11 +241,11 @@ pub fn prompt(p: &Pipeline, s: &Subject) -> String {
             .join(", ")
     };
     let template = match p.anatomy.template {
-        TemplateSpec::Thorax => "chest",
-        TemplateSpec::Abdomen => "abdomen",
-        TemplateSpec::Head => "head",
-        TemplateSpec::WaterCylinder => "water phantom",
-        TemplateSpec::CtQa => "CT QA phantom",
+        Template::Thorax => "chest",
+        Template::Abdomen => "abdomen",
+        Template::Head => "head",
+        Template::WaterCylinder => "water phantom",
+        Template::CtQa => "CT QA phantom",
     };
     p.generator
         .prompt

@@ -22,7 +22,8 @@ use crate::anatomy::{self, ontology, AnatomyParams, BodySize, LesionRequest};
 use crate::cohort::{self, CohortPlan, Subject};
 use crate::generate::{self, procedural::Procedural, Generator, LesionTissue, Needs, TissueObject};
 use crate::io::{self, manifest::LesionRow, manifest::ManifestRow, nifti::ImageDtype};
-use crate::pipeline::spec::{Compression, Layout, OutputDtype, PropertyMap};
+use crate::pipeline::spec::{Compression, Layout, OutputDtype};
+use crate::pipeline::PropertyMap;
 use crate::pipeline::{Protocol, Resolved};
 use crate::rng::{self, Stage};
 use crate::volume::{Grid, Volume};
@@ -293,24 +294,16 @@ fn add_field(n: &mut Needs, field_t: f64) {
 }
 
 fn generator(p: &Resolved) -> Result<Box<dyn Generator>, EngineError> {
-    use crate::pipeline::spec::{GeneratorKind, SolverSpec};
+    use crate::pipeline::spec::GeneratorKind;
     let g = &p.spec.generator;
     if g.kind == GeneratorKind::LatentDiffusion {
-        let template = crate::pipeline::validate::template_name(p.spec.anatomy.template);
+        let template = p.spec.anatomy.template.name();
         let dir = generate::ldm::resolve_model(g.model.as_deref(), template, &p.base_dir)
             .map_err(EngineError::Other)?;
         let mut m = generate::ldm::LatentDiffusion::load(&dir).map_err(EngineError::Other)?;
         m.steps = g.steps as usize;
-        if let Some(t) = g.guidance.text {
-            m.guidance_text = t as f32;
-        }
-        if let Some(l) = g.guidance.labels {
-            m.guidance_labels = l as f32;
-        }
-        m.solver = match g.solver {
-            SolverSpec::Euler => synthcohort_ldm::Solver::Euler,
-            SolverSpec::Heun => synthcohort_ldm::Solver::Heun,
-        };
+        m.guidance = g.guidance.resolve(m.config().guidance);
+        m.solver = g.solver;
         return Ok(Box::new(m));
     }
     Ok(Box::new(Procedural {

@@ -8,9 +8,7 @@ pub(super) fn organ_ids(p: &Resolved, base: Option<&Volume<u16>>) -> Vec<u16> {
             set.into_iter().collect()
         }
         None => {
-            let mut ids = ontology::template_labels(crate::pipeline::validate::template_of(
-                p.spec.anatomy.template,
-            ));
+            let mut ids = anatomy::template_labels(p.spec.anatomy.template);
             ids.sort_unstable();
             ids.dedup();
             ids

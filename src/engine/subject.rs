@@ -64,7 +64,7 @@ pub(super) fn make_subject_with(
         (170.0, 72.0)
     };
     let params = AnatomyParams {
-        template: crate::pipeline::validate::template_of(p.anatomy.template),
+        template: p.anatomy.template,
         grid: s.grid.clone(),
         body: BodySize {
             height_cm,

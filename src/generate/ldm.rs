@@ -8,10 +8,23 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use synthcohort_ldm::cpu::Sampler;
-use synthcohort_ldm::{Guidance, LdmConfig, Modality, SampleRequest, Solver};
+/// Class name all lesion conditions share in the model: a model learns "lesion" tissue, the
+/// pipeline sets each lesion's own contrast.
+pub const LESION_CLASS: &str = "lesion";
 
-use super::ldm_data::{class_name, LESION_CLASS};
+/// Model class name of a label name: organs keep their name, anything the ontology does not
+/// know (lesion conditions) becomes [`LESION_CLASS`].
+pub fn class_name(label_name: &str) -> String {
+    if label_name == "background" || ontology::label_by_name(label_name).is_some() {
+        label_name.to_string()
+    } else {
+        LESION_CLASS.to_string()
+    }
+}
+
+use synthcohort_ldm::cpu::Sampler;
+use synthcohort_ldm::{Guidance, GuidanceChoice, LdmConfig, Modality, SampleRequest, Solver};
+
 use super::{Capabilities, CtMaps, GenerateError, Generator, MriMaps, Request, TissueObject};
 use crate::anatomy::ontology;
 use crate::tissue;
@@ -73,8 +86,7 @@ pub struct LatentDiffusion {
     hash: String,
     pub steps: usize,
     pub solver: Solver,
-    pub guidance_text: f32,
-    pub guidance_labels: f32,
+    pub guidance: Guidance,
 }
 
 impl LatentDiffusion {
@@ -83,15 +95,14 @@ impl LatentDiffusion {
         let weights = std::fs::read(dir.join("weights.mpk.gz"))
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let hash = crate::io::hash::sha256_hex(&weights);
-        let recommended = sampler.config.guidance.unwrap_or(Guidance::DEFAULT);
+        let guidance = GuidanceChoice::default().resolve(sampler.config.guidance);
         Ok(Self {
             config: sampler.config.clone(),
             sampler: Mutex::new(sampler),
             hash,
-            steps: 30,
-            solver: Solver::Euler,
-            guidance_text: recommended.text,
-            guidance_labels: recommended.labels,
+            steps: synthcohort_ldm::DEFAULT_STEPS,
+            solver: Solver::default(),
+            guidance,
         })
     }
 
@@ -182,8 +193,8 @@ impl Generator for LatentDiffusion {
             &self.hash[..12],
             self.solver,
             self.steps,
-            self.guidance_text,
-            self.guidance_labels
+            self.guidance.text,
+            self.guidance.labels
         )
     }
 
@@ -227,8 +238,7 @@ impl Generator for LatentDiffusion {
             seed: req.seed,
             steps: self.steps,
             solver: self.solver,
-            guidance_text: self.guidance_text,
-            guidance_labels: self.guidance_labels,
+            guidance: self.guidance,
         };
         let out = {
             let s = self.sampler.lock().unwrap_or_else(|e| e.into_inner());

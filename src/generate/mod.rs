@@ -6,9 +6,6 @@
 pub mod blur;
 pub mod diffuse;
 pub mod ldm;
-pub mod ldm_data;
-pub mod ldm_eval;
-pub mod ldm_train;
 pub mod procedural;
 
 use crate::volume::Volume;

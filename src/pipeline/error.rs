@@ -15,6 +15,17 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// A problem at `path`; the position is filled in from the file's locations later.
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            path: path.into(),
+            pos: None,
+            message: message.into(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("cannot read pipeline {}: {source}", path.display())]

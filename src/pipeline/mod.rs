@@ -1,9 +1,11 @@
 //! The pipeline language: types, loading, validation and the generated JSON Schema.
 //!
-//! Loading runs in four passes, each reporting every problem it finds with its field path
-//! and position: YAML syntax → JSON Schema (types, ranges, enums, unknown fields) → typed
-//! serde → cross-field rules. Nothing is written before all four pass.
+//! Loading runs in five passes, each reporting every problem it finds with its field path
+//! and position: YAML syntax → `acquisition.defaults` merged into each arm → JSON Schema
+//! (types, ranges, enums, unknown fields) → typed serde → cross-field rules and arm
+//! resolution. Nothing is written before all of them pass.
 
+pub mod arm;
 pub mod error;
 pub mod schema;
 pub mod spec;
@@ -14,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use arm::{Arm, PropertyMap, Protocol};
 pub use error::{PipelineError, Problem};
 pub use spec::Pipeline;
-pub use validate::{Arm, Protocol};
 
 /// A pipeline that passed every check, with its arms resolved.
 #[derive(Clone, Debug)]
@@ -85,7 +87,7 @@ pub fn parse(bytes: &[u8], file: &str, base_dir: &Path) -> Result<Resolved, Pipe
     };
 
     // 1. YAML
-    let (doc, locs) = yaml::parse(text).map_err(|issues| {
+    let (mut doc, locs) = yaml::parse(text).map_err(|issues| {
         invalid(
             issues
                 .into_iter()
@@ -98,23 +100,40 @@ pub fn parse(bytes: &[u8], file: &str, base_dir: &Path) -> Result<Resolved, Pipe
         )
     })?;
 
-    // 2. JSON Schema
-    let schema_problems: Vec<Problem> = schema::check(&doc)
-        .into_iter()
-        .map(|(path, message)| {
-            let pos = if message.starts_with("unknown field") {
-                locs.find_key(&path)
-            } else {
-                locs.find(&path)
-            };
-            Problem { path, pos, message }
-        })
-        .collect();
+    // 2. `acquisition.defaults` into every arm, so each arm is checked whole; a problem in a
+    // field from the defaults is reported where the defaults say it.
+    let (origins, merge_problems) = arm::merge_defaults(&mut doc);
+    let placed = |problems: Vec<Problem>| -> Vec<Problem> {
+        let mut out: Vec<Problem> = problems
+            .into_iter()
+            .map(|p| {
+                let path = origins.locate(&p.path);
+                let pos = if p.message.starts_with("unknown field") {
+                    locs.find_key(&path)
+                } else {
+                    locs.find(&path)
+                };
+                Problem { path, pos, ..p }
+            })
+            .collect();
+        // Defaults merged into several arms report one problem once.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|p| seen.insert((p.path.clone(), p.message.clone())));
+        out
+    };
+
+    // 3. JSON Schema
+    let mut schema_problems = merge_problems;
+    schema_problems.extend(
+        schema::check(&doc)
+            .into_iter()
+            .map(|(path, message)| Problem::at(path, message)),
+    );
     if !schema_problems.is_empty() {
-        return Err(invalid(schema_problems));
+        return Err(invalid(placed(schema_problems)));
     }
 
-    // 3. typed
+    // 4. typed
     let spec: Pipeline = serde_path_to_error::deserialize(&doc).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
@@ -125,13 +144,10 @@ pub fn parse(bytes: &[u8], file: &str, base_dir: &Path) -> Result<Resolved, Pipe
         }])
     })?;
 
-    // 4. cross-field rules
-    let (arms, mut problems) = validate::check(&spec, base_dir);
+    // 5. cross-field rules, arms resolved into their protocols
+    let (arms, problems) = validate::check(&spec, base_dir);
     if !problems.is_empty() {
-        for p in &mut problems {
-            p.pos = locs.find(&p.path);
-        }
-        return Err(invalid(problems));
+        return Err(invalid(placed(problems)));
     }
 
     Ok(Resolved {

@@ -95,7 +95,19 @@ fn explain(e: &ValidationError, out: &mut Vec<(String, String)>) {
                 .map(|m| m.keys().map(|k| format!("`{k}`")).collect())
                 .unwrap_or_default();
             for key in unexpected {
-                let msg = if allowed.is_empty() {
+                let owners = tag_owners(parent, key);
+                let msg = if let Some(here) = tag_of(parent).filter(|_| !owners.is_empty()) {
+                    // An arm's setting of another modality: say whose it is.
+                    let whose: Vec<String> = owners.iter().map(|t| tag_words(t)).collect();
+                    let arm = match e.instance().get("name").and_then(Value::as_str) {
+                        Some(n) => format!("arm `{n}`"),
+                        None => "the defaults".to_string(),
+                    };
+                    format!(
+                        "unknown field `{key}`: `{key}` is {} but {arm} has modality {here}",
+                        whose.join(" and ")
+                    )
+                } else if allowed.is_empty() {
                     format!("unknown field `{key}`")
                 } else {
                     format!(
@@ -109,6 +121,43 @@ fn explain(e: &ValidationError, out: &mut Vec<(String, String)>) {
         ValidationErrorKind::AnyOf { context }
         | ValidationErrorKind::OneOfNotValid { context }
         | ValidationErrorKind::OneOfMultipleValid { context } => {
+            // Variants tagged by `modality` (the arms): explain the one the value names.
+            if let Some(tag) = e.instance().get(TAG) {
+                let tag_path = join_key(&path, TAG);
+                let names_other_tag = |branch: &Vec<ValidationError>| {
+                    branch.iter().any(|b| {
+                        matches!(b.kind(), ValidationErrorKind::Constant { .. })
+                            && dotted(b) == tag_path
+                    })
+                };
+                match context.iter().find(|branch| !names_other_tag(branch)) {
+                    Some(branch) => {
+                        for b in branch {
+                            explain(b, out);
+                        }
+                    }
+                    None => {
+                        let mut allowed: Vec<String> = context
+                            .iter()
+                            .flatten()
+                            .filter_map(|b| match b.kind() {
+                                ValidationErrorKind::Constant { expected_value }
+                                    if dotted(b) == tag_path =>
+                                {
+                                    Some(expected_value.to_string())
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        allowed.sort();
+                        out.push((
+                            tag_path,
+                            format!("found {}, allowed: {}", describe(tag), allowed.join(", ")),
+                        ));
+                    }
+                }
+                return;
+            }
             // An enum whose variants carry docs is a oneOf of constants: list them.
             let consts: Option<Vec<Vec<String>>> = context
                 .iter()
@@ -225,6 +274,46 @@ fn explain(e: &ValidationError, out: &mut Vec<(String, String)>) {
             ));
         }
         _ => out.push((path, e.to_string())),
+    }
+}
+
+/// The key whose `const` tells the variants of an arm apart.
+const TAG: &str = "modality";
+
+/// The `modality` a variant subschema (at a schema path) is for, if it is a tagged variant.
+fn tag_of(pointer: &str) -> Option<String> {
+    subschema(pointer)?
+        .pointer(&format!("/properties/{TAG}/const"))?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The tags of the sibling variants (in the same `anyOf`) that accept `key`.
+fn tag_owners(pointer: &str, key: &str) -> Vec<String> {
+    let Some((alts, _)) = pointer.rsplit_once('/') else {
+        return Vec::new();
+    };
+    if !alts.ends_with("/anyOf") {
+        return Vec::new();
+    }
+    subschema(alts)
+        .and_then(Value::as_array)
+        .map(|branches| {
+            branches
+                .iter()
+                .filter(|b| b.pointer(&format!("/properties/{key}")).is_some())
+                .filter_map(|b| b.pointer(&format!("/properties/{TAG}/const")))
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn tag_words(tag: &str) -> String {
+    match tag {
+        "none" => "a `modality: none` setting".to_string(),
+        "mri" => "an MRI setting".to_string(),
+        t => format!("a {} setting", t.to_uppercase()),
     }
 }
 

@@ -316,24 +316,12 @@ pub struct RelaxationSpec {
 // ---------------------------------------------------------------------------------------------
 // Anatomy
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum TemplateSpec {
-    Thorax,
-    Abdomen,
-    Head,
-    /// 200 mm water cylinder (CT QA).
-    WaterCylinder,
-    /// Water cylinder with air, fat, acrylic, bone and iodine inserts (CT QA).
-    CtQa,
-}
-
 /// The subject's anatomy: a procedural template or an imported label map, on one grid.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnatomySpec {
     /// Procedural phantom (also names the body region when `source` is given).
-    pub template: TemplateSpec,
+    pub template: crate::anatomy::Template,
     /// Import a real label map instead of the procedural phantom.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceSpec>,
@@ -395,12 +383,13 @@ pub struct GeneratorSpec {
     #[serde(default = "default_steps")]
     #[schemars(range(min = 1, max = 1000))]
     pub steps: u32,
+    /// Classifier-free guidance scales (latent diffusion); each unset one is the model's
+    /// recommendation (its card), else text 3 / labels 1.
     #[serde(default)]
-    pub guidance: GuidanceSpec,
-    /// ODE solver of the sampler (latent diffusion): `euler` (one model call per step) or
-    /// `heun` (two, more accurate for few steps).
+    pub guidance: synthcohort_ldm::GuidanceChoice,
+    /// ODE solver of the sampler (latent diffusion).
     #[serde(default)]
-    pub solver: SolverSpec,
+    pub solver: synthcohort_ldm::Solver,
     /// Correlation length of within-tissue texture in mm (procedural).
     #[serde(default = "default_texture_mm")]
     #[schemars(range(min = 0.0, max = 100.0))]
@@ -419,7 +408,7 @@ fn default_prompt() -> String {
     "{template}, {sex}, {age} years, {conditions}".to_string()
 }
 fn default_steps() -> u32 {
-    30
+    synthcohort_ldm::DEFAULT_STEPS as u32
 }
 fn default_texture_mm() -> f64 {
     4.0
@@ -438,35 +427,13 @@ impl Default for GeneratorSpec {
             model: None,
             prompt: default_prompt(),
             steps: default_steps(),
-            guidance: GuidanceSpec::default(),
-            solver: SolverSpec::default(),
+            guidance: Default::default(),
+            solver: Default::default(),
             texture_mm: default_texture_mm(),
             texture_strength: 1.0,
             partial_volume_mm: default_pv_mm(),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SolverSpec {
-    #[default]
-    Euler,
-    Heun,
-}
-
-/// Classifier-free guidance scales (latent diffusion): 1 = plain conditional sampling.
-/// Unset: the scales the model recommends (its `config.json` `guidance`), else text 3 and
-/// labels 1.5.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GuidanceSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 50.0))]
-    pub text: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 50.0))]
-    pub labels: Option<f64>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -478,341 +445,10 @@ pub struct GuidanceSpec {
 pub struct AcquisitionSpec {
     /// Fields shared by all arms (an arm's own fields win).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub defaults: Option<ArmSpec>,
+    pub defaults: Option<super::arm::ArmDefaults>,
     /// The arms; at least one, with distinct names.
     #[schemars(length(min = 1, max = 64))]
-    pub arms: Vec<ArmSpec>,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Modality {
-    /// No scanner: the image is a property map of the tissue object itself.
-    None,
-    Ct,
-    Mri,
-}
-
-/// Which tissue property a `modality: none` arm writes.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum PropertyMap {
-    /// CT attenuation in HU.
-    #[default]
-    Hu,
-    /// Proton density relative to CSF.
-    Pd,
-    /// T1 in ms.
-    T1,
-    /// T2 in ms.
-    T2,
-    /// T2* in ms.
-    T2star,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum CtKernel {
-    Ramp,
-    SheppLogan,
-    Smooth,
-    Standard,
-    Sharp,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum BowtieSpec {
-    None,
-    Small,
-    Medium,
-    Large,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ScanModeSpec {
-    /// Fan beam, slice by slice, FBP.
-    Axial,
-    /// Circular cone beam, FDK.
-    Cone,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum MriSequence {
-    SpinEcho,
-    SpoiledGre,
-    InversionRecovery,
-    Flair,
-    Stir,
-    Mprage,
-    Bssfp,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum CombineSpec {
-    /// Root sum of squares.
-    Rss,
-    /// Sensitivity-weighted combination.
-    Sense,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ReadoutAxis {
-    X,
-    Y,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SamplingPatternSpec {
-    Regular,
-    VariableDensity,
-}
-
-/// One number for both in-plane axes, or `[x, y]`.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(untagged)]
-pub enum InPlane<T> {
-    Same(T),
-    Each([T; 2]),
-}
-
-impl<T: Copy> InPlane<T> {
-    pub fn pair(self) -> [T; 2] {
-        match self {
-            InPlane::Same(v) => [v, v],
-            InPlane::Each(p) => p,
-        }
-    }
-}
-
-/// k-space undersampling (MRI).
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct UndersamplingSpec {
-    /// Acceleration factor R.
-    #[schemars(range(min = 1.0, max = 16.0))]
-    pub factor: f64,
-    #[serde(default = "regular")]
-    pub pattern: SamplingPatternSpec,
-    /// Fully sampled central phase-encode lines.
-    #[serde(default = "default_center_lines")]
-    #[schemars(range(max = 256))]
-    pub center_lines: u32,
-}
-
-fn regular() -> SamplingPatternSpec {
-    SamplingPatternSpec::Regular
-}
-fn default_center_lines() -> u32 {
-    16
-}
-
-/// Rigid motion during the acquisition (MRI).
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MotionSpec {
-    /// Translation in mm (x, y, z).
-    #[serde(default)]
-    pub translation_mm: [f64; 3],
-    /// Rotation in degrees about x, y, z.
-    #[serde(default)]
-    pub rotation_deg: [f64; 3],
-    /// Fraction of k-space lines acquired in the moved position (1 = all: a pure shift).
-    #[serde(default = "half")]
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub fraction_of_lines: f64,
-}
-
-fn half() -> f64 {
-    0.5
-}
-
-/// MRI artifacts; each is off unless given.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ArtifactsSpec {
-    /// Receive bias field: peak-to-peak multiplicative range (0.3 → 0.85–1.15).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub bias_field: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub motion: Option<MotionSpec>,
-    /// N/2 ghost intensity fraction.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub ghosting: Option<f64>,
-    /// Spike intensity relative to the k-space maximum.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 10.0))]
-    pub spike: Option<f64>,
-    /// Fat displaced along the readout by its chemical shift.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub chemical_shift: bool,
-    /// Smooth B0 inhomogeneity amplitude, ppm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 20.0))]
-    pub b0_offresonance_ppm: Option<f64>,
-}
-
-/// One acquisition protocol. `name` and `modality` are required (either here or via
-/// `acquisition.defaults`); the other fields belong to one modality each, except `fov_mm`,
-/// `matrix`, `slice_mm` and `noise`, which CT and MRI share.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ArmSpec {
-    /// Arm identifier (letters, digits, `_`, `-`), used in file names.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 48),
-        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-    )]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modality: Option<Modality>,
-
-    // --- modality: none
-    /// Property written as the image (modality none; default `hu`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub property: Option<PropertyMap>,
-
-    // --- shared by CT and MRI
-    /// Reconstruction / acquisition field of view in mm (CT: one number; MRI: number or [x, y]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fov_mm: Option<InPlane<f64>>,
-    /// In-plane matrix (CT: one number; MRI: number or [x, y]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub matrix: Option<InPlane<u32>>,
-    /// Slice thickness in mm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.1, max = 50.0))]
-    pub slice_mm: Option<f64>,
-    /// Add noise (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub noise: Option<bool>,
-
-    // --- CT
-    /// Scanner preset, e.g. `generic64` (CT); the arm's fields override it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scanner: Option<String>,
-    /// Tube voltage in kVp (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 70.0, max = 140.0))]
-    pub kvp: Option<f64>,
-    /// Tube current-time product in mAs (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.1, max = 2000.0))]
-    pub mas: Option<f64>,
-    /// Added aluminium filtration in mm (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 20.0))]
-    pub filtration_mm_al: Option<f64>,
-    /// Added copper filtration in mm (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 2.0))]
-    pub filtration_mm_cu: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bowtie: Option<BowtieSpec>,
-    /// Views per rotation (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 8, max = 10000))]
-    pub views: Option<u32>,
-    /// Detector columns (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 8, max = 4096))]
-    pub detector_cols: Option<u32>,
-    /// Detector rows (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 1024))]
-    pub detector_rows: Option<u32>,
-    /// Detector pixel pitch at the isocentre in mm (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.05, max = 10.0))]
-    pub pixel_mm: Option<f64>,
-    /// Source–isocentre distance in mm (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 100.0, max = 2000.0))]
-    pub sid_mm: Option<f64>,
-    /// Source–detector distance in mm (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 100.0, max = 3000.0))]
-    pub sdd_mm: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scan_mode: Option<ScanModeSpec>,
-    /// Reconstruction kernel (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel: Option<CtKernel>,
-    /// First-order water beam-hardening correction (CT, default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub beam_hardening_correction: Option<bool>,
-    /// Electronic noise SD in photon-count units (CT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 1000.0))]
-    pub electronic_noise: Option<f64>,
-
-    // --- MRI
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequence: Option<MriSequence>,
-    /// Main field in tesla (MRI; also selects relaxation tables for `modality: none`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.1, max = 11.7))]
-    pub field_t: Option<f64>,
-    /// Repetition time in ms (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1.0, max = 30000.0))]
-    pub tr_ms: Option<f64>,
-    /// Echo time in ms (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.1, max = 2000.0))]
-    pub te_ms: Option<f64>,
-    /// Inversion time in ms (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1.0, max = 10000.0))]
-    pub ti_ms: Option<f64>,
-    /// Flip angle in degrees (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1.0, max = 180.0))]
-    pub flip_deg: Option<f64>,
-    /// Echo train length (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 512))]
-    pub etl: Option<u32>,
-    /// Readout (frequency-encode) direction (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readout: Option<ReadoutAxis>,
-    /// Number of excitations (averages) (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 64))]
-    pub nex: Option<u32>,
-    /// Receive coils (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 64))]
-    pub coils: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub combine: Option<CombineSpec>,
-    /// Fraction of phase-encode k-space acquired (0.5–1; MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.5, max = 1.0))]
-    pub partial_fourier: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub undersampling: Option<UndersamplingSpec>,
-    /// Receiver bandwidth in Hz per pixel (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 10.0, max = 10000.0))]
-    pub bandwidth_hz_per_px: Option<f64>,
-    /// SNR of proton density 1 in a 1×1×5 mm voxel, NEX 1, one coil, at 3 T (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.1, max = 10000.0))]
-    pub snr: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifacts: Option<ArtifactsSpec>,
-    /// Also write the complex multi-coil k-space as .npy (MRI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export_kspace: Option<bool>,
+    pub arms: Vec<super::arm::ArmFields>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,260 +1,13 @@
 //! Rules that span fields, checked on the typed pipeline after the schema pass, plus the
-//! resolution of arms (defaults merged in) into their typed form.
+//! resolution of arms (defaults already merged in) into their typed form.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use super::arm::{self, Arm, PropertyMap, Protocol};
 use super::error::Problem;
 use super::spec::*;
-use crate::acquire::ct::{Bowtie, CtProtocol, Kernel, ScanMode};
-use crate::acquire::mri::{
-    Artifacts, Combine, Motion, MriProtocol, SamplingPattern, Sequence, Undersampling,
-};
-use crate::anatomy::{self, Template};
-
-/// An arm with its defaults merged in and its modality-specific settings resolved.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Arm {
-    pub name: String,
-    pub protocol: Protocol,
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(tag = "modality", rename_all = "snake_case")]
-pub enum Protocol {
-    /// The image is a property map of the tissue object.
-    None { property: PropertyMap, field_t: f64 },
-    /// A CT scan (spectrum, projection, noise, reconstruction in HU).
-    Ct(Box<CtProtocol>),
-    /// An MRI acquisition (signal equations, k-space, coils, noise, artifacts).
-    Mri(Box<MriProtocol>),
-}
-
-impl Protocol {
-    pub fn modality(&self) -> &'static str {
-        match self {
-            Protocol::None { .. } => "none",
-            Protocol::Ct(_) => "ct",
-            Protocol::Mri(_) => "mri",
-        }
-    }
-}
-
-/// Resolves a CT arm: the scanner preset (default `generic64`), then the arm's fields; the
-/// recon grid defaults to the object grid so labels need no resampling.
-fn ct_protocol(c: &mut Checker, path: &str, arm: &ArmSpec, a: &AnatomySpec) -> Option<CtProtocol> {
-    let scanner = arm.scanner.clone().unwrap_or_else(|| "generic64".into());
-    let Some(mut p) = CtProtocol::preset(&scanner) else {
-        c.err(
-            format!("{path}.scanner"),
-            format!(
-                "unknown scanner `{scanner}`; presets: {}",
-                CtProtocol::preset_names().join(", ")
-            ),
-        );
-        return None;
-    };
-    let ext = [
-        a.size[0] as f64 * a.spacing_mm[0],
-        a.size[1] as f64 * a.spacing_mm[1],
-    ];
-    p.fov_mm = ext[0].max(ext[1]);
-    p.matrix = a.size[0].max(a.size[1]) as usize;
-    p.slice_mm = a.spacing_mm[2];
-    macro_rules! set {
-        ($($f:ident),*) => { $( if let Some(v) = arm.$f { p.$f = v.into(); } )* };
-    }
-    set!(
-        kvp,
-        mas,
-        filtration_mm_al,
-        filtration_mm_cu,
-        pixel_mm,
-        sid_mm,
-        sdd_mm,
-        slice_mm,
-        beam_hardening_correction,
-        noise,
-        electronic_noise
-    );
-    if let Some(v) = arm.views {
-        p.views = v as usize;
-    }
-    if let Some(v) = arm.detector_cols {
-        p.detector_cols = v as usize;
-    }
-    if let Some(v) = arm.detector_rows {
-        p.detector_rows = v as usize;
-    }
-    if let Some(b) = arm.bowtie {
-        p.bowtie = match b {
-            BowtieSpec::None => Bowtie::None,
-            BowtieSpec::Small => Bowtie::Small,
-            BowtieSpec::Medium => Bowtie::Medium,
-            BowtieSpec::Large => Bowtie::Large,
-        };
-    }
-    if let Some(m) = arm.scan_mode {
-        p.scan_mode = match m {
-            ScanModeSpec::Axial => ScanMode::Axial,
-            ScanModeSpec::Cone => ScanMode::Cone,
-        };
-    }
-    if let Some(k) = arm.kernel {
-        p.kernel = match k {
-            CtKernel::Ramp => Kernel::Ramp,
-            CtKernel::SheppLogan => Kernel::SheppLogan,
-            CtKernel::Smooth => Kernel::Smooth,
-            CtKernel::Standard => Kernel::Standard,
-            CtKernel::Sharp => Kernel::Sharp,
-        };
-    }
-    match arm.fov_mm {
-        Some(InPlane::Same(v)) => p.fov_mm = v,
-        Some(InPlane::Each(_)) => c.err(
-            format!("{path}.fov_mm"),
-            "a CT reconstruction field of view is one number (mm)",
-        ),
-        None => {}
-    }
-    match arm.matrix {
-        Some(InPlane::Same(v)) => p.matrix = v as usize,
-        Some(InPlane::Each(_)) => c.err(
-            format!("{path}.matrix"),
-            "a CT reconstruction matrix is one number",
-        ),
-        None => {}
-    }
-    for (field, msg) in p.validate() {
-        c.err(format!("{path}.{field}"), msg);
-    }
-    Some(p)
-}
-
-/// Resolves an MRI arm: the sequence's clinical defaults at the field strength, then the
-/// arm's fields; the acquisition grid defaults to the object grid.
-fn mri_protocol(
-    c: &mut Checker,
-    path: &str,
-    arm: &ArmSpec,
-    a: &AnatomySpec,
-) -> Option<MriProtocol> {
-    let Some(seq) = arm.sequence else {
-        c.err(path, "an MRI arm needs `sequence` (spin_echo, spoiled_gre, inversion_recovery, flair, stir, mprage or bssfp)");
-        return None;
-    };
-    let seq = match seq {
-        MriSequence::SpinEcho => Sequence::SpinEcho,
-        MriSequence::SpoiledGre => Sequence::SpoiledGre,
-        MriSequence::InversionRecovery => Sequence::InversionRecovery,
-        MriSequence::Flair => Sequence::Flair,
-        MriSequence::Stir => Sequence::Stir,
-        MriSequence::Mprage => Sequence::Mprage,
-        MriSequence::Bssfp => Sequence::Bssfp,
-    };
-    let mut p = MriProtocol::default_for(seq, arm.field_t.unwrap_or(3.0));
-    p.fov_mm = [
-        a.size[0] as f64 * a.spacing_mm[0],
-        a.size[1] as f64 * a.spacing_mm[1],
-    ];
-    p.matrix = [a.size[0] as usize, a.size[1] as usize];
-    p.slice_mm = a.spacing_mm[2];
-    if let Some(v) = arm.tr_ms {
-        p.tr_ms = v;
-    }
-    if let Some(v) = arm.te_ms {
-        p.te_ms = v;
-    }
-    if arm.ti_ms.is_some() {
-        p.ti_ms = arm.ti_ms;
-    }
-    if let Some(v) = arm.flip_deg {
-        p.flip_deg = v;
-    }
-    if let Some(v) = arm.etl {
-        p.etl = v as usize;
-    }
-    if let Some(v) = arm.fov_mm {
-        p.fov_mm = v.pair();
-    }
-    if let Some(v) = arm.matrix {
-        p.matrix = v.pair().map(|n| n as usize);
-    }
-    if let Some(v) = arm.slice_mm {
-        p.slice_mm = v;
-    }
-    if let Some(r) = arm.readout {
-        p.readout_axis = match r {
-            ReadoutAxis::X => 0,
-            ReadoutAxis::Y => 1,
-        };
-    }
-    if let Some(v) = arm.nex {
-        p.nex = v;
-    }
-    if let Some(v) = arm.coils {
-        p.coils = v as usize;
-    }
-    if let Some(v) = arm.combine {
-        p.combine = match v {
-            CombineSpec::Rss => Combine::Rss,
-            CombineSpec::Sense => Combine::Sense,
-        };
-    }
-    if let Some(v) = arm.partial_fourier {
-        p.partial_fourier = v;
-    }
-    if let Some(u) = &arm.undersampling {
-        p.undersampling = Some(Undersampling {
-            factor: u.factor,
-            pattern: match u.pattern {
-                SamplingPatternSpec::Regular => SamplingPattern::Regular,
-                SamplingPatternSpec::VariableDensity => SamplingPattern::VariableDensity,
-            },
-            center_lines: u.center_lines as usize,
-        });
-    }
-    if let Some(v) = arm.bandwidth_hz_per_px {
-        p.bandwidth_hz_per_px = v;
-    }
-    if let Some(v) = arm.noise {
-        p.noise = v;
-    }
-    if let Some(v) = arm.snr {
-        p.snr_reference = v;
-    }
-    if let Some(v) = arm.export_kspace {
-        p.export_kspace = v;
-    }
-    if let Some(a) = &arm.artifacts {
-        p.artifacts = Artifacts {
-            bias_field: a.bias_field,
-            motion: a.motion.as_ref().map(|m| Motion {
-                translation_mm: m.translation_mm,
-                rotation_deg: m.rotation_deg,
-                fraction_of_lines: m.fraction_of_lines,
-            }),
-            ghosting: a.ghosting,
-            spike: a.spike,
-            chemical_shift: a.chemical_shift,
-            b0_offresonance_ppm: a.b0_offresonance_ppm,
-        };
-    }
-    for (field, msg) in p.validate() {
-        c.err(format!("{path}.{field}"), msg);
-    }
-    Some(p)
-}
-
-pub fn template_of(t: TemplateSpec) -> Template {
-    match t {
-        TemplateSpec::Thorax => Template::Thorax,
-        TemplateSpec::Abdomen => Template::Abdomen,
-        TemplateSpec::Head => Template::Head,
-        TemplateSpec::WaterCylinder => Template::WaterCylinder,
-        TemplateSpec::CtQa => Template::CtQa,
-    }
-}
+use crate::anatomy;
 
 /// Largest grid one subject may have: beyond this a subject's working set (about 40 bytes a
 /// voxel across labels, tissue maps and images) exceeds several GiB.
@@ -425,53 +178,6 @@ pub fn dist_upper(d: &Dist) -> f64 {
     }
 }
 
-/// Arm fields each modality accepts (besides `name` and `modality`).
-const CT_FIELDS: &[&str] = &[
-    "fov_mm",
-    "matrix",
-    "slice_mm",
-    "noise",
-    "scanner",
-    "kvp",
-    "mas",
-    "filtration_mm_al",
-    "filtration_mm_cu",
-    "bowtie",
-    "views",
-    "detector_cols",
-    "detector_rows",
-    "pixel_mm",
-    "sid_mm",
-    "sdd_mm",
-    "scan_mode",
-    "kernel",
-    "beam_hardening_correction",
-    "electronic_noise",
-];
-const MRI_FIELDS: &[&str] = &[
-    "fov_mm",
-    "matrix",
-    "slice_mm",
-    "noise",
-    "sequence",
-    "field_t",
-    "tr_ms",
-    "te_ms",
-    "ti_ms",
-    "flip_deg",
-    "etl",
-    "readout",
-    "nex",
-    "coils",
-    "combine",
-    "partial_fourier",
-    "undersampling",
-    "bandwidth_hz_per_px",
-    "snr",
-    "artifacts",
-    "export_kspace",
-];
-
 /// Placeholders a prompt template may use.
 pub const PROMPT_FIELDS: [&str; 5] = ["age", "sex", "conditions", "template", "bmi"];
 
@@ -504,7 +210,7 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
         );
     }
 
-    let template = template_of(p.anatomy.template);
+    let template = p.anatomy.template;
     let mut names = BTreeSet::new();
     for (i, cond) in p.cohort.conditions.iter().enumerate() {
         let path = format!("cohort.conditions[{i}]");
@@ -536,7 +242,7 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
                 DiffuseKind::WmHyperintensity => |t| t == "white_matter",
             };
             if p.anatomy.source.is_none() {
-                let present = anatomy::ontology::template_labels(template);
+                let present = anatomy::template_labels(template);
                 let has = present.iter().any(|&id| {
                     host(
                         crate::tissue::tissue_for_label(
@@ -550,7 +256,7 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
                         format!("{dp}.kind"),
                         format!(
                             "the `{}` template has no tissue that `{:?}` changes",
-                            template_name(p.anatomy.template),
+                            p.anatomy.template.name(),
                             d.kind
                         ),
                     );
@@ -588,12 +294,12 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
                 );
             }
             match anatomy::organ_group(&les.organ) {
-                None => c.err(format!("{lp}.organ"), format!("unknown organ `{}`; use a label name from `synthcohort labels {}` or a group (lung, kidney, brain)", les.organ, template_name(p.anatomy.template))),
+                None => c.err(format!("{lp}.organ"), format!("unknown organ `{}`; use a label name from `synthcohort labels {}` or a group (lung, kidney, brain)", les.organ, p.anatomy.template.name())),
                 Some(ids) => {
                     if p.anatomy.source.is_none() {
-                        let present = anatomy::ontology::template_labels(template);
+                        let present = anatomy::template_labels(template);
                         if !ids.iter().any(|id| present.contains(id)) {
-                            c.err(format!("{lp}.organ"), format!("the `{}` template has no `{}`", template_name(p.anatomy.template), les.organ));
+                            c.err(format!("{lp}.organ"), format!("the `{}` template has no `{}`", p.anatomy.template.name(), les.organ));
                         } else if let Some(extent) = anatomy::organ_min_extent_mm(template, &les.organ) {
                             let dmax = dist_upper(&les.diameter_mm);
                             if dmax > 0.8 * extent {
@@ -655,90 +361,19 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
     // --- acquisition
     let mut arms = Vec::new();
     let mut arm_names = BTreeSet::new();
-    if let Some(def) = &p.acquisition.defaults {
-        if def.name.is_some() {
-            c.err(
-                "acquisition.defaults.name",
-                "defaults apply to every arm, so they cannot carry a name",
-            );
-        }
-    }
     for (i, raw) in p.acquisition.arms.iter().enumerate() {
         let path = format!("acquisition.arms[{i}]");
-        let arm = merge(raw, p.acquisition.defaults.as_ref());
-        let Some(name) = arm.name.clone() else {
-            c.err(&path, "missing required field `name`");
-            continue;
-        };
-        if !arm_names.insert(name.clone()) {
-            c.err(
-                format!("{path}.name"),
-                format!("arm name `{name}` is used twice"),
-            );
+        if let Some(name) = raw.0.get("name").and_then(|v| v.as_str()) {
+            if !arm_names.insert(name.to_string()) {
+                c.err(
+                    format!("{path}.name"),
+                    format!("arm name `{name}` is used twice"),
+                );
+            }
         }
-        let Some(modality) = arm.modality else {
-            c.err(
-                &path,
-                "missing `modality` (none, ct or mri), here or in `acquisition.defaults`",
-            );
-            continue;
-        };
-        // Fields that belong to another modality are errors, not silently ignored settings.
-        let set: Vec<String> = match serde_json::to_value(&arm) {
-            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
-            _ => Vec::new(),
-        };
-        let allowed: &[&str] = match modality {
-            Modality::None => &["property", "field_t"],
-            Modality::Ct => CT_FIELDS,
-            Modality::Mri => MRI_FIELDS,
-        };
-        for f in set.iter().filter(|f| {
-            !["name", "modality"].contains(&f.as_str()) && !allowed.contains(&f.as_str())
-        }) {
-            let owner = if CT_FIELDS.contains(&f.as_str()) && MRI_FIELDS.contains(&f.as_str()) {
-                "CT and MRI"
-            } else if CT_FIELDS.contains(&f.as_str()) {
-                "CT"
-            } else if MRI_FIELDS.contains(&f.as_str()) {
-                "MRI"
-            } else {
-                "`modality: none`"
-            };
-            c.err(
-                format!("{path}.{f}"),
-                format!(
-                    "`{f}` is a {owner} setting but arm `{name}` has modality {}",
-                    modality_name(modality)
-                ),
-            );
-        }
-        match modality {
-            Modality::None => {
-                arms.push(Arm {
-                    name,
-                    protocol: Protocol::None {
-                        property: arm.property.unwrap_or_default(),
-                        field_t: arm.field_t.unwrap_or(3.0),
-                    },
-                });
-            }
-            Modality::Ct => {
-                if let Some(ct) = ct_protocol(&mut c, &path, &arm, &p.anatomy) {
-                    arms.push(Arm {
-                        name,
-                        protocol: Protocol::Ct(Box::new(ct)),
-                    });
-                }
-            }
-            Modality::Mri => {
-                if let Some(mri) = mri_protocol(&mut c, &path, &arm, &p.anatomy) {
-                    arms.push(Arm {
-                        name,
-                        protocol: Protocol::Mri(Box::new(mri)),
-                    });
-                }
-            }
+        match arm::resolve(&raw.0, &path, p.anatomy.size, p.anatomy.spacing_mm) {
+            Ok(a) => arms.push(a),
+            Err(problems) => c.problems.extend(problems),
         }
     }
 
@@ -790,7 +425,7 @@ fn check_model(c: &mut Checker, p: &Pipeline, arms: &[Arm], base_dir: &Path) {
     };
     let dir = match ldm::resolve_model(
         p.generator.model.as_deref(),
-        template_name(p.anatomy.template),
+        p.anatomy.template.name(),
         base_dir,
     ) {
         Ok(d) => d,
@@ -856,39 +491,5 @@ fn check_prompt(c: &mut Checker, prompt: &str) {
             );
         }
         rest = &after[close + 1..];
-    }
-}
-
-/// Fills an arm's unset fields from `acquisition.defaults` (the arm's own fields win; nested
-/// objects such as `artifacts` are taken whole).
-fn merge(arm: &ArmSpec, defaults: Option<&ArmSpec>) -> ArmSpec {
-    let Some(d) = defaults else {
-        return arm.clone();
-    };
-    let (Ok(serde_json::Value::Object(mut base)), Ok(serde_json::Value::Object(own))) =
-        (serde_json::to_value(d), serde_json::to_value(arm))
-    else {
-        return arm.clone();
-    };
-    base.remove("name");
-    base.extend(own);
-    serde_json::from_value(serde_json::Value::Object(base)).unwrap_or_else(|_| arm.clone())
-}
-
-fn modality_name(m: Modality) -> &'static str {
-    match m {
-        Modality::None => "none",
-        Modality::Ct => "ct",
-        Modality::Mri => "mri",
-    }
-}
-
-pub fn template_name(t: TemplateSpec) -> &'static str {
-    match t {
-        TemplateSpec::Thorax => "thorax",
-        TemplateSpec::Abdomen => "abdomen",
-        TemplateSpec::Head => "head",
-        TemplateSpec::WaterCylinder => "water_cylinder",
-        TemplateSpec::CtQa => "ct_qa",
     }
 }

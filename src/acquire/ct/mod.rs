@@ -51,7 +51,7 @@ pub struct CtResult {
 #[derive(Debug, thiserror::Error)]
 pub enum CtError {
     #[error("CT protocol: {}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
-    Protocol(Vec<(&'static str, String)>),
+    Protocol(Vec<(String, String)>),
     #[error(
         "CT object: material `{name}` (index {index}) has no attenuation data; known: {known}"
     )]

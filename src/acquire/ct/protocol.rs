@@ -1,11 +1,16 @@
 //! The CT protocol of one arm: tube, filtration, geometry, detector, reconstruction.
 //! A validated config with named scanner presets (house style: validate before any work).
+//!
+//! This type is also the pipeline's CT arm: a YAML arm is a partial overlay of these fields
+//! on the scanner preset, so each field, its documentation and its allowed range are declared
+//! here once (the `range` attributes feed both the published schema and [`CtProtocol::validate`]).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Reconstruction kernel: the ramp filter apodised by a window (see `recon::kernel_window`).
 /// Sharper kernels pass more high frequencies: sharper edges, more noise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kernel {
     Ramp,
@@ -16,7 +21,7 @@ pub enum Kernel {
 }
 
 /// Bowtie filter: water-equivalent thickness that grows with fan angle (see `spectrum::bowtie_mm`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Bowtie {
     None,
@@ -27,47 +32,70 @@ pub enum Bowtie {
 
 /// `Axial`: fan beam, one rotation per recon slice. `Cone`: circular cone beam + FDK,
 /// step-and-shoot rotations each covering the detector's z width at isocentre.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScanMode {
+    /// Fan beam, slice by slice, FBP.
     Axial,
+    /// Circular cone beam, FDK.
     Cone,
 }
 
 /// One CT protocol. Distances in mm; the detector is described at isocentre.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CtProtocol {
-    /// Tube peak voltage, kV (70–140).
+    /// Tube peak voltage in kVp.
+    #[schemars(range(min = 70.0, max = 140.0))]
     pub kvp: f64,
-    /// Tube current–time product per rotation, mAs.
+    /// Tube current–time product per rotation in mAs.
+    #[schemars(range(min = 0.1, max = 2000.0))]
     pub mas: f64,
-    /// Added aluminium filtration, mm, beyond the inherent 2.5 mm Al of the reference spectra.
+    /// Added aluminium filtration in mm, beyond the inherent 2.5 mm Al of the reference spectra.
+    #[schemars(range(min = 0.0, max = 20.0))]
     pub filtration_mm_al: f64,
-    /// Added copper filtration, mm.
+    /// Added copper filtration in mm.
+    #[schemars(range(min = 0.0, max = 2.0))]
     pub filtration_mm_cu: f64,
+    /// Bowtie filter.
     pub bowtie: Bowtie,
     /// Views per rotation (360°).
+    #[schemars(range(min = 8, max = 20000))]
     pub views: usize,
+    /// Detector columns.
+    #[schemars(range(min = 16, max = 8192))]
     pub detector_cols: usize,
+    /// Detector rows.
+    #[schemars(range(min = 1, max = 2048))]
     pub detector_rows: usize,
-    /// Detector pixel pitch projected to isocentre, mm (columns and rows).
+    /// Detector pixel pitch projected to the isocentre in mm (columns and rows).
+    #[schemars(range(min = 0.05, max = 5.0))]
     pub pixel_mm: f64,
-    /// Source–isocentre distance, mm.
+    /// Source–isocentre distance in mm.
+    #[schemars(range(min = 100.0, max = 2000.0))]
     pub sid_mm: f64,
-    /// Source–detector distance, mm.
+    /// Source–detector distance in mm.
+    #[schemars(range(min = 100.0, max = 3000.0))]
     pub sdd_mm: f64,
+    /// Fan-beam axial or cone-beam scanning.
     pub scan_mode: ScanMode,
+    /// Reconstruction kernel.
     pub kernel: Kernel,
-    /// Reconstruction field of view (square), mm.
+    /// Reconstruction field of view (square) in mm; default: the object grid's extent.
+    #[schemars(range(min = 10.0, max = 1000.0))]
     pub fov_mm: f64,
-    /// Reconstruction matrix (matrix × matrix pixels over `fov_mm`).
+    /// Reconstruction matrix (matrix × matrix pixels over `fov_mm`); default: the object grid.
+    #[schemars(range(min = 8, max = 4096))]
     pub matrix: usize,
-    /// Reconstructed slice thickness (and spacing), mm.
+    /// Reconstructed slice thickness (and spacing) in mm; default: the object grid's.
+    #[schemars(range(min = 0.1, max = 20.0))]
     pub slice_mm: f64,
+    /// First-order water beam-hardening correction.
     pub beam_hardening_correction: bool,
-    /// Quantum + electronic noise on.
+    /// Quantum and electronic noise on.
     pub noise: bool,
     /// Electronic noise SD per detector reading, in photon-count units.
+    #[schemars(range(min = 0.0, max = 1000.0))]
     pub electronic_noise: f64,
 }
 
@@ -109,60 +137,19 @@ impl CtProtocol {
         PRESETS
     }
 
-    /// Every field checked; each problem names the field and the offending value.
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
-        let mut e: Vec<(&'static str, String)> = Vec::new();
-        let mut range = |field: &'static str, v: f64, lo: f64, hi: f64, unit: &str| {
-            if !(v.is_finite() && v >= lo && v <= hi) {
-                e.push((field, format!("{v} {unit} is outside {lo}–{hi} {unit}")));
-            }
-        };
-        range("kvp", self.kvp, 70.0, 140.0, "kV");
-        range("mas", self.mas, 1e-3, 1e5, "mAs");
-        range("filtration_mm_al", self.filtration_mm_al, 0.0, 20.0, "mm");
-        range("filtration_mm_cu", self.filtration_mm_cu, 0.0, 2.0, "mm");
-        range("pixel_mm", self.pixel_mm, 0.05, 5.0, "mm");
-        range("sid_mm", self.sid_mm, 100.0, 2000.0, "mm");
-        range("sdd_mm", self.sdd_mm, 100.0, 3000.0, "mm");
-        range("fov_mm", self.fov_mm, 10.0, 1000.0, "mm");
-        range("slice_mm", self.slice_mm, 0.1, 20.0, "mm");
-        range(
-            "electronic_noise",
-            self.electronic_noise,
-            0.0,
-            1e4,
-            "photons",
-        );
-        if self.views < 8 || self.views > 20_000 {
-            e.push((
-                "views",
-                format!("{} views per rotation; need 8–20000", self.views),
-            ));
-        }
-        if self.detector_cols < 16 || self.detector_cols > 8192 {
-            e.push((
-                "detector_cols",
-                format!("{} columns; need 16–8192", self.detector_cols),
-            ));
-        }
-        if self.detector_rows < 1 || self.detector_rows > 2048 {
-            e.push((
-                "detector_rows",
-                format!("{} rows; need 1–2048", self.detector_rows),
-            ));
-        }
-        if self.matrix < 8 || self.matrix > 4096 {
-            e.push(("matrix", format!("{} pixels; need 8–4096", self.matrix)));
-        }
+    /// Every field checked: the declared ranges, then the rules between fields. Each problem
+    /// names the field and the offending value.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut e = crate::bounds::check(self);
         if self.sdd_mm <= self.sid_mm {
             e.push((
-                "sdd_mm",
+                "sdd_mm".into(),
                 format!("SDD {} mm must exceed SID {} mm", self.sdd_mm, self.sid_mm),
             ));
         }
         if self.sid_mm <= 0.5 * self.fov_mm * std::f64::consts::SQRT_2 {
             e.push((
-                "sid_mm",
+                "sid_mm".into(),
                 format!(
                     "SID {} mm must exceed the FOV's half-diagonal {:.1} mm (source inside the field)",
                     self.sid_mm,
@@ -176,7 +163,7 @@ impl CtProtocol {
         let needed = 0.5 * self.fov_mm / self.sid_mm;
         if self.sid_mm.is_finite() && fan_half.sin() < needed.min(1.0) - 1e-9 {
             e.push((
-                "detector_cols",
+                "detector_cols".into(),
                 format!(
                     "{} columns × {} mm cover ±{:.1} mm at isocentre, less than the FOV radius {:.1} mm",
                     self.detector_cols,
@@ -210,7 +197,7 @@ mod tests {
         p.views = 4;
         p.sdd_mm = 500.0;
         let e = p.validate();
-        let fields: Vec<_> = e.iter().map(|(f, _)| *f).collect();
+        let fields: Vec<_> = e.iter().map(|(f, _)| f.as_str()).collect();
         assert!(fields.contains(&"kvp") && fields.contains(&"views") && fields.contains(&"sdd_mm"));
         assert!(e.iter().any(|(f, m)| *f == "kvp" && m.contains("150")));
     }

@@ -38,7 +38,7 @@ pub struct Geometry {
 
 impl Geometry {
     pub fn new(p: &MriProtocol, obj: &Grid) -> Geometry {
-        let ra = p.readout_axis.min(1);
+        let ra = p.readout.index();
         let pa = 1 - ra;
         let (n_read, n_phase) = (p.matrix[ra], p.matrix[pa]);
         let (d_read, d_phase) = (p.fov_mm[ra] / n_read as f64, p.fov_mm[pa] / n_phase as f64);

@@ -31,7 +31,8 @@ use rayon::prelude::*;
 use serde_json::json;
 
 pub use protocol::{
-    Artifacts, Combine, Motion, MriProtocol, SamplingPattern, Sequence, Undersampling,
+    Artifacts, Combine, InPlane, Motion, MriProtocol, ReadoutAxis, SamplingPattern, Sequence,
+    Undersampling,
 };
 
 use crate::tissue::object::MriMaps;
@@ -68,7 +69,7 @@ pub struct KSpace {
 #[derive(Debug, thiserror::Error)]
 pub enum MriError {
     #[error("MRI protocol is invalid: {}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
-    InvalidProtocol(Vec<(&'static str, String)>),
+    InvalidProtocol(Vec<(String, String)>),
     #[error("MRI maps are at {maps} T but the protocol is at {protocol} T")]
     FieldMismatch { maps: f64, protocol: f64 },
     #[error("MRI map `{name}` has grid dims {got:?}, the PD map has {want:?}")]

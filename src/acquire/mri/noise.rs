@@ -18,10 +18,10 @@ use crate::rng::{self, Stage};
 
 /// Image-domain noise SD per coil (per real and imaginary channel), in the units of the
 /// image (M0 of a PD = 1 tissue = 1): SD = 1 / SNR with
-/// SNR = snr_reference · (voxel / 5 mm³) · √NEX · (B0 / 3 T).
+/// SNR = snr · (voxel / 5 mm³) · √NEX · (B0 / 3 T).
 pub fn noise_sigma(p: &MriProtocol) -> f64 {
     let voxel = p.fov_mm[0] / p.matrix[0] as f64 * p.fov_mm[1] / p.matrix[1] as f64 * p.slice_mm;
-    let snr = p.snr_reference * (voxel / 5.0) * (p.nex as f64).sqrt() * (p.field_t / 3.0);
+    let snr = p.snr * (voxel / 5.0) * (p.nex as f64).sqrt() * (p.field_t / 3.0);
     1.0 / snr
 }
 

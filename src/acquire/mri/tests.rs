@@ -142,7 +142,7 @@ fn snr_scales_with_sqrt_nex() {
     let snr = |nex: u32| {
         let mut p = base([64, 64], [256.0, 256.0], 5.0);
         p.noise = true;
-        p.snr_reference = 1.0; // low SNR so the noise is well measured
+        p.snr = 1.0; // low SNR so the noise is well measured
         p.nex = nex;
         let img = acquire(&maps, &p, 4).unwrap().image;
         let (m, sd) = mean_sd(&img.data);
@@ -303,7 +303,7 @@ fn ghost_spike_offresonance_and_readout_axis() {
     let plain = acquire(&maps, &p, 10).unwrap().image;
     // Readout along y gives the same noiseless image.
     let mut py = p.clone();
-    py.readout_axis = 1;
+    py.readout = ReadoutAxis::Y;
     let alt = acquire(&maps, &py, 10).unwrap().image;
     assert!(plain
         .data

@@ -13,13 +13,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::anatomy::ontology;
+use crate::generate::ldm::class_name;
 use crate::io;
 use crate::volume::Volume;
-
-/// Class name all lesion conditions share in the model: a model learns "lesion" tissue, the
-/// pipeline sets each lesion's own contrast.
-pub const LESION_CLASS: &str = "lesion";
 
 /// One subject: its channels, labels (nnU-Net ids) and prompt.
 #[derive(Clone, Debug)]
@@ -42,16 +38,6 @@ pub struct Dataset {
 
 fn err(msg: impl Into<String>) -> String {
     msg.into()
-}
-
-/// Model class name of a label name: organs keep their name, anything the ontology does not
-/// know (lesion conditions) becomes [`LESION_CLASS`].
-pub fn class_name(label_name: &str) -> String {
-    if label_name == "background" || ontology::label_by_name(label_name).is_some() {
-        label_name.to_string()
-    } else {
-        LESION_CLASS.to_string()
-    }
 }
 
 /// Longer than any real prompt (the text encoder reads only its first few dozen tokens), and

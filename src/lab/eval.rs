@@ -27,9 +27,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use synthcohort_ldm::cpu::Sampler;
 use synthcohort_ldm::train::Case;
-use synthcohort_ldm::{Guidance, LdmConfig, Modality, SampleRequest, Solver};
+use synthcohort_ldm::{GuidanceChoice, LdmConfig, Modality, SampleRequest, Solver};
 
-use super::ldm_data::{self, RawCase};
+use super::data::{self as dataset, RawCase};
 use crate::anatomy::ontology;
 use crate::tissue;
 
@@ -137,14 +137,13 @@ pub struct EvalArgs<'a> {
     pub out: Option<&'a Path>,
     pub cases: usize,
     pub steps: usize,
-    /// `None`: the model's recommended scale, else text 3 / labels 1.
-    pub guidance_text: Option<f32>,
-    pub guidance_labels: Option<f32>,
+    /// Unset scales: the model's recommendation, else [`synthcohort_ldm::Guidance::DEFAULT`].
+    pub guidance: GuidanceChoice,
     pub quiet: bool,
 }
 
 fn read_split(model: &Path) -> Result<(Option<Vec<String>>, Vec<String>), String> {
-    let p = model.join(super::ldm_train::HELD_OUT_FILE);
+    let p = model.join(super::train::HELD_OUT_FILE);
     let v: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?,
     )
@@ -318,15 +317,9 @@ type SubjectMeans = (String, Vec<Option<f64>>, Vec<Option<f64>>, Vec<Option<f64>
 pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     let sampler = Sampler::load(a.model).map_err(|e| e.to_string())?;
     let cfg: LdmConfig = sampler.config.clone();
-    // Without a recommendation, the evaluation samples with plain label conditioning.
-    let model_guidance = cfg.guidance.unwrap_or(Guidance {
-        labels: 1.0,
-        ..Guidance::DEFAULT
-    });
-    let guidance_text = a.guidance_text.unwrap_or(model_guidance.text);
-    let guidance_labels = a.guidance_labels.unwrap_or(model_guidance.labels);
+    let guidance = a.guidance.resolve(cfg.guidance);
     let (arms, held) = read_split(a.model)?;
-    let ds = ldm_data::load(a.data, arms.as_deref(), cfg.channels.len(), None)?;
+    let ds = dataset::load(a.data, arms.as_deref(), cfg.channels.len(), None)?;
     let is_held = |n: &str| held.iter().any(|h| h == n);
     let held_idx: Vec<usize> = (0..ds.cases.len())
         .filter(|&i| is_held(&ds.cases[i].name))
@@ -367,7 +360,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     );
     bar.set_prefix("sampling");
 
-    let to_case = |raw: &RawCase| ldm_data::to_training_case(raw, &ds.class_of_id, &cfg.classes);
+    let to_case = |raw: &RawCase| dataset::to_training_case(raw, &ds.class_of_id, &cfg.classes);
     let sample = |case: &Case, seed: u64| -> Result<Vec<f32>, String> {
         let req = SampleRequest {
             classes: &case.classes,
@@ -377,8 +370,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
             seed,
             steps: a.steps,
             solver: Solver::Euler,
-            guidance_text,
-            guidance_labels,
+            guidance,
         };
         sampler
             .sample(&req, &mut |_, _| {})
@@ -616,8 +608,8 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
         held_out_subjects: held_idx.len(),
         training_subjects: train_idx.len(),
         steps: a.steps,
-        guidance_text,
-        guidance_labels,
+        guidance_text: guidance.text,
+        guidance_labels: guidance.labels,
         seconds_per_sample,
         groups: group_reports,
         text_effects,

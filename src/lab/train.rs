@@ -12,7 +12,7 @@ use synthcohort_ldm::cpu;
 use synthcohort_ldm::train::{self, Hooks, OptimState, Resume, Stage, StepLog, TrainOptions};
 use synthcohort_ldm::{ChannelSpec, CpuTrain, Ldm, LdmConfig, LdmError, Modality, Tokenizer};
 
-use super::ldm_data::{self, Dataset};
+use super::data::{self as dataset, Dataset};
 
 /// The `--config` file of `synthcohort train` (YAML or JSON).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -217,7 +217,7 @@ pub struct TrainArgs<'a> {
 /// Runs both stages and writes the finished model into `out`.
 pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
     let tc = read_config(a.config)?;
-    let ds = ldm_data::load(a.data, tc.arms.as_deref(), tc.channels.len(), tc.limit)?;
+    let ds = dataset::load(a.data, tc.arms.as_deref(), tc.channels.len(), tc.limit)?;
     if ds.cases[0].channels.len() != tc.channels.len() {
         return Err(format!(
             "the dataset has {} channels per case, the config {}",
@@ -226,7 +226,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
         ));
     }
     let (train_idx, held) = split(&ds, tc.hold_out);
-    let classes = ldm_data::model_classes(&ds);
+    let classes = dataset::model_classes(&ds);
     if classes.len() > 255 {
         return Err(format!(
             "{} label classes; at most 255 are supported",
@@ -235,7 +235,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
     }
     let cases: Vec<_> = train_idx
         .iter()
-        .map(|&i| ldm_data::to_training_case(&ds.cases[i], &ds.class_of_id, &classes))
+        .map(|&i| dataset::to_training_case(&ds.cases[i], &ds.class_of_id, &classes))
         .collect();
     let tokenizer = Tokenizer::build(cases.iter().map(|c| c.prompt.as_str()), 32);
     let mut cfg = LdmConfig::new(
