@@ -1,6 +1,7 @@
 //! synthcohort: labeled synthetic medical-imaging cohorts from one declarative pipeline file.
 //!
-//! Data flow (see DESIGN.md): pipeline → cohort → anatomy → generate → acquire → io.
+//! Data flow: pipeline → cohort → anatomy → generate → acquire → io → trial, driven by
+//! `engine`; `ARCHITECTURE.md` in the repository draws it and states the import rule.
 
 pub mod acquire;
 pub mod anatomy;

@@ -1,5 +1,11 @@
-//! Command-line interface: parse arguments, call the library, print. Exit codes:
-//! 0 success, 1 runtime failure, 2 invalid pipeline or arguments.
+//! Command-line interface: parse arguments, set up logging, run one command, report its
+//! error. `main` → `try_main` → one function per command (`commands`); errors are typed
+//! ([`error::CliError`]) and carry their exit code: 0 success, 1 runtime failure, 2 invalid
+//! pipeline, arguments or inputs.
+
+mod commands;
+mod error;
+mod log;
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -7,14 +13,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use synthcohort::anatomy::{ontology, Template};
-use synthcohort::engine::{self, RunOptions};
-use synthcohort::pipeline::{self, PipelineError};
+use synthcohort::engine;
+
+pub use error::CliError;
 
 /// Labeled synthetic medical-imaging cohorts from one declarative pipeline file.
 #[derive(Parser, Debug)]
 #[command(name = "synthcohort", version, about, long_about = None)]
 pub struct Cli {
+    /// Only warnings and errors: no progress bars, notes or summary.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr (-v debug, -vv trace); `RUST_LOG` takes precedence.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,9 +55,6 @@ pub enum Command {
         /// Validate and print the plan and resource estimate; write nothing.
         #[arg(long)]
         dry_run: bool,
-        /// No progress bar or summary.
-        #[arg(long, short = 'q')]
-        quiet: bool,
         /// Only shard K of N (subjects with index ≡ K mod N), e.g. `--shard 3/16`; join the
         /// shards with `synthcohort merge`.
         #[arg(long)]
@@ -96,8 +105,6 @@ pub enum Command {
         /// Continue from the last checkpoint in OUT.
         #[arg(long)]
         resume: bool,
-        #[arg(long, short = 'q')]
-        quiet: bool,
     },
     /// Evaluate a latent diffusion model on its held-out subjects: intensities, label
     /// adherence, text effect, diversity, memorization (MODEL/eval/report.{json,md}).
@@ -121,8 +128,6 @@ pub enum Command {
         /// Label guidance scale (default: the model's recommended, else 1).
         #[arg(long)]
         guidance_labels: Option<f32>,
-        #[arg(long, short = 'q')]
-        quiet: bool,
     },
 }
 
@@ -151,24 +156,7 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<pipeline::Resolved, ExitCode> {
-    pipeline::load(path).map_err(|e| {
-        eprintln!("{e}");
-        match e {
-            PipelineError::Read { .. } | PipelineError::Invalid { .. } => ExitCode::from(2),
-        }
-    })
-}
-
-fn human_bytes(b: u64) -> String {
-    let gib = b as f64 / (1u64 << 30) as f64;
-    if gib >= 1.0 {
-        format!("{gib:.1} GiB")
-    } else {
-        format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64)
-    }
-}
-
+/// Parses the command line, sets up logging and runs the command.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -182,73 +170,28 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    log::init(cli.quiet, cli.verbose);
+    match try_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            e.report();
+            e.exit_code()
+        }
+    }
+}
+
+fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
+    let quiet = cli.quiet;
     match cli.command {
-        Command::Schema => {
-            print!("{}", pipeline::schema::schema_text());
-            ExitCode::SUCCESS
-        }
-        Command::Validate { pipeline } => match load(&pipeline) {
-            Ok(p) => {
-                println!(
-                    "{}: valid — {} subjects, {} arm(s): {}",
-                    pipeline.display(),
-                    p.spec.cohort.size,
-                    p.arms.len(),
-                    p.arms
-                        .iter()
-                        .map(|a| a.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                ExitCode::SUCCESS
-            }
-            Err(code) => code,
-        },
-        Command::Labels { template } => {
-            let Some(t) = Template::from_name(&template) else {
-                eprintln!("error: unknown template `{template}`; choose thorax, abdomen, head, water_cylinder or ct_qa");
-                return ExitCode::from(2);
-            };
-            let mut ids = synthcohort::anatomy::template_labels(t);
-            ids.sort_unstable();
-            ids.dedup();
-            println!("id\tname\tcolour");
-            for id in ids {
-                if let Some(l) = ontology::label_by_id(id) {
-                    println!(
-                        "{}\t{}\t#{:02x}{:02x}{:02x}",
-                        l.id, l.name, l.color[0], l.color[1], l.color[2]
-                    );
-                }
-            }
-            println!(
-                "{}+\tlesion_<k> (one id per lesion of a subject)",
-                ontology::LESION_ID_BASE
-            );
-            ExitCode::SUCCESS
-        }
+        Command::Schema => commands::schema(),
+        Command::Validate { pipeline } => commands::validate(&pipeline),
+        Command::Labels { template } => commands::labels(&template),
         Command::Train {
             data,
             config,
             out,
             resume,
-            quiet,
-        } => {
-            let args = synthcohort::lab::train::TrainArgs {
-                data: &data,
-                config: &config,
-                out: &out,
-                resume,
-                quiet,
-            };
-            match synthcohort::lab::train::run(&args) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        } => commands::train(&data, &config, &out, resume, quiet),
         Command::EvalModel {
             model,
             data,
@@ -257,110 +200,22 @@ pub fn main() -> ExitCode {
             steps,
             guidance_text,
             guidance_labels,
+        } => commands::eval_model(
+            &model,
+            &data,
+            out.as_deref(),
+            cases,
+            steps,
+            synthcohort_ldm::GuidanceChoice {
+                text: guidance_text,
+                labels: guidance_labels,
+            },
             quiet,
-        } => {
-            let args = synthcohort::lab::eval::EvalArgs {
-                model: &model,
-                data: &data,
-                out: out.as_deref(),
-                cases,
-                steps,
-                guidance: synthcohort_ldm::GuidanceChoice {
-                    text: guidance_text,
-                    labels: guidance_labels,
-                },
-                quiet,
-            };
-            match synthcohort::lab::eval::run(&args) {
-                Ok((_, dir)) => {
-                    println!("wrote {}", dir.join("report.md").display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-        Command::Preview { outdir, subjects } => match engine::preview(&outdir, subjects) {
-            Ok(path) => {
-                println!("wrote {}", path.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
-        Command::Merge { out, shard_dirs } => match engine::merge(&out, &shard_dirs) {
-            Ok(m) => {
-                println!(
-                    "merged {} subjects from {} shard(s) into {} ({} files copied)",
-                    m.subjects,
-                    m.shards,
-                    out.display(),
-                    m.copied_files
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
-        Command::Trial { outdir } => match engine::trial(&outdir) {
-            Ok(t) => {
-                for a in &t.arms {
-                    println!(
-                        "{}\tAUC {:.3} [{:.3}, {:.3}]\td' {:.2}",
-                        a.arm,
-                        a.auc.auc,
-                        a.auc.ci_delong.0,
-                        a.auc.ci_delong.1,
-                        a.auc.dprime_from_auc
-                    );
-                }
-                if let Some((s, se)) = t.dprime_dose_slope {
-                    println!("d' vs dose log-log slope {s:.2} ± {se:.2}");
-                }
-                println!("report: {}", t.report_path.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
-        Command::Verify { outdir } => match engine::verify(&outdir) {
-            Ok(r) => {
-                for (what, list) in [
-                    ("missing", &r.missing),
-                    ("corrupt", &r.corrupt),
-                    ("extra", &r.extra),
-                ] {
-                    for f in list {
-                        println!("{what}\t{f}");
-                    }
-                }
-                if r.ok() {
-                    println!("ok: {} files match their sha256", r.checked);
-                    ExitCode::SUCCESS
-                } else {
-                    eprintln!(
-                        "{} missing, {} corrupt, {} extra file(s) in {}",
-                        r.missing.len(),
-                        r.corrupt.len(),
-                        r.extra.len(),
-                        outdir.display()
-                    );
-                    ExitCode::from(1)
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
+        ),
+        Command::Preview { outdir, subjects } => commands::preview(&outdir, subjects),
+        Command::Merge { out, shard_dirs } => commands::merge(&out, &shard_dirs),
+        Command::Trial { outdir } => commands::trial(&outdir),
+        Command::Verify { outdir } => commands::verify(&outdir),
         Command::Run {
             pipeline,
             out,
@@ -369,15 +224,10 @@ pub fn main() -> ExitCode {
             resume,
             overwrite,
             dry_run,
-            quiet,
             shard,
             force,
         } => {
-            let p = match load(&pipeline) {
-                Ok(p) => p,
-                Err(code) => return code,
-            };
-            let opts = RunOptions {
+            let opts = engine::RunOptions {
                 out,
                 jobs,
                 subjects,
@@ -387,66 +237,7 @@ pub fn main() -> ExitCode {
                 shard,
                 force,
             };
-            if dry_run {
-                return match engine::check_resources(&p, &opts) {
-                    Ok(est) => {
-                        let a = &p.spec.anatomy;
-                        println!("pipeline   {} (sha256 {})", p.spec.name, &p.sha256[..12]);
-                        println!("output     {}", engine::out_dir(&p, &opts).display());
-                        println!("subjects   {}", est.subjects);
-                        println!(
-                            "grid       {}×{}×{} voxels at {}×{}×{} mm",
-                            a.size[0],
-                            a.size[1],
-                            a.size[2],
-                            a.spacing_mm[0],
-                            a.spacing_mm[1],
-                            a.spacing_mm[2]
-                        );
-                        println!(
-                            "arms       {}",
-                            p.arms
-                                .iter()
-                                .map(|a| a.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        );
-                        println!(
-                            "memory     about {} at peak",
-                            human_bytes(est.peak_memory_bytes)
-                        );
-                        println!("disk       about {}", human_bytes(est.disk_bytes));
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(2)
-                    }
-                };
-            }
-            match engine::run(&p, &opts) {
-                Ok(s) => {
-                    if !quiet {
-                        eprintln!(
-                            "done: {} subject(s) generated, {} kept from an earlier run, in {:.1} s → {}",
-                            s.generated,
-                            s.resumed,
-                            s.seconds,
-                            s.out_dir.display()
-                        );
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    match e {
-                        engine::EngineError::EmptySelection { .. }
-                        | engine::EngineError::Resources(_)
-                        | engine::EngineError::Source(_) => ExitCode::from(2),
-                        _ => ExitCode::from(1),
-                    }
-                }
-            }
+            commands::run(&pipeline, opts, dry_run)
         }
     }
 }

@@ -176,13 +176,13 @@ pub fn merge(out: &Path, shard_dirs: &[PathBuf]) -> Result<MergeSummary, EngineE
             continue;
         }
         for (rel, _) in &rec.files {
-            let bytes = std::fs::read(src.join(rel))
-                .map_err(|e| EngineError::Other(format!("{}: {e}", src.join(rel).display())))?;
+            let from = src.join(rel);
+            let bytes = std::fs::read(&from).map_err(EngineError::file("cannot read", &from))?;
             io::atomic::write_atomic(&out.join(rel), &bytes)?;
             copied += 1;
         }
         let id = cohort::subject_id(rec.index, p.spec.cohort.size);
-        let json = serde_json::to_vec_pretty(rec).map_err(|e| EngineError::Other(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(rec)?;
         io::atomic::write_atomic(&record_path(&out.join(STATE_DIR), &id), &json)?;
     }
     for d in &dirs {
@@ -213,7 +213,7 @@ pub fn merge(out: &Path, shard_dirs: &[PathBuf]) -> Result<MergeSummary, EngineE
     };
     finish_run(&f, out)?;
     if p.spec.trial.is_some() {
-        trial_run::analyze(&p, out)?;
+        trial::analyze(&p, out)?;
     }
     Ok(MergeSummary {
         subjects: records.len(),
@@ -245,10 +245,7 @@ fn prepare_merge_dir(out: &Path, p: &Resolved) -> Result<(), EngineError> {
         pipeline_sha256: p.sha256.clone(),
         base_dir: p.base_dir.clone(),
     };
-    io::atomic::write_atomic(
-        &state.join("run.json"),
-        &serde_json::to_vec_pretty(&rs).map_err(|e| EngineError::Other(e.to_string()))?,
-    )?;
+    io::atomic::write_atomic(&state.join("run.json"), &serde_json::to_vec_pretty(&rs)?)?;
     io::atomic::write_atomic(&state.join("pipeline.yaml"), &p.source)?;
     io::atomic::write_atomic(
         &state.join("pipeline.sha256"),

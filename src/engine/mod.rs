@@ -32,10 +32,10 @@ mod merge;
 mod outputs;
 mod state;
 mod subject;
-mod trial_run;
+mod trial;
 mod verify;
 
-pub use trial_run::{trial, TrialSummary};
+pub use trial::{trial, TrialSummary};
 
 pub use merge::{merge, MergeSummary};
 pub use verify::{verify, VerifyReport};
@@ -83,10 +83,15 @@ impl Shard {
     }
 }
 
+/// A `--shard` value that is not `K/N` with 0 ≤ K < N.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a shard: write K/N with 0 ≤ K < N, e.g. 3/16")]
+pub struct ShardError(String);
+
 impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a shard: write K/N with 0 ≤ K < N, e.g. 3/16");
+    type Err = ShardError;
+    fn from_str(s: &str) -> Result<Self, ShardError> {
+        let bad = || ShardError(s.to_string());
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let (k, n): (u64, u64) = (
             k.trim().parse().map_err(|_| bad())?,
@@ -112,7 +117,9 @@ pub enum EngineError {
     #[error("--subjects {start}..{end} selects no subject of a cohort of {size}")]
     EmptySelection { start: u64, end: u64, size: u32 },
     #[error("{}", render_failures(.0))]
-    Subjects(Vec<(String, String)>),
+    Subjects(Vec<(String, subject::SubjectError)>),
+    #[error(transparent)]
+    Subject(#[from] subject::SubjectError),
     #[error("{0}")]
     Source(String),
     #[error(transparent)]
@@ -121,11 +128,45 @@ pub enum EngineError {
     Resources(String),
     #[error("cannot merge: {0}")]
     Merge(String),
-    #[error("{0}")]
-    Other(String),
+    #[error("{} is not a synthcohort run folder: {reason}", dir.display())]
+    NotARun { dir: PathBuf, reason: String },
+    #[error("the recorded pipeline no longer validates:\n{0}")]
+    RecordedPipeline(Box<crate::pipeline::PipelineError>),
+    #[error("the pipeline of {} has no `trial` section", .0.display())]
+    NoTrial(PathBuf),
+    #[error(transparent)]
+    Trial(#[from] crate::trial::TrialError),
+    #[error("{} is a symbolic link; synthcohort writes only inside the run folder and does not follow links (give the real path)", .0.display())]
+    SymbolicLink(PathBuf),
+    #[error("{op} {}: {source}", path.display())]
+    File {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {reason}", path.display())]
+    BadRecord {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("encoding JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Model(#[from] crate::generate::ldm::ModelError),
+    #[error("cannot start worker threads: {0}")]
+    Threads(String),
 }
 
-fn render_failures(f: &[(String, String)]) -> String {
+impl EngineError {
+    fn file(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError {
+        let path = path.to_path_buf();
+        move |source| EngineError::File { op, path, source }
+    }
+}
+
+fn render_failures(f: &[(String, subject::SubjectError)]) -> String {
     let mut s = format!("{} subject(s) failed:", f.len());
     for (id, e) in f {
         s.push_str(&format!("\n  {id}: {e}"));
@@ -298,9 +339,8 @@ fn generator(p: &Resolved) -> Result<Box<dyn Generator>, EngineError> {
     let g = &p.spec.generator;
     if g.kind == GeneratorKind::LatentDiffusion {
         let template = p.spec.anatomy.template.name();
-        let dir = generate::ldm::resolve_model(g.model.as_deref(), template, &p.base_dir)
-            .map_err(EngineError::Other)?;
-        let mut m = generate::ldm::LatentDiffusion::load(&dir).map_err(EngineError::Other)?;
+        let dir = generate::ldm::resolve_model(g.model.as_deref(), template, &p.base_dir)?;
+        let mut m = generate::ldm::LatentDiffusion::load(&dir)?;
         m.steps = g.steps as usize;
         m.guidance = g.guidance.resolve(m.config().guidance);
         m.solver = g.solver;
@@ -398,21 +438,19 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
                     .iter()
                     .map(|(id, n)| format!("{id} {n}"))
                     .collect();
-                import_note = Some(names.clone());
-                if !opts.quiet {
-                    eprintln!(
-                        "note: {} source label(s) have no synthcohort name and become background: {}",
-                        names.len(),
-                        names.join(", ")
-                    );
-                }
+                tracing::info!(
+                    "note: {} source label(s) have no synthcohort name and become background: {}",
+                    names.len(),
+                    names.join(", ")
+                );
+                import_note = Some(names);
             }
             // A source whose affine lies about its orientation images fine but puts every
             // organ on the wrong side; say so before a whole cohort inherits it.
             let sides = anatomy::laterality::laterality(&v);
-            if sides.looks_mirrored() && !opts.quiet {
+            if sides.looks_mirrored() {
                 let bad: Vec<String> = sides.violations().iter().map(|c| c.to_string()).collect();
-                eprintln!(
+                tracing::warn!(
                     "warning: anatomy.source looks mirrored left-right (RAS+: +x is the patient's right): {} of {} side checks fail, e.g. {}; check the file's affine",
                     bad.len(),
                     sides.checks.len(),
@@ -477,8 +515,8 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs(opts))
         .build()
-        .map_err(|e| EngineError::Other(format!("cannot start worker threads: {e}")))?;
-    let failures: Vec<(String, String)> = pool.install(|| {
+        .map_err(|e| EngineError::Threads(e.to_string()))?;
+    let failures: Vec<(String, subject::SubjectError)> = pool.install(|| {
         todo.par_iter()
             .filter_map(|&idx| {
                 let out = run_subject(&shared, idx);
@@ -524,7 +562,7 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
             };
             finish_run(&f, &dir)?;
             if p.spec.trial.is_some() {
-                trial_run::analyze(p, &dir)?;
+                trial::analyze(p, &dir)?;
             }
         }
     }

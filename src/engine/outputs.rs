@@ -84,11 +84,13 @@ pub(super) fn read_records(dir: &Path) -> Result<Vec<SubjectRecord>, EngineError
             .collect();
         paths.sort();
         for path in paths {
-            let bytes = std::fs::read(&path)
-                .map_err(|e| EngineError::Other(format!("cannot read {}: {e}", path.display())))?;
-            let rec: SubjectRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                EngineError::Other(format!("corrupt run record {}: {e}", path.display()))
-            })?;
+            let bytes = std::fs::read(&path).map_err(EngineError::file("cannot read", &path))?;
+            let rec: SubjectRecord =
+                serde_json::from_slice(&bytes).map_err(|e| EngineError::BadRecord {
+                    path: path.clone(),
+                    line: e.line(),
+                    reason: format!("corrupt run record: {e}"),
+                })?;
             records.push(rec);
         }
     }
@@ -157,8 +159,7 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
         let classes = nnunet_classes(p, f.base);
         let ds =
             io::nnunet::dataset_json(&p.spec.name, &[channel], &classes, rows.len(), extension(p));
-        let mut bytes =
-            serde_json::to_vec_pretty(&ds).map_err(|e| EngineError::Other(e.to_string()))?;
+        let mut bytes = serde_json::to_vec_pretty(&ds)?;
         bytes.push(b'\n');
         write("dataset.json", &bytes)?;
     }
@@ -191,8 +192,7 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
     if let (Some(m), serde_json::Value::Object(extra)) = (prov.as_object_mut(), &f.provenance) {
         m.extend(extra.clone());
     }
-    let mut bytes =
-        serde_json::to_vec_pretty(&prov).map_err(|e| EngineError::Other(e.to_string()))?;
+    let mut bytes = serde_json::to_vec_pretty(&prov)?;
     bytes.push(b'\n');
     io::atomic::write_atomic(&dir.join("provenance.json"), &bytes)?;
     Ok(())

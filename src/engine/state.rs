@@ -11,10 +11,7 @@ pub(super) fn prepare_dir(p: &Resolved, dir: &Path, opts: &RunOptions) -> Result
         .symlink_metadata()
         .is_ok_and(|m| m.file_type().is_symlink())
     {
-        return Err(EngineError::Other(format!(
-            "run folder {} is a symbolic link; give its real path",
-            dir.display()
-        )));
+        return Err(EngineError::SymbolicLink(dir.to_path_buf()));
     }
     check_confined(dir)?;
     if nonempty {
@@ -34,8 +31,7 @@ pub(super) fn prepare_dir(p: &Resolved, dir: &Path, opts: &RunOptions) -> Result
                 });
             }
         } else if opts.overwrite && ours {
-            std::fs::remove_dir_all(dir)
-                .map_err(|e| EngineError::Other(format!("cannot clear {}: {e}", dir.display())))?;
+            std::fs::remove_dir_all(dir).map_err(EngineError::file("cannot clear", dir))?;
         } else if !joins || !ours {
             return Err(EngineError::OutputExists(dir.to_path_buf()));
         }
@@ -86,7 +82,7 @@ pub(super) fn write_state(
         pipeline_sha256: p.sha256.clone(),
         base_dir,
     };
-    let json = serde_json::to_vec_pretty(&rs).map_err(|e| EngineError::Other(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&rs)?;
     io::atomic::write_atomic(&state.join("run.json"), &json)?;
     io::atomic::write_atomic(&state.join("pipeline.yaml"), &p.source)?;
     let shard = opts.shard.unwrap_or(Shard { k: 0, n: 1 });
@@ -118,10 +114,7 @@ pub(super) fn check_confined(dir: &Path) -> Result<(), EngineError> {
             .symlink_metadata()
             .is_ok_and(|m| m.file_type().is_symlink())
         {
-            return Err(EngineError::Other(format!(
-                "{} is a symbolic link; synthcohort writes only inside the run folder, so it refuses to follow it",
-                path.display()
-            )));
+            return Err(EngineError::SymbolicLink(path.to_path_buf()));
         }
     }
     Ok(())

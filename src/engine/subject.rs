@@ -41,7 +41,26 @@ pub struct SubjectData {
     pub object: TissueObject,
 }
 
-pub(super) fn make_subject(s: &Shared, idx: u64) -> Result<SubjectData, String> {
+/// Why one subject could not be made; the run reports every failed subject with its id.
+#[derive(Debug, thiserror::Error)]
+pub enum SubjectError {
+    #[error(transparent)]
+    Anatomy(#[from] anatomy::AnatomyError),
+    #[error(transparent)]
+    Generate(#[from] generate::GenerateError),
+    #[error("CT: {0}")]
+    Ct(#[from] crate::acquire::ct::CtError),
+    #[error("MRI: {0}")]
+    Mri(#[from] crate::acquire::mri::MriError),
+    #[error("object has no {0} maps")]
+    MissingMaps(&'static str),
+    #[error(transparent)]
+    Io(#[from] io::IoError),
+    #[error("encoding the subject record: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+pub(super) fn make_subject(s: &Shared, idx: u64) -> Result<SubjectData, SubjectError> {
     make_subject_with(s, idx, true)
 }
 
@@ -51,7 +70,7 @@ pub(super) fn make_subject_with(
     s: &Shared,
     idx: u64,
     lesions: bool,
-) -> Result<SubjectData, String> {
+) -> Result<SubjectData, SubjectError> {
     let p = &s.p.spec;
     let mut subject = s.time("cohort", || cohort::sample(p, &s.plan, idx));
     if !lesions {
@@ -90,7 +109,7 @@ pub(super) fn make_subject_with(
         .time("anatomy", || {
             anatomy::build(&params, s.base.as_ref(), &mut arng, &mut lrng)
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(SubjectError::from)?;
     let lesions: Vec<LesionTissue> = anat
         .lesions
         .iter()
@@ -121,7 +140,7 @@ pub(super) fn make_subject_with(
     };
     let object = s
         .time("generate", || s.generator.generate(&req))
-        .map_err(|e| e.to_string())?;
+        .map_err(SubjectError::from)?;
     Ok(SubjectData {
         subject,
         anatomy: anat,
@@ -144,7 +163,7 @@ pub fn build_subject(p: &Resolved, idx: u64) -> Result<SubjectData, EngineError>
         dir: PathBuf::new(),
         timings: Mutex::new(BTreeMap::new()),
     };
-    make_subject(&s, idx).map_err(EngineError::Other)
+    Ok(make_subject(&s, idx)?)
 }
 
 /// The image an arm produces from the object (physical units).
@@ -167,7 +186,7 @@ pub(super) fn acquire(
     obj: &TissueObject,
     seed: u64,
     arm_index: usize,
-) -> Result<Acquired, String> {
+) -> Result<Acquired, SubjectError> {
     let noise_seed = rng::subject_seed(seed ^ 0xA5A5_5A5A_A5A5_5A5A, arm_index as u64);
     let protocol = serde_json::to_value(arm).unwrap_or_default();
     match arm {
@@ -175,14 +194,14 @@ pub(super) fn acquire(
             let pick = |f: fn(&generate::MriMaps) -> &Volume<f32>| {
                 obj.mri_at(*field_t)
                     .map(|m| f(m).clone())
-                    .ok_or_else(|| "object has no MRI maps".to_string())
+                    .ok_or(SubjectError::MissingMaps("MRI"))
             };
             let image = match property {
                 PropertyMap::Hu => obj
                     .ct
                     .as_ref()
                     .map(|c| c.hu.clone())
-                    .ok_or_else(|| "object has no CT maps".to_string()),
+                    .ok_or(SubjectError::MissingMaps("CT")),
                 PropertyMap::Pd => pick(|m| &m.pd),
                 PropertyMap::T1 => pick(|m| &m.t1_ms),
                 PropertyMap::T2 => pick(|m| &m.t2_ms),
@@ -196,12 +215,8 @@ pub(super) fn acquire(
             })
         }
         Protocol::Ct(ct) => {
-            let maps = obj
-                .ct
-                .as_ref()
-                .ok_or_else(|| "object has no CT maps".to_string())?;
-            let r = crate::acquire::ct::acquire(maps, ct, noise_seed)
-                .map_err(|e| format!("CT: {e}"))?;
+            let maps = obj.ct.as_ref().ok_or(SubjectError::MissingMaps("CT"))?;
+            let r = crate::acquire::ct::acquire(maps, ct, noise_seed)?;
             let mut protocol = protocol;
             protocol["effective_energy_kev"] = serde_json::json!(r.effective_energy_kev);
             Ok(Acquired {
@@ -214,9 +229,8 @@ pub(super) fn acquire(
         Protocol::Mri(m) => {
             let maps = obj
                 .mri_at(m.field_t)
-                .ok_or_else(|| "object has no MRI maps".to_string())?;
-            let r = crate::acquire::mri::acquire(maps, m, noise_seed)
-                .map_err(|e| format!("MRI: {e}"))?;
+                .ok_or(SubjectError::MissingMaps("MRI"))?;
+            let r = crate::acquire::mri::acquire(maps, m, noise_seed)?;
             let mut protocol = protocol;
             protocol["applied"] = r.applied.clone();
             Ok(Acquired {
@@ -258,7 +272,7 @@ pub(super) fn dtype(p: &Resolved) -> ImageDtype {
     }
 }
 
-pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), String> {
+pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
     let data = make_subject(s, idx)?;
     let p = s.p;
     let ext = extension(p);
@@ -266,16 +280,16 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), String> {
     let subj = &data.subject;
     let labels = &data.anatomy.labels;
     let nnunet = p.spec.outputs.layout == Layout::Nnunet;
-    let write = |rel: &str, bytes: &[u8]| -> Result<(String, String), String> {
+    let write = |rel: &str, bytes: &[u8]| -> Result<(String, String), SubjectError> {
         s.time("write", || {
             io::atomic::write_atomic(&s.dir.join(rel), bytes)
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(SubjectError::from)?;
         Ok((rel.to_string(), io::hash::sha256_hex(bytes)))
     };
-    let encode_labels = |v: &Volume<u16>| -> Result<Vec<u8>, String> {
+    let encode_labels = |v: &Volume<u16>| -> Result<Vec<u8>, SubjectError> {
         s.time("write", || io::nifti::encode_labels(v, gz, &descrip()))
-            .map_err(|e| e.to_string())
+            .map_err(SubjectError::from)
     };
 
     // Labels on the object grid; an arm that reconstructs onto another grid gets its own
@@ -318,7 +332,7 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), String> {
             .time("write", || {
                 io::nifti::encode_image(image, dtype(p), gz, &descrip())
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(SubjectError::from)?;
         let (image_rel, image_sha) =
             write(&format!("images/{}_{}{ext}", subj.id, arm.name), &bytes)?;
         files.push((image_rel.clone(), image_sha.clone()));
@@ -374,7 +388,7 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), String> {
     let mut absent_sites = Vec::new();
     if p.spec.trial.is_some() {
         if data.anatomy.lesions.is_empty() {
-            absent_sites = super::trial_run::absent_sites(p, labels, subj.seed);
+            absent_sites = super::trial::absent_sites(p, labels, subj.seed);
         } else {
             let twin = make_subject_with(s, idx, false)?;
             for (ai, arm) in p.arms.iter().enumerate() {
@@ -385,9 +399,9 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), String> {
                     .time("write", || {
                         io::nifti::encode_image(&acq.image, dtype(p), gz, &descrip())
                     })
-                    .map_err(|e| e.to_string())?;
+                    .map_err(SubjectError::from)?;
                 files.push(write(
-                    &super::trial_run::twin_path(&subj.id, &arm.name, ext),
+                    &super::trial::twin_path(&subj.id, &arm.name, ext),
                     &bytes,
                 )?);
             }
@@ -400,8 +414,8 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), String> {
         files,
         absent_sites,
     };
-    let json = serde_json::to_vec_pretty(&rec).map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec_pretty(&rec).map_err(SubjectError::from)?;
     io::atomic::write_atomic(&record_path(&s.dir.join(STATE_DIR), &subj.id), &json)
-        .map_err(|e| e.to_string())?;
+        .map_err(SubjectError::from)?;
     Ok(())
 }

@@ -31,20 +31,18 @@ fn unlisted_ok(rel: &str) -> bool {
 
 pub fn verify(dir: &Path) -> Result<VerifyReport, EngineError> {
     let list_path = dir.join(CHECKSUMS);
-    let text = std::fs::read_to_string(&list_path).map_err(|e| {
-        EngineError::Other(format!(
-            "{}: {e} (is this a finished synthcohort run folder?)",
-            list_path.display()
-        ))
+    let text = std::fs::read_to_string(&list_path).map_err(|e| EngineError::NotARun {
+        dir: dir.to_path_buf(),
+        reason: format!("{}: {e}", list_path.display()),
     })?;
     let mut listed = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let Some((sha, rel)) = line.split_once("  ") else {
-            return Err(EngineError::Other(format!(
-                "{}:{}: not `sha256  path`",
-                list_path.display(),
-                n + 1
-            )));
+            return Err(EngineError::BadRecord {
+                path: list_path.clone(),
+                line: n + 1,
+                reason: "not `sha256  path`".into(),
+            });
         };
         listed.insert(rel.to_string(), sha.to_string());
     }

@@ -49,34 +49,55 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
 }
 
+/// Why a model cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("no shipped model for the `{0}` template; train one (`synthcohort train`) and give its folder as `generator.model`")]
+    NoShippedModel(String),
+    #[error("model `{name}` not found (looked in {} and {})", local.display(), shipped.display())]
+    NotFound {
+        name: String,
+        local: PathBuf,
+        shipped: PathBuf,
+    },
+    #[error(transparent)]
+    Ldm(#[from] synthcohort_ldm::LdmError),
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Resolves `generator.model`: a shipped model name, or a folder (relative to `base_dir`).
 pub fn resolve_model(
     model: Option<&str>,
     template: &str,
     base_dir: &Path,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, ModelError> {
     let name = match model {
         Some(m) => m.to_string(),
         None => shipped_model_for(template)
-            .ok_or_else(|| format!("no shipped model for the `{template}` template; train one (`synthcohort train`) and give its folder as `generator.model`"))?
+            .ok_or_else(|| ModelError::NoShippedModel(template.to_string()))?
             .to_string(),
     };
     let shipped = models_dir().join(&name);
     let local = base_dir.join(&name);
-    for dir in [local, shipped] {
+    for dir in [&local, &shipped] {
         if dir.join(synthcohort_ldm::model::CONFIG_FILE).is_file() {
-            return Ok(dir);
+            return Ok(dir.clone());
         }
     }
-    Err(format!(
-        "model `{name}` not found (looked in {} and {})",
-        base_dir.join(&name).display(),
-        models_dir().join(&name).display()
-    ))
+    Err(ModelError::NotFound {
+        name,
+        local,
+        shipped,
+    })
 }
 
-pub fn read_config(dir: &Path) -> Result<LdmConfig, String> {
-    synthcohort_ldm::load_config(dir).map_err(|e| e.to_string())
+pub fn read_config(dir: &Path) -> Result<LdmConfig, ModelError> {
+    Ok(synthcohort_ldm::load_config(dir)?)
 }
 
 pub struct LatentDiffusion {
@@ -90,10 +111,10 @@ pub struct LatentDiffusion {
 }
 
 impl LatentDiffusion {
-    pub fn load(dir: &Path) -> Result<Self, String> {
-        let sampler = Sampler::load(dir).map_err(|e| e.to_string())?;
-        let weights = std::fs::read(dir.join("weights.mpk.gz"))
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let sampler = Sampler::load(dir)?;
+        let path = dir.join("weights.mpk.gz");
+        let weights = std::fs::read(&path).map_err(|source| ModelError::Read { path, source })?;
         let hash = crate::io::hash::sha256_hex(&weights);
         let guidance = GuidanceChoice::default().resolve(sampler.config.guidance);
         Ok(Self {

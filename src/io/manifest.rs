@@ -276,23 +276,41 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, IoError> {
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| err(e.to_string()))?;
-        check_schema(batch.schema().fields(), expected.fields()).map_err(err)?;
-        decode(&batch, &mut rows).map_err(err)?;
+        check_schema(batch.schema().fields(), expected.fields()).map_err(|e| err(e.to_string()))?;
+        decode(&batch, &mut rows).map_err(|e| err(e.to_string()))?;
     }
     Ok(rows)
 }
 
-fn check_schema(got: &Fields, want: &Fields) -> Result<(), String> {
+/// What is wrong with a manifest's columns.
+#[derive(Debug, thiserror::Error)]
+enum ColumnError {
+    #[error("missing column `{0}`")]
+    Missing(String),
+    #[error("column `{name}` is {got} (expected {want})")]
+    Type {
+        name: String,
+        got: String,
+        want: String,
+    },
+    #[error("column `{0}` has nulls")]
+    Nulls(String),
+    #[error("missing lesion field `{0}`")]
+    MissingLesionField(String),
+    #[error("`{name}` has {n} values (expected 3)")]
+    NotThree { name: String, n: usize },
+}
+
+fn check_schema(got: &Fields, want: &Fields) -> Result<(), ColumnError> {
     for w in want.iter() {
         match got.iter().find(|g| g.name() == w.name()) {
-            None => return Err(format!("missing column `{}`", w.name())),
+            None => return Err(ColumnError::Missing(w.name().clone())),
             Some(g) if g.data_type() != w.data_type() => {
-                return Err(format!(
-                    "column `{}` is {} (expected {})",
-                    w.name(),
-                    g.data_type(),
-                    w.data_type()
-                ))
+                return Err(ColumnError::Type {
+                    name: w.name().clone(),
+                    got: g.data_type().to_string(),
+                    want: w.data_type().to_string(),
+                })
             }
             Some(_) => {}
         }
@@ -300,26 +318,37 @@ fn check_schema(got: &Fields, want: &Fields) -> Result<(), String> {
     Ok(())
 }
 
-fn downcast<'a, A: Array + 'static>(a: &'a dyn Array, name: &str) -> Result<&'a A, String> {
+fn downcast<'a, A: Array + 'static>(a: &'a dyn Array, name: &str) -> Result<&'a A, ColumnError> {
     a.as_any()
         .downcast_ref::<A>()
-        .ok_or_else(|| format!("column `{name}` has type {}", a.data_type()))
+        .ok_or_else(|| ColumnError::Type {
+            name: name.to_string(),
+            got: a.data_type().to_string(),
+            want: std::any::type_name::<A>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        })
 }
 
-fn col<'a, A: Array + 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a A, String> {
+fn col<'a, A: Array + 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a A, ColumnError> {
     let c = b
         .column_by_name(name)
-        .ok_or_else(|| format!("missing column `{name}`"))?;
+        .ok_or_else(|| ColumnError::Missing(name.to_string()))?;
     if c.null_count() > 0 {
-        return Err(format!("column `{name}` has nulls"));
+        return Err(ColumnError::Nulls(name.to_string()));
     }
     downcast(c.as_ref(), name)
 }
 
-fn struct_col<'a, A: Array + 'static>(s: &'a StructArray, name: &str) -> Result<&'a A, String> {
+fn struct_col<'a, A: Array + 'static>(
+    s: &'a StructArray,
+    name: &str,
+) -> Result<&'a A, ColumnError> {
     let c = s
         .column_by_name(name)
-        .ok_or_else(|| format!("missing lesion field `{name}`"))?;
+        .ok_or_else(|| ColumnError::MissingLesionField(name.to_string()))?;
     downcast(c.as_ref(), name)
 }
 
@@ -327,17 +356,20 @@ fn struct_col<'a, A: Array + 'static>(s: &'a StructArray, name: &str) -> Result<
 fn list_col<'a, A: Array + 'static>(
     list: &'a ListArray,
     name: &str,
-) -> Result<(Vec<std::ops::Range<usize>>, &'a A), String> {
+) -> Result<(Vec<std::ops::Range<usize>>, &'a A), ColumnError> {
     let o = list.value_offsets();
     let ranges = o.windows(2).map(|w| w[0] as usize..w[1] as usize).collect();
     Ok((ranges, downcast(list.values().as_ref(), name)?))
 }
 
-fn fixed3<T: Copy + Default>(v: &[T], name: &str) -> Result<[T; 3], String> {
-    <[T; 3]>::try_from(v).map_err(|_| format!("`{name}` has {} values (expected 3)", v.len()))
+fn fixed3<T: Copy + Default>(v: &[T], name: &str) -> Result<[T; 3], ColumnError> {
+    <[T; 3]>::try_from(v).map_err(|_| ColumnError::NotThree {
+        name: name.to_string(),
+        n: v.len(),
+    })
 }
 
-fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), String> {
+fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), ColumnError> {
     let s = |name: &str| col::<StringArray>(b, name);
     let f = |name: &str| col::<Float64Array>(b, name);
     let (subject_id, arm, modality, sex, prompt) = (
@@ -375,7 +407,7 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), String> {
         list_col::<Float64Array>(struct_col::<ListArray>(les, "center_mm")?, "center_mm")?;
     let l_diam = struct_col::<Float64Array>(les, "diameter_mm")?;
     let l_vol = struct_col::<Float64Array>(les, "volume_ml")?;
-    let lesion = |i: usize| -> Result<LesionRow, String> {
+    let lesion = |i: usize| -> Result<LesionRow, ColumnError> {
         Ok(LesionRow {
             label_id: l_id.value(i),
             condition: l_cond.value(i).to_string(),

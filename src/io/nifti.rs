@@ -617,14 +617,35 @@ fn grid_from_header(
     dims: [usize; 3],
     path: &Path,
 ) -> Result<(Grid, Reorient), IoError> {
-    grid_from_affine(header_affine(h), dims).map_err(|reason| bad(path, reason))
+    grid_from_affine(header_affine(h), dims).map_err(|e| bad(path, e.to_string()))
+}
+
+/// Why an affine has no axis-aligned RAS+ equivalent.
+#[derive(Debug, thiserror::Error)]
+enum AffineError {
+    #[error("affine has non-finite entries: {0:?}")]
+    NonFinite([[f64; 4]; 3]),
+    #[error("voxel axis {axis} has zero length in the affine {m:?}")]
+    ZeroAxis { axis: usize, m: [[f64; 4]; 3] },
+    #[error("affine is oblique (voxel axis {axis} = {col:?}); only axis-aligned grids (flips and permutations of RAS) are supported")]
+    Oblique { axis: usize, col: [f64; 3] },
+    #[error("voxel axes {a} and {b} both point along world axis {w}: {m:?}")]
+    SharedAxis {
+        a: usize,
+        b: usize,
+        w: usize,
+        m: [[f64; 4]; 3],
+    },
 }
 
 /// The RAS+ identity-direction grid equivalent to a stored grid whose affine is a signed
 /// permutation of the axes times spacing (flips and transposes, as LPS or sagittal files have).
-fn grid_from_affine(m: [[f64; 4]; 3], dims_in: [usize; 3]) -> Result<(Grid, Reorient), String> {
+fn grid_from_affine(
+    m: [[f64; 4]; 3],
+    dims_in: [usize; 3],
+) -> Result<(Grid, Reorient), AffineError> {
     if m.iter().flatten().any(|v| !v.is_finite()) {
-        return Err(format!("affine has non-finite entries: {m:?}"));
+        return Err(AffineError::NonFinite(m));
     }
     let mut src = [usize::MAX; 3];
     let mut flip = [false; 3];
@@ -633,9 +654,7 @@ fn grid_from_affine(m: [[f64; 4]; 3], dims_in: [usize; 3]) -> Result<(Grid, Reor
         let col = [m[0][a], m[1][a], m[2][a]];
         let norm = col.iter().map(|v| v * v).sum::<f64>().sqrt();
         if norm == 0.0 {
-            return Err(format!(
-                "voxel axis {a} has zero length in the affine {m:?}"
-            ));
+            return Err(AffineError::ZeroAxis { axis: a, m });
         }
         let w = (0..3)
             .max_by(|&p, &q| col[p].abs().total_cmp(&col[q].abs()))
@@ -645,16 +664,15 @@ fn grid_from_affine(m: [[f64; 4]; 3], dims_in: [usize; 3]) -> Result<(Grid, Reor
             .map(|v| col[v].abs())
             .fold(0.0, f64::max);
         if off_axis > AXIS_ALIGNED_TOL * norm {
-            return Err(format!(
-                "affine is oblique (voxel axis {a} = {col:?}); only axis-aligned grids (flips and \
-                 permutations of RAS) are supported"
-            ));
+            return Err(AffineError::Oblique { axis: a, col });
         }
         if src[w] != usize::MAX {
-            return Err(format!(
-                "voxel axes {} and {a} both point along world axis {w}: {m:?}",
-                src[w]
-            ));
+            return Err(AffineError::SharedAxis {
+                a: src[w],
+                b: a,
+                w,
+                m,
+            });
         }
         src[w] = a;
         flip[w] = col[w] < 0.0;
@@ -924,7 +942,7 @@ mod tests {
             [-0.2, 1.0, 0.0, 0.0],
             [0.0, 0.0, 1.0, 0.0],
         ];
-        let e = grid_from_affine(m, [2, 2, 2]).unwrap_err();
+        let e = grid_from_affine(m, [2, 2, 2]).unwrap_err().to_string();
         assert!(e.contains("oblique"), "{e}");
     }
 

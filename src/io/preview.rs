@@ -44,11 +44,7 @@ pub fn render_mosaic(
     }
     let rendered: Vec<(usize, usize, Vec<u8>)> = tiles
         .iter()
-        .enumerate()
-        .map(|(n, t)| {
-            render_tile(t, colour_of)
-                .map_err(|r| IoError::encode("preview", format!("tile {n} ({:?}): {r}", t.title)))
-        })
+        .map(|t| render_tile(t, colour_of))
         .collect::<Result<_, _>>()?;
     let cols = tiles.len().min(MAX_COLUMNS);
     let rows = tiles.len().div_ceil(cols);
@@ -92,38 +88,39 @@ fn tile_size(t: &PreviewTile) -> (usize, usize) {
 fn render_tile(
     t: &PreviewTile,
     colour_of: &dyn Fn(u16) -> [u8; 3],
-) -> Result<(usize, usize, Vec<u8>), String> {
+) -> Result<(usize, usize, Vec<u8>), IoError> {
+    let bad = |reason: String| IoError::encode("preview", format!("tile {:?}: {reason}", t.title));
     let n = t.width * t.height;
     if n == 0 {
-        return Err(format!("empty slice {}×{}", t.width, t.height));
+        return Err(bad(format!("empty slice {}×{}", t.width, t.height)));
     }
     if t.image.len() != n {
-        return Err(format!(
+        return Err(bad(format!(
             "{} image values for {}×{}",
             t.image.len(),
             t.width,
             t.height
-        ));
+        )));
     }
     if !t.labels.is_empty() && t.labels.len() != n {
-        return Err(format!(
+        return Err(bad(format!(
             "{} label values for {}×{}",
             t.labels.len(),
             t.width,
             t.height
-        ));
+        )));
     }
     if !(t.pixel_aspect.is_finite() && t.pixel_aspect > 0.0) {
-        return Err(format!(
+        return Err(bad(format!(
             "pixel aspect {} must be finite and positive",
             t.pixel_aspect
-        ));
+        )));
     }
     let (lo, hi) = t.window;
     if !(lo.is_finite() && hi.is_finite() && hi > lo) {
-        return Err(format!(
+        return Err(bad(format!(
             "window ({lo}, {hi}) must be finite with high > low"
-        ));
+        )));
     }
     let (w, h) = tile_size(t);
     // Nearest source voxel of each display column / row; columns flipped so +x (patient

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::LabError;
 use crate::generate::ldm::class_name;
 use crate::io;
 use crate::volume::Volume;
@@ -36,15 +37,15 @@ pub struct Dataset {
     pub hash: String,
 }
 
-fn err(msg: impl Into<String>) -> String {
-    msg.into()
+fn err(msg: impl Into<String>) -> LabError {
+    LabError::Input(msg.into())
 }
 
 /// Longer than any real prompt (the text encoder reads only its first few dozen tokens), and
 /// the same bound as one value in a pipeline file.
 const MAX_PROMPT_BYTES: usize = crate::pipeline::yaml::Limits::PIPELINE.max_scalar_bytes;
 
-fn read_prompts(dir: &Path) -> Result<BTreeMap<String, String>, String> {
+fn read_prompts(dir: &Path) -> Result<BTreeMap<String, String>, LabError> {
     let mut out = BTreeMap::new();
     let manifest = dir.join("manifest.parquet");
     let jsonl = dir.join("prompts.jsonl");
@@ -101,7 +102,7 @@ pub fn load(
     arms: Option<&[String]>,
     channels: usize,
     limit: Option<usize>,
-) -> Result<Dataset, String> {
+) -> Result<Dataset, LabError> {
     let dj_path = dir.join("dataset.json");
     let dj: Value = serde_json::from_str(
         &io::bounded::read_text(&dj_path, io::bounded::DATASET_TEXT_BYTES, "dataset.json")
@@ -179,7 +180,7 @@ pub fn load(
         return Err(err(format!("{}: no cases found", label_dir.display())));
     }
     let mut hasher = Sha256::new();
-    let mut read = |p: &Path| -> Result<(), String> {
+    let mut read = |p: &Path| -> Result<(), LabError> {
         let bytes = std::fs::read(p).map_err(|e| err(format!("{}: {e}", p.display())))?;
         hasher.update(
             p.file_name()

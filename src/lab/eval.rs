@@ -30,6 +30,7 @@ use synthcohort_ldm::train::Case;
 use synthcohort_ldm::{GuidanceChoice, LdmConfig, Modality, SampleRequest, Solver};
 
 use super::data::{self as dataset, RawCase};
+use super::LabError;
 use crate::anatomy::ontology;
 use crate::tissue;
 
@@ -142,12 +143,12 @@ pub struct EvalArgs<'a> {
     pub quiet: bool,
 }
 
-fn read_split(model: &Path) -> Result<(Option<Vec<String>>, Vec<String>), String> {
+fn read_split(model: &Path) -> Result<(Option<Vec<String>>, Vec<String>), LabError> {
     let p = model.join(super::train::HELD_OUT_FILE);
     let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?,
+        &std::fs::read_to_string(&p).map_err(LabError::file("cannot read", &p))?,
     )
-    .map_err(|e| format!("{}: {e}", p.display()))?;
+    .map_err(|e| LabError::Input(format!("{}: {e}", p.display())))?;
     let names = |v: &serde_json::Value| -> Vec<String> {
         v.as_array()
             .map(|a| {
@@ -314,8 +315,8 @@ type Pooled = (Vec<f32>, Vec<f32>, Vec<f32>);
 /// (prompt, data, generated and reconstructed means), one mean per (channel × group).
 type SubjectMeans = (String, Vec<Option<f64>>, Vec<Option<f64>>, Vec<Option<f64>>);
 
-pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
-    let sampler = Sampler::load(a.model).map_err(|e| e.to_string())?;
+pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
+    let sampler = Sampler::load(a.model).map_err(LabError::from)?;
     let cfg: LdmConfig = sampler.config.clone();
     let guidance = a.guidance.resolve(cfg.guidance);
     let (arms, held) = read_split(a.model)?;
@@ -329,10 +330,10 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
         .filter(|&i| !is_held(&ds.cases[i].name))
         .collect();
     if held_idx.is_empty() {
-        return Err(format!(
+        return Err(LabError::Input(format!(
             "none of the model's held-out subjects are in {}",
             a.data.display()
-        ));
+        )));
     }
     let groups: Vec<&str> = match cfg.modality {
         Modality::Ct => vec!["lung", "heart", "liver", "muscle", "fat", "bone"],
@@ -361,7 +362,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
     bar.set_prefix("sampling");
 
     let to_case = |raw: &RawCase| dataset::to_training_case(raw, &ds.class_of_id, &cfg.classes);
-    let sample = |case: &Case, seed: u64| -> Result<Vec<f32>, String> {
+    let sample = |case: &Case, seed: u64| -> Result<Vec<f32>, LabError> {
         let req = SampleRequest {
             classes: &case.classes,
             dims: case.dims,
@@ -372,9 +373,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
             solver: Solver::Euler,
             guidance,
         };
-        sampler
-            .sample(&req, &mut |_, _| {})
-            .map_err(|e| e.to_string())
+        sampler.sample(&req, &mut |_, _| {}).map_err(LabError::from)
     };
 
     // Per group/channel: values of data and generated, pooled over subjects.
@@ -410,7 +409,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
         let raw = &ds.cases[i];
         let case = to_case(raw);
         let out = sample(&case, case_seed(&raw.name, 0))?;
-        let rec = sampler.reconstruct(&case).map_err(|e| e.to_string())?;
+        let rec = sampler.reconstruct(&case).map_err(LabError::from)?;
         let n = raw.labels.data.len();
         let dims = raw.labels.grid.dims;
         let mut dmeans = Vec::new();
@@ -626,14 +625,13 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
         .out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| a.model.join("eval"));
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    std::fs::write(
-        out.join("report.json"),
-        serde_json::to_string_pretty(&report).unwrap_or_default(),
-    )
-    .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&out).map_err(LabError::file("cannot create", &out))?;
+    let json_path = out.join("report.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+        .map_err(LabError::file("cannot write", &json_path))?;
     let md = markdown(&report, &cfg);
-    std::fs::write(out.join("report.md"), &md).map_err(|e| e.to_string())?;
+    let md_path = out.join("report.md");
+    std::fs::write(&md_path, &md).map_err(LabError::file("cannot write", &md_path))?;
     if a.out.is_none() {
         update_card(a.model, &md)?;
     }
@@ -642,7 +640,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), String> {
 
 /// Replaces the model card's evaluation section (everything from `## Evaluation`) with the
 /// report, so the card always states the figures of the weights beside it.
-fn update_card(model: &Path, report_md: &str) -> Result<(), String> {
+fn update_card(model: &Path, report_md: &str) -> Result<(), LabError> {
     let path = model.join("MODEL_CARD.md");
     let Ok(card) = std::fs::read_to_string(&path) else {
         return Ok(());
@@ -658,7 +656,7 @@ fn update_card(model: &Path, report_md: &str) -> Result<(), String> {
     let text = format!(
         "{head}\n\n## Evaluation (`synthcohort eval-model`, also in `eval/report.md`)\n{body}"
     );
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::write(&path, text).map_err(LabError::file("cannot write", &path))
 }
 
 fn markdown(r: &Report, cfg: &LdmConfig) -> String {

@@ -13,6 +13,7 @@ use synthcohort_ldm::train::{self, Hooks, OptimState, Resume, Stage, StepLog, Tr
 use synthcohort_ldm::{ChannelSpec, CpuTrain, Ldm, LdmConfig, LdmError, Modality, Tokenizer};
 
 use super::data::{self as dataset, Dataset};
+use super::LabError;
 
 /// The `--config` file of `synthcohort train` (YAML or JSON).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -46,35 +47,33 @@ pub struct TrainConfig {
     pub guidance: Option<synthcohort_ldm::Guidance>,
 }
 
-pub fn read_config(path: &Path) -> Result<TrainConfig, String> {
+pub fn read_config(path: &Path) -> Result<TrainConfig, LabError> {
     let text = crate::io::bounded::read_text(
         path,
         crate::io::bounded::SMALL_TEXT_BYTES,
         "training config",
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
+    let bad = |msg: String| LabError::Input(format!("{}: {msg}", path.display()));
     let (value, _) = crate::pipeline::yaml::parse(&text).map_err(|issues| {
         let first = issues.first().map(|i| format!("{i:?}")).unwrap_or_default();
-        format!("{}: not valid YAML: {first}", path.display())
+        bad(format!("not valid YAML: {first}"))
     })?;
     let cfg: TrainConfig = serde_path_to_error::deserialize(value)
-        .map_err(|e| format!("{}: `{}`: {}", path.display(), e.path(), e.inner()))?;
+        .map_err(|e| bad(format!("`{}`: {}", e.path(), e.inner())))?;
     if cfg.channels.is_empty() {
-        return Err(format!("{}: `channels` is empty", path.display()));
+        return Err(bad("`channels` is empty".into()));
     }
     if let Some(a) = &cfg.arms {
         if a.len() != cfg.channels.len() {
-            return Err(format!(
+            return Err(LabError::Input(format!(
                 "{}: {} arms for {} channels; give one arm per channel",
                 path.display(),
                 a.len(),
                 cfg.channels.len()
-            ));
+            )));
         }
     }
-    cfg.training
-        .check()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    cfg.training.check().map_err(|e| bad(e.to_string()))?;
     Ok(cfg)
 }
 
@@ -215,23 +214,23 @@ pub struct TrainArgs<'a> {
 }
 
 /// Runs both stages and writes the finished model into `out`.
-pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
+pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     let tc = read_config(a.config)?;
     let ds = dataset::load(a.data, tc.arms.as_deref(), tc.channels.len(), tc.limit)?;
     if ds.cases[0].channels.len() != tc.channels.len() {
-        return Err(format!(
+        return Err(LabError::Input(format!(
             "the dataset has {} channels per case, the config {}",
             ds.cases[0].channels.len(),
             tc.channels.len()
-        ));
+        )));
     }
     let (train_idx, held) = split(&ds, tc.hold_out);
     let classes = dataset::model_classes(&ds);
     if classes.len() > 255 {
-        return Err(format!(
+        return Err(LabError::Input(format!(
             "{} label classes; at most 255 are supported",
             classes.len()
-        ));
+        )));
     }
     let cases: Vec<_> = train_idx
         .iter()
@@ -261,46 +260,49 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
         seed: opts.seed,
         ..Default::default()
     };
-    cfg.check().map_err(|e| e.to_string())?;
+    cfg.check().map_err(LabError::from)?;
 
-    std::fs::create_dir_all(a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    std::fs::create_dir_all(a.out).map_err(LabError::file("cannot create", a.out))?;
     let held_names: Vec<&str> = held.iter().map(|&i| ds.cases[i].name.as_str()).collect();
     let split_info = serde_json::json!({"arms": tc.arms, "held_out": held_names});
-    std::fs::write(
-        a.out.join(HELD_OUT_FILE),
-        serde_json::to_string_pretty(&split_info).unwrap_or_default(),
-    )
-    .map_err(|e| e.to_string())?;
+    let split_path = a.out.join(HELD_OUT_FILE);
+    std::fs::write(&split_path, serde_json::to_string_pretty(&split_info)?)
+        .map_err(LabError::file("cannot write", &split_path))?;
     let ck = a.out.join(CHECKPOINT);
     let state: Option<State> = if a.resume {
         let p = ck.join("state.json");
-        let s =
-            std::fs::read_to_string(&p).map_err(|e| format!("--resume: {}: {e}", p.display()))?;
-        Some(serde_json::from_str(&s).map_err(|e| format!("{}: {e}", p.display()))?)
+        let s = std::fs::read_to_string(&p).map_err(LabError::file("--resume: cannot read", &p))?;
+        Some(
+            serde_json::from_str(&s)
+                .map_err(|e| LabError::Input(format!("--resume: {}: {e}", p.display())))?,
+        )
     } else {
         None
     };
     let csv_path = a.out.join(LOSS_CSV);
     let mut model = match &state {
         Some(s) => {
-            let (m, saved) = cpu::load_train(&ck).map_err(|e| e.to_string())?;
+            let (m, saved) = cpu::load_train(&ck).map_err(LabError::from)?;
             if saved.training.data_hash != cfg.training.data_hash {
-                return Err("--resume: the checkpoint was trained on different data".into());
+                return Err(LabError::Input(
+                    "--resume: the checkpoint was trained on different data".into(),
+                ));
             }
             cfg.latent_scale = saved.latent_scale;
-            trim_csv(&csv_path, s.stage, s.step).map_err(|e| e.to_string())?;
+            trim_csv(&csv_path, s.stage, s.step)
+                .map_err(LabError::file("cannot rewrite", &csv_path))?;
             m
         }
         None => {
             std::fs::write(&csv_path, "stage,step,loss,l1,grad_l1,kl,seconds\n")
-                .map_err(|e| e.to_string())?;
-            cpu::init_train(&cfg, opts.seed).map_err(|e| e.to_string())?
+                .map_err(LabError::file("cannot write", &csv_path))?;
+            cpu::init_train(&cfg, opts.seed).map_err(LabError::from)?
         }
     };
     let csv = std::fs::OpenOptions::new()
         .append(true)
         .open(&csv_path)
-        .map_err(|e| e.to_string())?;
+        .map_err(LabError::file("cannot append to", &csv_path))?;
     let opt_path = ck.join("optimizer");
     let mut hooks = TrainHooks {
         out: a.out.to_path_buf(),
@@ -310,16 +312,14 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
         quiet: a.quiet,
         started: std::time::Instant::now(),
     };
-    if !a.quiet {
-        eprintln!(
-            "training `{}` on {} cases ({} held out), {} classes, vocabulary {}",
-            cfg.name,
-            cases.len(),
-            held.len(),
-            cfg.classes.len(),
-            cfg.tokenizer.len()
-        );
-    }
+    tracing::info!(
+        "training `{}` on {} cases ({} held out), {} classes, vocabulary {}",
+        cfg.name,
+        cases.len(),
+        held.len(),
+        cfg.classes.len(),
+        cfg.tokenizer.len()
+    );
     let stage1_done = matches!(&state, Some(s) if s.stage == Stage::Denoiser);
     let logged = std::fs::read_to_string(&csv_path).unwrap_or_default();
     cfg.training.autoencoder_loss = smoothed_loss(&logged, "autoencoder");
@@ -333,7 +333,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
             optimizer: &opt_path,
         });
         model = cpu::train_autoencoder(model, &cfg, &cases, opts, resume, &mut hooks)
-            .map_err(|e| e.to_string())?;
+            .map_err(LabError::from)?;
         hooks.bar.finish();
         cfg.training.autoencoder_loss = hooks.ema;
     }
@@ -344,7 +344,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
     };
     let bar = TrainHooks::bar(cases.len(), 0, "latents", a.quiet);
     let latents = cpu::encode_cases(&model, &cfg, &cases, &mut |k| bar.set_position(k as u64))
-        .map_err(|e| e.to_string())?;
+        .map_err(LabError::from)?;
     bar.finish();
     cfg.latent_scale = train::latent_scale(&latents, cfg.autoencoder.latent_channels);
     let start = state
@@ -361,20 +361,19 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, String> {
             optimizer: &opt_path,
         });
     let model = cpu::train_denoiser(model, &cfg, &cases, &latents, opts, resume, &mut hooks)
-        .map_err(|e| e.to_string())?;
+        .map_err(LabError::from)?;
     hooks.bar.finish();
     cfg.training.denoiser_loss = hooks.ema;
-    cpu::save_train(&model, &cfg, a.out).map_err(|e| e.to_string())?;
-    let csv = std::fs::read_to_string(a.out.join(LOSS_CSV)).map_err(|e| e.to_string())?;
-    std::fs::write(a.out.join("loss.png"), loss_plot(&csv)).map_err(|e| e.to_string())?;
-    std::fs::write(
-        a.out.join("MODEL_CARD.md"),
-        model_card(&cfg, &tc, &ds, &held_names),
-    )
-    .map_err(|e| e.to_string())?;
-    if !a.quiet {
-        eprintln!("model written to {}", a.out.display());
-    }
+    cpu::save_train(&model, &cfg, a.out).map_err(LabError::from)?;
+    let csv_path = a.out.join(LOSS_CSV);
+    let csv =
+        std::fs::read_to_string(&csv_path).map_err(LabError::file("cannot read", &csv_path))?;
+    let png = a.out.join("loss.png");
+    std::fs::write(&png, loss_plot(&csv)).map_err(LabError::file("cannot write", &png))?;
+    let card = a.out.join("MODEL_CARD.md");
+    std::fs::write(&card, model_card(&cfg, &tc, &ds, &held_names))
+        .map_err(LabError::file("cannot write", &card))?;
+    tracing::info!("model written to {}", a.out.display());
     Ok(cfg)
 }
 

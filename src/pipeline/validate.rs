@@ -429,11 +429,11 @@ fn check_model(c: &mut Checker, p: &Pipeline, arms: &[Arm], base_dir: &Path) {
         base_dir,
     ) {
         Ok(d) => d,
-        Err(e) => return c.err(at, e),
+        Err(e) => return c.err(at, e.to_string()),
     };
     let cfg = match ldm::read_config(&dir) {
         Ok(cfg) => cfg,
-        Err(e) => return c.err(at, e),
+        Err(e) => return c.err(at, e.to_string()),
     };
     let is_ct = cfg.modality == synthcohort_ldm::Modality::Ct;
     for (i, arm) in arms.iter().enumerate() {

@@ -1,0 +1,198 @@
+//! One function per command: call the library, print what the user asked for.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use synthcohort::anatomy::{ontology, Template};
+use synthcohort::engine::{self, RunOptions};
+use synthcohort::pipeline;
+
+use super::CliError;
+
+pub fn schema() -> Result<ExitCode, CliError> {
+    print!("{}", pipeline::schema::schema_text());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn validate(path: &Path) -> Result<ExitCode, CliError> {
+    let p = pipeline::load(path)?;
+    let arms: Vec<&str> = p.arms.iter().map(|a| a.name.as_str()).collect();
+    println!(
+        "{}: valid — {} subjects, {} arm(s): {}",
+        path.display(),
+        p.spec.cohort.size,
+        p.arms.len(),
+        arms.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn labels(template: &str) -> Result<ExitCode, CliError> {
+    let t = Template::from_name(template).ok_or_else(|| {
+        let names: Vec<&str> = Template::ALL.iter().map(|t| t.name()).collect();
+        CliError::Usage(format!(
+            "unknown template `{template}`; choose {}",
+            names.join(", ")
+        ))
+    })?;
+    println!("id\tname\tcolour");
+    for id in synthcohort::anatomy::template_labels(t) {
+        if let Some(l) = ontology::label_by_id(id) {
+            println!(
+                "{}\t{}\t#{:02x}{:02x}{:02x}",
+                l.id, l.name, l.color[0], l.color[1], l.color[2]
+            );
+        }
+    }
+    println!(
+        "{}+\tlesion_<k> (one id per lesion of a subject)",
+        ontology::LESION_ID_BASE
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn train(
+    data: &Path,
+    config: &Path,
+    out: &Path,
+    resume: bool,
+    quiet: bool,
+) -> Result<ExitCode, CliError> {
+    let args = synthcohort::lab::train::TrainArgs {
+        data,
+        config,
+        out,
+        resume,
+        quiet,
+    };
+    synthcohort::lab::train::run(&args).map_err(CliError::Lab)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn eval_model(
+    model: &Path,
+    data: &Path,
+    out: Option<&Path>,
+    cases: usize,
+    steps: usize,
+    guidance: synthcohort_ldm::GuidanceChoice,
+    quiet: bool,
+) -> Result<ExitCode, CliError> {
+    let args = synthcohort::lab::eval::EvalArgs {
+        model,
+        data,
+        out,
+        cases,
+        steps,
+        guidance,
+        quiet,
+    };
+    let (_, dir) = synthcohort::lab::eval::run(&args).map_err(CliError::Lab)?;
+    println!("wrote {}", dir.join("report.md").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn preview(outdir: &Path, subjects: usize) -> Result<ExitCode, CliError> {
+    let path = engine::preview(outdir, subjects)?;
+    println!("wrote {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn merge(out: &Path, shard_dirs: &[PathBuf]) -> Result<ExitCode, CliError> {
+    let m = engine::merge(out, shard_dirs)?;
+    println!(
+        "merged {} subjects from {} shard(s) into {} ({} files copied)",
+        m.subjects,
+        m.shards,
+        out.display(),
+        m.copied_files
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn trial(outdir: &Path) -> Result<ExitCode, CliError> {
+    let t = engine::trial(outdir)?;
+    for a in &t.arms {
+        println!(
+            "{}\tAUC {:.3} [{:.3}, {:.3}]\td' {:.2}",
+            a.arm, a.auc.auc, a.auc.ci_delong.0, a.auc.ci_delong.1, a.auc.dprime_from_auc
+        );
+    }
+    if let Some((s, se)) = t.dprime_dose_slope {
+        println!("d' vs dose log-log slope {s:.2} ± {se:.2}");
+    }
+    println!("report: {}", t.report_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn verify(outdir: &Path) -> Result<ExitCode, CliError> {
+    let r = engine::verify(outdir)?;
+    for (what, list) in [
+        ("missing", &r.missing),
+        ("corrupt", &r.corrupt),
+        ("extra", &r.extra),
+    ] {
+        for f in list {
+            println!("{what}\t{f}");
+        }
+    }
+    if r.ok() {
+        println!("ok: {} files match their sha256", r.checked);
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "{} missing, {} corrupt, {} extra file(s) in {}",
+        r.missing.len(),
+        r.corrupt.len(),
+        r.extra.len(),
+        outdir.display()
+    );
+    Ok(ExitCode::from(1))
+}
+
+pub fn run(path: &Path, opts: RunOptions, dry_run: bool) -> Result<ExitCode, CliError> {
+    let p = pipeline::load(path)?;
+    if dry_run {
+        return plan(&p, &opts);
+    }
+    let s = engine::run(&p, &opts)?;
+    tracing::info!(
+        "done: {} subject(s) generated, {} kept from an earlier run, in {:.1} s → {}",
+        s.generated,
+        s.resumed,
+        s.seconds,
+        s.out_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run --dry-run`: the plan and its resource estimate; writes nothing.
+fn plan(p: &pipeline::Resolved, opts: &RunOptions) -> Result<ExitCode, CliError> {
+    let est = engine::check_resources(p, opts)?;
+    let a = &p.spec.anatomy;
+    let arms: Vec<&str> = p.arms.iter().map(|a| a.name.as_str()).collect();
+    println!("pipeline   {} (sha256 {})", p.spec.name, &p.sha256[..12]);
+    println!("output     {}", engine::out_dir(p, opts).display());
+    println!("subjects   {}", est.subjects);
+    println!(
+        "grid       {}×{}×{} voxels at {}×{}×{} mm",
+        a.size[0], a.size[1], a.size[2], a.spacing_mm[0], a.spacing_mm[1], a.spacing_mm[2]
+    );
+    println!("arms       {}", arms.join(", "));
+    println!(
+        "memory     about {} at peak",
+        human_bytes(est.peak_memory_bytes)
+    );
+    println!("disk       about {}", human_bytes(est.disk_bytes));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_bytes(b: u64) -> String {
+    let gib = b as f64 / (1u64 << 30) as f64;
+    if gib >= 1.0 {
+        format!("{gib:.1} GiB")
+    } else {
+        format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64)
+    }
+}

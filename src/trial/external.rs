@@ -1,0 +1,73 @@
+//! An external reader (any AI detector): ROIs go to a folder as NIfTI (`roi_00000.nii.gz`,
+//! …), the user's command gets the folder and a CSV path and writes `file,score` rows.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{Roi, TrialError};
+use crate::io::{self, ImageDtype};
+use crate::volume::{Grid, Volume};
+
+/// Scores `rois` with `command`, working in `dir`; `descrip` goes into the ROI NIfTIs.
+pub fn external_scores(
+    command: &str,
+    dir: &Path,
+    rois: &[Roi],
+    spacing: [f64; 3],
+    descrip: &str,
+) -> Result<Vec<f64>, TrialError> {
+    let roi_dir = dir.join("rois");
+    let _ = std::fs::remove_dir_all(&roi_dir);
+    for (i, r) in rois.iter().enumerate() {
+        let g = Grid::centered([r.size, r.size, 1], spacing);
+        let v = Volume::from_vec(g, r.pixels.clone());
+        let bytes = io::nifti::encode_image(&v, ImageDtype::Float32, true, descrip)?;
+        io::atomic::write_atomic(&roi_dir.join(format!("roi_{i:05}.nii.gz")), &bytes)?;
+    }
+    let csv = dir.join("external_scores.csv");
+    let failed = |reason: String| TrialError::External {
+        command: command.to_string(),
+        reason,
+    };
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} \"$0\" \"$1\""))
+        .arg(&roi_dir)
+        .arg(&csv)
+        .status()
+        .map_err(|e| failed(format!("did not start: {e}")))?;
+    if !status.success() {
+        return Err(failed(format!("failed ({status})")));
+    }
+    let text = std::fs::read_to_string(&csv)
+        .map_err(|e| failed(format!("wrote no {}: {e}", csv.display())))?;
+    let mut by_file = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (n == 0 && line.to_ascii_lowercase().starts_with("file")) {
+            continue;
+        }
+        let at = |what: String| failed(format!("{}:{}: {what}", csv.display(), n + 1));
+        let (f, s) = line
+            .rsplit_once(',')
+            .ok_or_else(|| at("expected `file,score`".into()))?;
+        let score: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| at(format!("`{s}` is not a number")))?;
+        let name = Path::new(f.trim())
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        by_file.insert(name, score);
+    }
+    (0..rois.len())
+        .map(|i| {
+            let name = format!("roi_{i:05}.nii.gz");
+            by_file
+                .get(&name)
+                .copied()
+                .ok_or_else(|| failed(format!("gave no score for {name}")))
+        })
+        .collect()
+}
