@@ -3,17 +3,13 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::IoError;
 
-/// Distinguishes temp files of concurrent writers inside one process (rayon threads); the pid
-/// alone only separates processes.
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to `path` atomically: parent folders are created, the bytes go to
-/// `.{file_name}.tmp{pid}.{n}` in the same folder (same filesystem, so the rename is atomic),
-/// the temp file is fsynced, then renamed over `path`. On failure the temp file is removed.
+/// Writes `bytes` to `path` atomically: parent folders are created, the bytes go to a
+/// uniquely named `.{file_name}.*.tmp` in the same folder (same filesystem, so the rename is
+/// atomic; `tempfile` picks the name and removes the file if anything fails), the temp file is
+/// fsynced, then persisted over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     let file_name = path.file_name().ok_or_else(|| {
         IoError::io(
@@ -28,33 +24,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     };
     fs::create_dir_all(&dir).map_err(|e| IoError::io("creating folder", &dir, e))?;
 
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(
-        ".{}.tmp{}.{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        n
-    ));
-    let result = write_and_rename(&tmp, path, bytes);
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", file_name.to_string_lossy()))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| IoError::io("creating a temp file in", &dir, e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| IoError::io("writing", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| IoError::io("renaming temp file to", path, e.error))?;
     // The rename is only durable once the folder entry is; best effort, since some
     // filesystems refuse to fsync a directory.
     if let Ok(d) = File::open(&dir) {
         let _ = d.sync_all();
     }
     Ok(())
-}
-
-fn write_and_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    let mut f = File::create(tmp).map_err(|e| IoError::io("creating", tmp, e))?;
-    f.write_all(bytes)
-        .map_err(|e| IoError::io("writing", tmp, e))?;
-    f.sync_all().map_err(|e| IoError::io("syncing", tmp, e))?;
-    drop(f);
-    fs::rename(tmp, path).map_err(|e| IoError::io("renaming temp file to", path, e))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod eval;
+pub mod loss_log;
 pub mod train;
 
 use std::path::PathBuf;

@@ -3,7 +3,6 @@
 //! and a model card.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -13,6 +12,7 @@ use synthcohort_ldm::train::{self, Hooks, OptimState, Resume, Stage, StepLog, Tr
 use synthcohort_ldm::{ChannelSpec, CpuTrain, Ldm, LdmConfig, LdmError, Modality, Tokenizer};
 
 use super::data::{self as dataset, Dataset};
+use super::loss_log::{self, LossRow};
 use super::LabError;
 
 /// The `--config` file of `synthcohort train` (YAML or JSON).
@@ -96,7 +96,7 @@ pub const HELD_OUT_FILE: &str = "held_out.json";
 
 struct TrainHooks {
     out: PathBuf,
-    csv: std::fs::File,
+    csv: csv::Writer<std::fs::File>,
     bar: ProgressBar,
     ema: f64,
     quiet: bool,
@@ -128,20 +128,7 @@ impl Hooks<CpuTrain> for TrainHooks {
         } else {
             0.98 * self.ema + 0.02 * log.loss
         };
-        let stage = match log.stage {
-            Stage::Autoencoder => "autoencoder",
-            Stage::Denoiser => "denoiser",
-        };
-        let _ = writeln!(
-            self.csv,
-            "{stage},{},{:.6},{:.6},{:.6},{:.6},{:.2}",
-            log.step,
-            log.loss,
-            log.parts[0],
-            log.parts[1],
-            log.parts[2],
-            self.started.elapsed().as_secs_f64()
-        );
+        let _ = loss_log::append(&mut self.csv, log, self.started.elapsed().as_secs_f64());
         self.bar.set_position(log.step as u64);
         self.bar.set_message(format!("loss {:.4}", self.ema));
     }
@@ -167,42 +154,6 @@ impl Hooks<CpuTrain> for TrainHooks {
             .println(format!("checkpoint: {stage:?} step {step}"));
         Ok(())
     }
-}
-
-/// The hooks' smoothed loss replayed over a stage's rows of the loss log, so a resumed run
-/// reports the same final figure as an uninterrupted one.
-fn smoothed_loss(csv: &str, stage: &str) -> f64 {
-    csv.lines()
-        .filter(|l| l.split(',').next() == Some(stage))
-        .filter_map(|l| l.split(',').nth(2)?.parse::<f64>().ok())
-        .fold(
-            0.0,
-            |ema, v| if ema == 0.0 { v } else { 0.98 * ema + 0.02 * v },
-        )
-}
-
-/// Keeps the loss log rows up to the resumed point.
-fn trim_csv(path: &Path, stage: Stage, step: usize) -> std::io::Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut out = String::new();
-    for line in text.lines() {
-        let mut f = line.split(',');
-        let (s, k) = (
-            f.next().unwrap_or(""),
-            f.next().and_then(|v| v.parse::<usize>().ok()),
-        );
-        let keep = match (s, k, stage) {
-            ("stage", _, _) => true,
-            ("autoencoder", Some(k), Stage::Autoencoder) => k <= step,
-            ("autoencoder", Some(_), Stage::Denoiser) => true,
-            ("denoiser", Some(k), Stage::Denoiser) => k <= step,
-            _ => false,
-        };
-        if keep {
-            let _ = writeln!(out, "{line}");
-        }
-    }
-    std::fs::write(path, out)
 }
 
 pub struct TrainArgs<'a> {
@@ -289,13 +240,12 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
                 ));
             }
             cfg.latent_scale = saved.latent_scale;
-            trim_csv(&csv_path, s.stage, s.step)
-                .map_err(LabError::file("cannot rewrite", &csv_path))?;
+            let kept = loss_log::keep_until(loss_log::read(&csv_path), s.stage, s.step);
+            loss_log::write(&csv_path, &kept).map_err(|e| csv_error(&csv_path, e))?;
             m
         }
         None => {
-            std::fs::write(&csv_path, "stage,step,loss,l1,grad_l1,kl,seconds\n")
-                .map_err(LabError::file("cannot write", &csv_path))?;
+            loss_log::write(&csv_path, &[]).map_err(|e| csv_error(&csv_path, e))?;
             cpu::init_train(&cfg, opts.seed).map_err(LabError::from)?
         }
     };
@@ -303,6 +253,9 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         .append(true)
         .open(&csv_path)
         .map_err(LabError::file("cannot append to", &csv_path))?;
+    let csv = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(csv);
     let opt_path = ck.join("optimizer");
     let mut hooks = TrainHooks {
         out: a.out.to_path_buf(),
@@ -321,8 +274,8 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         cfg.tokenizer.len()
     );
     let stage1_done = matches!(&state, Some(s) if s.stage == Stage::Denoiser);
-    let logged = std::fs::read_to_string(&csv_path).unwrap_or_default();
-    cfg.training.autoencoder_loss = smoothed_loss(&logged, "autoencoder");
+    let logged = loss_log::read(&csv_path);
+    cfg.training.autoencoder_loss = loss_log::smoothed(&logged, "autoencoder");
     if !stage1_done {
         hooks.ema = cfg.training.autoencoder_loss;
         let start = state.as_ref().map_or(0, |s| s.step);
@@ -338,7 +291,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         cfg.training.autoencoder_loss = hooks.ema;
     }
     hooks.ema = if stage1_done {
-        smoothed_loss(&logged, "denoiser")
+        loss_log::smoothed(&logged, "denoiser")
     } else {
         0.0
     };
@@ -366,8 +319,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     cfg.training.denoiser_loss = hooks.ema;
     cpu::save_train(&model, &cfg, a.out).map_err(LabError::from)?;
     let csv_path = a.out.join(LOSS_CSV);
-    let csv =
-        std::fs::read_to_string(&csv_path).map_err(LabError::file("cannot read", &csv_path))?;
+    let csv = loss_log::read(&csv_path);
     let png = a.out.join("loss.png");
     std::fs::write(&png, loss_plot(&csv)).map_err(LabError::file("cannot write", &png))?;
     let card = a.out.join("MODEL_CARD.md");
@@ -379,18 +331,10 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
 
 /// Both stages' losses against step (moving average over 20 steps, log–log), from the
 /// loss log, so a resumed run plots its whole history.
-fn loss_plot(csv: &str) -> Vec<u8> {
+fn loss_plot(rows: &[LossRow]) -> Vec<u8> {
     let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for stage in ["autoencoder", "denoiser"] {
-        let pts: Vec<(f64, f64)> = csv
-            .lines()
-            .skip(1)
-            .filter_map(|l| {
-                let mut f = l.split(',');
-                (f.next()? == stage).then_some(())?;
-                Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
-            })
-            .collect();
+        let pts = loss_log::series(rows, stage);
         let smoothed = pts
             .iter()
             .enumerate()
@@ -463,4 +407,12 @@ fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) ->
         "- Evaluation figures: see `eval/report.md` (written by `synthcohort eval-model`)."
     );
     s
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> LabError {
+    LabError::File {
+        op: "cannot write",
+        path: path.to_path_buf(),
+        source: e.into(),
+    }
 }

@@ -39,27 +39,32 @@ pub fn external_scores(
     if !status.success() {
         return Err(failed(format!("failed ({status})")));
     }
-    let text = std::fs::read_to_string(&csv)
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(&csv)
         .map_err(|e| failed(format!("wrote no {}: {e}", csv.display())))?;
     let mut by_file = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || (n == 0 && line.to_ascii_lowercase().starts_with("file")) {
-            continue;
-        }
+    for (n, record) in reader.records().enumerate() {
         let at = |what: String| failed(format!("{}:{}: {what}", csv.display(), n + 1));
-        let (f, s) = line
-            .rsplit_once(',')
-            .ok_or_else(|| at("expected `file,score`".into()))?;
-        let score: f64 = s
-            .trim()
-            .parse()
-            .map_err(|_| at(format!("`{s}` is not a number")))?;
-        let name = Path::new(f.trim())
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        by_file.insert(name, score);
+        let record = record.map_err(|e| at(e.to_string()))?;
+        let fields: Vec<&str> = record.iter().collect();
+        match fields.as_slice() {
+            [] | [""] => continue,
+            [f, _] if n == 0 && f.eq_ignore_ascii_case("file") => continue,
+            [f, s] => {
+                let score: f64 = s
+                    .parse()
+                    .map_err(|_| at(format!("`{s}` is not a number")))?;
+                let name = Path::new(f)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                by_file.insert(name, score);
+            }
+            _ => return Err(at("expected `file,score`".into())),
+        }
     }
     (0..rois.len())
         .map(|i| {

@@ -4,6 +4,7 @@
 //! Both reduce an ROI g to a scalar t = wᵀg; they differ in how the template w is learned
 //! from training ROIs (Barrett & Myers, *Foundations of Image Science*, 2004, ch. 13–14).
 
+use nalgebra::{Cholesky, DMatrix, DVector};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -132,27 +133,19 @@ fn mean_cov(v: &[Vec<f64>], dim: usize) -> (Vec<f64>, Vec<f64>) {
     (mean, cov)
 }
 
-/// Solves S w = b for symmetric positive semi-definite S by Cholesky, adding a ridge λI
-/// (growing from 1e-10 of the mean diagonal) when S is singular — as it is when channels
-/// outnumber training ROIs or two channels coincide.
+/// Solves S w = b for symmetric positive semi-definite S by Cholesky (nalgebra), adding a
+/// ridge λI (growing from 1e-10 of the mean diagonal) when S is singular — as it is when
+/// channels outnumber training ROIs or two channels coincide.
 fn solve_spd(s: &[f64], b: &[f64]) -> Vec<f64> {
     let n = b.len();
     let mean_diag = (0..n).map(|i| s[i * n + i]).sum::<f64>() / n.max(1) as f64;
     let scale = if mean_diag > 0.0 { mean_diag } else { 1.0 };
+    let rhs = DVector::from_column_slice(b);
     let mut ridge = 0.0;
     loop {
-        if let Some(l) = cholesky(s, n, ridge) {
-            let mut y = vec![0.0; n];
-            for i in 0..n {
-                let acc: f64 = (0..i).map(|k| l[i * n + k] * y[k]).sum();
-                y[i] = (b[i] - acc) / l[i * n + i];
-            }
-            let mut x = vec![0.0; n];
-            for i in (0..n).rev() {
-                let acc: f64 = (i + 1..n).map(|k| l[k * n + i] * x[k]).sum();
-                x[i] = (y[i] - acc) / l[i * n + i];
-            }
-            return x;
+        let m = DMatrix::from_row_slice(n, n, s) + DMatrix::identity(n, n) * ridge;
+        if let Some(c) = Cholesky::new(m).filter(well_conditioned) {
+            return c.solve(&rhs).as_slice().to_vec();
         }
         ridge = if ridge == 0.0 {
             1e-10 * scale
@@ -162,28 +155,11 @@ fn solve_spd(s: &[f64], b: &[f64]) -> Vec<f64> {
     }
 }
 
-fn cholesky(s: &[f64], n: usize, ridge: f64) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let acc: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
-            if i == j {
-                let d = s[i * n + i] + ridge - acc;
-                if d.is_nan() || d <= 0.0 || d.is_infinite() {
-                    return None;
-                }
-                l[i * n + i] = d.sqrt();
-            } else {
-                l[i * n + j] = (s[i * n + j] - acc) / l[j * n + j];
-            }
-        }
-    }
-    // Reject near-singular factors: a pivot 1e-7 below the largest loses most digits.
-    let max = (0..n).map(|i| l[i * n + i]).fold(0.0, f64::max);
-    if (0..n).any(|i| l[i * n + i] < 1e-7 * max) {
-        return None;
-    }
-    Some(l)
+/// Rejects near-singular factors: a pivot 1e-7 below the largest loses most digits.
+fn well_conditioned(c: &Cholesky<f64, nalgebra::Dyn>) -> bool {
+    let d = c.l_dirty().diagonal();
+    let max = d.iter().fold(0.0f64, |m, &v| m.max(v));
+    d.iter().all(|&v| v.is_finite() && v >= 1e-7 * max)
 }
 
 /// CHO template in channel space: w = S⁻¹ Δv̄ with S = ½(S_present + S_absent) the average

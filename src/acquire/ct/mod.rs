@@ -7,7 +7,6 @@
 //! apodised ramps) → HU → dose (CTDIvol).
 
 pub mod dose;
-pub mod fft;
 pub mod geometry;
 pub mod materials;
 pub mod noise;

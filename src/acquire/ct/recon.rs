@@ -11,10 +11,13 @@
 
 use rayon::prelude::*;
 
-use super::fft::{Fft, C64};
+use std::sync::Arc;
+
 use super::geometry::{det_pos, ConeGeometry, FanGeometry, ParallelGeometry, Plane};
 use super::protocol::Kernel;
 use super::simd;
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
 
 /// Apodisation window of a kernel at frequency `f` as a fraction of Nyquist (0–1).
 /// Sharp: ramp with a mild high-frequency boost (edge enhancement as in bone kernels);
@@ -47,7 +50,8 @@ pub fn kernel_window(kernel: Kernel, f: f64) -> f64 {
 
 /// Ramp filter for rows of `n` detectors at pitch `tau_mm`, scaled by `scale`.
 pub struct RampFilter {
-    fft: Fft,
+    forward: Arc<dyn Fft<f64>>,
+    inverse: Arc<dyn Fft<f64>>,
     n: usize,
     /// Real frequency response (h is even), including τ and `scale`.
     resp: Vec<f64>,
@@ -56,16 +60,17 @@ pub struct RampFilter {
 impl RampFilter {
     pub fn new(n: usize, tau_mm: f64, kernel: Kernel, scale: f64) -> RampFilter {
         let np = (2 * n).next_power_of_two();
-        let fft = Fft::new(np);
+        let mut planner = FftPlanner::<f64>::new();
+        let (forward, inverse) = (planner.plan_fft_forward(np), planner.plan_fft_inverse(np));
         // Stage 1: spatial ramp samples on the padded circle (K&S eq. 3.61).
-        let mut h: Vec<C64> = vec![(0.0, 0.0); np];
+        let mut h = vec![Complex::<f64>::default(); np];
         for (k, v) in h.iter_mut().enumerate() {
             let m = if k <= np / 2 {
                 k as i64
             } else {
                 k as i64 - np as i64
             };
-            v.0 = if m == 0 {
+            v.re = if m == 0 {
                 1.0 / (4.0 * tau_mm * tau_mm)
             } else if m % 2 != 0 {
                 -1.0 / ((m * m) as f64 * std::f64::consts::PI.powi(2) * tau_mm * tau_mm)
@@ -73,7 +78,7 @@ impl RampFilter {
                 0.0
             };
         }
-        fft.run(&mut h, false);
+        forward.process(&mut h);
         // Stage 2: apodise; ×τ turns the discrete convolution into the integral (eq. 3.62).
         let resp = h
             .iter()
@@ -81,35 +86,42 @@ impl RampFilter {
             .map(|(k, v)| {
                 let m = if k <= np / 2 { k } else { np - k };
                 let f = m as f64 / (np / 2) as f64;
-                v.0 * tau_mm * scale * kernel_window(kernel, f)
+                v.re * tau_mm * scale * kernel_window(kernel, f)
             })
             .collect();
-        RampFilter { fft, n, resp }
+        RampFilter {
+            forward,
+            inverse,
+            n,
+            resp,
+        }
     }
 
     /// Filters two rows at once (packed as real and imaginary parts: the response is real
     /// and even, so they do not mix). `b` may be empty.
-    pub fn apply_pair(&self, a: &mut [f32], b: &mut [f32], scratch: &mut Vec<C64>) {
-        let np = self.fft.len();
+    pub fn apply_pair(&self, a: &mut [f32], b: &mut [f32], scratch: &mut Vec<Complex<f64>>) {
+        let np = self.resp.len();
         scratch.clear();
-        scratch.resize(np, (0.0, 0.0));
+        scratch.resize(np, Complex::default());
         for (i, v) in a.iter().enumerate() {
-            scratch[i].0 = *v as f64;
+            scratch[i].re = *v as f64;
         }
         for (i, v) in b.iter().enumerate() {
-            scratch[i].1 = *v as f64;
+            scratch[i].im = *v as f64;
         }
-        self.fft.run(scratch, false);
+        self.forward.process(scratch);
         for (v, r) in scratch.iter_mut().zip(&self.resp) {
-            v.0 *= r;
-            v.1 *= r;
+            v.re *= r;
+            v.im *= r;
         }
-        self.fft.run(scratch, true);
+        // rustfft's inverse is unnormalised.
+        self.inverse.process(scratch);
+        let inv_n = 1.0 / np as f64;
         for (i, v) in a.iter_mut().enumerate() {
-            *v = scratch[i].0 as f32;
+            *v = (scratch[i].re * inv_n) as f32;
         }
         for (i, v) in b.iter_mut().enumerate() {
-            *v = scratch[i].1 as f32;
+            *v = (scratch[i].im * inv_n) as f32;
         }
     }
 

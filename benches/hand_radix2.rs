@@ -1,5 +1,5 @@
-//! A small in-place iterative radix-2 complex FFT (Cooley & Tukey, Math. Comp. 19, 297
-//! (1965)) for the ramp-filter convolutions; lengths are powers of two.
+//! The hand-written radix-2 FFT the CT ramp filter used before rustfft (synthcohort 0.2.0),
+//! kept here only as the peer of `benches/fft.rs`.
 
 /// Complex numbers as (re, im).
 pub type C64 = (f64, f64);
@@ -32,14 +32,6 @@ impl Fft {
             })
             .collect();
         Fft { n, rev, tw }
-    }
-
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
     }
 
     /// Forward transform (e^{−2πi kn/N}); `inverse` uses the conjugate twiddles and
@@ -75,35 +67,6 @@ impl Fft {
                 v.0 *= s;
                 v.1 *= s;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fft_matches_direct_dft_and_inverts() {
-        let n = 16;
-        let x: Vec<C64> = (0..n)
-            .map(|i| ((i as f64 * 0.7).sin(), (i as f64 * 0.3).cos()))
-            .collect();
-        let mut y = x.clone();
-        let f = Fft::new(n);
-        f.run(&mut y, false);
-        for (k, yk) in y.iter().enumerate() {
-            let mut s = (0.0, 0.0);
-            for (j, v) in x.iter().enumerate() {
-                let a = -2.0 * std::f64::consts::PI * (k * j) as f64 / n as f64;
-                s.0 += v.0 * a.cos() - v.1 * a.sin();
-                s.1 += v.0 * a.sin() + v.1 * a.cos();
-            }
-            assert!((s.0 - yk.0).abs() < 1e-9 && (s.1 - yk.1).abs() < 1e-9);
-        }
-        f.run(&mut y, true);
-        for (a, b) in x.iter().zip(&y) {
-            assert!((a.0 - b.0).abs() < 1e-12 && (a.1 - b.1).abs() < 1e-12);
         }
     }
 }
