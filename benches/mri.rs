@@ -74,5 +74,50 @@ fn full_256(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, transforms_128, full_256);
+/// The hand ziggurat (`acquire::mri::noise`, eight lanes, AVX2 where present) against the
+/// crates' standard normal (rand_distr's ziggurat) on two generators: what complex Gaussian
+/// noise for one 256² × 128 × 8-coil acquisition costs per million values.
+fn normals_1m(c: &mut Criterion) {
+    use rand::{RngExt, SeedableRng};
+    use rand_distr::StandardNormal;
+    use synthcohort::acquire::mri::noise::{FastRng, Normals};
+    let n = 1 << 19; // re + im = 2^20 values
+    let (mut re, mut im) = (vec![0f32; n], vec![0f32; n]);
+    let mut g = c.benchmark_group("normals_1m");
+    g.bench_function("hand_ziggurat_lanes", |b| {
+        let mut r = FastRng::from_stream(1, 2);
+        b.iter(|| Normals::new(&mut r).set(1.0, &mut re, &mut im))
+    });
+    g.bench_function("hand_ziggurat_scalar", |b| {
+        let mut r = FastRng::from_stream(1, 2);
+        b.iter(|| {
+            for (a, b) in re.iter_mut().zip(im.iter_mut()) {
+                *a = r.normal();
+                *b = r.normal();
+            }
+        })
+    });
+    g.bench_function("rand_distr_chacha8", |b| {
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        b.iter(|| {
+            for (a, b) in re.iter_mut().zip(im.iter_mut()) {
+                *a = r.sample(StandardNormal);
+                *b = r.sample(StandardNormal);
+            }
+        })
+    });
+    g.bench_function("rand_distr_smallrng", |b| {
+        let mut r = rand::rngs::SmallRng::seed_from_u64(1);
+        b.iter(|| {
+            for (a, b) in re.iter_mut().zip(im.iter_mut()) {
+                *a = r.sample(StandardNormal);
+                *b = r.sample(StandardNormal);
+            }
+        })
+    });
+    g.finish();
+    black_box((&re, &im));
+}
+
+criterion_group!(benches, transforms_128, full_256, normals_1m);
 criterion_main!(benches);
