@@ -164,9 +164,9 @@ impl Sampler {
     /// The autoencoder's reconstruction of a case (for evaluation), physical values.
     pub fn reconstruct(&self, case: &Case) -> Result<Vec<f32>, LdmError> {
         match &self.model {
-            Loaded::Cpu(m) => model::reconstruct(m, &self.config, case, &Default::default()),
+            Loaded::Cpu(m) => train::reconstruct(m, &self.config, case, &Default::default()),
             #[cfg(feature = "cuda")]
-            Loaded::Gpu(m, dev) => model::reconstruct(m, &self.config, case, dev),
+            Loaded::Gpu(m, dev) => train::reconstruct(m, &self.config, case, dev),
         }
     }
 }

@@ -9,7 +9,9 @@
 pub mod autoencoder;
 pub mod blocks;
 pub mod cpu;
+pub mod error;
 pub mod model;
+pub mod sampler;
 pub mod scheduler;
 pub mod text;
 pub mod train;
@@ -18,13 +20,13 @@ pub mod unet;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
-
+pub use error::LdmError;
 pub use model::{
-    load, load_config, sample, save, ChannelSpec, Guidance, GuidanceChoice, Ldm, LdmConfig,
-    Modality, SampleRequest, TrainingRecord, DEFAULT_STEPS,
+    load, load_config, sample, save, ChannelSpec, Ldm, LdmConfig, Modality, SampleRequest,
+    TrainingRecord,
 };
-pub use scheduler::{SchedulerConfig, Solver};
+pub use sampler::{Guidance, GuidanceChoice, Sampler, DEFAULT_STEPS};
+pub use scheduler::{Scheduler, SchedulerConfig, Solver};
 pub use text::Tokenizer;
 
 /// burn's pure-Rust CPU backend.
@@ -35,54 +37,3 @@ pub type CpuTrain = burn::backend::Autodiff<Cpu>;
 pub type Gpu = burn::backend::Cuda<f32>;
 #[cfg(feature = "cuda")]
 pub type GpuTrain = burn::backend::Autodiff<Gpu>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum LdmError {
-    #[error("model configuration: {0}")]
-    Config(String),
-    #[error("model weights: {0}")]
-    Weights(String),
-    #[error("{0}")]
-    Input(String),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-impl LdmError {
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
-        LdmError::Io {
-            path: path.display().to_string(),
-            source,
-        }
-    }
-}
-
-/// A loaded model on the CPU backend, ready to sample.
-pub struct CpuModel {
-    pub model: Ldm<Cpu>,
-    pub config: LdmConfig,
-}
-
-impl CpuModel {
-    pub fn load(dir: &Path) -> Result<Self, LdmError> {
-        let (model, config) = load::<Cpu>(dir, &Default::default())?;
-        Ok(Self { model, config })
-    }
-
-    pub fn sample(
-        &self,
-        req: &SampleRequest,
-        progress: impl FnMut(usize, usize),
-    ) -> Result<Vec<f32>, LdmError> {
-        sample(
-            &self.model,
-            &self.config,
-            req,
-            &Default::default(),
-            progress,
-        )
-    }
-}

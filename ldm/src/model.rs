@@ -8,11 +8,11 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::{Autoencoder, AutoencoderConfig};
-use crate::scheduler::{guide, SchedulerConfig, Solver};
+use crate::sampler::{Guidance, Sampler};
+use crate::scheduler::{SchedulerConfig, Solver};
 use crate::text::{TextEncoder, TextEncoderConfig, Tokenizer};
 use crate::unet::{Cond, Unet, UnetConfig};
 use crate::LdmError;
@@ -75,51 +75,6 @@ pub struct LdmConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<Guidance>,
 }
-
-/// Classifier-free guidance scales (1 = plain conditional sampling).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Guidance {
-    pub text: f32,
-    pub labels: f32,
-}
-
-impl Guidance {
-    /// Used where neither the caller nor the model says otherwise: the prompt strengthened,
-    /// the labels plainly conditional (every shipped model's evaluation recommends labels 1).
-    pub const DEFAULT: Guidance = Guidance {
-        text: 3.0,
-        labels: 1.0,
-    };
-}
-
-/// Guidance scales a caller chooses (a pipeline's `generator.guidance`, `eval-model`'s flags):
-/// each one unset falls back to the model's recommendation, then to [`Guidance::DEFAULT`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GuidanceChoice {
-    /// Text (prompt) guidance scale; 1 = plain conditional sampling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 50.0))]
-    pub text: Option<f32>,
-    /// Label-map guidance scale; 1 = plain conditional sampling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 50.0))]
-    pub labels: Option<f32>,
-}
-
-impl GuidanceChoice {
-    pub fn resolve(self, recommended: Option<Guidance>) -> Guidance {
-        let base = recommended.unwrap_or(Guidance::DEFAULT);
-        Guidance {
-            text: self.text.unwrap_or(base.text),
-            labels: self.labels.unwrap_or(base.labels),
-        }
-    }
-}
-
-/// Sampling steps where the caller does not choose.
-pub const DEFAULT_STEPS: usize = 30;
 
 impl LdmConfig {
     /// A fresh configuration with the default (CPU-sized) architecture.
@@ -389,7 +344,7 @@ pub fn sample<B: Backend>(
     cfg: &LdmConfig,
     req: &SampleRequest,
     device: &B::Device,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<Vec<f32>, LdmError> {
     let [nx, ny, nz] = req.dims;
     if req.classes.len() != nx * ny * nz {
@@ -418,14 +373,17 @@ pub fn sample<B: Backend>(
     let labels = Tensor::<B, 5>::from_data(TensorData::new(fractions, [1, k, lz, ly, lx]), device);
     let scalars = cfg.scalars(req.spacing_mm).to_vec();
 
-    let single = req.guidance.text == 1.0 && req.guidance.labels == 1.0;
-    let (prompts, label_batch): (Vec<&str>, Tensor<B, 5>) = if single {
-        (vec![req.prompt], labels)
-    } else {
+    let sampler = Sampler::new(cfg.scheduler.build())
+        .with_guidance(req.guidance)
+        .with_solver(req.solver)
+        .with_steps(req.steps);
+    let (prompts, label_batch): (Vec<&str>, Tensor<B, 5>) = if sampler.guided() {
         (
             vec!["", "", req.prompt],
             Tensor::cat(vec![labels.zeros_like(), labels.clone(), labels], 0),
         )
+    } else {
+        (vec![req.prompt], labels)
     };
     let b = prompts.len();
     let text_batch = cfg.tokenizer.batch::<B>(&prompts, device);
@@ -435,35 +393,9 @@ pub fn sample<B: Backend>(
         pad: text_batch.pad,
         scalars: Tensor::<B, 1>::from_floats(scalars.repeat(b).as_slice(), device).reshape([b, 4]),
     };
-    let predict = |x: Tensor<B, 5>, t: f32| -> Tensor<B, 5> {
-        if single {
-            return model.unet.forward(x, &[t], &cond);
-        }
-        let xb = Tensor::cat(vec![x.clone(), x.clone(), x], 0);
-        let out = model.unet.forward(xb, &[t; 3], &cond);
-        let mut parts = out.chunk(3, 0);
-        let f = parts.pop().expect("3 parts");
-        let l = parts.pop().expect("3 parts");
-        let u = parts.pop().expect("3 parts");
-        guide(u, l, f, req.guidance.labels, req.guidance.text)
-    };
-
-    let scheduler = cfg.scheduler.build();
     let noise = normal_noise(req.seed, zc * lx * ly * lz);
-    let mut x = Tensor::<B, 5>::from_data(TensorData::new(noise, [1, zc, lz, ly, lx]), device);
-    let ts = scheduler.timesteps(req.steps);
-    for (i, w) in ts.windows(2).enumerate() {
-        let (t, t_next) = (w[0], w[1]);
-        let v = predict(x.clone(), t);
-        x = if req.solver == Solver::Heun && scheduler.supports_heun() && t_next > 0.0 {
-            let x_e = scheduler.step(x.clone(), v.clone(), t, t_next);
-            let v2 = predict(x_e, t_next);
-            scheduler.step(x, (v + v2).mul_scalar(0.5), t, t_next)
-        } else {
-            scheduler.step(x, v, t, t_next)
-        };
-        progress(i + 1, req.steps);
-    }
+    let x = Tensor::<B, 5>::from_data(TensorData::new(noise, [1, zc, lz, ly, lx]), device);
+    let x = sampler.run(x, |x, t| model.unet.forward(x, t, &cond), progress);
 
     decode_physical(
         model,
@@ -491,7 +423,7 @@ pub fn unscale_latent<B: Backend>(x: Tensor<B, 5>, scale: &[f32]) -> Tensor<B, 5
 
 /// Decodes an unscaled latent on the padded grid `pdims` and returns physical values,
 /// channel-major, cropped to `dims`.
-fn decode_physical<B: Backend>(
+pub fn decode_physical<B: Backend>(
     model: &Ldm<B>,
     cfg: &LdmConfig,
     z: Tensor<B, 5>,
@@ -520,24 +452,6 @@ fn decode_physical<B: Backend>(
         result.extend(vol.into_iter().map(|v| v * spec.scale + spec.offset));
     }
     Ok(result)
-}
-
-/// The autoencoder's reconstruction of a case (posterior mean, decoded with the case's own
-/// labels), physical values channel-major: what the model can express at best, so that an
-/// evaluation can tell an autoencoder limit from a denoiser one.
-pub fn reconstruct<B: Backend>(
-    model: &Ldm<B>,
-    cfg: &LdmConfig,
-    case: &crate::train::Case,
-    device: &B::Device,
-) -> Result<Vec<f32>, LdmError> {
-    let lat = crate::train::encode_cases(model, cfg, std::slice::from_ref(case), device, |_| {})?;
-    let (z, pdims) = &lat[0];
-    let [lx, ly, lz] = pdims.map(|d| d / AE_FACTOR);
-    let zc = cfg.autoencoder.latent_channels;
-    let z = Tensor::<B, 5>::from_data(TensorData::new(z.clone(), [1, zc, lz, ly, lx]), device);
-    let classes = pad_volume(&case.classes, case.dims, *pdims);
-    decode_physical(model, cfg, z, &classes, *pdims, case.dims, device)
 }
 
 /// Tensor of standard-normal draws from our own seeded stream (see [`normal_noise`]).

@@ -1,5 +1,7 @@
-//! Noise schedulers as small independent objects (diffusers style): each says how to make a
-//! training pair at time `t ∈ [0, 1]` and how to take one sampling step.
+//! Noise schedulers as small independent objects (diffusers style): each implements
+//! [`Scheduler`], which says how to make a training pair at time `t ∈ [0, 1]`, which time grid
+//! to sample on and how to take one sampling step. [`AnyScheduler`] is the one a checkpoint's
+//! [`SchedulerConfig`] builds.
 //!
 //! Time runs from 0 (data) to 1 (pure noise) for both, so the denoiser's time embedding
 //! means the same thing whichever scheduler trained it.
@@ -43,49 +45,75 @@ impl SchedulerConfig {
         }
     }
 
-    pub fn build(&self) -> Scheduler {
+    pub fn build(&self) -> AnyScheduler {
         match *self {
-            SchedulerConfig::RectifiedFlow => Scheduler::Flow(RectifiedFlow),
+            SchedulerConfig::RectifiedFlow => AnyScheduler::Flow(RectifiedFlow),
             SchedulerConfig::Ddpm {
                 train_steps,
                 beta_start,
                 beta_end,
-            } => Scheduler::Ddpm(Ddpm::new(train_steps, beta_start, beta_end)),
+            } => AnyScheduler::Ddpm(Ddpm::new(train_steps, beta_start, beta_end)),
         }
     }
 }
 
+/// A noise schedule and its sampler step. Time runs from 0 (data) to 1 (noise).
+pub trait Scheduler {
+    /// Noisy input and regression target for clean `x0`, noise `eps` at time `t` (per batch
+    /// item). Returns the time actually used (DDPM snaps it to its discrete grid).
+    fn training_pair<B: Backend>(
+        &self,
+        x0: Tensor<B, 5>,
+        eps: Tensor<B, 5>,
+        t: &[f32],
+    ) -> (Tensor<B, 5>, Tensor<B, 5>, Vec<f32>);
+
+    /// Decreasing time grid `t_0 = 1 > … > t_n = 0` for `steps` sampling steps.
+    fn timesteps(&self, steps: usize) -> Vec<f32>;
+
+    /// One step from time `t` to `t_next` given the network's prediction at `(x, t)`.
+    fn step<B: Backend>(
+        &self,
+        x: Tensor<B, 5>,
+        pred: Tensor<B, 5>,
+        t: f32,
+        t_next: f32,
+    ) -> Tensor<B, 5>;
+
+    /// Whether Heun's second evaluation applies (ODE schedulers only).
+    fn supports_heun(&self) -> bool {
+        false
+    }
+}
+
+/// The scheduler a checkpoint names.
 #[derive(Clone, Debug)]
-pub enum Scheduler {
+pub enum AnyScheduler {
     Flow(RectifiedFlow),
     Ddpm(Ddpm),
 }
 
-impl Scheduler {
-    /// Noisy input and regression target for clean `x0`, noise `eps` at time `t` (per batch
-    /// item). Returns the time actually used (DDPM snaps it to its discrete grid).
-    pub fn training_pair<B: Backend>(
+impl Scheduler for AnyScheduler {
+    fn training_pair<B: Backend>(
         &self,
         x0: Tensor<B, 5>,
         eps: Tensor<B, 5>,
         t: &[f32],
     ) -> (Tensor<B, 5>, Tensor<B, 5>, Vec<f32>) {
         match self {
-            Scheduler::Flow(f) => f.training_pair(x0, eps, t),
-            Scheduler::Ddpm(d) => d.training_pair(x0, eps, t),
+            AnyScheduler::Flow(f) => f.training_pair(x0, eps, t),
+            AnyScheduler::Ddpm(d) => d.training_pair(x0, eps, t),
         }
     }
 
-    /// Decreasing time grid `t_0 = 1 > … > t_n = 0` for `steps` sampling steps.
-    pub fn timesteps(&self, steps: usize) -> Vec<f32> {
+    fn timesteps(&self, steps: usize) -> Vec<f32> {
         match self {
-            Scheduler::Flow(_) => (0..=steps).map(|k| 1.0 - k as f32 / steps as f32).collect(),
-            Scheduler::Ddpm(d) => d.timesteps(steps),
+            AnyScheduler::Flow(f) => f.timesteps(steps),
+            AnyScheduler::Ddpm(d) => d.timesteps(steps),
         }
     }
 
-    /// One step from time `t` to `t_next` given the network's prediction at `(x, t)`.
-    pub fn step<B: Backend>(
+    fn step<B: Backend>(
         &self,
         x: Tensor<B, 5>,
         pred: Tensor<B, 5>,
@@ -93,21 +121,25 @@ impl Scheduler {
         t_next: f32,
     ) -> Tensor<B, 5> {
         match self {
-            Scheduler::Flow(_) => x - pred.mul_scalar(t - t_next),
-            Scheduler::Ddpm(d) => d.ddim_step(x, pred, t, t_next),
+            AnyScheduler::Flow(f) => f.step(x, pred, t, t_next),
+            AnyScheduler::Ddpm(d) => d.step(x, pred, t, t_next),
         }
     }
 
-    /// Whether Heun's second evaluation applies (ODE schedulers only).
-    pub fn supports_heun(&self) -> bool {
-        matches!(self, Scheduler::Flow(_))
+    fn supports_heun(&self) -> bool {
+        match self {
+            AnyScheduler::Flow(f) => f.supports_heun(),
+            AnyScheduler::Ddpm(d) => d.supports_heun(),
+        }
     }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RectifiedFlow;
 
-impl RectifiedFlow {
+/// Rectified flow: `x_t = (1 − t)·x₀ + t·ε`, velocity target `ε − x₀`, Euler/Heun steps on a
+/// uniform time grid.
+impl Scheduler for RectifiedFlow {
     fn training_pair<B: Backend>(
         &self,
         x0: Tensor<B, 5>,
@@ -117,6 +149,24 @@ impl RectifiedFlow {
         let tt = per_item(t, &x0);
         let xt = x0.clone() * (tt.clone().neg() + 1.0) + eps.clone() * tt;
         (xt, eps - x0, t.to_vec())
+    }
+
+    fn timesteps(&self, steps: usize) -> Vec<f32> {
+        (0..=steps).map(|k| 1.0 - k as f32 / steps as f32).collect()
+    }
+
+    fn step<B: Backend>(
+        &self,
+        x: Tensor<B, 5>,
+        pred: Tensor<B, 5>,
+        t: f32,
+        t_next: f32,
+    ) -> Tensor<B, 5> {
+        x - pred.mul_scalar(t - t_next)
+    }
+
+    fn supports_heun(&self) -> bool {
+        true
     }
 }
 
@@ -158,7 +208,10 @@ impl Ddpm {
         let n = self.steps() as f32;
         ((t * n).round().clamp(1.0, n)) / n
     }
+}
 
+/// DDPM training with ε-prediction, sampled by deterministic DDIM on a subset of its grid.
+impl Scheduler for Ddpm {
     fn training_pair<B: Backend>(
         &self,
         x0: Tensor<B, 5>,
@@ -191,7 +244,7 @@ impl Ddpm {
     }
 
     /// Deterministic DDIM (η = 0): predict x₀ from ε, re-noise to `t_next`.
-    fn ddim_step<B: Backend>(
+    fn step<B: Backend>(
         &self,
         x: Tensor<B, 5>,
         eps: Tensor<B, 5>,
@@ -208,21 +261,6 @@ impl Ddpm {
 /// Broadcasts per-item scalars `[b]` to `[b, 1, 1, 1, 1]`.
 fn per_item<B: Backend>(v: &[f32], like: &Tensor<B, 5>) -> Tensor<B, 5> {
     Tensor::<B, 1>::from_floats(v, &like.device()).reshape([v.len(), 1, 1, 1, 1])
-}
-
-/// Classifier-free guidance with separate scales for labels and text (MAISI/InstructPix2Pix
-/// style): `u + s_l·(l − u) + s_t·(f − l)` where `u` is unconditional, `l` label-only and `f`
-/// label + text. With both scales 1 this is exactly `f`.
-pub fn guide<B: Backend>(
-    uncond: Tensor<B, 5>,
-    labels_only: Tensor<B, 5>,
-    full: Tensor<B, 5>,
-    s_labels: f32,
-    s_text: f32,
-) -> Tensor<B, 5> {
-    uncond.clone()
-        + (labels_only.clone() - uncond).mul_scalar(s_labels)
-        + (full - labels_only).mul_scalar(s_text)
 }
 
 #[cfg(test)]
@@ -270,15 +308,5 @@ mod tests {
             .training_pair(x0, eps, &[0.25]);
         assert!((xt.mean().into_scalar() - 1.5).abs() < 1e-6);
         assert!((v.mean().into_scalar() - 2.0).abs() < 1e-6);
-    }
-
-    #[test]
-    fn guidance_with_unit_scales_is_the_conditional_prediction() {
-        let dev = Default::default();
-        let r = |seed| crate::model::normal_tensor::<Cpu, 5>([1, 4, 3, 3, 3], seed, &dev);
-        let (u, l, f) = (r(3), r(4), r(5));
-        assert!(max_abs(guide(u.clone(), l.clone(), f.clone(), 1.0, 1.0), f.clone()) < 1e-6);
-        // Scale 0 on text gives the label-only prediction.
-        assert!(max_abs(guide(u, l.clone(), f, 1.0, 0.0), l) < 1e-6);
     }
 }

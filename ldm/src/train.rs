@@ -17,7 +17,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{pooled_fractions, Ldm, LdmConfig, AE_FACTOR, GRID_MULTIPLE};
+use crate::model::{
+    decode_physical, pad_volume, pooled_fractions, Ldm, LdmConfig, AE_FACTOR, GRID_MULTIPLE,
+};
+use crate::scheduler::Scheduler;
 use crate::unet::Cond;
 use crate::LdmError;
 
@@ -675,4 +678,22 @@ pub fn train_denoiser<B: AutodiffBackend>(
         }
     }
     Ok(model)
+}
+
+/// The autoencoder's reconstruction of a case (posterior mean, decoded with the case's own
+/// labels), physical values channel-major: what the model can express at best, so that an
+/// evaluation can tell an autoencoder limit from a denoiser one.
+pub fn reconstruct<B: Backend>(
+    model: &Ldm<B>,
+    cfg: &LdmConfig,
+    case: &Case,
+    device: &B::Device,
+) -> Result<Vec<f32>, LdmError> {
+    let lat = encode_cases(model, cfg, std::slice::from_ref(case), device, |_| {})?;
+    let (z, pdims) = &lat[0];
+    let [lx, ly, lz] = pdims.map(|d| d / AE_FACTOR);
+    let zc = cfg.autoencoder.latent_channels;
+    let z = Tensor::<B, 5>::from_data(TensorData::new(z.clone(), [1, zc, lz, ly, lx]), device);
+    let classes = pad_volume(&case.classes, case.dims, *pdims);
+    decode_physical(model, cfg, z, &classes, *pdims, case.dims, device)
 }
