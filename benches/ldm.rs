@@ -16,7 +16,7 @@ fn config() -> LdmConfig {
     }];
     let classes = (0..8).map(|i| format!("c{i}")).collect();
     let tok = Tokenizer::build(["chest ct male 60 years hepatic steatosis"], 32);
-    LdmConfig::new("bench", Modality::Ct, ch, classes, tok)
+    LdmConfig::for_data("bench", Modality::Ct, ch, classes, tok)
 }
 
 fn denoiser(c: &mut Criterion) {

@@ -91,7 +91,7 @@ fn main() {
     // 8 label classes → 8 label-embedding channels, as the peer's extra input channels.
     let classes = (0..8).map(|i| format!("c{i}")).collect();
     let tok = Tokenizer::build(["chest ct male 60 years hepatic steatosis"], 32);
-    let cfg = LdmConfig::new("bench", Modality::Ct, ch, classes, tok);
+    let cfg = LdmConfig::for_data("bench", Modality::Ct, ch, classes, tok);
     let (fwd, step) = match device {
         Device::Cpu => DenoiserBench::new(&cfg, 16)
             .expect("valid config")

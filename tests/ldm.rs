@@ -199,3 +199,42 @@ fn shipped_models_load_with_their_recommended_guidance() {
         );
     }
 }
+
+/// `LdmConfig` is a burn `Config`; the shipped checkpoints' `config.json` must read and write
+/// back to the same JSON (burn's derive orders the optional `guidance` before `training`, so
+/// the comparison is of values, not bytes), and a config without `guidance` (checkpoints from
+/// before recommendations existed) must still load, as unset.
+#[test]
+fn shipped_model_configs_round_trip_unchanged() {
+    use synthcohort::generate::ldm;
+    for name in ["ct-thorax", "mri-head"] {
+        let path = ldm::models_dir().join(name).join("config.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg: synthcohort_ldm::LdmConfig = serde_json::from_str(&text).unwrap();
+        // Through text, as `save` writes it (f32 values print shortest, as in the file).
+        let back: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+        let orig: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // An absent optional field reads as unset and writes as null (mri-head's file
+        // predates `unet.text_labels`).
+        assert_eq!(without_nulls(back), without_nulls(orig.clone()), "{name}");
+        let mut old = orig.clone();
+        old.as_object_mut().unwrap().remove("guidance");
+        let cfg: synthcohort_ldm::LdmConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(cfg.guidance, None);
+    }
+}
+
+fn without_nulls(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        v => v,
+    }
+}

@@ -21,7 +21,7 @@ fn main() {
         offset: 0.0,
         scale: 1000.0,
     }];
-    let cfg = LdmConfig::new(
+    let cfg = LdmConfig::for_data(
         "t",
         Modality::Ct,
         ch,

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use burn::config::Config;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::record::{FullPrecisionSettings, NamedMpkGzFileRecorder};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
@@ -53,8 +54,10 @@ pub struct TrainingRecord {
 }
 
 /// Everything needed to rebuild the model and read its inputs/outputs; saved as JSON next
-/// to the weights so a checkpoint is self-describing.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// to the weights so a checkpoint is self-describing. A burn `Config` like its parts: build
+/// one for a dataset with [`LdmConfig::for_data`] (default architecture), or field by field
+/// with the derived `new` and `with_*`.
+#[derive(Config, Debug)]
 pub struct LdmConfig {
     pub name: String,
     pub modality: Modality,
@@ -69,16 +72,16 @@ pub struct LdmConfig {
     /// Per latent channel, multiplies posterior means so each has unit variance (set after
     /// stage 1).
     pub latent_scale: Vec<f32>,
+    #[config(default = "TrainingRecord::default()")]
     pub training: TrainingRecord,
     /// Classifier-free guidance scales the model's evaluation recommends; pipelines and
-    /// `eval-model` use them unless told otherwise (absent: [`Guidance::DEFAULT`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `eval-model` use them unless told otherwise (absent or null: [`Guidance::DEFAULT`]).
     pub guidance: Option<Guidance>,
 }
 
 impl LdmConfig {
     /// A fresh configuration with the default (CPU-sized) architecture.
-    pub fn new(
+    pub fn for_data(
         name: &str,
         modality: Modality,
         channels: Vec<ChannelSpec>,

@@ -19,7 +19,7 @@ pub fn tiny_config() -> LdmConfig {
     }];
     let classes = vec!["background".into(), "organ".into(), "bone".into()];
     let tok = Tokenizer::build(["ct with fatty organ", "ct normal organ"], 16);
-    let mut cfg = LdmConfig::new("tiny", Modality::Ct, ch, classes, tok);
+    let mut cfg = LdmConfig::for_data("tiny", Modality::Ct, ch, classes, tok);
     cfg.autoencoder.channels = [4, 8, 8];
     cfg.autoencoder.label_dim = 4;
     cfg.unet.channels = [8, 8, 16];

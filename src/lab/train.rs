@@ -188,7 +188,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         .map(|&i| dataset::to_training_case(&ds.cases[i], &ds.class_of_id, &classes))
         .collect();
     let tokenizer = Tokenizer::build(cases.iter().map(|c| c.prompt.as_str()), 32);
-    let mut cfg = LdmConfig::new(
+    let mut cfg = LdmConfig::for_data(
         &tc.name,
         tc.modality,
         tc.channels.clone(),
