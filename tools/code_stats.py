@@ -11,6 +11,29 @@ Reads Rust sources under src/ and ldm/src/ as text (no build). Reports
 - `Result<_, String>` in library code and `eprintln!` outside the CLI.
 """
 import re
+
+
+def count_string_results(text):
+    """`Result<T, String>` whose error type (the second top-level argument) is `String`."""
+    n = 0
+    for m in re.finditer(r"\bResult<", text):
+        depth, args, cur = 1, [], ""
+        for ch in text[m.end():m.end() + 400]:
+            if ch == "<":
+                depth += 1
+            elif ch == ">":
+                depth -= 1
+                if depth == 0:
+                    args.append(cur.strip())
+                    break
+            elif ch == "," and depth == 1:
+                args.append(cur.strip())
+                cur = ""
+                continue
+            cur += ch
+        if len(args) == 2 and args[1] == "String":
+            n += 1
+    return n
 import sys
 from pathlib import Path
 
@@ -82,7 +105,7 @@ for f in files:
         line.split("//")[0] for line in text.split("#[cfg(test)]")[0].split("\n")
     )
     if top_module(f) not in ("cli", "main") and f.name != "tests.rs":
-        string_results += len(re.findall(r"Result<[^;{]*,\s*String>", lib_text))
+        string_results += count_string_results(lib_text)
         eprints += lib_text.count("eprintln!")
     me = top_module(f)
     for used in set(re.findall(r"crate::(\w+)", lib_text)):
