@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr::Scalar;
-use saphyr_parser::{Event, Parser, Span};
+use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use serde_json::{Map, Number, Value};
 
 /// Bounds on what one pipeline document may hold. Real pipelines are a few kilobytes with a
@@ -334,35 +334,7 @@ pub fn parse_with(text: &str, limits: Limits) -> Result<(Value, Locations), Vec<
                 locs.values.insert(path.clone(), pos(&span));
                 nodes += 1;
                 check_nodes(nodes, &limits, &path, &span)?;
-                let v = match Scalar::parse_from_cow_and_metadata(
-                    Cow::Borrowed(text.as_ref()),
-                    style,
-                    tag.as_ref(),
-                ) {
-                    Some(Scalar::Null) => Value::Null,
-                    Some(Scalar::Boolean(b)) => Value::Bool(b),
-                    Some(Scalar::Integer(i)) => Value::Number(i.into()),
-                    Some(Scalar::FloatingPoint(f)) => match Number::from_f64(f.into_inner()) {
-                        Some(n) => Value::Number(n),
-                        None => {
-                            issues.push(YamlIssue {
-                                path: path.clone(),
-                                pos: Some(pos(&span)),
-                                message: format!("`{text}` is not a finite number"),
-                            });
-                            Value::Null
-                        }
-                    },
-                    Some(Scalar::String(s)) => Value::String(s.into_owned()),
-                    None => {
-                        issues.push(YamlIssue {
-                            path: path.clone(),
-                            pos: Some(pos(&span)),
-                            message: format!("`{text}` does not match its YAML tag"),
-                        });
-                        Value::Null
-                    }
-                };
+                let v = scalar_value(&text, style, tag.as_ref(), &path, &span, &mut issues);
                 remember(&mut anchors, anchor, v, 1)
             }
             _ => continue,
@@ -396,6 +368,37 @@ pub fn parse_with(text: &str, limits: Limits) -> Result<(Value, Locations), Vec<
             pos: None,
             message: "the file is empty: a pipeline needs at least `version`, `name`, `cohort`, `anatomy` and `acquisition`".into(),
         }]),
+    }
+}
+
+/// A scalar's JSON value by YAML 1.2 core-schema resolution (respecting quotes and tags); a
+/// non-finite number or a value that contradicts its tag is an issue and reads as null.
+fn scalar_value(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Cow<'_, Tag>>,
+    path: &str,
+    span: &Span,
+    issues: &mut Vec<YamlIssue>,
+) -> Value {
+    let mut bad = |message: String| {
+        issues.push(YamlIssue {
+            path: path.to_string(),
+            pos: Some(pos(span)),
+            message,
+        });
+        Value::Null
+    };
+    match Scalar::parse_from_cow_and_metadata(Cow::Borrowed(text), style, tag) {
+        Some(Scalar::Null) => Value::Null,
+        Some(Scalar::Boolean(b)) => Value::Bool(b),
+        Some(Scalar::Integer(i)) => Value::Number(i.into()),
+        Some(Scalar::FloatingPoint(f)) => match Number::from_f64(f.into_inner()) {
+            Some(n) => Value::Number(n),
+            None => bad(format!("`{text}` is not a finite number")),
+        },
+        Some(Scalar::String(s)) => Value::String(s.into_owned()),
+        None => bad(format!("`{text}` does not match its YAML tag")),
     }
 }
 
