@@ -28,17 +28,36 @@ pub fn stage_name(s: Stage) -> &'static str {
     }
 }
 
-/// Appends one step; numbers rounded as the log has always kept them (6 decimals, seconds 2).
+impl LossRow {
+    pub fn from_step(log: &StepLog, seconds: f64) -> LossRow {
+        LossRow {
+            stage: stage_name(log.stage).to_string(),
+            step: log.step,
+            loss: log.loss,
+            l1: log.parts[0],
+            grad_l1: log.parts[1],
+            kl: log.parts[2],
+            seconds,
+        }
+    }
+
+    /// The row's fields as the log has always kept them (6 decimals, seconds 2).
+    fn record(&self) -> [String; 7] {
+        [
+            self.stage.clone(),
+            self.step.to_string(),
+            format!("{:.6}", self.loss),
+            format!("{:.6}", self.l1),
+            format!("{:.6}", self.grad_l1),
+            format!("{:.6}", self.kl),
+            format!("{:.2}", self.seconds),
+        ]
+    }
+}
+
+/// Appends one step.
 pub fn append<W: Write>(w: &mut csv::Writer<W>, log: &StepLog, seconds: f64) -> csv::Result<()> {
-    w.write_record([
-        stage_name(log.stage).to_string(),
-        log.step.to_string(),
-        format!("{:.6}", log.loss),
-        format!("{:.6}", log.parts[0]),
-        format!("{:.6}", log.parts[1]),
-        format!("{:.6}", log.parts[2]),
-        format!("{seconds:.2}"),
-    ])
+    w.write_record(LossRow::from_step(log, seconds).record())
 }
 
 /// The rows of a log; rows that do not parse (a run killed mid-write leaves at most one) are
@@ -55,15 +74,7 @@ pub fn write(path: &Path, rows: &[LossRow]) -> csv::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(HEADER)?;
     for r in rows {
-        w.write_record([
-            r.stage.clone(),
-            r.step.to_string(),
-            format!("{:.6}", r.loss),
-            format!("{:.6}", r.l1),
-            format!("{:.6}", r.grad_l1),
-            format!("{:.6}", r.kl),
-            format!("{:.2}", r.seconds),
-        ])?;
+        w.write_record(r.record())?;
     }
     w.flush()?;
     Ok(())
