@@ -1,17 +1,21 @@
-//! PNG plots drawn pixel by pixel: ROC curves per arm and d′ against dose.
+//! PNG plots: ROC curves per arm and d′ against dose (also the training-loss plot).
 //!
-//! No plotting crate: the figures are simple (axes, ticks, polylines, a legend), and a
-//! built-in 5×7 bitmap font keeps the output byte-identical across machines and fonts.
-//! Text is upper-case only (lower case is drawn as upper case).
+//! Drawn with `plotters` into an RGB buffer and encoded with `png`. Text is rendered by
+//! ab_glyph from DejaVu Sans embedded in the binary (`assets/fonts`, Bitstream Vera
+//! licence), never from the machine's fonts, so the same inputs give the same bytes on
+//! every machine. Ticks are chosen here (1–2–5 steps, log decades), not by plotters, so the
+//! axes do not change with the plotting library's heuristics.
+
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 type Rgb = [u8; 3];
 
 /// One arm's ROC curve for [`plot_roc`]: (arm, (FPR, TPR) points, AUC).
 pub type RocCurve = (String, Vec<(f64, f64)>, f64);
 
-const WHITE: Rgb = [255, 255, 255];
-const BLACK: Rgb = [0, 0, 0];
-const GRID: Rgb = [228, 228, 228];
 /// Colour of the ROC chance diagonal.
 pub const DIAGONAL_RGB: Rgb = [150, 150, 150];
 /// Series colours in order (Okabe–Ito, distinguishable with colour-vision deficiencies).
@@ -29,236 +33,248 @@ pub const PALETTE: [Rgb; 8] = [
 pub const ROC_SIZE_PX: (usize, usize) = (600, 600);
 /// (width, height) of [`plot_xy`]'s image in pixels.
 pub const XY_SIZE_PX: (usize, usize) = (720, 520);
-/// Font magnification: 5×7 glyphs drawn as 10×14 pixels, 12-pixel advance.
-const SCALE: i64 = 2;
-const ADVANCE: i64 = 6 * SCALE;
+const GRID: Rgb = [228, 228, 228];
+const FONT: &str = "sans-serif";
+const FONT_PX: f64 = 15.0;
+const TITLE_PX: f64 = 18.0;
+/// Width of data curves in pixels.
+const CURVE_PX: u32 = 3;
 
-/// 5×7 glyph rows, bit 4 = leftmost column.
-fn glyph(c: char) -> [u8; 7] {
-    match c.to_ascii_uppercase() {
-        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
-        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
-        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
-        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
-        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
-        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
-        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
-        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
-        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
-        'A' => [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
-        'B' => [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E],
-        'C' => [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E],
-        'D' => [0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C],
-        'E' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F],
-        'F' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10],
-        'G' => [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F],
-        'H' => [0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
-        'I' => [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        'J' => [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C],
-        'K' => [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
-        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
-        'M' => [0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11],
-        'N' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
-        'O' => [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
-        'P' => [0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10],
-        'Q' => [0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D],
-        'R' => [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11],
-        'S' => [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E],
-        'T' => [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
-        'U' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
-        'V' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04],
-        'W' => [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A],
-        'X' => [0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11],
-        'Y' => [0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04],
-        'Z' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F],
-        ' ' => [0; 7],
-        '(' => [0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02],
-        ')' => [0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08],
-        '[' => [0x0E, 0x08, 0x08, 0x08, 0x08, 0x08, 0x0E],
-        ']' => [0x0E, 0x02, 0x02, 0x02, 0x02, 0x02, 0x0E],
-        '.' => [0, 0, 0, 0, 0, 0x0C, 0x0C],
-        ',' => [0, 0, 0, 0, 0x0C, 0x04, 0x08],
-        '-' | '−' | '–' => [0, 0, 0, 0x1F, 0, 0, 0],
-        '+' => [0, 0x04, 0x04, 0x1F, 0x04, 0x04, 0],
-        ':' => [0, 0x0C, 0x0C, 0, 0x0C, 0x0C, 0],
-        '/' => [0, 0x01, 0x02, 0x04, 0x08, 0x10, 0],
-        '\'' | '′' | '’' => [0x04, 0x04, 0x08, 0, 0, 0, 0],
-        '=' => [0, 0, 0x1F, 0, 0x1F, 0, 0],
-        '%' => [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03],
-        '_' => [0, 0, 0, 0, 0, 0, 0x1F],
-        '×' => [0, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0],
-        'Δ' => [0x04, 0x04, 0x0A, 0x0A, 0x11, 0x11, 0x1F],
-        _ => [0x0E, 0x11, 0x01, 0x02, 0x04, 0, 0x04], // '?'
-    }
+static FONT_BYTES: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bytes are compiled in; a parse failure would be a broken build, not an input.
+        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES)
+            .unwrap_or_else(|_| panic!("embedded DejaVu Sans does not parse"));
+    });
 }
 
-struct Canvas {
-    w: usize,
-    h: usize,
-    px: Vec<u8>,
-    /// Pixels outside (x0, y0, x1, y1), inclusive, are not drawn.
-    clip: (i64, i64, i64, i64),
+fn colour(c: Rgb) -> RGBColor {
+    RGBColor(c[0], c[1], c[2])
 }
 
-impl Canvas {
-    fn new(w: usize, h: usize) -> Self {
-        Canvas {
-            w,
-            h,
-            px: vec![255; w * h * 3],
-            clip: (0, 0, w as i64 - 1, h as i64 - 1),
-        }
-    }
+/// Pixel margins around the plot area: (left, top, right, bottom).
+type Margins = (u32, u32, u32, u32);
 
-    fn unclip(&mut self) {
-        self.clip = (0, 0, self.w as i64 - 1, self.h as i64 - 1);
-    }
-
-    fn put(&mut self, x: i64, y: i64, c: Rgb) {
-        let (x0, y0, x1, y1) = self.clip;
-        if x < x0 || y < y0 || x > x1 || y > y1 {
-            return;
-        }
-        let i = (y as usize * self.w + x as usize) * 3;
-        self.px[i..i + 3].copy_from_slice(&c);
-    }
-
-    #[cfg(test)]
-    fn get(&self, x: usize, y: usize) -> Rgb {
-        let i = (y * self.w + x) * 3;
-        [self.px[i], self.px[i + 1], self.px[i + 2]]
-    }
-
-    fn fill_rect(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: Rgb) {
-        for y in y0..=y1 {
-            for x in x0..=x1 {
-                self.put(x, y, c);
-            }
-        }
-    }
-
-    fn rect(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: Rgb) {
-        self.fill_rect(x0, y0, x1, y0, c);
-        self.fill_rect(x0, y1, x1, y1, c);
-        self.fill_rect(x0, y0, x0, y1, c);
-        self.fill_rect(x1, y0, x1, y1, c);
-    }
-
-    /// A segment sampled every ¼ px, each sample stamped as a `thick`-pixel square.
-    fn line(&mut self, a: (f64, f64), b: (f64, f64), c: Rgb, thick: i64) {
-        let len = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
-        let n = (len * 4.0).ceil().max(1.0) as usize;
-        let lo = -(thick - 1) / 2;
-        let hi = thick / 2;
-        for k in 0..=n {
-            let t = k as f64 / n as f64;
-            let x = (a.0 + t * (b.0 - a.0)).round() as i64;
-            let y = (a.1 + t * (b.1 - a.1)).round() as i64;
-            for dy in lo..=hi {
-                for dx in lo..=hi {
-                    self.put(x + dx, y + dy, c);
-                }
-            }
-        }
-    }
-
-    fn text_width(s: &str) -> i64 {
-        let n = s.chars().count() as i64;
-        if n == 0 {
-            0
-        } else {
-            n * ADVANCE - SCALE
-        }
-    }
-
-    /// Horizontal text with its top-left corner at (x, y).
-    fn text(&mut self, x: i64, y: i64, s: &str, c: Rgb) {
-        for (k, ch) in s.chars().enumerate() {
-            let g = glyph(ch);
-            let ox = x + k as i64 * ADVANCE;
-            for (gy, row) in g.iter().enumerate() {
-                for gx in 0..5 {
-                    if row & (0x10 >> gx) != 0 {
-                        let (px, py) = (ox + gx as i64 * SCALE, y + gy as i64 * SCALE);
-                        self.fill_rect(px, py, px + SCALE - 1, py + SCALE - 1, c);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Text rotated 90° anticlockwise (reading upwards), its baseline-left corner at
-    /// (x, y): glyph columns run up from y, glyph rows run right from x.
-    fn text_up(&mut self, x: i64, y: i64, s: &str, c: Rgb) {
-        for (k, ch) in s.chars().enumerate() {
-            let g = glyph(ch);
-            let oy = y - k as i64 * ADVANCE;
-            for (gy, row) in g.iter().enumerate() {
-                for gx in 0..5 {
-                    if row & (0x10 >> gx) != 0 {
-                        let (px, py) = (x + gy as i64 * SCALE, oy - (gx as i64 + 1) * SCALE);
-                        self.fill_rect(px, py, px + SCALE - 1, py + SCALE - 1, c);
-                    }
-                }
-            }
-        }
-    }
-
-    fn png(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        {
-            let mut enc = png::Encoder::new(&mut out, self.w as u32, self.h as u32);
-            enc.set_color(png::ColorType::Rgb);
-            enc.set_depth(png::BitDepth::Eight);
-            // Encoding into memory fails only on a size/format mismatch, a programming error.
-            let mut w = enc
-                .write_header()
-                .expect("PNG header for an in-memory image");
-            w.write_image_data(&self.px)
-                .expect("PNG data matches its header");
-            w.finish().expect("PNG finish");
-        }
-        out
-    }
-}
-
-/// A plot area: pixel rectangle and the data range it shows (log10 of data on log axes).
-struct Frame {
+/// Where a rendered plot's area lies: its pixel rectangle and the plot-coordinate ranges
+/// (log10 of data on log axes) it spans.
+struct PixelMap {
     left: f64,
     top: f64,
     right: f64,
     bottom: f64,
     x: (f64, f64),
     y: (f64, f64),
+    /// Read by the tests' data-to-pixel mapping.
+    #[cfg_attr(not(test), allow(dead_code))]
     log: bool,
 }
 
-impl Frame {
-    fn tx(&self, v: f64) -> f64 {
-        if self.log {
-            v.log10()
-        } else {
-            v
+impl PixelMap {
+    /// Pixel position of a plot-coordinate point (to within plotters' own rounding, 1 px).
+    fn at(&self, (x, y): (f64, f64)) -> (f64, f64) {
+        (
+            self.left + (x - self.x.0) / (self.x.1 - self.x.0) * (self.right - self.left),
+            self.bottom - (y - self.y.0) / (self.y.1 - self.y.0) * (self.bottom - self.top),
+        )
+    }
+
+    /// Pixel position of a data point.
+    #[cfg(test)]
+    fn px(&self, x: f64, y: f64) -> (f64, f64) {
+        let t = |v: f64| if self.log { v.log10() } else { v };
+        self.at((t(x), t(y)))
+    }
+}
+
+/// Everything one chart needs: size, layout, axes and their ticks (plot coordinates).
+struct Axes<'a> {
+    size: (usize, usize),
+    margins: Margins,
+    x: (f64, f64),
+    y: (f64, f64),
+    x_ticks: Vec<f64>,
+    y_ticks: Vec<f64>,
+    log: bool,
+    title: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+}
+
+/// One polyline: plot-coordinate points, colour, line width, marker half-size (0: none).
+struct Series {
+    pts: Vec<(f64, f64)>,
+    rgb: Rgb,
+    width: u32,
+    marker: i32,
+}
+
+/// Where the legend goes: one of the plot area's corners, as plotters names them.
+type Corner = SeriesLabelPosition;
+
+/// Draws axes, series and legend into a fresh RGB buffer; returns the PNG and the map.
+fn render(
+    a: &Axes,
+    series: &[Series],
+    legend: &[(String, Rgb)],
+    corner: impl Fn(&PixelMap, (i32, i32)) -> Corner,
+) -> (Vec<u8>, PixelMap) {
+    register_font();
+    let (w, h) = a.size;
+    let mut buf = vec![255u8; w * h * 3];
+    let map = draw(&mut buf, a, series, legend, corner)
+        .unwrap_or_else(|e| panic!("drawing into an in-memory bitmap failed: {e}"));
+    (encode_png(w, h, &buf), map)
+}
+
+fn draw(
+    buf: &mut [u8],
+    a: &Axes,
+    series: &[Series],
+    legend: &[(String, Rgb)],
+    corner: impl Fn(&PixelMap, (i32, i32)) -> Corner,
+) -> Result<PixelMap, Box<dyn std::error::Error>> {
+    let (w, h) = a.size;
+    let root = BitMapBackend::with_buffer(buf, (w as u32, h as u32)).into_drawing_area();
+    let (ml, mt, mr, mb) = a.margins;
+    let font = (FONT, FONT_PX).into_font();
+    let title = (FONT, TITLE_PX).into_font();
+    root.draw(&Text::new(
+        a.title.to_string(),
+        ((ml as i32 + w as i32 - mr as i32) / 2, (mt as i32 - 20) / 2),
+        title.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
+    ))?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin_top(mt)
+        .margin_right(mr)
+        .x_label_area_size(mb)
+        .y_label_area_size(ml)
+        .build_cartesian_2d(a.x.0..a.x.1, a.y.0..a.y.1)?;
+    // Axis lines only: ticks, tick labels and axis titles are placed below, at our own
+    // positions (plotters would pick its own ticks and crowd the titles to the edge).
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(0)
+        .y_labels(0)
+        .draw()?;
+    let grid = ShapeStyle::from(&colour(GRID)).stroke_width(1);
+    for &v in &a.x_ticks {
+        chart.draw_series(LineSeries::new([(v, a.y.0), (v, a.y.1)], grid))?;
+    }
+    for &v in &a.y_ticks {
+        chart.draw_series(LineSeries::new([(a.x.0, v), (a.x.1, v)], grid))?;
+    }
+    for s in series {
+        let style = ShapeStyle::from(&colour(s.rgb)).stroke_width(s.width);
+        chart.draw_series(LineSeries::new(s.pts.iter().copied(), style))?;
+        if s.marker > 0 {
+            let m = s.marker;
+            let fill = ShapeStyle::from(&colour(s.rgb)).filled();
+            chart.draw_series(
+                s.pts
+                    .iter()
+                    .map(|&p| EmptyElement::at(p) + Rectangle::new([(-m, -m), (m, m)], fill)),
+            )?;
         }
     }
-
-    fn px(&self, x: f64) -> f64 {
-        self.left + (self.tx(x) - self.x.0) / (self.x.1 - self.x.0) * (self.right - self.left)
+    // The frame over the grid and curve ends, as in a journal figure.
+    let (xs, ys) = chart.plotting_area().get_pixel_range();
+    root.draw(&Rectangle::new(
+        [(xs.start, ys.start), (xs.end - 1, ys.end - 1)],
+        ShapeStyle::from(&BLACK).stroke_width(1),
+    ))?;
+    let tick_label = |v: f64| fmt_tick(if a.log { 10f64.powf(v) } else { v });
+    let (bottom, left) = (ys.end - 1, xs.start);
+    for &v in &a.x_ticks {
+        let (x, _) = chart.backend_coord(&(v, a.y.0));
+        root.draw(&PathElement::new(vec![(x, bottom), (x, bottom + 5)], BLACK))?;
+        root.draw(&Text::new(
+            tick_label(v),
+            (x, bottom + 9),
+            font.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
     }
-
-    fn py(&self, y: f64) -> f64 {
-        self.bottom - (self.tx(y) - self.y.0) / (self.y.1 - self.y.0) * (self.bottom - self.top)
+    for &v in &a.y_ticks {
+        let (_, y) = chart.backend_coord(&(a.x.0, v));
+        root.draw(&PathElement::new(vec![(left - 5, y), (left, y)], BLACK))?;
+        root.draw(&Text::new(
+            tick_label(v),
+            (left - 9, y),
+            font.color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
     }
-
-    fn clip(&self, c: &mut Canvas) {
-        c.clip = (
-            self.left as i64,
-            self.top as i64,
-            self.right as i64,
-            self.bottom as i64,
-        );
+    root.draw(&Text::new(
+        a.x_label.to_string(),
+        ((xs.start + xs.end) / 2, bottom + 32),
+        font.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
+    ))?;
+    root.draw(&Text::new(
+        a.y_label.to_string(),
+        (left - 62, (ys.start + ys.end) / 2),
+        font.color(&BLACK)
+            .transform(FontTransform::Rotate270)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))?;
+    let map = PixelMap {
+        left: xs.start as f64,
+        top: ys.start as f64,
+        right: (xs.end - 1) as f64,
+        bottom: (ys.end - 1) as f64,
+        x: a.x,
+        y: a.y,
+        log: a.log,
+    };
+    if !legend.is_empty() {
+        let widest = legend
+            .iter()
+            .map(|(s, _)| {
+                root.estimate_text_size(s, &TextStyle::from(font.clone()))
+                    .map(|(w, _)| w)
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        // plotters' legend: 20 px rows, a swatch of about 24 px, margins of about 10 px.
+        let size = (widest as i32 + 50, 22 * legend.len() as i32 + 10);
+        for (label, rgb) in legend {
+            let style = ShapeStyle::from(&colour(*rgb)).stroke_width(CURVE_PX);
+            chart
+                .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .position(corner(&map, size))
+            .margin(10)
+            .label_font(font.clone())
+            .background_style(WHITE)
+            .border_style(BLACK)
+            .draw()?;
     }
+    root.present()?;
+    Ok(map)
+}
+
+fn encode_png(w: usize, h: usize, rgb: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        // Encoding into memory fails only on a size/format mismatch, a programming error.
+        let mut wr = enc
+            .write_header()
+            .expect("PNG header for an in-memory image");
+        wr.write_image_data(rgb)
+            .expect("PNG data matches its header");
+        wr.finish().expect("PNG finish");
+    }
+    out
 }
 
 /// Tick label with at most three significant digits and no trailing zeros.
@@ -352,122 +368,53 @@ fn axis(min: f64, max: f64, log: bool) -> ((f64, f64), Vec<f64>) {
     }
 }
 
-/// Grid, frame, ticks and labels, title and axis labels.
-fn draw_axes(c: &mut Canvas, f: &Frame, xt: &[f64], yt: &[f64], title: &str, xl: &str, yl: &str) {
-    let (l, t, r, b) = (f.left as i64, f.top as i64, f.right as i64, f.bottom as i64);
-    for &v in xt {
-        let x = f.px(v).round() as i64;
-        c.fill_rect(x, t, x, b, GRID);
-    }
-    for &v in yt {
-        let y = f.py(v).round() as i64;
-        c.fill_rect(l, y, r, y, GRID);
-    }
-    c.rect(l, t, r, b, BLACK);
-    for &v in xt {
-        let x = f.px(v).round() as i64;
-        c.fill_rect(x, b, x, b + 5, BLACK);
-        let s = fmt_tick(v);
-        c.text(x - Canvas::text_width(&s) / 2, b + 10, &s, BLACK);
-    }
-    for &v in yt {
-        let y = f.py(v).round() as i64;
-        c.fill_rect(l - 5, y, l, y, BLACK);
-        let s = fmt_tick(v);
-        c.text(l - 9 - Canvas::text_width(&s), y - 7, &s, BLACK);
-    }
-    c.text(
-        (l + r) / 2 - Canvas::text_width(title) / 2,
-        (t - 14) / 2,
-        title,
-        BLACK,
-    );
-    c.text((l + r) / 2 - Canvas::text_width(xl) / 2, b + 36, xl, BLACK);
-    c.text_up(10, (t + b) / 2 + Canvas::text_width(yl) / 2, yl, BLACK);
-}
-
-/// Legend box with a colour swatch and a label per entry, its top-left corner at (x, y).
-fn draw_legend(c: &mut Canvas, x: i64, y: i64, entries: &[(String, Rgb)]) {
-    let (w, h) = legend_size(entries);
-    c.fill_rect(x, y, x + w, y + h, WHITE);
-    c.rect(x, y, x + w, y + h, BLACK);
-    for (k, (label, col)) in entries.iter().enumerate() {
-        let yy = y + 8 + k as i64 * 20;
-        c.fill_rect(x + 8, yy + 6, x + 32, yy + 8, *col);
-        c.text(x + 40, yy, label, BLACK);
-    }
-}
-
-fn legend_size(entries: &[(String, Rgb)]) -> (i64, i64) {
-    let tw = entries
-        .iter()
-        .map(|(s, _)| Canvas::text_width(s))
-        .max()
-        .unwrap_or(0);
-    (tw + 48, entries.len() as i64 * 20 + 10)
-}
-
-fn roc_frame() -> Frame {
-    // A square 500 × 500 plot area with integer corners, so the chance diagonal runs exactly
-    // through pixel centres.
-    Frame {
-        left: 80.0,
-        top: 30.0,
-        right: 580.0,
-        bottom: 530.0,
+fn roc_axes() -> Axes<'static> {
+    let ticks: Vec<f64> = (0..=5).map(|k| k as f64 / 5.0).collect();
+    Axes {
+        size: ROC_SIZE_PX,
+        // A square 500 × 500 plot area.
+        margins: (80, 30, 20, 70),
         x: (0.0, 1.0),
         y: (0.0, 1.0),
+        x_ticks: ticks.clone(),
+        y_ticks: ticks,
         log: false,
+        title: "ROC",
+        x_label: "False positive fraction",
+        y_label: "True positive fraction",
     }
 }
 
-/// ROC curves, one per arm, over the chance diagonal; legend entries "ARM (AUC 0.83)".
+/// ROC curves, one per arm, over the chance diagonal; legend entries "arm (AUC 0.83)".
 /// Each curve is (arm, (FPR, TPR) points as from [`super::roc_curve`], AUC).
 pub fn plot_roc(curves: &[RocCurve]) -> Vec<u8> {
-    let (w, h) = ROC_SIZE_PX;
-    let mut c = Canvas::new(w, h);
-    let f = roc_frame();
-    let ticks: Vec<f64> = (0..=5).map(|k| k as f64 / 5.0).collect();
-    draw_axes(
-        &mut c,
-        &f,
-        &ticks,
-        &ticks,
-        "ROC",
-        "FALSE POSITIVE FRACTION",
-        "TRUE POSITIVE FRACTION",
-    );
-    f.clip(&mut c);
-    c.line(
-        (f.px(0.0), f.py(0.0)),
-        (f.px(1.0), f.py(1.0)),
-        DIAGONAL_RGB,
-        1,
-    );
-    let mut entries = Vec::new();
+    render_roc(curves).0
+}
+
+fn render_roc(curves: &[RocCurve]) -> (Vec<u8>, PixelMap) {
+    let mut series = vec![Series {
+        pts: vec![(0.0, 0.0), (1.0, 1.0)],
+        rgb: DIAGONAL_RGB,
+        width: 1,
+        marker: 0,
+    }];
+    let mut legend = Vec::new();
     for (k, (name, pts, auc)) in curves.iter().enumerate() {
-        let col = PALETTE[k % PALETTE.len()];
-        let pts: Vec<(f64, f64)> = pts
-            .iter()
-            .filter(|p| p.0.is_finite() && p.1.is_finite())
-            .map(|&(x, y)| (f.px(x), f.py(y)))
-            .collect();
-        for s in pts.windows(2) {
-            c.line(s[0], s[1], col, 3);
-        }
-        entries.push((format!("{name} (AUC {auc:.2})"), col));
+        let rgb = PALETTE[k % PALETTE.len()];
+        series.push(Series {
+            pts: pts
+                .iter()
+                .copied()
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .collect(),
+            rgb,
+            width: CURVE_PX,
+            marker: 0,
+        });
+        legend.push((format!("{name} (AUC {auc:.2})"), rgb));
     }
-    c.unclip();
-    if !entries.is_empty() {
-        let (lw, lh) = legend_size(&entries);
-        draw_legend(
-            &mut c,
-            f.right as i64 - 10 - lw,
-            f.bottom as i64 - 10 - lh,
-            &entries,
-        );
-    }
-    c.png()
+    // ROC curves run through the upper left: the lower right is free.
+    render(&roc_axes(), &series, &legend, |_, _| Corner::LowerRight)
 }
 
 /// Line-and-marker plot of `series` (name, (x, y) points, drawn in x order), on linear or
@@ -480,8 +427,16 @@ pub fn plot_xy(
     series: &[(String, Vec<(f64, f64)>)],
     log_log: bool,
 ) -> Vec<u8> {
-    let (w, h) = XY_SIZE_PX;
-    let mut c = Canvas::new(w, h);
+    render_xy(title, x_label, y_label, series, log_log).0
+}
+
+fn render_xy(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    log_log: bool,
+) -> (Vec<u8>, PixelMap) {
     let clean: Vec<Vec<(f64, f64)>> = series
         .iter()
         .map(|(_, pts)| {
@@ -507,74 +462,83 @@ pub fn plot_xy(
     let (ymin, ymax) = fold(|p| p.1);
     let (xr, xt) = axis(xmin, xmax, log_log);
     let (yr, yt) = axis(ymin, ymax, log_log);
-    let f = Frame {
-        left: 90.0,
-        top: 30.0,
-        right: w as f64 - 25.0,
-        bottom: h as f64 - 70.0,
+    let t = |v: f64| if log_log { v.log10() } else { v };
+    let axes = Axes {
+        size: XY_SIZE_PX,
+        margins: (90, 30, 25, 70),
         x: xr,
         y: yr,
+        x_ticks: xt.iter().map(|&v| t(v)).collect(),
+        y_ticks: yt.iter().map(|&v| t(v)).collect(),
         log: log_log,
+        title,
+        x_label,
+        y_label,
     };
-    draw_axes(&mut c, &f, &xt, &yt, title, x_label, y_label);
-    f.clip(&mut c);
-    let mut entries = Vec::new();
+    let mut drawn = Vec::new();
+    let mut legend = Vec::new();
     for (k, ((name, _), pts)) in series.iter().zip(&clean).enumerate() {
-        let col = PALETTE[k % PALETTE.len()];
-        let p: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| (f.px(x), f.py(y))).collect();
-        for s in p.windows(2) {
-            c.line(s[0], s[1], col, 3);
-        }
-        for &(x, y) in &p {
-            let (x, y) = (x.round() as i64, y.round() as i64);
-            c.fill_rect(x - 4, y - 4, x + 4, y + 4, col);
-        }
-        entries.push((name.clone(), col));
+        let rgb = PALETTE[k % PALETTE.len()];
+        drawn.push(Series {
+            pts: pts.iter().map(|&(x, y)| (t(x), t(y))).collect(),
+            rgb,
+            width: CURVE_PX,
+            marker: 4,
+        });
+        legend.push((name.clone(), rgb));
     }
-    c.unclip();
-    if !entries.is_empty() {
-        let (lw, lh) = legend_size(&entries);
-        let (l, t, r, b) = (
-            f.left as i64 + 10,
-            f.top as i64 + 10,
-            f.right as i64 - 10 - lw,
-            f.bottom as i64 - 10 - lh,
-        );
-        let corners = [(l, t), (r, t), (r, b), (l, b)];
-        // Count data samples (points and segment interiors) under each candidate box.
-        let mut samples = Vec::new();
-        for pts in &clean {
-            let p: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| (f.px(x), f.py(y))).collect();
-            samples.extend(p.iter().copied());
-            for s in p.windows(2) {
-                samples.extend((1..20).map(|k| {
-                    let t = k as f64 / 20.0;
-                    (
-                        s[0].0 + t * (s[1].0 - s[0].0),
-                        s[0].1 + t * (s[1].1 - s[0].1),
-                    )
-                }));
-            }
+    let corner = |map: &PixelMap, size: (i32, i32)| least_covered_corner(map, &drawn, size);
+    render(&axes, &drawn, &legend, corner)
+}
+
+/// The plot-area corner whose legend box (`size` pixels, 10 px in from the frame) covers
+/// the fewest data samples (points and 19 samples along each segment).
+fn least_covered_corner(map: &PixelMap, series: &[Series], size: (i32, i32)) -> Corner {
+    let px = |p: &(f64, f64)| {
+        let (x, y) = map.at(*p);
+        (x.round() as i32, y.round() as i32)
+    };
+    let (l, t) = (map.left as i32 + 10, map.top as i32 + 10);
+    let (r, b) = (
+        map.right as i32 - 10 - size.0,
+        map.bottom as i32 - 10 - size.1,
+    );
+    let corners = [
+        (Corner::UpperLeft, (l, t)),
+        (Corner::UpperRight, (r, t)),
+        (Corner::LowerRight, (r, b)),
+        (Corner::LowerLeft, (l, b)),
+    ];
+    let mut samples = Vec::new();
+    for s in series {
+        let p: Vec<(i32, i32)> = s.pts.iter().map(px).collect();
+        samples.extend(p.iter().map(|&(x, y)| (x as f64, y as f64)));
+        for w in p.windows(2) {
+            samples.extend((1..20).map(|k| {
+                let f = k as f64 / 20.0;
+                (
+                    w[0].0 as f64 + f * (w[1].0 - w[0].0) as f64,
+                    w[0].1 as f64 + f * (w[1].1 - w[0].1) as f64,
+                )
+            }));
         }
-        let covered = |&(x0, y0): &(i64, i64)| {
-            samples
-                .iter()
-                .filter(|&&(x, y)| {
-                    x >= x0 as f64
-                        && x <= (x0 + lw) as f64
-                        && y >= y0 as f64
-                        && y <= (y0 + lh) as f64
-                })
-                .count()
-        };
-        let best = corners
+    }
+    let covered = |&(cx, cy): &(i32, i32)| {
+        samples
             .iter()
-            .min_by_key(|c| covered(c))
-            .copied()
-            .unwrap_or((l, t));
-        draw_legend(&mut c, best.0, best.1, &entries);
-    }
-    c.png()
+            .filter(|&&(x, y)| {
+                x >= cx as f64
+                    && x <= (cx + size.0) as f64
+                    && y >= cy as f64
+                    && y <= (cy + size.1) as f64
+            })
+            .count()
+    };
+    corners
+        .into_iter()
+        .min_by_key(|(_, at)| covered(at))
+        .map(|(c, _)| c)
+        .unwrap_or(Corner::UpperLeft)
 }
 
 #[cfg(test)]
