@@ -335,7 +335,26 @@ fn tube_obj(label: u16, t: Tube) -> Vec<Obj> {
         .collect()
 }
 
+/// The trunk's objects in painting order: later objects overwrite earlier labels where
+/// their rules allow, so the order is part of the anatomy.
 fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
+    let h = heart();
+    let mut o = body_wall_and_bowel(fat, seed);
+    o.extend(lungs(h));
+    o.extend(back_muscles());
+    let (lo, hi) = h.bbox();
+    // Heart on the central diaphragm.
+    o.push(Obj::solid(HEART, (lo, hi), move |p| {
+        h.sdf(p).max(3.0 - domes_sdf(p))
+    }));
+    o.extend(upper_abdomen());
+    o.extend(airway_and_vessels());
+    o.extend(skeleton());
+    o
+}
+
+/// Skin-to-fat outline, muscle, the body cavity; small bowel and colon.
+fn body_wall_and_bowel(fat: f64, seed: u64) -> Vec<Obj> {
     let mut o: Vec<Obj> = Vec::new();
     let zr = [-330.0, 300.0];
     let wide = |a: f64, b: f64| ([-a, -b, zr[0]], [a, b, zr[1]]);
@@ -386,9 +405,14 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
         ]),
     ));
 
+    o
+}
+
+/// Both lungs, split into lobes by the fissure planes, clear of the heart `h`.
+fn lungs(h: OrientedEllipsoid) -> Vec<Obj> {
+    let mut o: Vec<Obj> = Vec::new();
     // Lungs: rib-cage cavity above the domes, apex caps, medial mediastinal border, a
     // pericardial gap round the heart; lobes split by the fissure planes.
-    let h = heart();
     for left in [true, false] {
         let sx = if left { -1.0 } else { 1.0 };
         let apex_c = [sx * 60.0, -15.0, if left { 40.0 } else { 45.0 }];
@@ -432,6 +456,12 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
         });
     }
 
+    o
+}
+
+/// Erector spinae and psoas on both sides.
+fn back_muscles() -> Vec<Obj> {
+    let mut o: Vec<Obj> = Vec::new();
     // Paravertebral muscles (erector spinae) and psoas.
     for left in [true, false] {
         let sx = if left { -1.0 } else { 1.0 };
@@ -471,12 +501,12 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
         ));
     }
 
-    // Heart on the central diaphragm.
-    let (lo, hi) = h.bbox();
-    o.push(Obj::solid(HEART, (lo, hi), move |p| {
-        h.sdf(p).max(3.0 - domes_sdf(p))
-    }));
+    o
+}
 
+/// Stomach, spleen, pancreas, kidneys, liver and gallbladder under the domes.
+fn upper_abdomen() -> Vec<Obj> {
+    let mut o: Vec<Obj> = Vec::new();
     // Upper abdominal organs under the domes.
     let stomach = Tube::new(&[
         ([-55.0, -5.0, -40.0], 33.0),
@@ -538,6 +568,12 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
     };
     o.push(Obj::solid(GALLBLADDER, gb.bbox(), move |p| gb.sdf(p)));
 
+    o
+}
+
+/// Trachea, oesophagus, aorta with iliac arteries, venae cavae.
+fn airway_and_vessels() -> Vec<Obj> {
+    let mut o: Vec<Obj> = Vec::new();
     // Airway, oesophagus and great vessels.
     o.extend(tube_obj(
         TRACHEA,
@@ -610,6 +646,12 @@ fn trunk(fat: f64, seed: u64) -> Vec<Obj> {
         ]),
     ));
 
+    o
+}
+
+/// Vertebrae, sternum, ribs with costal cartilages, then the cord in its canal.
+fn skeleton() -> Vec<Obj> {
+    let mut o: Vec<Obj> = Vec::new();
     // Skeleton: vertebrae, sternum, ribs with costal cartilages, then the cord in its canal.
     let verts = vertebrae();
     for v in &verts {

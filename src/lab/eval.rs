@@ -453,8 +453,71 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
     }
     let seconds_per_sample = started.elapsed().as_secs_f64() / held_idx.len() as f64;
 
+    let group_reports = group_reports(&pooled, &dice_acc, &chans, &groups, &cfg);
+
+    let text_effects = text_effects(&per_subject, &chans, &groups, &cfg);
+
+    // Diversity: three more samples of the first held-out subject.
+    bar.set_prefix("diversity");
+    let first = &ds.cases[held_idx[0]];
+    let dims = first.labels.grid.dims;
+    let mut samples = vec![generated[0].clone()];
+    let first_case = to_case(first);
+    for k in 1..=3 {
+        let out = sample(&first_case, case_seed(&first.name, k))?;
+        samples.push(out[..dims.iter().product::<usize>()].to_vec());
+        bar.inc(1);
+    }
+    let range = match m {
+        Modality::Ct => 2000.0,
+        Modality::Mri => f64::from(cfg.channels[0].scale) * 2.0,
+    };
+    let mut ss = Vec::new();
+    for x in 0..samples.len() {
+        for y in x + 1..samples.len() {
+            ss.push(ssim(&samples[x], &samples[y], dims, range));
+        }
+    }
+    let diversity_ssim = ss.iter().sum::<f64>() / ss.len() as f64;
+
+    let memo = memorization(&ds, &train_idx, &held_idx, &generated);
+    bar.finish_and_clear();
+
+    let report = Report {
+        model: a.model.display().to_string(),
+        data: a.data.display().to_string(),
+        held_out_subjects: held_idx.len(),
+        training_subjects: train_idx.len(),
+        steps: a.steps,
+        guidance_text: guidance.text,
+        guidance_labels: guidance.labels,
+        seconds_per_sample,
+        groups: group_reports,
+        text_effects,
+        diversity_ssim,
+        diversity_samples: samples.len(),
+        min_sample_to_training: min_of(&memo.nearest),
+        nearest_training_distance: memo.nearest,
+        median_training_nn_distance: memo.median_nn,
+        min_held_out_to_training: min_of(&memo.held_nearest),
+        held_out_nearest_training_distance: memo.held_nearest,
+        samples_nearer_than_subject: memo.nearer,
+    };
+    let out = write_report(a, &report, &cfg)?;
+    Ok((report, out))
+}
+
+/// Per group and channel: data, generated and reconstructed statistics pooled over the
+/// held-out subjects, with the mean Dice of the nearest-mean segmentation of each.
+fn group_reports(
+    pooled: &BTreeMap<(usize, usize), Pooled>,
+    dice_acc: &BTreeMap<(usize, usize), (f64, f64, usize)>,
+    chans: &[usize],
+    groups: &[&str],
+    cfg: &LdmConfig,
+) -> Vec<GroupReport> {
     let mut group_reports = Vec::new();
-    for (ci, &c) in chans.iter().enumerate() {
+    for &c in chans {
         for (g, name) in groups.iter().enumerate() {
             let Some((d, gen, recon)) = pooled.get(&(g, c)) else {
                 continue;
@@ -467,7 +530,6 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
                 .get(&(g, c))
                 .copied()
                 .unwrap_or((f64::NAN, f64::NAN, 1));
-            let _ = ci;
             group_reports.push(GroupReport {
                 group: name.to_string(),
                 channel: cfg.channels[c].name.clone(),
@@ -481,7 +543,18 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
         }
     }
 
-    // Text effects.
+    group_reports
+}
+
+/// How far the generated group means move with a condition word in the prompt, beside how
+/// far the data's move (ratio 1: the model reproduces the effect).
+fn text_effects(
+    per_subject: &[SubjectMeans],
+    chans: &[usize],
+    groups: &[&str],
+    cfg: &LdmConfig,
+) -> Vec<TextEffect> {
+    let m = cfg.modality;
     let effects: Vec<(&str, &str, usize)> = match m {
         Modality::Ct => vec![
             ("steatosis", "liver", 0),
@@ -504,7 +577,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
         };
         let col = ci * groups.len() + g;
         let (mut w, mut wo) = (Vec::new(), Vec::new());
-        for (p, dm, gm, rm) in &per_subject {
+        for (p, dm, gm, rm) in per_subject {
             if let (Some(d), Some(gg), Some(r)) = (dm[col], gm[col], rm[col]) {
                 if p.contains(word) {
                     w.push((d, gg, r))
@@ -535,30 +608,24 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
         });
     }
 
-    // Diversity: three more samples of the first held-out subject.
-    bar.set_prefix("diversity");
-    let first = &ds.cases[held_idx[0]];
-    let dims = first.labels.grid.dims;
-    let mut samples = vec![generated[0].clone()];
-    let first_case = to_case(first);
-    for k in 1..=3 {
-        let out = sample(&first_case, case_seed(&first.name, k))?;
-        samples.push(out[..dims.iter().product::<usize>()].to_vec());
-        bar.inc(1);
-    }
-    let range = match m {
-        Modality::Ct => 2000.0,
-        Modality::Mri => f64::from(cfg.channels[0].scale) * 2.0,
-    };
-    let mut ss = Vec::new();
-    for x in 0..samples.len() {
-        for y in x + 1..samples.len() {
-            ss.push(ssim(&samples[x], &samples[y], dims, range));
-        }
-    }
-    let diversity_ssim = ss.iter().sum::<f64>() / ss.len() as f64;
+    text_effects
+}
 
-    // Memorization.
+/// Nearest-training-subject distances (coarse RMS) of the samples and of the held-out
+/// subjects themselves, the baseline a memorising model would undercut.
+struct Memorization {
+    nearest: Vec<f64>,
+    held_nearest: Vec<f64>,
+    median_nn: f64,
+    nearer: usize,
+}
+
+fn memorization(
+    ds: &dataset::Dataset,
+    train_idx: &[usize],
+    held_idx: &[usize],
+    generated: &[Vec<f32>],
+) -> Memorization {
     let train_coarse: Vec<Vec<f32>> = train_idx
         .iter()
         .map(|&i| coarse(&ds.cases[i].channels[0].data, ds.cases[i].labels.grid.dims))
@@ -581,7 +648,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
     };
     let nearest: Vec<f64> = held_idx
         .iter()
-        .zip(&generated)
+        .zip(generated)
         .map(|(&i, g)| nearest_training(g, ds.cases[i].labels.grid.dims))
         .collect();
     let held_nearest: Vec<f64> = held_idx
@@ -591,51 +658,41 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
             nearest_training(&c.channels[0].data, c.labels.grid.dims)
         })
         .collect();
-    let min_of = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-    let min_sample = min_of(&nearest);
-    let min_held = min_of(&held_nearest);
     let nearer = nearest
         .iter()
         .zip(&held_nearest)
         .filter(|(g, h)| **g < 0.95 * **h)
         .count();
-    bar.finish_and_clear();
+    Memorization {
+        nearest,
+        held_nearest,
+        median_nn,
+        nearer,
+    }
+}
 
-    let report = Report {
-        model: a.model.display().to_string(),
-        data: a.data.display().to_string(),
-        held_out_subjects: held_idx.len(),
-        training_subjects: train_idx.len(),
-        steps: a.steps,
-        guidance_text: guidance.text,
-        guidance_labels: guidance.labels,
-        seconds_per_sample,
-        groups: group_reports,
-        text_effects,
-        diversity_ssim,
-        diversity_samples: samples.len(),
-        nearest_training_distance: nearest,
-        median_training_nn_distance: median_nn,
-        min_sample_to_training: min_sample,
-        held_out_nearest_training_distance: held_nearest,
-        min_held_out_to_training: min_held,
-        samples_nearer_than_subject: nearer,
-    };
+fn min_of(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// `report.json` and `report.md` into `--out` (default `<model>/eval`); without `--out`,
+/// the model card's evaluation section is replaced too.
+fn write_report(a: &EvalArgs, report: &Report, cfg: &LdmConfig) -> Result<PathBuf, LabError> {
     let out = a
         .out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| a.model.join("eval"));
     std::fs::create_dir_all(&out).map_err(LabError::file("cannot create", &out))?;
     let json_path = out.join("report.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+    std::fs::write(&json_path, serde_json::to_string_pretty(report)?)
         .map_err(LabError::file("cannot write", &json_path))?;
-    let md = markdown(&report, &cfg);
+    let md = markdown(report, cfg);
     let md_path = out.join("report.md");
     std::fs::write(&md_path, &md).map_err(LabError::file("cannot write", &md_path))?;
     if a.out.is_none() {
         update_card(a.model, &md)?;
     }
-    Ok((report, out))
+    Ok(out)
 }
 
 /// Replaces the model card's evaluation section (everything from `## Evaluation`) with the

@@ -186,9 +186,46 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
     let mut c = Checker {
         problems: Vec::new(),
     };
+    check_demographics(&mut c, &p.cohort.demographics);
+    let mut names = BTreeSet::new();
+    for (i, cond) in p.cohort.conditions.iter().enumerate() {
+        let path = format!("cohort.conditions[{i}]");
+        if !names.insert(cond.name.clone()) {
+            c.err(
+                format!("{path}.name"),
+                format!("condition `{}` is listed twice", cond.name),
+            );
+        }
+        check_condition(&mut c, p, &path, cond);
+    }
+    check_anatomy(&mut c, &p.anatomy, base_dir);
+    check_prompt(&mut c, &p.generator.prompt);
+    let (arms, arm_names) = check_arms(&mut c, p);
+    check_outputs(&mut c, p);
+    // The model must be present, readable, and able to make what the arms image.
+    if p.generator.kind == GeneratorKind::LatentDiffusion {
+        check_model(&mut c, p, &arms, base_dir);
+    }
+    if let Some(t) = &p.trial {
+        if let Some(list) = &t.arms {
+            for (i, n) in list.iter().enumerate() {
+                if !arm_names.contains(n) {
+                    c.err(format!("trial.arms[{i}]"), format!("no arm named `{n}`"));
+                }
+            }
+        }
+        if !p.cohort.conditions.iter().any(|c| c.lesion.is_some()) {
+            c.err(
+                "trial",
+                "a detection trial needs lesions: add a condition with a `lesion` to the cohort",
+            );
+        }
+    }
 
-    // --- cohort
-    let d = &p.cohort.demographics;
+    (arms, c.problems)
+}
+
+fn check_demographics(c: &mut Checker, d: &Demographics) {
     c.dist("cohort.demographics.age", &d.age, 0.0, 120.0, "years");
     if let Some(h) = &d.height_cm {
         c.dist("cohort.demographics.height_cm", h, 40.0, 250.0, "cm");
@@ -209,114 +246,114 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
             format!("female + male must be 1 (found {sum})"),
         );
     }
+}
 
+/// One condition: prevalence or count, diffuse severity on a tissue the anatomy has, and a
+/// lesion organ that exists and can hold the lesion.
+fn check_condition(c: &mut Checker, p: &Pipeline, path: &str, cond: &ConditionSpec) {
     let template = p.anatomy.template;
-    let mut names = BTreeSet::new();
-    for (i, cond) in p.cohort.conditions.iter().enumerate() {
-        let path = format!("cohort.conditions[{i}]");
-        if !names.insert(cond.name.clone()) {
-            c.err(
-                format!("{path}.name"),
-                format!("condition `{}` is listed twice", cond.name),
-            );
-        }
-        match (cond.prevalence, cond.count) {
-            (Some(_), Some(_)) => c.err(&path, "give either `prevalence` or `count`, not both"),
-            (None, None) => c.err(&path, "needs `prevalence` (probability per subject) or `count` (exact number of subjects)"),
-            (None, Some(n)) if n > p.cohort.size => c.err(
-                format!("{path}.count"),
-                format!("{n} subjects with `{}` but the cohort has only {} (cohort.size)", cond.name, p.cohort.size),
+    match (cond.prevalence, cond.count) {
+        (Some(_), Some(_)) => c.err(path, "give either `prevalence` or `count`, not both"),
+        (None, None) => c.err(
+            path,
+            "needs `prevalence` (probability per subject) or `count` (exact number of subjects)",
+        ),
+        (None, Some(n)) if n > p.cohort.size => c.err(
+            format!("{path}.count"),
+            format!(
+                "{n} subjects with `{}` but the cohort has only {} (cohort.size)",
+                cond.name, p.cohort.size
             ),
-            _ => {}
+        ),
+        _ => {}
+    }
+    if let Some(d) = &cond.diffuse {
+        let dp = format!("{path}.diffuse");
+        let (_, (lo, hi)) = d.kind.severity_range();
+        if let Some(sev) = &d.severity {
+            c.dist(&format!("{dp}.severity"), sev, lo, hi, "");
         }
-        if let Some(d) = &cond.diffuse {
-            let dp = format!("{path}.diffuse");
-            let (_, (lo, hi)) = d.kind.severity_range();
-            if let Some(sev) = &d.severity {
-                c.dist(&format!("{dp}.severity"), sev, lo, hi, "");
-            }
-            let host: fn(&str) -> bool = match d.kind {
-                DiffuseKind::Steatosis => |t| t == "liver",
-                DiffuseKind::Emphysema => |t| t == "lung",
-                DiffuseKind::Osteopenia => |t| t.contains("bone"),
-                DiffuseKind::WmHyperintensity => |t| t == "white_matter",
-            };
-            if p.anatomy.source.is_none() {
-                let present = anatomy::template_labels(template);
-                let has = present.iter().any(|&id| {
-                    host(
-                        crate::tissue::tissue_for_label(
-                            anatomy::ontology::label_by_id(id).map_or("", |l| l.name),
-                        )
-                        .name,
+        let host: fn(&str) -> bool = match d.kind {
+            DiffuseKind::Steatosis => |t| t == "liver",
+            DiffuseKind::Emphysema => |t| t == "lung",
+            DiffuseKind::Osteopenia => |t| t.contains("bone"),
+            DiffuseKind::WmHyperintensity => |t| t == "white_matter",
+        };
+        if p.anatomy.source.is_none() {
+            let present = anatomy::template_labels(template);
+            let has = present.iter().any(|&id| {
+                host(
+                    crate::tissue::tissue_for_label(
+                        anatomy::ontology::label_by_id(id).map_or("", |l| l.name),
                     )
-                });
-                if !has {
-                    c.err(
-                        format!("{dp}.kind"),
-                        format!(
-                            "the `{}` template has no tissue that `{:?}` changes",
-                            p.anatomy.template.name(),
-                            d.kind
-                        ),
-                    );
-                }
+                    .name,
+                )
+            });
+            if !has {
+                c.err(
+                    format!("{dp}.kind"),
+                    format!(
+                        "the `{}` template has no tissue that `{:?}` changes",
+                        p.anatomy.template.name(),
+                        d.kind
+                    ),
+                );
             }
         }
-        if let Some(les) = &cond.lesion {
-            let lp = format!("{path}.lesion");
-            c.dist(&format!("{lp}.count"), &les.count, 0.0, 50.0, "lesions");
+    }
+    if let Some(les) = &cond.lesion {
+        let lp = format!("{path}.lesion");
+        c.dist(&format!("{lp}.count"), &les.count, 0.0, 50.0, "lesions");
+        c.dist(
+            &format!("{lp}.diameter_mm"),
+            &les.diameter_mm,
+            0.1,
+            300.0,
+            "mm",
+        );
+        if let Some(hu) = &les.hu {
+            c.dist(&format!("{lp}.hu"), hu, -1100.0, 3000.0, "HU");
+        }
+        if let Some(r) = &les.relaxation {
+            c.dist(&format!("{lp}.relaxation.pd"), &r.pd, 0.0, 1.5, "");
             c.dist(
-                &format!("{lp}.diameter_mm"),
-                &les.diameter_mm,
-                0.1,
-                300.0,
-                "mm",
+                &format!("{lp}.relaxation.t1_ms"),
+                &r.t1_ms,
+                1.0,
+                10000.0,
+                "ms",
             );
-            if let Some(hu) = &les.hu {
-                c.dist(&format!("{lp}.hu"), hu, -1100.0, 3000.0, "HU");
-            }
-            if let Some(r) = &les.relaxation {
-                c.dist(&format!("{lp}.relaxation.pd"), &r.pd, 0.0, 1.5, "");
-                c.dist(
-                    &format!("{lp}.relaxation.t1_ms"),
-                    &r.t1_ms,
-                    1.0,
-                    10000.0,
-                    "ms",
-                );
-                c.dist(
-                    &format!("{lp}.relaxation.t2_ms"),
-                    &r.t2_ms,
-                    0.1,
-                    5000.0,
-                    "ms",
-                );
-            }
-            match anatomy::organ_group(&les.organ) {
-                None => c.err(format!("{lp}.organ"), format!("unknown organ `{}`; use a label name from `synthcohort labels {}` or a group (lung, kidney, brain)", les.organ, p.anatomy.template.name())),
-                Some(ids) => {
-                    if p.anatomy.source.is_none() {
-                        let present = anatomy::template_labels(template);
-                        if !ids.iter().any(|id| present.contains(id)) {
-                            c.err(format!("{lp}.organ"), format!("the `{}` template has no `{}`", p.anatomy.template.name(), les.organ));
-                        } else if let Some(extent) = anatomy::organ_min_extent_mm(template, &les.organ) {
-                            let dmax = dist_upper(&les.diameter_mm);
-                            if dmax > 0.8 * extent {
-                                c.err(
-                                    format!("{lp}.diameter_mm"),
-                                    format!("lesions up to {dmax:.1} mm cannot fit inside `{}` (about {extent:.0} mm across at its narrowest); keep diameters below {:.0} mm", les.organ, 0.8 * extent),
-                                );
-                            }
+            c.dist(
+                &format!("{lp}.relaxation.t2_ms"),
+                &r.t2_ms,
+                0.1,
+                5000.0,
+                "ms",
+            );
+        }
+        match anatomy::organ_group(&les.organ) {
+            None => c.err(format!("{lp}.organ"), format!("unknown organ `{}`; use a label name from `synthcohort labels {}` or a group (lung, kidney, brain)", les.organ, p.anatomy.template.name())),
+            Some(ids) => {
+                if p.anatomy.source.is_none() {
+                    let present = anatomy::template_labels(template);
+                    if !ids.iter().any(|id| present.contains(id)) {
+                        c.err(format!("{lp}.organ"), format!("the `{}` template has no `{}`", p.anatomy.template.name(), les.organ));
+                    } else if let Some(extent) = anatomy::organ_min_extent_mm(template, &les.organ) {
+                        let dmax = dist_upper(&les.diameter_mm);
+                        if dmax > 0.8 * extent {
+                            c.err(
+                                format!("{lp}.diameter_mm"),
+                                format!("lesions up to {dmax:.1} mm cannot fit inside `{}` (about {extent:.0} mm across at its narrowest); keep diameters below {:.0} mm", les.organ, 0.8 * extent),
+                            );
                         }
                     }
                 }
             }
         }
     }
+}
 
-    // --- anatomy
-    let a = &p.anatomy;
+fn check_anatomy(c: &mut Checker, a: &AnatomySpec, base_dir: &Path) {
     for (ax, n) in a.size.iter().enumerate() {
         if !(4..=1024).contains(n) {
             c.err(
@@ -354,11 +391,10 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
             }
         }
     }
+}
 
-    // --- generator
-    check_prompt(&mut c, &p.generator.prompt);
-
-    // --- acquisition
+/// Resolves every arm (defaults merged, ranges checked); returns them and their names.
+fn check_arms(c: &mut Checker, p: &Pipeline) -> (Vec<Arm>, BTreeSet<String>) {
     let mut arms = Vec::new();
     let mut arm_names = BTreeSet::new();
     for (i, raw) in p.acquisition.arms.iter().enumerate() {
@@ -377,8 +413,12 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
         }
     }
 
-    // --- outputs: a pipeline file may only name a folder below the working directory;
-    // anywhere else needs an explicit `--out` from the person running it.
+    (arms, arm_names)
+}
+
+/// A pipeline file may only name a folder below the working directory; anywhere else
+/// needs an explicit `--out` from the person running it.
+fn check_outputs(c: &mut Checker, p: &Pipeline) {
     if let Some(dir) = &p.outputs.dir {
         let path = Path::new(dir);
         if path.is_absolute() || dir.starts_with('~') {
@@ -390,30 +430,6 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
             c.err("outputs.dir", format!("`{dir}` climbs out with `..`; a pipeline names a folder below where it runs (use --out for anywhere else)"));
         }
     }
-
-    // --- latent diffusion model: present, readable, and able to make what the arms image
-    if p.generator.kind == GeneratorKind::LatentDiffusion {
-        check_model(&mut c, p, &arms, base_dir);
-    }
-
-    // --- trial
-    if let Some(t) = &p.trial {
-        if let Some(list) = &t.arms {
-            for (i, n) in list.iter().enumerate() {
-                if !arm_names.contains(n) {
-                    c.err(format!("trial.arms[{i}]"), format!("no arm named `{n}`"));
-                }
-            }
-        }
-        if !p.cohort.conditions.iter().any(|c| c.lesion.is_some()) {
-            c.err(
-                "trial",
-                "a detection trial needs lesions: add a condition with a `lesion` to the cohort",
-            );
-        }
-    }
-
-    (arms, c.problems)
 }
 
 fn check_model(c: &mut Checker, p: &Pipeline, arms: &[Arm], base_dir: &Path) {

@@ -87,32 +87,8 @@ pub enum MriError {
 /// count. Deterministic.
 pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriResult, MriError> {
     let p = protocol;
-    // 0. Checks: protocol, field strength, map grids.
-    let errs = p.validate();
-    if !errs.is_empty() {
-        return Err(MriError::InvalidProtocol(errs));
-    }
-    if (maps.field_t - p.field_t).abs() > 1e-6 {
-        return Err(MriError::FieldMismatch {
-            maps: maps.field_t,
-            protocol: p.field_t,
-        });
-    }
+    check_inputs(maps, p)?;
     let obj = &maps.pd.grid;
-    for (name, v) in [
-        ("t1_ms", &maps.t1_ms),
-        ("t2_ms", &maps.t2_ms),
-        ("t2star_ms", &maps.t2star_ms),
-        ("fat_fraction", &maps.fat_fraction),
-    ] {
-        if v.grid.dims != obj.dims {
-            return Err(MriError::MapGrid {
-                name,
-                got: v.grid.dims,
-                want: obj.dims,
-            });
-        }
-    }
     let g = Geometry::new(p, obj);
     let a = &p.artifacts;
     let fov3 = [p.fov_mm[0], p.fov_mm[1], g.n_slices as f64 * p.slice_mm];
@@ -248,31 +224,7 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
         })
         .collect();
     let unshift = |j: usize, n: usize| (j + n - n / 2) % n;
-    let kspace = p.export_kspace.then(|| {
-        let [nx, ny] = p.matrix;
-        let nz = g.n_slices;
-        let mut data = vec![[0f32; 2]; p.coils * nz * nx * ny];
-        for (z, ks) in slices.iter().enumerate() {
-            for (c, (kr, ki)) in ks.iter().enumerate() {
-                for iy in 0..ny {
-                    for ix in 0..nx {
-                        let (l, r) = if g.read_axis == 0 {
-                            (unshift(iy, ny), unshift(ix, nx))
-                        } else {
-                            (unshift(ix, nx), unshift(iy, ny))
-                        };
-                        let src = l * g.n_read + r;
-                        data[((c * nz + z) * ny + iy) * nx + ix] = [kr[src], ki[src]];
-                    }
-                }
-            }
-        }
-        KSpace {
-            coils: p.coils,
-            dims: [nx, ny, nz],
-            data,
-        }
-    });
+    let kspace = p.export_kspace.then(|| export_kspace(p, g, &slices));
     let mask = has_mask.then(|| {
         (0..g.n_phase)
             .map(|j| ctx.mask[unshift(j, g.n_phase)] as u8)
@@ -284,6 +236,65 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
         mask,
         applied: serde_json::Value::Object(applied),
     })
+}
+
+/// The protocol's own ranges, its field against the maps', and every map on one grid.
+fn check_inputs(maps: &MriMaps, p: &MriProtocol) -> Result<(), MriError> {
+    let errs = p.validate();
+    if !errs.is_empty() {
+        return Err(MriError::InvalidProtocol(errs));
+    }
+    if (maps.field_t - p.field_t).abs() > 1e-6 {
+        return Err(MriError::FieldMismatch {
+            maps: maps.field_t,
+            protocol: p.field_t,
+        });
+    }
+    let obj = &maps.pd.grid;
+    for (name, v) in [
+        ("t1_ms", &maps.t1_ms),
+        ("t2_ms", &maps.t2_ms),
+        ("t2star_ms", &maps.t2star_ms),
+        ("fat_fraction", &maps.fat_fraction),
+    ] {
+        if v.grid.dims != obj.dims {
+            return Err(MriError::MapGrid {
+                name,
+                got: v.grid.dims,
+                want: obj.dims,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Per-slice, per-coil k-space (centred, as acquired) rearranged into the exported
+/// [coil][slice][phase][read] layout with DC at the array centre.
+fn export_kspace(p: &MriProtocol, g: &Geometry, slices: &[Vec<Complex>]) -> KSpace {
+    let unshift = |j: usize, n: usize| (j + n - n / 2) % n;
+    let [nx, ny] = p.matrix;
+    let nz = g.n_slices;
+    let mut data = vec![[0f32; 2]; p.coils * nz * nx * ny];
+    for (z, ks) in slices.iter().enumerate() {
+        for (c, (kr, ki)) in ks.iter().enumerate() {
+            for iy in 0..ny {
+                for ix in 0..nx {
+                    let (l, r) = if g.read_axis == 0 {
+                        (unshift(iy, ny), unshift(ix, nx))
+                    } else {
+                        (unshift(ix, nx), unshift(iy, ny))
+                    };
+                    let src = l * g.n_read + r;
+                    data[((c * nz + z) * ny + iy) * nx + ix] = [kr[src], ki[src]];
+                }
+            }
+        }
+    }
+    KSpace {
+        coils: p.coils,
+        dims: [nx, ny, nz],
+        data,
+    }
 }
 
 /// Stage 1: per-voxel complex signal. Water and fat share the voxel's relaxation maps (the
