@@ -356,7 +356,7 @@ fn ct_maps(labels: &Volume<u16>, hu: Vec<f32>, lesion_ids: &[u16]) -> CtMaps {
             let (mean, rho) = if lesion_ids.contains(&l) {
                 (0.0, 1.0)
             } else {
-                (t.hu, t.density)
+                (t.hu, t.ct_density())
             };
             if 1000.0 + mean > 1.0 {
                 (rho * (1000.0 + f64::from(h)) / (1000.0 + mean)).max(0.0) as f32

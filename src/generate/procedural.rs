@@ -140,7 +140,7 @@ impl Generator for Procedural {
                             LESION_TEXTURE_HU,
                             ((1000.0 + les.hu) / 1000.0).max(0.001),
                         ),
-                        (None, Some(t)) => (t.hu, t.hu_texture_sd, t.density),
+                        (None, Some(t)) => (t.hu, t.hu_texture_sd, t.ct_density()),
                         (None, None) => (-1000.0, 0.0, 0.001205),
                     };
                     let h = mean + k * sd * n as f64;

@@ -6,9 +6,13 @@
 //!   CT (TotalSegmentator 2.18.0 test data, 3 mm): spleen 35, kidneys 14–20, liver 47,
 //!   lungs −779…−856, aorta 44, vertebrae 110–155, ribs 200–280, gluteal muscles 10–38,
 //!   iliopsoas 49–52, spinal cord 6, small bowel 25, stomach 38, gallbladder 3.
-//! - [ICRU46] densities (g/cm³): adipose 0.95, muscle 1.05, lung 0.26, blood 1.06, liver
-//!   1.06, brain 1.04, kidney 1.05, spleen 1.06, skin 1.09, cortical bone 1.92, PMMA 1.18,
-//!   water with 10 mg/mL iodine 1.008.
+//! - [ICRU46] ICRU Report 46 (1992) tissue compositions and reference densities, one
+//!   material per tissue (adipose, muscle, lung, blood, liver, spleen, kidney, heart, skin,
+//!   GI tract, cartilage, spongiosa, cortical bone, brain grey and white matter, …): see
+//!   `attenuation_tables.rs`. A tissue's density is not tabulated here: it follows from its
+//!   HU within its material at the 120 kVp reference beam ([`Tissue::ct_density`]), so the
+//!   simulator reads the tissue's HU back at 120 kVp and the material's own energy
+//!   dependence at other kVp.
 //! - [S] Stanisz et al., MRM 2005;54:507–512: T1/T2 at 1.5 T and 3 T (WM, GM, muscle, heart,
 //!   liver, blood, spinal cord).
 //! - [B] BrainWeb values as shipped in MRzeroCore 1.2.0: 3 T T1/T2/T2′/PD of WM, GM, CSF, fat.
@@ -19,6 +23,8 @@
 //! T2* = 1 / (1/T2 + 1/T2′). Texture SDs are within-tissue heterogeneity used by the
 //! procedural generator, chosen to resemble real CT texture at ~1–3 mm (not measured values).
 
+pub mod attenuation;
+pub mod attenuation_tables;
 pub mod object;
 
 /// MRI properties at one field strength.
@@ -39,10 +45,9 @@ pub struct Tissue {
     pub hu: f64,
     /// Within-tissue texture SD, HU.
     pub hu_texture_sd: f64,
-    /// Material for polychromatic CT (a name in the reference material table).
+    /// Material for polychromatic CT (a name in [`attenuation_tables::MU_RHO_MATERIALS`]);
+    /// the mass density follows from `hu` within it ([`Tissue::ct_density`]).
     pub material: &'static str,
-    /// Mass density, g/cm³.
-    pub density: f64,
     pub mri_1p5t: Relaxation,
     pub mri_3t: Relaxation,
     /// Within-tissue texture of the MRI maps, as a fraction of the value.
@@ -64,7 +69,6 @@ const fn t(
     hu: f64,
     hu_texture_sd: f64,
     material: &'static str,
-    density: f64,
     mri_1p5t: Relaxation,
     mri_3t: Relaxation,
     mri_texture_rel: f64,
@@ -74,7 +78,6 @@ const fn t(
         hu,
         hu_texture_sd,
         material,
-        density,
         mri_1p5t,
         mri_3t,
         mri_texture_rel,
@@ -88,7 +91,6 @@ pub const TISSUES: &[Tissue] = &[
         -1000.0,
         0.0,
         "air",
-        0.001205,
         rx(0.0, 1.0, 1.0, 1.0),
         rx(0.0, 1.0, 1.0, 1.0),
         0.0,
@@ -98,7 +100,6 @@ pub const TISSUES: &[Tissue] = &[
         0.0,
         0.0,
         "water",
-        1.0,
         rx(1.0, 3000.0, 1500.0, 1000.0),
         rx(1.0, 3000.0, 1500.0, 1000.0),
         0.0,
@@ -109,7 +110,6 @@ pub const TISSUES: &[Tissue] = &[
         -100.0,
         12.0,
         "adipose",
-        0.95,
         rx(1.0, 260.0, 85.0, 12.0),
         rx(1.0, 370.0, 125.0, 12.0),
         0.03,
@@ -120,7 +120,6 @@ pub const TISSUES: &[Tissue] = &[
         40.0,
         10.0,
         "muscle",
-        1.05,
         rx(0.75, 1008.0, 44.0, 60.0),
         rx(0.75, 1412.0, 50.0, 40.0),
         0.03,
@@ -130,7 +129,6 @@ pub const TISSUES: &[Tissue] = &[
         30.0,
         15.0,
         "muscle",
-        1.05,
         rx(0.8, 900.0, 60.0, 60.0),
         rx(0.8, 1200.0, 55.0, 40.0),
         0.05,
@@ -141,7 +139,6 @@ pub const TISSUES: &[Tissue] = &[
         -820.0,
         45.0,
         "lung",
-        0.26,
         rx(0.15, 1200.0, 40.0, 2.0),
         rx(0.15, 1400.0, 35.0, 1.0),
         0.1,
@@ -152,7 +149,6 @@ pub const TISSUES: &[Tissue] = &[
         44.0,
         6.0,
         "blood",
-        1.06,
         rx(0.9, 1441.0, 290.0, 100.0),
         rx(0.9, 1932.0, 275.0, 60.0),
         0.02,
@@ -162,8 +158,7 @@ pub const TISSUES: &[Tissue] = &[
         "heart",
         40.0,
         8.0,
-        "blood",
-        1.06,
+        "heart",
         rx(0.8, 1030.0, 40.0, 60.0),
         rx(0.8, 1471.0, 47.0, 40.0),
         0.03,
@@ -174,7 +169,6 @@ pub const TISSUES: &[Tissue] = &[
         47.0,
         9.0,
         "liver",
-        1.06,
         rx(0.7, 576.0, 46.0, 40.0),
         rx(0.7, 812.0, 42.0, 25.0),
         0.03,
@@ -184,7 +178,6 @@ pub const TISSUES: &[Tissue] = &[
         35.0,
         8.0,
         "spleen",
-        1.06,
         rx(0.8, 1057.0, 79.0, 60.0),
         rx(0.8, 1328.0, 61.0, 40.0),
         0.03,
@@ -194,7 +187,6 @@ pub const TISSUES: &[Tissue] = &[
         17.0,
         10.0,
         "kidney",
-        1.05,
         rx(0.8, 690.0, 55.0, 60.0),
         rx(0.8, 1194.0, 56.0, 40.0),
         0.04,
@@ -203,8 +195,7 @@ pub const TISSUES: &[Tissue] = &[
         "stomach",
         38.0,
         12.0,
-        "muscle",
-        1.05,
+        "gi_tract",
         rx(0.8, 900.0, 60.0, 50.0),
         rx(0.8, 1200.0, 55.0, 35.0),
         0.05,
@@ -213,33 +204,42 @@ pub const TISSUES: &[Tissue] = &[
         "bowel",
         25.0,
         20.0,
-        "muscle",
-        1.05,
+        "gi_tract",
         rx(0.8, 900.0, 60.0, 40.0),
         rx(0.8, 1200.0, 55.0, 30.0),
         0.08,
     ),
-    // [TS] vertebrae 110–155 HU: cancellous bone (ICRU spongiosa density ~1.18).
+    // [TS] vertebrae 110–155 HU: cancellous bone, ICRU-46 spongiosa (bone mineral in red
+    // and yellow marrow; 1.18 g/cm³ reads ~+325 HU, adult vertebral bodies less dense).
     t(
         "cancellous_bone",
         130.0,
         40.0,
-        "cortical_bone",
-        1.18,
+        "spongiosa",
         rx(0.3, 550.0, 50.0, 10.0),
         rx(0.3, 600.0, 45.0, 6.0),
         0.1,
     ),
-    // [TS] ribs 200–280 HU at 3 mm (thin cortex in partial volume).
+    // [TS] ribs 200–280 HU at 3 mm (thin cortex round marrow, in partial volume): spongiosa.
     t(
         "rib_bone",
         250.0,
         60.0,
-        "cortical_bone",
-        1.3,
+        "spongiosa",
         rx(0.2, 500.0, 40.0, 5.0),
         rx(0.2, 550.0, 35.0, 3.0),
         0.1,
+    ),
+    // [TS] costal cartilage 114 HU (89–135); ICRU-46 cartilage. MRI: hyaline cartilage
+    // T1 ≈ 1000/1240 ms, T2 ≈ 40/37 ms at 1.5/3 T (est).
+    t(
+        "cartilage",
+        115.0,
+        12.0,
+        "cartilage",
+        rx(0.7, 1000.0, 40.0, 40.0),
+        rx(0.7, 1240.0, 37.0, 25.0),
+        0.05,
     ),
     // [L] cortical bone (skull): T2* ~ 0.5 ms, PD low (est).
     t(
@@ -247,18 +247,16 @@ pub const TISSUES: &[Tissue] = &[
         1000.0,
         80.0,
         "cortical_bone",
-        1.92,
         rx(0.05, 300.0, 1.0, 1.0),
         rx(0.05, 350.0, 1.0, 1.0),
         0.1,
     ),
-    // [TS] spinal cord 6 HU; [S] spinal cord.
+    // [TS] spinal cord 6 HU; [S] spinal cord; neural tissue, mostly white matter (ICRU 46).
     t(
         "spinal_cord",
         10.0,
         5.0,
-        "brain",
-        1.04,
+        "white_matter",
         rx(0.75, 745.0, 74.0, 100.0),
         rx(0.75, 993.0, 78.0, 60.0),
         0.02,
@@ -268,28 +266,26 @@ pub const TISSUES: &[Tissue] = &[
         30.0,
         8.0,
         "skin",
-        1.09,
         rx(0.7, 600.0, 40.0, 60.0),
         rx(0.7, 800.0, 35.0, 40.0),
         0.05,
     ),
-    // [L] brain CT; [S] 1.5 T; [B] 3 T (T1/T2/T2′/PD).
+    // [L] unenhanced brain CT: grey matter 35–40, white matter 25–30 HU; ICRU-46 grey and
+    // white matter compositions (white matter richer in lipid carbon); [S] 1.5 T; [B] 3 T.
     t(
         "grey_matter",
-        40.0,
+        38.0,
         3.0,
-        "brain",
-        1.04,
+        "grey_matter",
         rx(0.8, 1124.0, 95.0, 320.0),
         rx(0.8, 1560.0, 83.0, 320.0),
         0.03,
     ),
     t(
         "white_matter",
-        28.0,
+        29.0,
         3.0,
-        "brain",
-        1.04,
+        "white_matter",
         rx(0.7, 884.0, 72.0, 180.0),
         rx(0.7, 830.0, 75.0, 180.0),
         0.03,
@@ -300,7 +296,6 @@ pub const TISSUES: &[Tissue] = &[
         5.0,
         2.0,
         "water",
-        1.0,
         rx(1.0, 4000.0, 2000.0, 59.0),
         rx(1.0, 4160.0, 1650.0, 59.0),
         0.01,
@@ -311,7 +306,6 @@ pub const TISSUES: &[Tissue] = &[
         120.0,
         0.0,
         "pmma",
-        1.18,
         rx(0.0, 1.0, 1.0, 1.0),
         rx(0.0, 1.0, 1.0, 1.0),
         0.0,
@@ -321,7 +315,6 @@ pub const TISSUES: &[Tissue] = &[
         900.0,
         0.0,
         "cortical_bone",
-        1.7,
         rx(0.05, 350.0, 1.0, 1.0),
         rx(0.05, 350.0, 1.0, 1.0),
         0.0,
@@ -331,7 +324,6 @@ pub const TISSUES: &[Tissue] = &[
         260.0,
         0.0,
         "iodine_water_10mg_ml",
-        1.00819,
         rx(1.0, 2500.0, 1200.0, 500.0),
         rx(1.0, 2500.0, 1200.0, 500.0),
         0.0,
@@ -341,7 +333,6 @@ pub const TISSUES: &[Tissue] = &[
         -100.0,
         0.0,
         "adipose",
-        0.95,
         rx(1.0, 260.0, 85.0, 12.0),
         rx(1.0, 370.0, 125.0, 12.0),
         0.0,
@@ -390,9 +381,9 @@ pub fn tissue_for_label(label_name: &str) -> &'static Tissue {
         {
             "cancellous_bone"
         }
+        "costal_cartilages" => "cartilage",
         _ if n.starts_with("rib_")
             || n == "sternum"
-            || n == "costal_cartilages"
             || n.starts_with("scapula_")
             || n.starts_with("clavicula_")
             || n.starts_with("humerus_") =>
@@ -418,7 +409,21 @@ pub fn tissue_for_label(label_name: &str) -> &'static Tissue {
     tissue(class)
 }
 
+/// Effective energy (keV) of the reference beam at which a tissue's HU fixes its density:
+/// the default 120 kVp protocol (`generic64`: 3.5 mm Al added to SpekPy's 2.5 mm Al) through the 200 mm
+/// water calibration phantom. Checked against the CT simulator's own beam in
+/// `acquire::ct::tests::reference_energy_is_the_120kvp_calibration_energy`.
+pub const CT_REFERENCE_KEV: f64 = 63.96;
+
 impl Tissue {
+    /// Mass density (g/cm³) at which this tissue's material reads `hu` at the reference beam:
+    /// ρ = (1 + HU/1000) · μ_water(E_ref) / (μ/ρ)_material(E_ref). The HU table (measured on
+    /// real scans) stays the truth at 120 kVp; at other kVp the material's own energy
+    /// dependence moves the CT number (bone and iodine up at 80 kVp), as on a scanner.
+    pub fn ct_density(&self) -> f64 {
+        density_for_hu(self.material, self.hu)
+    }
+
     /// Relaxation at `field_t`, linear in field between 1.5 T and 3 T, held constant outside.
     pub fn relaxation(&self, field_t: f64) -> Relaxation {
         let w = ((field_t - 1.5) / 1.5).clamp(0.0, 1.0);
@@ -431,6 +436,16 @@ impl Tissue {
             t2star_ms: mix(a.t2star_ms, b.t2star_ms),
         }
     }
+}
+
+/// Density (g/cm³) at which `material` reads `hu` at the reference beam (see
+/// [`Tissue::ct_density`]); panics on a material missing from the table (a table error).
+pub fn density_for_hu(material: &str, hu: f64) -> f64 {
+    let m = attenuation::material_index(material)
+        .unwrap_or_else(|| panic!("tissue material `{material}` is not in the attenuation table"));
+    let w = attenuation::material_index("water").expect("water is in the attenuation table");
+    let ratio = attenuation::mu_rho(w, CT_REFERENCE_KEV) / attenuation::mu_rho(m, CT_REFERENCE_KEV);
+    ((1.0 + hu / 1000.0) * ratio).max(0.0)
 }
 
 #[cfg(test)]
@@ -453,6 +468,41 @@ mod tests {
         assert!(wm.mri_3t.t1_ms < gm.mri_3t.t1_ms && gm.mri_3t.t1_ms < csf.mri_3t.t1_ms);
         assert!(tissue("fat").hu < 0.0 && tissue("lung").hu < tissue("fat").hu);
         assert!(tissue("cortical_bone").hu > tissue("rib_bone").hu);
+    }
+
+    /// The HU measured on real scans, turned into density within each ICRU-46 material,
+    /// must land near ICRU 46's own density for that tissue: two independent sources agree.
+    #[test]
+    fn densities_from_measured_hu_match_icru46() {
+        assert!((density_for_hu("water", 0.0) - 1.0).abs() < 1e-12);
+        for name in [
+            "fat",
+            "muscle",
+            "blood",
+            "liver",
+            "spleen",
+            "kidney",
+            "heart",
+            "cartilage",
+            "grey_matter",
+            "white_matter",
+        ] {
+            let t = tissue(name);
+            let m = attenuation::material_index(t.material).unwrap();
+            let icru = attenuation_tables::DENSITY[m];
+            let rho = t.ct_density();
+            eprintln!("{name}: {rho:.4} g/cm³ from {} HU (ICRU 46 {icru})", t.hu);
+            assert!(
+                (rho / icru - 1.0).abs() < 0.04,
+                "{name}: {rho:.4} vs ICRU {icru}"
+            );
+        }
+        // Lung on an inspiration CT (−820 HU) holds more air than ICRU's 0.26 g/cm³ tissue.
+        let l = tissue("lung").ct_density();
+        assert!(l > 0.15 && l < 0.26, "lung {l}");
+        // Adult vertebral spongiosa at 130 HU is less dense than ICRU's 1.18 g/cm³ sample.
+        let v = tissue("cancellous_bone").ct_density();
+        assert!(v > 1.0 && v < 1.18, "vertebral spongiosa {v}");
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! CT acquisition simulator: tissue object → the HU image a CT protocol would produce.
 //!
 //! Stages (each in its own file): protocol (validated config, presets) → spectrum (tungsten,
-//! filtration, bowtie) → materials (μ/ρ, basis decomposition) → projector (Joseph; parallel,
+//! filtration, bowtie) → materials (μ/ρ and basis decomposition, in
+//! `tissue::attenuation`) → projector (Joseph; parallel,
 //! fan, cone) → polychromatic (Beer–Lambert over energy, energy-integrating detector, water
 //! beam-hardening correction) → noise (compound Poisson + electronic) → recon (FBP / FDK with
 //! apodised ramps) → HU → dose (CTDIvol).
 
 pub mod dose;
 pub mod geometry;
-pub mod materials;
 pub mod noise;
 pub mod phantom;
 pub mod polychromatic;
@@ -31,9 +31,11 @@ pub use recon::{fbp_fan, fbp_parallel, fdk};
 pub use spectrum::Spectrum;
 
 use crate::rng::{stream, Stage};
+use crate::tissue::attenuation::{
+    self as materials, basis_coeffs, material_index, mu_rho, BasisCoeffs,
+};
 use crate::tissue::object::CtMaps;
 use crate::volume::{Grid, Volume};
-use materials::{basis_coeffs, material_index, mu_rho, BasisCoeffs};
 use polychromatic::{apply_correction, water_correction, PolyTable, BH_DEGREE};
 
 /// The reconstructed image and its dose and calibration figures.

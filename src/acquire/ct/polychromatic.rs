@@ -13,8 +13,8 @@
 //! correction" of commercial scanners): per detector column a polynomial maps the measured
 //! polychromatic p = −ln(S/S₀) to μ_water(E_eff)·W, W the water thickness giving that p.
 
-use super::materials::{material_index, mu_rho_at_kev, BASIS};
 use super::spectrum::Spectrum;
+use crate::tissue::attenuation::{material_index, mu_rho_at_kev, BASIS};
 
 /// ln S and ln V on a regular grid over (L_w, L_b, L_i), g/cm².
 pub struct PolyTable {

@@ -8,9 +8,9 @@
 //! Φ(E; k) = Φ(E; k₁)·(k − E)/(k₁ − E) for E < k. Added filtration is Beer–Lambert with the
 //! filters' μ/ρ.
 
-use super::materials::{material_index, mu_rho_at_kev};
 use super::protocol::Bowtie;
 use super::tables::{SPEKPY_BINS, SPEKPY_E0_KEV, SPEKPY_FLUENCE, SPEKPY_KVP};
+use crate::tissue::attenuation::{material_index, mu_rho_at_kev};
 
 /// Inherent filtration of the reference spectra, mm Al.
 pub const INHERENT_MM_AL: f64 = 2.5;
@@ -92,7 +92,7 @@ impl Spectrum {
             return self;
         }
         let m = material_index(material).expect("filter material in the μ/ρ table");
-        let rho = super::tables::DENSITY[m];
+        let rho = crate::tissue::attenuation_tables::DENSITY[m];
         for (n, &e) in self.photons.iter_mut().zip(&self.kev) {
             *n *= (-mu_rho_at_kev(m, e as usize) * rho * mm / 10.0).exp();
         }
@@ -111,7 +111,7 @@ impl Spectrum {
 
     fn air_kerma_after_al(&self, mm: f64) -> f64 {
         let al = material_index("aluminium").unwrap();
-        let rho = super::tables::DENSITY[al];
+        let rho = crate::tissue::attenuation_tables::DENSITY[al];
         self.photons
             .iter()
             .zip(&self.kev)
@@ -172,7 +172,7 @@ impl Spectrum {
         let (mut lo, mut hi) = (10.0, 150.0);
         for _ in 0..60 {
             let mid = 0.5 * (lo + hi);
-            if super::materials::mu_rho(w, mid) > mu_eff {
+            if crate::tissue::attenuation::mu_rho(w, mid) > mu_eff {
                 lo = mid;
             } else {
                 hi = mid;

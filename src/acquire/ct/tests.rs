@@ -303,3 +303,20 @@ fn bad_inputs_give_named_errors() {
         .to_string();
     assert!(e.contains("kvp") && e.contains("200"), "{e}");
 }
+
+/// The tissue table turns HU into density at `tissue::CT_REFERENCE_KEV`; that energy must be
+/// the one the simulator calibrates HU with for its default 120 kVp beam, or organs built
+/// from the table would not read their own HU.
+#[test]
+fn reference_energy_is_the_120kvp_calibration_energy() {
+    let p = CtProtocol::preset("generic64").unwrap();
+    assert_eq!(p.kvp, 120.0);
+    let e = spectrum::Spectrum::tungsten(p.kvp, p.filtration_mm_al, p.filtration_mm_cu)
+        .effective_energy_kev(CALIBRATION_WATER_MM);
+    eprintln!("120 kVp calibration energy {e:.3} keV");
+    assert!(
+        (e - crate::tissue::CT_REFERENCE_KEV).abs() < 0.05,
+        "simulator {e:.3} keV, tissue table {} keV",
+        crate::tissue::CT_REFERENCE_KEV
+    );
+}

@@ -1,6 +1,6 @@
 //! Mass attenuation μ/ρ(E) of the reference materials and the basis-material decomposition.
 //!
-//! Data: `tables.rs` (Elam/Ravel/Sieber via xraydb, ICRU-46 mixtures; see there). Between
+//! Data: `attenuation_tables.rs` (Elam/Ravel/Sieber via xraydb, ICRU-46 mixtures; see there). Between
 //! table energies μ/ρ is interpolated log–log; the iodine K-edge (33.17 keV, Deslattes et al.
 //! Rev. Mod. Phys. 75, 35 (2003)) splits the interval 33–34 keV so each side is interpolated
 //! (extrapolated) from its own side only.
@@ -10,7 +10,7 @@
 //! material's μ/ρ is fitted as `a_w·(μ/ρ)_water + a_b·(μ/ρ)_bone (+ a_i·(μ/ρ)_iodine)`, so the
 //! polychromatic forward model needs one line integral per basis, not one per energy.
 
-use super::tables::{DENSITY, MU_E0_KEV, MU_RHO, MU_RHO_MATERIALS, MU_ROWS};
+use super::attenuation_tables::{DENSITY, MU_E0_KEV, MU_RHO, MU_RHO_MATERIALS, MU_ROWS};
 
 /// Iodine K-edge, keV.
 pub const IODINE_K_EDGE_KEV: f64 = 33.169;
