@@ -347,16 +347,17 @@ fn ct_maps(labels: &Volume<u16>, hu: Vec<f32>, lesion_ids: &[u16]) -> CtMaps {
         *slot = k as u8;
         tis.push(t);
     }
+    // Once per label, not per voxel.
+    let rho_of: Vec<f64> = tis.iter().map(|t| t.ct_density()).collect();
     let density = labels
         .data
         .iter()
         .zip(&hu)
         .map(|(&l, &h)| {
-            let t = tis[l as usize];
             let (mean, rho) = if lesion_ids.contains(&l) {
                 (0.0, 1.0)
             } else {
-                (t.hu, t.ct_density())
+                (tis[l as usize].hu, rho_of[l as usize])
             };
             if 1000.0 + mean > 1.0 {
                 (rho * (1000.0 + f64::from(h)) / (1000.0 + mean)).max(0.0) as f32

@@ -129,6 +129,12 @@ impl Generator for Procedural {
                     });
                 mat_of_label[id] = idx as u8;
             }
+            // Once per label: the density is a table lookup and interpolation per tissue.
+            let rho_of_label: Vec<f64> = table
+                .tissue
+                .iter()
+                .map(|t| t.map_or(0.0, |t| t.ct_density()))
+                .collect();
             let (mut hu, mut density): (Vec<f32>, Vec<f32>) = labels
                 .par_iter()
                 .zip(tex.par_iter())
@@ -140,7 +146,7 @@ impl Generator for Procedural {
                             LESION_TEXTURE_HU,
                             ((1000.0 + les.hu) / 1000.0).max(0.001),
                         ),
-                        (None, Some(t)) => (t.hu, t.hu_texture_sd, t.ct_density()),
+                        (None, Some(t)) => (t.hu, t.hu_texture_sd, rho_of_label[l]),
                         (None, None) => (-1000.0, 0.0, 0.001205),
                     };
                     let h = mean + k * sd * n as f64;
