@@ -72,5 +72,79 @@ fn cone(_c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, parallel, cone);
+/// A 256×256×128 torso-like object (muscle ellipse, fat ring, lungs, a vertebral column and
+/// ribs of cortical bone) scanned in cone mode with the bone correction off (the scan as it
+/// was before the correction existed) and on: the correction's cost as a ratio, timed
+/// once each in the same run.
+fn cone_scan(_c: &mut Criterion) {
+    use synthcohort::acquire::ct::{acquire, CtProtocol, ScanMode};
+    use synthcohort::tissue::object::CtMaps;
+    use synthcohort::volume::Volume;
+    let grid = Grid::centered([256, 256, 128], [1.4, 1.4, 2.0]);
+    let materials = vec!["air", "adipose", "muscle", "lung", "cortical_bone"];
+    let mut mat = Volume::filled(grid.clone(), 0u8);
+    let mut hu = Volume::filled(grid.clone(), -1000.0f32);
+    for idx in 0..grid.len() {
+        let [i, j, k] = grid.ijk(idx);
+        let w = grid.world(i, j, k);
+        let e = |a: f64, b: f64, cx: f64, cy: f64| {
+            ((w[0] - cx) / a).powi(2) + ((w[1] - cy) / b).powi(2)
+        };
+        let (m, h) = if e(15.0, 15.0, 0.0, -60.0) < 1.0
+            || (e(150.0, 105.0, 0.0, 0.0) < 1.0
+                && e(142.0, 97.0, 0.0, 0.0) >= 1.0
+                && (k / 8) % 2 == 0)
+        {
+            (4, 1000.0)
+        } else if e(55.0, 60.0, -65.0, 5.0) < 1.0 || e(55.0, 60.0, 65.0, 5.0) < 1.0 {
+            (3, -820.0)
+        } else if e(140.0, 95.0, 0.0, 0.0) < 1.0 {
+            (2, 40.0)
+        } else if e(170.0, 120.0, 0.0, 0.0) < 1.0 {
+            (1, -100.0)
+        } else {
+            (0, -1000.0)
+        };
+        mat.data[idx] = m;
+        hu.data[idx] = h;
+    }
+    let density = Volume::from_vec(
+        grid.clone(),
+        mat.data
+            .iter()
+            .zip(&hu.data)
+            .map(|(&m, &h)| {
+                synthcohort::tissue::density_for_hu(materials[m as usize], h as f64) as f32
+            })
+            .collect(),
+    );
+    let obj = CtMaps {
+        hu,
+        density,
+        material: mat,
+        materials,
+        perfusion: None,
+    };
+    let mut p = CtProtocol::preset("generic64").unwrap();
+    p.scan_mode = ScanMode::Cone;
+    p.views = 360;
+    p.matrix = 256;
+    p.slice_mm = 2.0;
+    let mut secs = [0.0; 2];
+    for (n, on) in [false, true].into_iter().enumerate() {
+        p.bone_correction = on;
+        let t = Instant::now();
+        black_box(acquire(&obj, &p, 1).expect("scan"));
+        secs[n] = t.elapsed().as_secs_f64();
+    }
+    eprintln!(
+        "cone scan 256×256×128, 360 views, 900×64: bone correction off {:.1} s, on {:.1} s, ratio {:.2} ({} threads)",
+        secs[0],
+        secs[1],
+        secs[1] / secs[0],
+        rayon::current_num_threads()
+    );
+}
+
+criterion_group!(benches, parallel, cone, cone_scan);
 criterion_main!(benches);

@@ -372,5 +372,6 @@ fn ct_maps(labels: &Volume<u16>, hu: Vec<f32>, lesion_ids: &[u16]) -> CtMaps {
         density: Volume::from_vec(labels.grid.clone(), density),
         material: Volume::from_vec(labels.grid.clone(), material),
         materials,
+        perfusion: Some(super::perfusion_map(labels, lesion_ids)),
     }
 }

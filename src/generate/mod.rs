@@ -38,6 +38,25 @@ pub struct LesionTissue {
     pub t2_ms: f64,
 }
 
+/// The perfusion class of every voxel (lesions: none), from its label's name.
+pub fn perfusion_map(labels: &Volume<u16>, lesion_ids: &[u16]) -> Volume<u8> {
+    let max = labels.data.iter().copied().max().unwrap_or(0) as usize;
+    let class: Vec<u8> = (0..=max)
+        .map(|id| {
+            let id = id as u16;
+            if id == 0 || lesion_ids.contains(&id) {
+                return 0;
+            }
+            let name = crate::anatomy::label_by_id(id).map_or("", |l| l.name);
+            crate::tissue::contrast::perfusion_for_label(name) as u8
+        })
+        .collect();
+    Volume::from_vec(
+        labels.grid.clone(),
+        labels.data.iter().map(|&l| class[l as usize]).collect(),
+    )
+}
+
 /// Inputs of one generation.
 pub struct Request<'a> {
     pub labels: &'a Volume<u16>,

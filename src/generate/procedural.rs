@@ -163,11 +163,13 @@ impl Generator for Procedural {
             self.smooth(&mut density, grid);
             diffuse::apply_ct(&mut hu, &mut density, req.labels, req.diffuse, req.seed);
             let material = labels.iter().map(|&l| mat_of_label[l as usize]).collect();
+            let lesion_ids: Vec<u16> = req.lesions.iter().map(|l| l.label_id).collect();
             Some(CtMaps {
                 hu: Volume::from_vec(grid.clone(), hu),
                 density: Volume::from_vec(grid.clone(), density),
                 material: Volume::from_vec(grid.clone(), material),
                 materials,
+                perfusion: Some(super::perfusion_map(req.labels, &lesion_ids)),
             })
         } else {
             None

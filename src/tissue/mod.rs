@@ -25,6 +25,7 @@
 
 pub mod attenuation;
 pub mod attenuation_tables;
+pub mod contrast;
 pub mod object;
 
 /// MRI properties at one field strength.

@@ -27,6 +27,9 @@ pub struct CtMaps {
     pub material: Volume<u8>,
     /// Material names (reference material table) indexed by `material`.
     pub materials: Vec<&'static str>,
+    /// How each voxel takes up iodinated contrast (`contrast::Perfusion` as u8), for arms
+    /// scanned in a contrast phase; `None` for objects without organs (phantoms).
+    pub perfusion: Option<Volume<u8>>,
 }
 
 /// The subject's tissue object: every map the arms asked for, on the anatomy grid.

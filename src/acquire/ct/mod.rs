@@ -5,8 +5,9 @@
 //! `tissue::attenuation`) → projector (Joseph; parallel,
 //! fan, cone) → polychromatic (Beer–Lambert over energy, energy-integrating detector, water
 //! beam-hardening correction) → noise (compound Poisson + electronic) → recon (FBP / FDK with
-//! apodised ramps) → HU → dose (CTDIvol).
+//! apodised ramps) → bone correction (second pass) → HU → dose (CTDIvol).
 
+pub mod bone_correction;
 pub mod dose;
 pub mod geometry;
 pub mod noise;
@@ -26,7 +27,7 @@ use rayon::prelude::*;
 
 pub use geometry::{ConeGeometry, FanGeometry, ParallelGeometry, Plane};
 pub use projector::{project_cone, project_fan, project_parallel};
-pub use protocol::{Bowtie, CtProtocol, Kernel, ScanMode};
+pub use protocol::{Bowtie, Contrast, CtProtocol, Kernel, Phase, ScanMode};
 pub use recon::{fbp_fan, fbp_parallel, fdk};
 pub use spectrum::Spectrum;
 
@@ -34,8 +35,10 @@ use crate::rng::{stream, Stage};
 use crate::tissue::attenuation::{
     self as materials, basis_coeffs, material_index, mu_rho, BasisCoeffs,
 };
+use crate::tissue::contrast::PERFUSION;
 use crate::tissue::object::CtMaps;
 use crate::volume::{Grid, Volume};
+use bone_correction::BoneModel;
 use polychromatic::{apply_correction, water_correction, PolyTable, BH_DEGREE};
 
 /// The reconstructed image and its dose and calibration figures.
@@ -71,6 +74,11 @@ pub enum CtError {
     },
     #[error("CT spectrum: {0}")]
     Spectrum(String),
+    #[error(
+        "CT contrast: the arm scans in the {0:?} phase but the object has no perfusion map \
+         (a phantom without organs); use contrast: {{phase: native}}"
+    )]
+    NoPerfusion(Phase),
 }
 
 /// Water-equivalent thickness used to define the effective energy (a 20 cm body), mm.
@@ -106,10 +114,19 @@ pub fn acquire_with_spectrum(
         return Err(CtError::Protocol(problems));
     }
     let g = &obj.hu.grid;
+    let phase = protocol.contrast.phase;
+    let perfusion = match (&obj.perfusion, phase) {
+        (_, Phase::Native) => None,
+        (Some(p), _) => Some(p),
+        (None, _) => return Err(CtError::NoPerfusion(phase)),
+    };
     for (name, got) in [
         ("density", &obj.density.grid),
         ("material", &obj.material.grid),
-    ] {
+    ]
+    .into_iter()
+    .chain(perfusion.map(|p| ("perfusion", &p.grid)))
+    {
         if got.dims != g.dims {
             return Err(CtError::GridMismatch {
                 map: name,
@@ -149,29 +166,43 @@ pub fn acquire_with_spectrum(
             count: coeffs.len(),
         });
     }
-    let has_iodine = obj
-        .material
-        .data
-        .iter()
-        .any(|&m| coeffs[m as usize][2] != 0.0);
-    let basis: Vec<[f32; 3]> = obj
+    let mut basis: Vec<[f32; 3]> = obj
         .material
         .data
         .par_iter()
         .zip(obj.density.data.par_iter())
         .map(|(&m, &rho)| coeffs[m as usize].map(|c| (c * rho.max(0.0) as f64) as f32))
         .collect();
+    // Contrast: each voxel's iodine (g/cm³) added to its own material, by mass.
+    if let Some(perf) = perfusion {
+        let iodine: Vec<f32> = PERFUSION
+            .iter()
+            .map(|c| (c.iodine_mg_ml(phase) / 1000.0) as f32)
+            .collect();
+        basis
+            .par_iter_mut()
+            .zip(perf.data.par_iter())
+            .for_each(|(b, &c)| b[2] += iodine.get(c as usize).copied().unwrap_or(0.0));
+    }
+    let has_iodine = basis.iter().any(|b| b[2] != 0.0);
 
     // Stage 3: beam quality and HU calibration.
     let w = material_index("water").unwrap();
     let e_eff = spec.effective_energy_kev(CALIBRATION_WATER_MM);
     let mu_w_eff = mu_rho(w, e_eff); // cm²/g; water 1 g/cm³ → cm⁻¹
     let recon_grid = recon_grid(g, protocol);
+    let has_bone = obj
+        .material
+        .data
+        .iter()
+        .any(|&m| coeffs[m as usize][1] > 0.0);
     let ctx = Ctx {
         protocol,
         spec,
         mu_w_eff,
         seed: noise_seed,
+        bone: (protocol.bone_correction && protocol.beam_hardening_correction && has_bone)
+            .then(|| BoneModel::calibrated(spec, e_eff)),
     };
     let image = if has_iodine {
         scan::<3>(&ctx, g, &basis, &recon_grid)
@@ -209,6 +240,8 @@ struct Ctx<'a> {
     spec: &'a Spectrum,
     mu_w_eff: f64,
     seed: u64,
+    /// The second-pass bone correction, when on and the object holds bone.
+    bone: Option<BoneModel>,
 }
 
 /// Per-column detector physics: bowtie, air signal, water correction.
@@ -423,8 +456,21 @@ fn scan_axial<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid
                         ((s as u64) << 32) | v as u64,
                     );
                 });
-            // Stage 4: fan-beam FBP (μ in mm⁻¹) → HU.
-            let mu = fbp_fan(&sino, &geo, &plane_rec, p.kernel);
+            // Stage 4: fan-beam FBP (μ in mm⁻¹), bone correction → HU.
+            let mut mu = fbp_fan(&sino, &geo, &plane_rec, p.kernel);
+            if let Some(bone) = &ctx.bone {
+                let est = bone.split(&mu);
+                if BoneModel::has_bone(&est) {
+                    let geo_c = FanGeometry {
+                        views: bone_correction::correction_views(p.views),
+                        ..geo
+                    };
+                    let li = project_fan::<2>(&est, &plane_rec, &geo_c);
+                    let delta = bone_sinogram(bone, &table, &cols, &li);
+                    let dmu = fbp_fan(&delta, &geo_c, &plane_rec, p.kernel);
+                    mu.iter_mut().zip(dmu).for_each(|(m, d)| *m += d);
+                }
+            }
             for (o, m) in slice_out.iter_mut().zip(mu) {
                 *o = to_hu(m, mu_w_mm);
             }
@@ -432,9 +478,96 @@ fn scan_axial<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid
     out
 }
 
+/// The bone correction of every ray of a (fan or cone) projection whose rows are
+/// `cols.bow_gcm2.len()` columns wide, from its estimated basis line integrals.
+fn bone_sinogram(bone: &BoneModel, table: &PolyTable, cols: &Columns, li: &[[f32; 2]]) -> Vec<f32> {
+    let ncol = cols.bow_gcm2.len();
+    let mut out = vec![0.0f32; li.len()];
+    out.par_chunks_mut(ncol)
+        .zip(li.par_chunks(ncol))
+        .for_each(|(o, l)| {
+            for (k, (o, &l)) in o.iter_mut().zip(l).enumerate() {
+                *o = bone.ray_correction(table, l, cols.bow_gcm2[k], cols.ln_s0[k], &cols.bh[k]);
+            }
+        });
+    out
+}
+
+/// One step-and-shoot rotation of the cone scan: its table position and the recon slices it
+/// owns.
+struct Rotation {
+    z_mm: f64,
+    slices: Vec<usize>,
+}
+
+/// Rotations covering the recon grid's slices, each the detector's z width at isocentre.
+fn cone_rotations(p: &CtProtocol, rg: &Grid, geo: &ConeGeometry) -> Vec<Rotation> {
+    let (a, b) = geo.covered_z(0.5 * p.fov_mm);
+    let cover = (b - a).max(p.pixel_mm);
+    let nzr = rg.dims[2];
+    let z_of = |k: usize| rg.origin_mm[2] + k as f64 * rg.spacing_mm[2];
+    let (zmin, zmax) = (z_of(0) - 0.5 * p.slice_mm, z_of(nzr - 1) + 0.5 * p.slice_mm);
+    let n_rot = (((zmax - zmin) / cover).ceil() as usize).max(1);
+    (0..n_rot)
+        .map(|r| {
+            let z_lo = zmin + r as f64 * cover;
+            Rotation {
+                z_mm: z_lo + 0.5 * cover,
+                slices: (0..nzr)
+                    .filter(|&k| z_of(k) >= z_lo && (z_of(k) < z_lo + cover || r == n_rot - 1))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// Sub-planes per recon slice at the detector row pitch (thick slices average them).
+fn sub_planes(p: &CtProtocol) -> usize {
+    ((p.slice_mm / p.pixel_mm).ceil() as usize).max(1)
+}
+
+/// FDK of one rotation's projections at `sub` planes across each owned slice, averaged into
+/// the slice: μ (mm⁻¹) per owned slice, in the order of `rot.slices`.
+fn fdk_slices(
+    p: &CtProtocol,
+    proj: &[f32],
+    geo: &ConeGeometry,
+    plane: &Plane,
+    rg: &Grid,
+    rot: &Rotation,
+    sub: usize,
+) -> Vec<Vec<f32>> {
+    let z_of = |k: usize| rg.origin_mm[2] + k as f64 * rg.spacing_mm[2];
+    let zs: Vec<f64> = rot
+        .slices
+        .iter()
+        .flat_map(|&k| {
+            (0..sub).map(move |m| {
+                z_of(k) - 0.5 * p.slice_mm + (m as f64 + 0.5) * p.slice_mm / sub as f64
+            })
+        })
+        .collect();
+    let mu = fdk(proj, geo, plane, &zs, p.kernel);
+    let per_slice = plane.len();
+    (0..rot.slices.len())
+        .map(|n| {
+            (0..per_slice)
+                .map(|i| {
+                    (0..sub)
+                        .map(|m| mu[(n * sub + m) * per_slice + i])
+                        .sum::<f32>()
+                        / sub as f32
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Cone mode: step-and-shoot circular rotations, each reconstructing (FDK) the slices whose
 /// centres lie in the z range every view covers; thick slices average sub-planes at the
-/// detector row pitch.
+/// detector row pitch. The bone correction reprojects the whole first-pass volume (cone rays
+/// cross the slices of neighbouring rotations) and adds one more FDK per rotation, at each
+/// slice's centre only (the correction varies slowly across a slice).
 fn scan_cone<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid) -> Vec<f32> {
     let p = ctx.protocol;
     let plane_rec = Plane {
@@ -447,37 +580,26 @@ fn scan_cone<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid)
     let cols = columns(ctx, &table, p.detector_cols);
     let scale = photon_scale(p, p.pixel_mm);
     let mu_w_mm = ctx.mu_w_eff / 10.0;
-    let fov_r = 0.5 * p.fov_mm;
-    let mut geo = ConeGeometry {
+    let geo_at = |z_mm: f64| ConeGeometry {
         views: p.views,
         sid_mm: p.sid_mm,
         cols: p.detector_cols,
         rows: p.detector_rows,
         pixel_mm: p.pixel_mm,
-        z_mm: 0.0,
+        z_mm,
     };
-    let (a, b) = geo.covered_z(fov_r);
-    let cover = (b - a).max(p.pixel_mm);
-    let nzr = rg.dims[2];
-    let z_of = |k: usize| rg.origin_mm[2] + k as f64 * rg.spacing_mm[2];
-    let (zmin, zmax) = (z_of(0) - 0.5 * p.slice_mm, z_of(nzr - 1) + 0.5 * p.slice_mm);
-    let n_rot = (((zmax - zmin) / cover).ceil() as usize).max(1);
-    let sub = ((p.slice_mm / p.pixel_mm).ceil() as usize).max(1);
+    let rotations = cone_rotations(p, rg, &geo_at(0.0));
     let per_slice = plane_rec.len();
-    let mut out = vec![0.0f32; rg.len()];
-    for r in 0..n_rot {
-        // Stage 1: rotation r's table position and the slices it owns.
-        let z_lo = zmin + r as f64 * cover;
-        geo.z_mm = z_lo + 0.5 * cover;
-        let ks: Vec<usize> = (0..nzr)
-            .filter(|&k| z_of(k) >= z_lo && (z_of(k) < z_lo + cover || r == n_rot - 1))
-            .collect();
-        if ks.is_empty() {
+    let per_view = p.detector_rows * p.detector_cols;
+    // μ (mm⁻¹) first; HU at the end, after the bone pass.
+    let mut mu = vec![0.0f32; rg.len()];
+    for (r, rot) in rotations.iter().enumerate() {
+        if rot.slices.is_empty() {
             continue;
         }
-        // Stage 2: cone-beam projection, detection and noise (one stream per view).
+        // Stage 1: cone-beam projection, detection and noise (one stream per view).
+        let geo = geo_at(rot.z_mm);
         let (li, _) = project_cone::<C>(basis, g, &geo);
-        let per_view = geo.rows * geo.cols;
         let mut proj = vec![0.0f32; li.len()];
         proj.par_chunks_mut(per_view)
             .zip(li.par_chunks(per_view))
@@ -493,26 +615,40 @@ fn scan_cone<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid)
                     ((r as u64) << 32) | v as u64,
                 );
             });
-        // Stage 3: FDK at sub-planes, averaged into each slice → HU.
-        let zs: Vec<f64> = ks
-            .iter()
-            .flat_map(|&k| {
-                (0..sub).map(move |m| {
-                    z_of(k) - 0.5 * p.slice_mm + (m as f64 + 0.5) * p.slice_mm / sub as f64
-                })
-            })
-            .collect();
-        let mu = fdk(&proj, &geo, &plane_rec, &zs, p.kernel);
-        for (n, &k) in ks.iter().enumerate() {
-            let dst = &mut out[k * per_slice..(k + 1) * per_slice];
-            for (i, o) in dst.iter_mut().enumerate() {
-                let m: f32 = (0..sub)
-                    .map(|m| mu[(n * sub + m) * per_slice + i])
-                    .sum::<f32>()
-                    / sub as f32;
-                *o = to_hu(m, mu_w_mm);
+        // Stage 2: FDK at sub-planes, averaged into each slice.
+        for (k, slice) in rot.slices.iter().zip(fdk_slices(
+            p,
+            &proj,
+            &geo,
+            &plane_rec,
+            rg,
+            rot,
+            sub_planes(p),
+        )) {
+            mu[k * per_slice..(k + 1) * per_slice].copy_from_slice(&slice);
+        }
+    }
+    // Stage 3: bone correction from the whole first-pass volume.
+    if let Some(bone) = &ctx.bone {
+        let est = bone.split(&mu);
+        if BoneModel::has_bone(&est) {
+            for rot in rotations.iter().filter(|r| !r.slices.is_empty()) {
+                let geo = ConeGeometry {
+                    views: bone_correction::correction_views(p.views),
+                    ..geo_at(rot.z_mm)
+                };
+                let (li, _) = project_cone::<2>(&est, rg, &geo);
+                let delta = bone_sinogram(bone, &table, &cols, &li);
+                for (k, d) in rot
+                    .slices
+                    .iter()
+                    .zip(fdk_slices(p, &delta, &geo, &plane_rec, rg, rot, 1))
+                {
+                    let dst = &mut mu[k * per_slice..(k + 1) * per_slice];
+                    dst.iter_mut().zip(d).for_each(|(m, d)| *m += d);
+                }
             }
         }
     }
-    out
+    mu.into_iter().map(|m| to_hu(m, mu_w_mm)).collect()
 }

@@ -8,6 +8,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::tissue::contrast::Phase;
+
 /// Reconstruction kernel: the ramp filter apodised by a window (see `recon::kernel_window`).
 /// Sharper kernels pass more high frequencies: sharper edges, more noise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -39,6 +41,14 @@ pub enum ScanMode {
     Axial,
     /// Circular cone beam, FDK.
     Cone,
+}
+
+/// Iodinated contrast of an arm: the phase after an intravenous bolus at which it scans
+/// (organ iodine concentrations per phase: `tissue::contrast`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Contrast {
+    pub phase: Phase,
 }
 
 /// One CT protocol. Distances in mm; the detector is described at isocentre.
@@ -92,6 +102,15 @@ pub struct CtProtocol {
     pub slice_mm: f64,
     /// First-order water beam-hardening correction.
     pub beam_hardening_correction: bool,
+    /// Second-pass bone beam-hardening correction (the first-pass image split into water and
+    /// bone, reprojected, the bone's extra hardening removed; see `bone_correction`). Needs
+    /// `beam_hardening_correction`.
+    #[serde(default = "yes")]
+    pub bone_correction: bool,
+    /// Contrast phase (`{phase: native | arterial | portal_venous | delayed}`); native by
+    /// default. The same subject can be scanned in several phases by several arms.
+    #[serde(default)]
+    pub contrast: Contrast,
     /// Quantum and electronic noise on.
     pub noise: bool,
     /// Electronic noise SD per detector reading, in photon-count units.
@@ -101,11 +120,15 @@ pub struct CtProtocol {
 
 const PRESETS: &[&str] = &["generic64"];
 
+fn yes() -> bool {
+    true
+}
+
 impl CtProtocol {
     /// Named scanner presets. `generic64`: XCIST-like generic 64-row scanner (SID 541 mm,
     /// SDD 949 mm, 900 × 64 detector of 1.0 mm pitch at the detector → 0.57 mm at isocentre,
     /// 984 views per rotation), 120 kVp, 200 mAs, standard kernel, axial, 400 mm FOV, 256²
-    /// matrix, 2.5 mm slices, medium bowtie, beam-hardening correction on.
+    /// matrix, 2.5 mm slices, medium bowtie, water and bone beam-hardening corrections on.
     pub fn preset(name: &str) -> Option<CtProtocol> {
         match name {
             "generic64" => Some(CtProtocol {
@@ -126,6 +149,8 @@ impl CtProtocol {
                 matrix: 256,
                 slice_mm: 2.5,
                 beam_hardening_correction: true,
+                bone_correction: true,
+                contrast: Contrast::default(),
                 noise: true,
                 electronic_noise: 2.0,
             }),
@@ -155,6 +180,14 @@ impl CtProtocol {
                     self.sid_mm,
                     0.5 * self.fov_mm * std::f64::consts::SQRT_2
                 ),
+            ));
+        }
+        if self.bone_correction && !self.beam_hardening_correction {
+            e.push((
+                "bone_correction".into(),
+                "the bone correction is a second pass after the water correction: set \
+                 beam_hardening_correction: true, or bone_correction: false"
+                    .into(),
             ));
         }
         let half_det = 0.5 * self.detector_cols as f64 * self.pixel_mm;
