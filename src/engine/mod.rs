@@ -350,6 +350,7 @@ fn generator(p: &Resolved) -> Result<Box<dyn Generator>, EngineError> {
         texture_mm: g.texture_mm,
         texture_strength: g.texture_strength,
         partial_volume_mm: g.partial_volume_mm,
+        bowel_gas: g.bowel_gas,
     }))
 }
 

@@ -4,6 +4,7 @@
 //! implements it here; the latent diffusion model implements it in its own module.
 
 pub mod blur;
+pub mod bowel_gas;
 pub mod diffuse;
 pub mod ldm;
 pub mod procedural;

@@ -22,6 +22,8 @@ pub struct Procedural {
     pub texture_strength: f64,
     /// Partial-volume blur SD, mm.
     pub partial_volume_mm: f64,
+    /// Gas above a gas–fluid level in the stomach and bowel lumen (`bowel_gas`).
+    pub bowel_gas: bool,
 }
 
 impl Default for Procedural {
@@ -30,6 +32,7 @@ impl Default for Procedural {
             texture_mm: 4.0,
             texture_strength: 1.0,
             partial_volume_mm: 0.6,
+            bowel_gas: true,
         }
     }
 }
@@ -109,6 +112,12 @@ impl Generator for Procedural {
         let tex = self.texture(grid, req.seed);
         let labels = &req.labels.data;
         let k = self.texture_strength;
+        let gas: Vec<usize> = if self.bowel_gas {
+            let m = super::bowel_gas::gas_mask(req.labels, req.seed);
+            (0..m.len()).filter(|&i| m[i]).collect()
+        } else {
+            Vec::new()
+        };
 
         let ct = if req.needs.ct {
             let mut materials: Vec<&'static str> = Vec::new();
@@ -159,17 +168,33 @@ impl Generator for Procedural {
                     (h as f32, d.max(0.0) as f32)
                 })
                 .unzip();
+            let mut material: Vec<u8> = labels.iter().map(|&l| mat_of_label[l as usize]).collect();
+            let lesion_ids: Vec<u16> = req.lesions.iter().map(|l| l.label_id).collect();
+            let mut perfusion = super::perfusion_map(req.labels, &lesion_ids);
+            if !gas.is_empty() {
+                let air = materials
+                    .iter()
+                    .position(|m| *m == "air")
+                    .unwrap_or_else(|| {
+                        materials.push("air");
+                        materials.len() - 1
+                    }) as u8;
+                for &i in &gas {
+                    hu[i] = -1000.0;
+                    density[i] = tissue::density_for_hu("air", -1000.0) as f32;
+                    material[i] = air;
+                    perfusion.data[i] = 0;
+                }
+            }
             self.smooth(&mut hu, grid);
             self.smooth(&mut density, grid);
             diffuse::apply_ct(&mut hu, &mut density, req.labels, req.diffuse, req.seed);
-            let material = labels.iter().map(|&l| mat_of_label[l as usize]).collect();
-            let lesion_ids: Vec<u16> = req.lesions.iter().map(|l| l.label_id).collect();
             Some(CtMaps {
                 hu: Volume::from_vec(grid.clone(), hu),
                 density: Volume::from_vec(grid.clone(), density),
                 material: Volume::from_vec(grid.clone(), material),
                 materials,
-                perfusion: Some(super::perfusion_map(req.labels, &lesion_ids)),
+                perfusion: Some(perfusion),
             })
         } else {
             None
@@ -217,6 +242,12 @@ impl Generator for Procedural {
             let mut maps: Vec<Vec<f32>> = (0..5)
                 .map(|c| props.iter().map(|p| p[c]).collect())
                 .collect();
+            // Gas: no protons (a signal void), relaxation times of the background.
+            for &i in &gas {
+                for (c, v) in [0.0f32, 1.0, 1.0, 1.0, 0.0].into_iter().enumerate() {
+                    maps[c][i] = v;
+                }
+            }
             for m in maps.iter_mut() {
                 self.smooth(m, grid);
             }
@@ -276,6 +307,7 @@ mod tests {
             texture_mm: 1.5,
             texture_strength: 1.0,
             partial_volume_mm: 0.0,
+            bowel_gas: true,
         };
         let obj = gen.generate(&req).unwrap();
         let hu = &obj.ct.as_ref().unwrap().hu;
@@ -336,6 +368,7 @@ mod tests {
             texture_mm: 2.0,
             texture_strength: 0.0,
             partial_volume_mm: 1.0,
+            bowel_gas: true,
         };
         let hu = gen.generate(&req).unwrap().ct.unwrap().hu;
         // Boundary voxels sit between fat (−100) and liver (47).

@@ -402,6 +402,9 @@ pub struct GeneratorSpec {
     #[serde(default = "default_pv_mm")]
     #[schemars(range(min = 0.0, max = 10.0))]
     pub partial_volume_mm: f64,
+    /// Gas above a gas–fluid level in the stomach and bowel lumen (procedural; on by default).
+    #[serde(default = "yes")]
+    pub bowel_gas: bool,
 }
 
 fn default_prompt() -> String {
@@ -432,6 +435,7 @@ impl Default for GeneratorSpec {
             texture_mm: default_texture_mm(),
             texture_strength: 1.0,
             partial_volume_mm: default_pv_mm(),
+            bowel_gas: true,
         }
     }
 }
