@@ -26,6 +26,11 @@ use super::spectrum::Spectrum;
 /// scanner.
 pub const BONE_THRESHOLD_HU: f64 = 60.0;
 
+/// Bone-basis coefficient (per gram) above which a material holds bone mineral (spongiosa
+/// ≈ 0.2, cortical bone 1); the fit gives air and soft tissue a few hundredths, fat a
+/// negative one.
+pub const BONE_COEFF_MIN: f64 = 0.05;
+
 /// The estimate is reprojected over every second view (when the view count is even and half
 /// of it is still at least [`MIN_VIEWS`]): the correction varies slowly, so the thinner
 /// angular sampling moves a noise-free corrected image by ≤ 5 HU (99th percentile ≤ 2.5 HU,
@@ -120,6 +125,11 @@ impl BoneModel {
             .collect()
     }
 
+    /// Largest bone-basis density (g/cm³) a split can give a voxel.
+    pub fn max_density(&self) -> f64 {
+        self.rho_bone
+    }
+
     /// Whether a split holds any bone (else the correction is zero and is skipped).
     pub fn has_bone(est: &[[f32; 2]]) -> bool {
         est.iter().any(|v| v[1] > 0.0)
@@ -150,6 +160,28 @@ impl BoneModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_bone_materials_count_as_bone() {
+        use crate::tissue::attenuation::basis_coeffs;
+        for soft in [
+            "air",
+            "adipose",
+            "muscle",
+            "lung",
+            "blood",
+            "liver",
+            "cartilage",
+            "water",
+        ] {
+            let c = basis_coeffs(soft).unwrap()[1];
+            assert!(c < BONE_COEFF_MIN, "{soft}: bone coefficient {c}");
+        }
+        for bone in ["spongiosa", "cortical_bone"] {
+            let c = basis_coeffs(bone).unwrap()[1];
+            assert!(c > BONE_COEFF_MIN, "{bone}: bone coefficient {c}");
+        }
+    }
 
     #[test]
     fn correction_views_are_every_second_scan_view() {

@@ -191,11 +191,13 @@ pub fn acquire_with_spectrum(
     let e_eff = spec.effective_energy_kev(CALIBRATION_WATER_MM);
     let mu_w_eff = mu_rho(w, e_eff); // cm²/g; water 1 g/cm³ → cm⁻¹
     let recon_grid = recon_grid(g, protocol);
-    let has_bone = obj
-        .material
-        .data
+    // Bone-bearing materials only: light materials (air, fat, soft tissue) carry small bone
+    // coefficients from the two-basis fit, which are no bone for the correction.
+    let bone_material: Vec<bool> = coeffs
         .iter()
-        .any(|&m| coeffs[m as usize][1] > 0.0);
+        .map(|c| c[1] > bone_correction::BONE_COEFF_MIN)
+        .collect();
+    let has_bone = obj.material.data.iter().any(|&m| bone_material[m as usize]);
     let ctx = Ctx {
         protocol,
         spec,
@@ -350,6 +352,10 @@ fn table_for<const C: usize>(ctx: &Ctx, basis: &[[f32; C]], grid: &Grid, cols: u
             .fold((0.0f32, 0.0f32), |(a, b), v| (a.min(v[c]), b.max(v[c])));
         lo[c] = mn as f64 * chord_cm;
         hi[c] = mx as f64 * chord_cm;
+    }
+    // The bone correction looks up estimated paths, up to all-bone along the chord.
+    if let Some(bone) = &ctx.bone {
+        hi[1] = hi[1].max(bone.max_density() * chord_cm);
     }
     // Realistic paths never reach max density along the whole diagonal; cap the table.
     hi[0] = hi[0].min(80.0);
