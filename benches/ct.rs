@@ -31,7 +31,20 @@ fn parallel(c: &mut Criterion) {
     g.finish();
 }
 
+/// Whether the command line's filter (as for criterion's groups) selects the hand-timed
+/// benchmark `name`, so `cargo bench --bench ct -- axial_scan` runs only that one.
+fn selected(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+}
+
 fn cone(_c: &mut Criterion) {
+    if !selected("cone") {
+        return;
+    }
     // A 256×256×128 ellipsoid-filled volume (1 mm × 1 mm × 2 mm voxels), generic64-like
     // geometry: SID 541 mm, 900×64 detector at 0.57 mm (isocentre), 360 views.
     let grid = Grid::centered([256, 256, 128], [1.0, 1.0, 2.0]);
@@ -73,11 +86,8 @@ fn cone(_c: &mut Criterion) {
 }
 
 /// A 256×256×128 torso-like object (muscle ellipse, fat ring, lungs, a vertebral column and
-/// ribs of cortical bone) scanned in cone mode with the bone correction off (the scan as it
-/// was before the correction existed) and on: the correction's cost as a ratio, timed
-/// once each in the same run.
-fn cone_scan(_c: &mut Criterion) {
-    use synthcohort::acquire::ct::{acquire, CtProtocol, ScanMode};
+/// ribs of cortical bone).
+fn torso_object() -> synthcohort::tissue::object::CtMaps {
     use synthcohort::tissue::object::CtMaps;
     use synthcohort::volume::Volume;
     let grid = Grid::centered([256, 256, 128], [1.4, 1.4, 2.0]);
@@ -118,15 +128,22 @@ fn cone_scan(_c: &mut Criterion) {
             })
             .collect(),
     );
-    let obj = CtMaps {
+    CtMaps {
         hu,
         density,
         material: mat,
         materials,
         perfusion: None,
-    };
+    }
+}
+
+/// The torso scanned with the bone correction off (the scan as it was before the correction
+/// existed) and on: the correction's cost as a ratio, timed once each in the same run.
+fn bone_correction_cost(mode: synthcohort::acquire::ct::ScanMode) {
+    use synthcohort::acquire::ct::{acquire, CtProtocol};
+    let obj = torso_object();
     let mut p = CtProtocol::preset("generic64").unwrap();
-    p.scan_mode = ScanMode::Cone;
+    p.scan_mode = mode;
     p.views = 360;
     p.matrix = 256;
     p.slice_mm = 2.0;
@@ -138,7 +155,7 @@ fn cone_scan(_c: &mut Criterion) {
         secs[n] = t.elapsed().as_secs_f64();
     }
     eprintln!(
-        "cone scan 256×256×128, 360 views, 900×64: bone correction off {:.1} s, on {:.1} s, ratio {:.2} ({} threads)",
+        "{mode:?} scan 256×256×128, 360 views, 900×64: bone correction off {:.1} s, on {:.1} s, ratio {:.2} ({} threads)",
         secs[0],
         secs[1],
         secs[1] / secs[0],
@@ -146,5 +163,17 @@ fn cone_scan(_c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, parallel, cone, cone_scan);
+fn cone_scan(_c: &mut Criterion) {
+    if selected("cone_scan") {
+        bone_correction_cost(synthcohort::acquire::ct::ScanMode::Cone);
+    }
+}
+
+fn axial_scan(_c: &mut Criterion) {
+    if selected("axial_scan") {
+        bone_correction_cost(synthcohort::acquire::ct::ScanMode::Axial);
+    }
+}
+
+criterion_group!(benches, parallel, cone, cone_scan, axial_scan);
 criterion_main!(benches);

@@ -90,6 +90,18 @@ fn water_cylinder_reads_water_and_air_and_noise_follows_inverse_sqrt_mas() {
         .map(|r| (r.arm.as_str(), r.ctdi_vol_mgy))
         .collect();
     assert!((dose["mas200"] / dose["mas50"] - 4.0).abs() < 1e-9 && dose["mas50"] > 0.0);
+    // The 200 mm cylinder's water-equivalent diameter (AAPM 220) from its noisy image, and the
+    // SSDE from it (AAPM 204: f(20 cm) = 3.704369·e^(−0.7343874) = 1.78).
+    for r in &rows {
+        let dw = r.water_equivalent_diameter_mm;
+        assert!((dw - 200.0).abs() < 3.0, "{}: D_w {dw} mm", r.arm);
+        assert!(
+            (r.ssde_mgy / r.ctdi_vol_mgy - 1.777).abs() < 0.03,
+            "{}: SSDE {}",
+            r.arm,
+            r.ssde_mgy
+        );
+    }
 }
 
 #[test]

@@ -176,6 +176,9 @@ pub(super) struct Acquired {
     /// Complex multi-coil k-space (MRI arms with `export_kspace`).
     pub kspace: Option<crate::acquire::mri::KSpace>,
     pub ctdi_vol_mgy: f64,
+    /// CT: water-equivalent diameter (mm) and SSDE (mGy); 0 otherwise.
+    pub water_equivalent_diameter_mm: f64,
+    pub ssde_mgy: f64,
     /// The resolved protocol plus realised artifacts and calibration, as JSON.
     pub protocol: serde_json::Value,
 }
@@ -211,6 +214,8 @@ pub(super) fn acquire(
                 image,
                 kspace: None,
                 ctdi_vol_mgy: 0.0,
+                water_equivalent_diameter_mm: 0.0,
+                ssde_mgy: 0.0,
                 protocol,
             })
         }
@@ -223,6 +228,8 @@ pub(super) fn acquire(
                 image: r.image,
                 kspace: None,
                 ctdi_vol_mgy: r.ctdi_vol_mgy,
+                water_equivalent_diameter_mm: r.water_equivalent_diameter_mm,
+                ssde_mgy: r.ssde_mgy,
                 protocol,
             })
         }
@@ -237,6 +244,8 @@ pub(super) fn acquire(
                 image: r.image,
                 kspace: r.kspace,
                 ctdi_vol_mgy: 0.0,
+                water_equivalent_diameter_mm: 0.0,
+                ssde_mgy: 0.0,
                 protocol,
             })
         }
@@ -378,6 +387,8 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
             object_spacing_mm: labels.grid.spacing_mm,
             protocol: acq.protocol.to_string(),
             ctdi_vol_mgy: acq.ctdi_vol_mgy,
+            water_equivalent_diameter_mm: acq.water_equivalent_diameter_mm,
+            ssde_mgy: acq.ssde_mgy,
             generator: s.generator.name(),
             pipeline_sha256: p.sha256.clone(),
             synthcohort_version: crate::VERSION.to_string(),

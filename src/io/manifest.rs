@@ -69,6 +69,10 @@ pub struct ManifestRow {
     pub protocol: String,
     /// CTDIvol in mGy (0 for arms without ionising radiation).
     pub ctdi_vol_mgy: f64,
+    /// The subject's water-equivalent diameter in the CT image (AAPM 220), mm (0: not CT).
+    pub water_equivalent_diameter_mm: f64,
+    /// Size-specific dose estimate (AAPM 204), mGy (0: not CT).
+    pub ssde_mgy: f64,
     pub generator: String,
     pub pipeline_sha256: String,
     pub synthcohort_version: String,
@@ -124,6 +128,8 @@ pub fn manifest_schema() -> SchemaRef {
         f("object_spacing_mm", list(DataType::Float64)),
         f("protocol", DataType::Utf8),
         f("ctdi_vol_mgy", DataType::Float64),
+        f("water_equivalent_diameter_mm", DataType::Float64),
+        f("ssde_mgy", DataType::Float64),
         f("generator", DataType::Utf8),
         f("pipeline_sha256", DataType::Utf8),
         f("synthcohort_version", DataType::Utf8),
@@ -237,6 +243,8 @@ fn batch(rows: &[ManifestRow]) -> Result<RecordBatch, IoError> {
         )?,
         strings(rows.iter().map(|r| r.protocol.as_str())),
         f64s(rows.iter().map(|r| r.ctdi_vol_mgy)),
+        f64s(rows.iter().map(|r| r.water_equivalent_diameter_mm)),
+        f64s(rows.iter().map(|r| r.ssde_mgy)),
         strings(rows.iter().map(|r| r.generator.as_str())),
         strings(rows.iter().map(|r| r.pipeline_sha256.as_str())),
         strings(rows.iter().map(|r| r.synthcohort_version.as_str())),
@@ -397,6 +405,7 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), ColumnErro
         list_col::<Float64Array>(col(b, "object_spacing_mm")?, "object_spacing_mm")?;
     let protocol = s("protocol")?;
     let ctdi = f("ctdi_vol_mgy")?;
+    let (dw, ssde) = (f("water_equivalent_diameter_mm")?, f("ssde_mgy")?);
     let (les_r, les) = list_col::<StructArray>(col(b, "lesions")?, "lesions")?;
 
     let l_id = struct_col::<UInt16Array>(les, "label_id")?;
@@ -448,6 +457,8 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), ColumnErro
             object_spacing_mm: fixed3(&osp_v.values()[osp_r[i].clone()], "object_spacing_mm")?,
             protocol: protocol.value(i).to_string(),
             ctdi_vol_mgy: ctdi.value(i),
+            water_equivalent_diameter_mm: dw.value(i),
+            ssde_mgy: ssde.value(i),
             generator: generator.value(i).to_string(),
             pipeline_sha256: pipeline_sha.value(i).to_string(),
             synthcohort_version: version.value(i).to_string(),
@@ -496,6 +507,8 @@ mod tests {
             object_spacing_mm: [2.0, 2.0, 2.5],
             protocol: r#"{"modality":"ct","kvp":120}"#.into(),
             ctdi_vol_mgy: 7.5,
+            water_equivalent_diameter_mm: 280.0,
+            ssde_mgy: 9.6,
             generator: "procedural".into(),
             pipeline_sha256: "ef".repeat(32),
             synthcohort_version: "0.1.0".into(),

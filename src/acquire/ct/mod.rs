@@ -48,6 +48,10 @@ pub struct CtResult {
     /// the object's z centre).
     pub image: Volume<f32>,
     pub ctdi_vol_mgy: f64,
+    /// Water-equivalent diameter of the subject in the image (AAPM 220), mm.
+    pub water_equivalent_diameter_mm: f64,
+    /// Size-specific dose estimate (AAPM 204) from the CTDIvol and that diameter, mGy.
+    pub ssde_mgy: f64,
     /// Energy (keV) whose μ_water calibrates HU (see `Spectrum::effective_energy_kev`).
     pub effective_energy_kev: f64,
 }
@@ -212,9 +216,14 @@ pub fn acquire_with_spectrum(
         let b2: Vec<[f32; 2]> = basis.iter().map(|v| [v[0], v[1]]).collect();
         scan::<2>(&ctx, g, &b2, &recon_grid)
     };
+    let image = Volume::from_vec(recon_grid, image);
+    let ctdi_vol_mgy = dose::ctdi_vol_mgy(protocol.kvp, protocol.mas);
+    let dw = dose::water_equivalent_diameter_mm(&image);
     Ok(CtResult {
-        image: Volume::from_vec(recon_grid, image),
-        ctdi_vol_mgy: dose::ctdi_vol_mgy(protocol.kvp, protocol.mas),
+        image,
+        ctdi_vol_mgy,
+        water_equivalent_diameter_mm: dw,
+        ssde_mgy: dose::ssde_mgy(ctdi_vol_mgy, dw),
         effective_energy_kev: e_eff,
     })
 }
