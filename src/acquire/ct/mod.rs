@@ -7,6 +7,7 @@
 //! beam-hardening correction) → noise (compound Poisson + electronic) → recon (FBP / FDK with
 //! apodised ramps) → bone correction (second pass) → HU → dose (CTDIvol).
 
+pub mod aperture;
 pub mod bone_correction;
 pub mod dose;
 pub mod geometry;
@@ -300,6 +301,14 @@ fn columns(ctx: &Ctx, table: &PolyTable, cols: usize) -> Columns {
     }
 }
 
+/// The focal spot's and detector cells' blur of a projection, at the detector pitch referred
+/// to the isocentre.
+fn projection_blur(p: &CtProtocol) -> Option<aperture::Blur> {
+    let cell = if p.detector_aperture { p.pixel_mm } else { 0.0 };
+    let focal = p.focal_spot_mm * (p.sdd_mm - p.sid_mm) / p.sdd_mm;
+    aperture::design(p.pixel_mm, cell, focal)
+}
+
 /// Photons at 1 m per mm² → per detector cell per view: inverse square to the isocentre,
 /// cell area at isocentre, mAs shared over the views, detector efficiency.
 fn photon_scale(p: &CtProtocol, row_mm: f64) -> f64 {
@@ -423,6 +432,7 @@ fn scan_axial<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid
     let scale = photon_scale(p, p.slice_mm);
     let mu_w_mm = ctx.mu_w_eff / 10.0;
     let per_slice = plane_rec.len();
+    let blur = projection_blur(p);
     let mut out = vec![0.0f32; rg.len()];
     out.par_chunks_mut(per_slice)
         .enumerate()
@@ -452,8 +462,16 @@ fn scan_axial<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid
                 slab.iter_mut()
                     .for_each(|v| v.iter_mut().for_each(|x| *x *= inv));
             }
-            // Stage 2: fan-beam projection of the basis maps.
-            let li = project_fan::<C>(&slab, &plane_obj, &geo);
+            // Stage 2: fan-beam projection of the basis maps, blurred by the apertures.
+            let mut li = project_fan::<C>(&slab, &plane_obj, &geo);
+            if let Some(b) = &blur {
+                b.apply(
+                    &mut li,
+                    (0..geo.views).map(|v| v * geo.det_count),
+                    geo.det_count,
+                    1,
+                );
+            }
             // Stage 3: polychromatic detection, noise, water correction (one stream per view).
             let nd = p.detector_cols;
             let mut sino = vec![0.0f32; li.len()];
@@ -604,6 +622,7 @@ fn scan_cone<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid)
         z_mm,
     };
     let rotations = cone_rotations(p, rg, &geo_at(0.0));
+    let blur = projection_blur(p);
     let per_slice = plane_rec.len();
     let per_view = p.detector_rows * p.detector_cols;
     // μ (mm⁻¹) first; HU at the end, after the bone pass.
@@ -614,7 +633,15 @@ fn scan_cone<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid)
         }
         // Stage 1: cone-beam projection, detection and noise (one stream per view).
         let geo = geo_at(rot.z_mm);
-        let (li, _) = project_cone::<C>(basis, g, &geo);
+        let (mut li, _) = project_cone::<C>(basis, g, &geo);
+        if let Some(b) = &blur {
+            let (rows, cols) = (geo.rows, geo.cols);
+            // Along each detector row (fan direction), then along each column (z).
+            b.apply(&mut li, (0..geo.views * rows).map(|r| r * cols), cols, 1);
+            let col_starts =
+                (0..geo.views).flat_map(|v| (0..cols).map(move |c| v * rows * cols + c));
+            b.apply(&mut li, col_starts, rows, cols);
+        }
         let mut proj = vec![0.0f32; li.len()];
         proj.par_chunks_mut(per_view)
             .zip(li.par_chunks(per_view))

@@ -87,6 +87,13 @@ pub struct CtProtocol {
     /// Source–detector distance in mm.
     #[schemars(range(min = 100.0, max = 3000.0))]
     pub sdd_mm: f64,
+    /// Focal-spot width in mm (its penumbra blurs each projection; 0: a point source).
+    #[serde(default = "default_focal_spot_mm")]
+    #[schemars(range(min = 0.0, max = 3.0))]
+    pub focal_spot_mm: f64,
+    /// Detector cells integrate over their width instead of sampling a point.
+    #[serde(default = "yes")]
+    pub detector_aperture: bool,
     /// Fan-beam axial or cone-beam scanning.
     pub scan_mode: ScanMode,
     /// Reconstruction kernel.
@@ -124,10 +131,15 @@ fn yes() -> bool {
     true
 }
 
+/// A typical large focal spot of a body CT tube (≈ 0.9–1.2 mm nominal).
+fn default_focal_spot_mm() -> f64 {
+    1.0
+}
+
 impl CtProtocol {
     /// Named scanner presets. `generic64`: XCIST-like generic 64-row scanner (SID 541 mm,
     /// SDD 949 mm, 900 × 64 detector of 1.0 mm pitch at the detector → 0.57 mm at isocentre,
-    /// 984 views per rotation), 120 kVp, 200 mAs, standard kernel, axial, 400 mm FOV, 256²
+    /// 984 views per rotation, 1.0 mm focal spot, cells integrating over their pitch), 120 kVp, 200 mAs, standard kernel, axial, 400 mm FOV, 256²
     /// matrix, 2.5 mm slices, medium bowtie, water and bone beam-hardening corrections on.
     pub fn preset(name: &str) -> Option<CtProtocol> {
         match name {
@@ -143,6 +155,8 @@ impl CtProtocol {
                 pixel_mm: 1.0 * 541.0 / 949.0,
                 sid_mm: 541.0,
                 sdd_mm: 949.0,
+                focal_spot_mm: default_focal_spot_mm(),
+                detector_aperture: true,
                 scan_mode: ScanMode::Axial,
                 kernel: Kernel::Standard,
                 fov_mm: 400.0,
