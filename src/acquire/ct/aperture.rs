@@ -48,23 +48,7 @@ pub fn design(pitch_mm: f64, aperture_mm: f64, focal_mm: f64) -> Option<Blur> {
             a[r][K] += x[r] * y;
         }
     }
-    // Gauss–Jordan with partial pivoting (3×3).
-    for c in 0..K {
-        let piv = (c..K)
-            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
-            .unwrap_or(c);
-        a.swap(c, piv);
-        for r in 0..K {
-            if r != c {
-                let f = a[r][c] / a[c][c];
-                let row = a[c];
-                for (x, p) in a[r].iter_mut().zip(row) {
-                    *x -= f * p;
-                }
-            }
-        }
-    }
-    let h: [f64; K] = std::array::from_fn(|k| a[k][K] / a[k][k]);
+    let h = super::linsolve::solve_augmented(&mut a);
     let h0 = 1.0 - 2.0 * h.iter().sum::<f64>();
     let taps: [f64; 2 * K + 1] = std::array::from_fn(|i| match i.abs_diff(K) {
         0 => h0,

@@ -11,6 +11,7 @@ pub mod aperture;
 pub mod bone_correction;
 pub mod dose;
 pub mod geometry;
+mod linsolve;
 pub mod noise;
 pub mod phantom;
 pub mod polychromatic;

@@ -159,26 +159,9 @@ pub fn water_correction(
             a[r][k] += pw[r] * y;
         }
     }
-    // Gauss–Jordan with partial pivoting (6×6).
-    for c in 0..k {
-        let piv = (c..k)
-            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
-            .unwrap();
-        a.swap(c, piv);
-        for r in 0..k {
-            if r != c {
-                let f = a[r][c] / a[c][c];
-                let pivot_row = a[c];
-                for (x, p) in a[r].iter_mut().zip(pivot_row.iter()).skip(c) {
-                    *x -= f * p;
-                }
-            }
-        }
-    }
+    let x = super::linsolve::solve_augmented(&mut a);
     let mut coef = [0.0; BH_DEGREE + 1];
-    for r in 0..k {
-        coef[r] = a[r][k] / a[r][r];
-    }
+    coef.copy_from_slice(&x);
     (coef, scale)
 }
 
