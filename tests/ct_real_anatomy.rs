@@ -15,14 +15,14 @@
 //! bone correction, blur) gives the table's HU back inside a real body. Run with
 //! `-- --nocapture` for the table.
 
+mod common;
+
 use std::path::PathBuf;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use common::ct_subject::{interior, procedural_ct};
 use synthcohort::acquire::ct::{self, protocol::CtProtocol};
-use synthcohort::anatomy::{self, parse_names_file, AnatomyParams, BodySize, Template};
+use synthcohort::anatomy::{self, parse_names_file, Template};
 use synthcohort::generate::procedural::Procedural;
-use synthcohort::generate::{Generator, Needs, Request};
 use synthcohort::io::nifti;
 use synthcohort::volume::{Grid, Volume};
 
@@ -49,34 +49,10 @@ fn pad_square<T: Copy>(v: &[T], dims: [usize; 3], fill: T) -> (Vec<T>, usize) {
     (out, n)
 }
 
-/// Voxels of `id` whose 6 neighbours are `id` too (one-voxel erosion, as the reference medians
-/// in `shared/reference/ct_real_organ_hu.tsv` were read).
-fn eroded(labels: &[u16], dims: [usize; 3], ids: &[u16]) -> Vec<usize> {
-    let [nx, ny, nz] = dims;
-    let at = |x: usize, y: usize, z: usize| labels[(z * ny + y) * nx + x];
-    let mut out = Vec::new();
-    for z in 1..nz - 1 {
-        for y in 1..ny - 1 {
-            for x in 1..nx - 1 {
-                let l = at(x, y, z);
-                if !ids.contains(&l) {
-                    continue;
-                }
-                let n = [
-                    at(x - 1, y, z),
-                    at(x + 1, y, z),
-                    at(x, y - 1, z),
-                    at(x, y + 1, z),
-                    at(x, y, z - 1),
-                    at(x, y, z + 1),
-                ];
-                if n.iter().all(|m| *m == l) {
-                    out.push((z * ny + y) * nx + x);
-                }
-            }
-        }
-    }
-    out
+/// The one-voxel erosion of the labels `ids` (as the reference medians in
+/// `shared/reference/ct_real_organ_hu.tsv` were read).
+fn eroded(labels: &Volume<u16>, ids: &[u16]) -> Vec<usize> {
+    ids.iter().flat_map(|&id| interior(labels, id, 1)).collect()
 }
 
 fn median(v: &[f32], idx: &[usize]) -> f64 {
@@ -116,41 +92,14 @@ fn real_label_map_images_like_its_real_scan() {
             };
         }
     }
-    // The engine's anatomy stage on the imported map, no deformation or lesions.
-    let params = AnatomyParams {
-        template: Template::Abdomen,
-        grid: g.clone(),
-        body: BodySize::median(),
-        deformation_mm: 0.0,
-        lesions: Vec::new(),
-    };
-    let a = anatomy::build(
-        &params,
-        Some(&labels),
-        &mut ChaCha8Rng::seed_from_u64(1),
-        &mut ChaCha8Rng::seed_from_u64(2),
-    )
-    .unwrap();
-    // Texture off: over the few lung-base voxels in the field its random offset (−17 HU at
-    // one seed) is the generator's sample variance, not CT physics.
+    // The engine's anatomy stage on the imported map. Texture off: over the few lung-base
+    // voxels in the field its random offset (−17 HU at one seed) is the generator's sample
+    // variance, not CT physics.
     let renderer = Procedural {
         texture_strength: 0.0,
         ..Procedural::default()
     };
-    let obj = renderer
-        .generate(&Request {
-            labels: &a.labels,
-            lesions: &[],
-            diffuse: &[],
-            prompt: "",
-            needs: &Needs {
-                ct: true,
-                mri_fields_t: Vec::new(),
-            },
-            seed: 3,
-        })
-        .unwrap();
-    let maps = obj.ct.unwrap();
+    let (anatomy_labels, maps) = procedural_ct(Template::Abdomen, &g, Some(&labels), &renderer);
     let mut p = CtProtocol::preset("generic64").unwrap();
     assert_eq!(p.contrast.phase, ct::Phase::Native, "the scan's own phase");
     p.noise = false;
@@ -163,7 +112,7 @@ fn real_label_map_images_like_its_real_scan() {
     let image = ct::acquire(&maps, &p, 0).unwrap().image;
     assert_eq!(image.grid.dims, g.dims);
 
-    let lab = &a.labels.data;
+    let lab = &anatomy_labels.data;
     let id = |n: &str| anatomy::label_by_name(n).unwrap().id;
     let ids_with = |pred: &dyn Fn(&str) -> bool| -> Vec<u16> {
         let mut v: Vec<u16> = lab.clone();
@@ -208,7 +157,7 @@ fn real_label_map_images_like_its_real_scan() {
     let mut failures = Vec::new();
     for (name, ids, tol) in groups {
         assert!(!ids.is_empty(), "{name}: no labels");
-        let all = eroded(lab, g.dims, &ids);
+        let all = eroded(&anatomy_labels, &ids);
         let (t, r): (Vec<usize>, Vec<usize>) = all.into_iter().partition(tune);
         assert!(
             t.len() >= 20 && r.len() >= 20,
@@ -243,7 +192,7 @@ fn real_label_map_images_like_its_real_scan() {
         ("aorta", 150.0),
         ("portal_vein_and_splenic_vein", 135.0),
     ] {
-        let got = median(&pv.data, &eroded(lab, g.dims, &[id(name)]));
+        let got = median(&pv.data, &eroded(&anatomy_labels, &[id(name)]));
         println!("| {name} | {got:.0} | ≈ {want:.0} |");
         if (got - want).abs() > 20.0 {
             failures.push(format!("{name} portal venous {got:.0} vs ≈ {want} (±20)"));

@@ -8,14 +8,15 @@
 //! (`cargo test --release --test ct_tissue_hu -- --nocapture`): bone must read higher at
 //! 80 kVp than at 140 kVp, as the photoelectric effect of calcium demands.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use common::ct_subject::{interior, procedural_ct};
 use synthcohort::acquire::ct::{self, protocol::CtProtocol, Phase};
-use synthcohort::anatomy::{self, AnatomyParams, BodySize, Template};
+use synthcohort::anatomy::{self, Template};
 use synthcohort::generate::procedural::Procedural;
-use synthcohort::generate::{CtMaps, Generator, Needs, Request};
+use synthcohort::generate::CtMaps;
 use synthcohort::tissue;
 use synthcohort::volume::{Grid, Volume};
 
@@ -40,32 +41,6 @@ fn protocol(g: &Grid, kvp: f64) -> CtProtocol {
     p
 }
 
-/// Voxels of `id` with `id` for `r` voxels along each axis both ways (ROIs away from edges,
-/// where the scanner's point-spread function mixes neighbouring tissues).
-fn interior(labels: &Volume<u16>, id: u16, r: usize) -> Vec<usize> {
-    let [nx, ny, nz] = labels.grid.dims;
-    let at = |x: usize, y: usize, z: usize| labels.data[(z * ny + y) * nx + x];
-    let mut out = Vec::new();
-    for z in r..nz - r {
-        for y in r..ny - r {
-            for x in r..nx - r {
-                let inside = (0..=r).all(|d| {
-                    at(x - d, y, z) == id
-                        && at(x + d, y, z) == id
-                        && at(x, y - d, z) == id
-                        && at(x, y + d, z) == id
-                        && at(x, y, z - d.min(1)) == id
-                        && at(x, y, z + d.min(1)) == id
-                });
-                if inside {
-                    out.push((z * ny + y) * nx + x);
-                }
-            }
-        }
-    }
-    out
-}
-
 fn mean(v: &[f32], idx: &[usize]) -> f64 {
     idx.iter().map(|&i| f64::from(v[i])).sum::<f64>() / idx.len() as f64
 }
@@ -81,35 +56,7 @@ struct Organ {
 
 /// The template's label map and procedural CT object on its test grid.
 fn subject(t: Template) -> (Volume<u16>, CtMaps) {
-    let params = AnatomyParams {
-        template: t,
-        grid: grid(t),
-        body: BodySize::median(),
-        deformation_mm: 0.0,
-        lesions: Vec::new(),
-    };
-    let a = anatomy::build(
-        &params,
-        None,
-        &mut ChaCha8Rng::seed_from_u64(1),
-        &mut ChaCha8Rng::seed_from_u64(2),
-    )
-    .unwrap();
-    let needs = Needs {
-        ct: true,
-        mri_fields_t: Vec::new(),
-    };
-    let obj = Procedural::default()
-        .generate(&Request {
-            labels: &a.labels,
-            lesions: &[],
-            diffuse: &[],
-            prompt: "",
-            needs: &needs,
-            seed: 3,
-        })
-        .unwrap();
-    (a.labels, obj.ct.unwrap())
+    procedural_ct(t, &grid(t), None, &Procedural::default())
 }
 
 /// Each organ's name and interior voxels: 8 mm in-plane from any other label in the trunk,

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the binary, compare run folders.
 #![allow(dead_code)]
 
+pub mod ct_subject;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,73 @@
+//! A subject's label map and procedural CT object, and organ ROIs, for the CT fidelity tests.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use synthcohort::anatomy::{self, AnatomyParams, BodySize, Template};
+use synthcohort::generate::procedural::Procedural;
+use synthcohort::generate::{CtMaps, Generator, Needs, Request};
+use synthcohort::volume::{Grid, Volume};
+
+/// The engine's anatomy stage (no deformation, no lesions) on `template`'s phantom or on an
+/// imported `base` map, rendered to a CT object by `renderer`: the labels and the CT maps.
+pub fn procedural_ct(
+    template: Template,
+    grid: &Grid,
+    base: Option<&Volume<u16>>,
+    renderer: &Procedural,
+) -> (Volume<u16>, CtMaps) {
+    let params = AnatomyParams {
+        template,
+        grid: grid.clone(),
+        body: BodySize::median(),
+        deformation_mm: 0.0,
+        lesions: Vec::new(),
+    };
+    let a = anatomy::build(
+        &params,
+        base,
+        &mut ChaCha8Rng::seed_from_u64(1),
+        &mut ChaCha8Rng::seed_from_u64(2),
+    )
+    .unwrap();
+    let obj = renderer
+        .generate(&Request {
+            labels: &a.labels,
+            lesions: &[],
+            diffuse: &[],
+            prompt: "",
+            needs: &Needs {
+                ct: true,
+                mri_fields_t: Vec::new(),
+            },
+            seed: 3,
+        })
+        .unwrap();
+    (a.labels, obj.ct.unwrap())
+}
+
+/// Voxels of `id` with `id` for `r` voxels along each in-plane axis both ways and one voxel
+/// across slices (ROIs away from edges, where the scanner's point-spread function mixes
+/// neighbouring tissues; r = 1 is the one-voxel, 6-neighbour erosion).
+pub fn interior(labels: &Volume<u16>, id: u16, r: usize) -> Vec<usize> {
+    let [nx, ny, nz] = labels.grid.dims;
+    let at = |x: usize, y: usize, z: usize| labels.data[(z * ny + y) * nx + x];
+    let mut out = Vec::new();
+    for z in r..nz - r {
+        for y in r..ny - r {
+            for x in r..nx - r {
+                let inside = (0..=r).all(|d| {
+                    at(x - d, y, z) == id
+                        && at(x + d, y, z) == id
+                        && at(x, y - d, z) == id
+                        && at(x, y + d, z) == id
+                        && at(x, y, z - d.min(1)) == id
+                        && at(x, y, z + d.min(1)) == id
+                });
+                if inside {
+                    out.push((z * ny + y) * nx + x);
+                }
+            }
+        }
+    }
+    out
+}
