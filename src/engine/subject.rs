@@ -224,6 +224,12 @@ pub(super) fn acquire(
             let r = crate::acquire::ct::acquire(maps, ct, noise_seed)?;
             let mut protocol = protocol;
             protocol["effective_energy_kev"] = serde_json::json!(r.effective_energy_kev);
+            // The tube load behind each recon slice (tube-current modulation), mAs.
+            protocol["tube_current_mas_per_slice"] = serde_json::json!(r
+                .mas_per_slice
+                .iter()
+                .map(|m| (m * 100.0).round() / 100.0)
+                .collect::<Vec<_>>());
             Ok(Acquired {
                 image: r.image,
                 kspace: None,

@@ -1,15 +1,5 @@
-//! CTDIvol estimate, and the size-specific dose estimate (SSDE) of each subject.
-//!
-//! CTDIvol = CTDIw / pitch (IEC 60601-2-44); axial contiguous scanning has pitch 1. The 32 cm
-//! body phantom's CTDIw at 120 kV is ≈ 7 mGy per 100 mAs on 64-slice scanners (ImPACT CT
-//! scanner comparison reports; AAPM Report 96 (2008) tabulates 6–9 mGy/100 mAs), linear in
-//! mAs, and rises with tube voltage roughly as kV^2.5 (Huda et al., Radiology 217, 430
-//! (2000): output and dose ∝ kV^2–2.5 at fixed mAs).
-
-/// Body-phantom CTDIw per 100 mAs at 120 kV, mGy.
-pub const CTDI_W_120KV_PER_100MAS_MGY: f64 = 7.0;
-/// Exponent of the kV dependence.
-pub const KV_EXPONENT: f64 = 2.5;
+//! Size-specific dose: the water-equivalent diameter of each subject (AAPM Report 220) and
+//! the SSDE (AAPM Report 204) from the arm's CTDIvol, which `ctdi.rs` computes from the beam.
 
 /// AAPM Report 204 (2011), conversion from the 32 cm phantom's CTDIvol to SSDE as a function
 /// of the patient's effective (here water-equivalent) diameter x in cm: f = a·exp(−b·x).
@@ -43,11 +33,6 @@ pub fn water_equivalent_diameter_mm(hu: &crate::volume::Volume<f32>) -> f64 {
 /// SSDE (mGy) from the 32 cm phantom's CTDIvol and the water-equivalent diameter (mm).
 pub fn ssde_mgy(ctdi_vol_32cm_mgy: f64, dw_mm: f64) -> f64 {
     ctdi_vol_32cm_mgy * SSDE_32CM_A * (-SSDE_32CM_B * dw_mm / 10.0).exp()
-}
-
-/// CTDIvol (mGy) of an axial or circular scan at `kvp` and `mas` per rotation.
-pub fn ctdi_vol_mgy(kvp: f64, mas: f64) -> f64 {
-    CTDI_W_120KV_PER_100MAS_MGY * (mas / 100.0) * (kvp / 120.0).powf(KV_EXPONENT)
 }
 
 #[cfg(test)]
@@ -104,13 +89,5 @@ mod tests {
         assert!(f(150.0) > f(250.0) && f(250.0) > f(350.0));
         let x1 = (3.704369f64).ln() / 0.03671937;
         assert!((f(10.0 * x1) - 1.0).abs() < 1e-9 && (x1 - 35.66).abs() < 0.05);
-    }
-
-    #[test]
-    fn linear_in_mas_and_rising_with_kvp() {
-        assert!((ctdi_vol_mgy(120.0, 100.0) - 7.0).abs() < 1e-12);
-        assert!((ctdi_vol_mgy(120.0, 200.0) / ctdi_vol_mgy(120.0, 50.0) - 4.0).abs() < 1e-12);
-        let r = ctdi_vol_mgy(80.0, 100.0) / ctdi_vol_mgy(120.0, 100.0);
-        assert!(r > 0.3 && r < 0.45, "80/120 kV ratio {r}");
     }
 }

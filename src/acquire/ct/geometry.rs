@@ -29,6 +29,16 @@ impl Plane {
         }
     }
 
+    /// The in-plane geometry of a volume grid's slices.
+    pub fn of_grid(g: &crate::volume::Grid) -> Plane {
+        Plane {
+            nx: g.dims[0],
+            ny: g.dims[1],
+            spacing_mm: [g.spacing_mm[0], g.spacing_mm[1]],
+            origin_mm: [g.origin_mm[0], g.origin_mm[1]],
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.nx * self.ny
     }

@@ -5,22 +5,30 @@
 //! `tissue::attenuation`) → projector (Joseph; parallel,
 //! fan, cone) → polychromatic (Beer–Lambert over energy, energy-integrating detector, water
 //! beam-hardening correction) → noise (compound Poisson + electronic) → recon (FBP / FDK with
-//! apodised ramps) → bone correction (second pass) → HU → dose (CTDIvol).
+//! apodised ramps) → bone correction (second pass) → HU → dose (CTDIvol from the beam by Monte
+//! Carlo in `ctdi`/`mc`; SSDE in `dose`). Scan modes: axial, circular cone, helical
+//! (`helical`); tube-current modulation (`tcm`); optional object scatter (`scatter`).
 
 pub mod aperture;
 pub mod bone_correction;
+pub mod ctdi;
 pub mod dose;
 pub mod geometry;
+pub mod helical;
+mod interaction_tables;
 mod linsolve;
+pub mod mc;
 pub mod noise;
 pub mod phantom;
 pub mod polychromatic;
 pub mod projector;
 pub mod protocol;
 pub mod recon;
+pub mod scatter;
 mod simd;
 pub mod spectrum;
 pub mod tables;
+pub mod tcm;
 
 #[cfg(test)]
 mod tests;
@@ -29,7 +37,7 @@ use rayon::prelude::*;
 
 pub use geometry::{ConeGeometry, FanGeometry, ParallelGeometry, Plane};
 pub use projector::{project_cone, project_fan, project_parallel};
-pub use protocol::{Bowtie, Contrast, CtProtocol, Kernel, Phase, ScanMode};
+pub use protocol::{Bowtie, Contrast, CtProtocol, Kernel, Phase, ScanMode, TubeCurrentModulation};
 pub use recon::{fbp_fan, fbp_parallel, fdk};
 pub use spectrum::Spectrum;
 
@@ -56,6 +64,9 @@ pub struct CtResult {
     pub ssde_mgy: f64,
     /// Energy (keV) whose μ_water calibrates HU (see `Spectrum::effective_energy_kev`).
     pub effective_energy_kev: f64,
+    /// Mean tube load per rotation (mAs) of the views behind each recon slice: the protocol's
+    /// `mas` without tube-current modulation.
+    pub mas_per_slice: Vec<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +215,14 @@ pub fn acquire_with_spectrum(
         .map(|c| c[1] > bone_correction::BONE_COEFF_MIN)
         .collect();
     let has_bone = obj.material.data.iter().any(|&m| bone_material[m as usize]);
+    let mu_basis_mm = materials::BASIS.map(|b| mu_rho(material_index(b).unwrap(), e_eff) / 10.0);
+    let slice_dw = tcm::slice_diameters(
+        &basis,
+        g.dims[0] * g.dims[1],
+        g.spacing_mm[0] * g.spacing_mm[1],
+        &mu_basis_mm,
+        mu_w_eff / 10.0,
+    );
     let ctx = Ctx {
         protocol,
         spec,
@@ -211,15 +230,26 @@ pub fn acquire_with_spectrum(
         seed: noise_seed,
         bone: (protocol.bone_correction && protocol.beam_hardening_correction && has_bone)
             .then(|| BoneModel::calibrated(spec, e_eff)),
+        scatter: protocol.scatter.then(|| scatter::model_for(protocol, spec)),
+        mu_basis_mm,
+        slice_dw,
+        obj_grid: g.clone(),
     };
-    let image = if has_iodine {
+    let (image, mas_per_slice) = if has_iodine {
         scan::<3>(&ctx, g, &basis, &recon_grid)
     } else {
         let b2: Vec<[f32; 2]> = basis.iter().map(|v| [v[0], v[1]]).collect();
         scan::<2>(&ctx, g, &b2, &recon_grid)
     };
     let image = Volume::from_vec(recon_grid, image);
-    let ctdi_vol_mgy = dose::ctdi_vol_mgy(protocol.kvp, protocol.mas);
+    let mean_mas = mas_per_slice.iter().sum::<f64>() / mas_per_slice.len().max(1) as f64;
+    // Dose from the protocol's tungsten beam (an explicit test spectrum only images).
+    let dose_spec = spectrum::Spectrum::tungsten(
+        protocol.kvp,
+        protocol.filtration_mm_al,
+        protocol.filtration_mm_cu,
+    );
+    let ctdi_vol_mgy = ctdi::ctdi_vol_mgy(protocol, &dose_spec, mean_mas);
     let dw = dose::water_equivalent_diameter_mm(&image);
     Ok(CtResult {
         image,
@@ -227,6 +257,7 @@ pub fn acquire_with_spectrum(
         water_equivalent_diameter_mm: dw,
         ssde_mgy: dose::ssde_mgy(ctdi_vol_mgy, dw),
         effective_energy_kev: e_eff,
+        mas_per_slice,
     })
 }
 
@@ -255,6 +286,43 @@ struct Ctx<'a> {
     seed: u64,
     /// The second-pass bone correction, when on and the object holds bone.
     bone: Option<BoneModel>,
+    /// The scatter kernel, when scatter is on.
+    scatter: Option<scatter::ScatterModel>,
+    /// μ (mm⁻¹ per g/cm³) of each basis at the effective energy.
+    mu_basis_mm: [f64; 3],
+    /// Water-equivalent diameter of each object z slice, mm (tube-current modulation).
+    slice_dw: Vec<f64>,
+    obj_grid: Grid,
+}
+
+impl Ctx<'_> {
+    /// Longitudinal tube-current factor with the source at table position `z_mm`: the
+    /// water-equivalent diameter averaged over the collimated width there.
+    fn longitudinal(&self, z_mm: f64, width_mm: f64) -> f64 {
+        let t = &self.protocol.tube_current_modulation;
+        if !t.longitudinal {
+            return 1.0;
+        }
+        let g = &self.obj_grid;
+        let (mut sum, mut n) = (0.0, 0);
+        for (k, &d) in self.slice_dw.iter().enumerate() {
+            let zk = g.origin_mm[2] + k as f64 * g.spacing_mm[2];
+            if (zk - z_mm).abs() <= 0.5 * width_mm.max(g.spacing_mm[2]) {
+                sum += d;
+                n += 1;
+            }
+        }
+        let dw = if n > 0 {
+            sum / n as f64
+        } else {
+            // Beyond the object: the nearest slice.
+            let k = ((z_mm - g.origin_mm[2]) / g.spacing_mm[2])
+                .round()
+                .clamp(0.0, (self.slice_dw.len() - 1) as f64) as usize;
+            self.slice_dw[k]
+        };
+        tcm::longitudinal(t, dw, self.mu_w_eff / 10.0)
+    }
 }
 
 /// Per-column detector physics: bowtie, air signal, water correction.
@@ -310,13 +378,28 @@ fn projection_blur(p: &CtProtocol) -> Option<aperture::Blur> {
     aperture::design(p.pixel_mm, cell, focal)
 }
 
+/// Blurs cone projections (`views` × `rows` × `cols`) along each detector row (fan
+/// direction), then along each column (z).
+fn blur_cone<const C: usize>(
+    b: &aperture::Blur,
+    li: &mut [[f32; C]],
+    views: usize,
+    rows: usize,
+    cols: usize,
+) {
+    b.apply(li, (0..views * rows).map(|r| r * cols), cols, 1);
+    let col_starts = (0..views).flat_map(|v| (0..cols).map(move |c| v * rows * cols + c));
+    b.apply(li, col_starts, rows, cols);
+}
+
 /// Photons at 1 m per mm² → per detector cell per view: inverse square to the isocentre,
 /// cell area at isocentre, mAs shared over the views, detector efficiency.
 fn photon_scale(p: &CtProtocol, row_mm: f64) -> f64 {
     (1000.0 / p.sid_mm).powi(2) * p.pixel_mm * row_mm * p.mas / p.views as f64 * DETECTOR_EFFICIENCY
 }
 
-/// Line integrals (g/cm³·mm per basis) of one view → corrected line integrals (μ·mm).
+/// Line integrals (g/cm³·mm per basis) of one view (`rows` × columns) → corrected line
+/// integrals (μ·mm). `scale` is the view's photons per unit signal (tube load included).
 #[allow(clippy::too_many_arguments)]
 fn detect_view<const C: usize>(
     ctx: &Ctx,
@@ -330,23 +413,45 @@ fn detect_view<const C: usize>(
     let p = ctx.protocol;
     let mut rng = stream(ctx.seed, Stage::Acquire, sub);
     let ncol = cols.bow_gcm2.len();
-    for (idx, (l, o)) in li.iter().zip(out.iter_mut()).enumerate() {
-        let k = idx % ncol;
-        // Stage a: g/cm³·mm → g/cm²; the bowtie adds water.
-        let mut lb = [0.0f64; 3];
-        for c in 0..C {
-            lb[c] = l[c] as f64 / 10.0;
+    // Stage a–b: g/cm³·mm → g/cm² (the bowtie adds water); expected signal and variance
+    // (Beer–Lambert over energy).
+    let sv: Vec<(f64, f64)> = li
+        .iter()
+        .enumerate()
+        .map(|(idx, l)| {
+            let mut lb = [0.0f64; 3];
+            for c in 0..C {
+                lb[c] = l[c] as f64 / 10.0;
+            }
+            lb[0] += cols.bow_gcm2[idx % ncol];
+            table.lookup(lb)
+        })
+        .collect();
+    // Scatter: one profile per view from the row-averaged primary and path.
+    let scatter: Option<Vec<f64>> = ctx.scatter.as_ref().map(|m| {
+        let rows = (li.len() / ncol).max(1);
+        let (mut prim, mut path) = (vec![0.0; ncol], vec![0.0; ncol]);
+        for (idx, &(ln_s, _)) in sv.iter().enumerate() {
+            let k = idx % ncol;
+            prim[k] += ln_s.exp() / rows as f64;
+            path[k] += (cols.ln_s0[k] - ln_s) / rows as f64;
         }
-        lb[0] += cols.bow_gcm2[k];
-        // Stage b: expected signal and variance (Beer–Lambert over energy).
-        let (ln_s, ln_v) = table.lookup(lb);
+        scatter::view_scatter(m, &prim, &path, p.pixel_mm)
+    });
+    for (idx, (&(ln_s, ln_v), o)) in sv.iter().zip(out.iter_mut()).enumerate() {
+        let k = idx % ncol;
         let ln_s0 = cols.ln_s0[k];
+        let (mut s, mut v) = (ln_s.exp(), ln_v.exp());
+        if let Some(sc) = &scatter {
+            // Scatter photons carry about the primary's energy per photon: same v/s.
+            v += sc[k] * v / s.max(1e-300);
+            s += sc[k];
+        }
         let pl = if p.noise {
-            let (s, v) = (ln_s.exp() * scale, ln_v.exp() * scale);
-            let r = noise::noisy_reading(&mut rng, s, v, p.electronic_noise);
+            let r = noise::noisy_reading(&mut rng, s * scale, v * scale, p.electronic_noise);
             -(r / (ln_s0.exp() * scale)).ln()
         } else {
-            ln_s0 - ln_s
+            ln_s0 - s.ln()
         };
         // Stage c: water beam-hardening correction → μ_w(E_eff)·W (cm⁻¹·cm); μ per mm.
         let pc = if p.beam_hardening_correction {
@@ -357,6 +462,43 @@ fn detect_view<const C: usize>(
         };
         *o = pc as f32; // dimensionless: μ·length
     }
+}
+
+/// Each view's largest path (μ·L at the effective energy) through the object, for angular
+/// tube-current modulation; `per_view` rays per view.
+fn view_max_paths<const C: usize>(ctx: &Ctx, li: &[[f32; C]], per_view: usize) -> Vec<f64> {
+    li.par_chunks(per_view)
+        .map(|v| {
+            v.iter()
+                .map(|l| {
+                    (0..C)
+                        .map(|c| l[c] as f64 * ctx.mu_basis_mm[c])
+                        .sum::<f64>()
+                })
+                .fold(0.0, f64::max)
+        })
+        .collect()
+}
+
+/// Photons per unit signal of each view of one rotation (or helical turn): the base
+/// `scale` × longitudinal factor (per view) × angular factor.
+fn view_scales<const C: usize>(
+    ctx: &Ctx,
+    li: &[[f32; C]],
+    per_view: usize,
+    scale: f64,
+    longitudinal: impl Fn(usize) -> f64,
+) -> Vec<f64> {
+    let t = &ctx.protocol.tube_current_modulation;
+    let ang = if t.angular {
+        tcm::angular(t, &view_max_paths(ctx, li, per_view))
+    } else {
+        vec![1.0; li.len() / per_view.max(1)]
+    };
+    ang.iter()
+        .enumerate()
+        .map(|(v, a)| scale * a * longitudinal(v))
+        .collect()
 }
 
 fn table_for<const C: usize>(ctx: &Ctx, basis: &[[f32; C]], grid: &Grid, cols: usize) -> PolyTable {
@@ -393,10 +535,17 @@ fn table_for<const C: usize>(ctx: &Ctx, basis: &[[f32; C]], grid: &Grid, cols: u
     PolyTable::new(ctx.spec, lo, hi)
 }
 
-fn scan<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid) -> Vec<f32> {
+/// The HU image and the mean tube load (mAs per rotation) behind each recon slice.
+fn scan<const C: usize>(
+    ctx: &Ctx,
+    g: &Grid,
+    basis: &[[f32; C]],
+    rg: &Grid,
+) -> (Vec<f32>, Vec<f64>) {
     match ctx.protocol.scan_mode {
         ScanMode::Axial => scan_axial::<C>(ctx, g, basis, rg),
         ScanMode::Cone => scan_cone::<C>(ctx, g, basis, rg),
+        ScanMode::Helical => helical::scan::<C>(ctx, g, basis, rg),
     }
 }
 
@@ -407,21 +556,16 @@ fn to_hu(mu_mm: f32, mu_w_mm: f64) -> f32 {
 
 /// Axial mode: each recon slice is a fan-beam scan of the object's slab under it (the
 /// collimated slice), the slab's basis maps averaged over the slice thickness.
-fn scan_axial<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid) -> Vec<f32> {
+fn scan_axial<const C: usize>(
+    ctx: &Ctx,
+    g: &Grid,
+    basis: &[[f32; C]],
+    rg: &Grid,
+) -> (Vec<f32>, Vec<f64>) {
     let p = ctx.protocol;
     let [nx, ny, nz] = g.dims;
-    let plane_obj = Plane {
-        nx,
-        ny,
-        spacing_mm: [g.spacing_mm[0], g.spacing_mm[1]],
-        origin_mm: [g.origin_mm[0], g.origin_mm[1]],
-    };
-    let plane_rec = Plane {
-        nx: rg.dims[0],
-        ny: rg.dims[1],
-        spacing_mm: [rg.spacing_mm[0], rg.spacing_mm[1]],
-        origin_mm: [rg.origin_mm[0], rg.origin_mm[1]],
-    };
+    let plane_obj = Plane::of_grid(g);
+    let plane_rec = Plane::of_grid(rg);
     let geo = FanGeometry {
         views: p.views,
         sid_mm: p.sid_mm,
@@ -434,10 +578,12 @@ fn scan_axial<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid
     let mu_w_mm = ctx.mu_w_eff / 10.0;
     let per_slice = plane_rec.len();
     let blur = projection_blur(p);
+    let width = ctdi::collimation_mm(p);
     let mut out = vec![0.0f32; rg.len()];
-    out.par_chunks_mut(per_slice)
+    let mas: Vec<f64> = out
+        .par_chunks_mut(per_slice)
         .enumerate()
-        .for_each(|(s, slice_out)| {
+        .map(|(s, slice_out)| {
             // Stage 1: slab average over [z − t/2, z + t/2] with voxel overlap weights.
             let zc = rg.origin_mm[2] + s as f64 * rg.spacing_mm[2];
             let (z0, z1) = (zc - 0.5 * p.slice_mm, zc + 0.5 * p.slice_mm);
@@ -473,8 +619,11 @@ fn scan_axial<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid
                     1,
                 );
             }
-            // Stage 3: polychromatic detection, noise, water correction (one stream per view).
+            // Stage 3: polychromatic detection, noise, water correction (one stream per view),
+            // at each view's tube load.
             let nd = p.detector_cols;
+            let long = ctx.longitudinal(zc, width);
+            let scales = view_scales(ctx, &li, nd, scale, |_| long);
             let mut sino = vec![0.0f32; li.len()];
             sino.par_chunks_mut(nd)
                 .zip(li.par_chunks(nd))
@@ -486,7 +635,7 @@ fn scan_axial<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid
                         &cols,
                         l,
                         o,
-                        scale,
+                        scales[v],
                         ((s as u64) << 32) | v as u64,
                     );
                 });
@@ -508,8 +657,10 @@ fn scan_axial<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid
             for (o, m) in slice_out.iter_mut().zip(mu) {
                 *o = to_hu(m, mu_w_mm);
             }
-        });
-    out
+            p.mas * long
+        })
+        .collect();
+    (out, mas)
 }
 
 /// The bone correction of every ray of a (fan or cone) projection whose rows are
@@ -602,14 +753,14 @@ fn fdk_slices(
 /// detector row pitch. The bone correction reprojects the whole first-pass volume (cone rays
 /// cross the slices of neighbouring rotations) and adds one more FDK per rotation, at each
 /// slice's centre only (the correction varies slowly across a slice).
-fn scan_cone<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid) -> Vec<f32> {
+fn scan_cone<const C: usize>(
+    ctx: &Ctx,
+    g: &Grid,
+    basis: &[[f32; C]],
+    rg: &Grid,
+) -> (Vec<f32>, Vec<f64>) {
     let p = ctx.protocol;
-    let plane_rec = Plane {
-        nx: rg.dims[0],
-        ny: rg.dims[1],
-        spacing_mm: [rg.spacing_mm[0], rg.spacing_mm[1]],
-        origin_mm: [rg.origin_mm[0], rg.origin_mm[1]],
-    };
+    let plane_rec = Plane::of_grid(rg);
     let table = table_for::<C>(ctx, basis, g, p.detector_cols);
     let cols = columns(ctx, &table, p.detector_cols);
     let scale = photon_scale(p, p.pixel_mm);
@@ -628,6 +779,8 @@ fn scan_cone<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid)
     let per_view = p.detector_rows * p.detector_cols;
     // μ (mm⁻¹) first; HU at the end, after the bone pass.
     let mut mu = vec![0.0f32; rg.len()];
+    let mut mas = vec![p.mas; rg.dims[2]];
+    let width = ctdi::collimation_mm(p);
     for (r, rot) in rotations.iter().enumerate() {
         if rot.slices.is_empty() {
             continue;
@@ -636,12 +789,12 @@ fn scan_cone<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid)
         let geo = geo_at(rot.z_mm);
         let (mut li, _) = project_cone::<C>(basis, g, &geo);
         if let Some(b) = &blur {
-            let (rows, cols) = (geo.rows, geo.cols);
-            // Along each detector row (fan direction), then along each column (z).
-            b.apply(&mut li, (0..geo.views * rows).map(|r| r * cols), cols, 1);
-            let col_starts =
-                (0..geo.views).flat_map(|v| (0..cols).map(move |c| v * rows * cols + c));
-            b.apply(&mut li, col_starts, rows, cols);
+            blur_cone(b, &mut li, geo.views, geo.rows, geo.cols);
+        }
+        let long = ctx.longitudinal(rot.z_mm, width);
+        let scales = view_scales(ctx, &li, per_view, scale, |_| long);
+        for &k in &rot.slices {
+            mas[k] = p.mas * long;
         }
         let mut proj = vec![0.0f32; li.len()];
         proj.par_chunks_mut(per_view)
@@ -654,7 +807,7 @@ fn scan_cone<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid)
                     &cols,
                     l,
                     o,
-                    scale,
+                    scales[v],
                     ((r as u64) << 32) | v as u64,
                 );
             });
@@ -693,5 +846,5 @@ fn scan_cone<const C: usize>(ctx: &Ctx, g: &Grid, basis: &[[f32; C]], rg: &Grid)
             }
         }
     }
-    mu.into_iter().map(|m| to_hu(m, mu_w_mm)).collect()
+    (mu.into_iter().map(|m| to_hu(m, mu_w_mm)).collect(), mas)
 }

@@ -33,7 +33,8 @@ pub enum Bowtie {
 }
 
 /// `Axial`: fan beam, one rotation per recon slice. `Cone`: circular cone beam + FDK,
-/// step-and-shoot rotations each covering the detector's z width at isocentre.
+/// step-and-shoot rotations each covering the detector's z width at isocentre. `Helical`:
+/// the table moves `pitch` × the collimated width per rotation; helical FDK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScanMode {
@@ -41,6 +42,42 @@ pub enum ScanMode {
     Axial,
     /// Circular cone beam, FDK.
     Cone,
+    /// Helical cone beam (table feed per rotation = pitch × rows × pixel), helical FDK.
+    Helical,
+}
+
+/// Automatic tube-current modulation (see `tcm`): `mas` becomes the load at the reference
+/// water-equivalent diameter.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TubeCurrentModulation {
+    /// Within each rotation, load ∝ √(attenuation) of each view (mean kept).
+    pub angular: bool,
+    /// Along z, load follows the subject's water-equivalent diameter.
+    pub longitudinal: bool,
+    /// 1: constant central noise across sizes; 0: fixed load.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub strength: f64,
+    /// Water-equivalent diameter at which the load is `mas`, mm.
+    #[schemars(range(min = 100.0, max = 600.0))]
+    pub reference_diameter_mm: f64,
+}
+
+impl Default for TubeCurrentModulation {
+    fn default() -> Self {
+        TubeCurrentModulation {
+            angular: false,
+            longitudinal: false,
+            strength: 0.5,
+            reference_diameter_mm: 300.0,
+        }
+    }
+}
+
+impl TubeCurrentModulation {
+    pub fn is_on(&self) -> bool {
+        self.angular || self.longitudinal
+    }
 }
 
 /// Iodinated contrast of an arm: the phase after an intravenous bolus at which it scans
@@ -94,8 +131,26 @@ pub struct CtProtocol {
     /// Detector cells integrate over their width instead of sampling a point.
     #[serde(default = "yes")]
     pub detector_aperture: bool,
-    /// Fan-beam axial or cone-beam scanning.
+    /// Fan-beam axial, circular cone-beam or helical scanning.
     pub scan_mode: ScanMode,
+    /// Helical pitch: table feed per rotation / collimated width (rows × pixel). Up to 1:
+    /// above it the helical reconstruction's redundancy weighting errs by tens of HU (see
+    /// `helical::backproject`).
+    #[serde(default = "default_pitch")]
+    #[schemars(range(min = 0.1, max = 1.0))]
+    pub pitch: f64,
+    /// Tube-current modulation (angular and/or longitudinal); off by default.
+    #[serde(default)]
+    pub tube_current_modulation: TubeCurrentModulation,
+    /// Object scatter reaching the detector (kernel model calibrated by Monte Carlo; see
+    /// `scatter`), left uncorrected. Off by default.
+    #[serde(default)]
+    pub scatter: bool,
+    /// Anti-scatter grid ratio (lamella height / gap) of the one-dimensional focused grid;
+    /// 0: no grid. Used when `scatter` is on.
+    #[serde(default = "default_grid_ratio")]
+    #[schemars(range(min = 0.0, max = 60.0))]
+    pub grid_ratio: f64,
     /// Reconstruction kernel.
     pub kernel: Kernel,
     /// Reconstruction field of view (square) in mm; default: the object grid's extent.
@@ -131,6 +186,15 @@ fn yes() -> bool {
     true
 }
 
+fn default_pitch() -> f64 {
+    1.0
+}
+
+/// A one-dimensional CT anti-scatter collimator: ≈ 20–30 mm lamellae at ≈ 1 mm pitch.
+fn default_grid_ratio() -> f64 {
+    25.0
+}
+
 /// A typical large focal spot of a body CT tube (≈ 0.9–1.2 mm nominal).
 fn default_focal_spot_mm() -> f64 {
     1.0
@@ -158,6 +222,10 @@ impl CtProtocol {
                 focal_spot_mm: default_focal_spot_mm(),
                 detector_aperture: true,
                 scan_mode: ScanMode::Axial,
+                pitch: default_pitch(),
+                tube_current_modulation: TubeCurrentModulation::default(),
+                scatter: false,
+                grid_ratio: default_grid_ratio(),
                 kernel: Kernel::Standard,
                 fov_mm: 400.0,
                 matrix: 256,

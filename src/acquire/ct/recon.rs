@@ -417,6 +417,25 @@ fn backproject_fan_row(
     }
 }
 
+/// FDK stages 1–2 of cone projections (views × rows × cols): the pre-weight D/√(D²+p²+ζ²),
+/// then row-wise ramp filtering (g = h/2). The source may move along z between views
+/// (helical): the weights depend on the detector coordinates only.
+pub fn fdk_filter(proj: &[f32], geo: &ConeGeometry, kernel: Kernel) -> Vec<f32> {
+    let (nc, nr) = (geo.cols, geo.rows);
+    let d = geo.sid_mm;
+    let mut q: Vec<f32> = proj
+        .par_iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let p = det_pos(i % nc, nc, geo.pixel_mm);
+            let z = det_pos((i / nc) % nr, nr, geo.pixel_mm);
+            v * (d / (d * d + p * p + z * z).sqrt()) as f32
+        })
+        .collect();
+    RampFilter::new(nc, geo.pixel_mm, kernel, 0.5).apply_rows(&mut q);
+    q
+}
+
 /// FDK reconstruction of cone projections (views × rows × cols) at the planes `z_mm`
 /// (each `plane`-shaped); returns z-major stacked planes.
 pub fn fdk(
@@ -428,18 +447,7 @@ pub fn fdk(
 ) -> Vec<f32> {
     let (nc, nr) = (geo.cols, geo.rows);
     let d = geo.sid_mm;
-    // Stage 1: FDK pre-weight D/√(D²+p²+ζ²).
-    let mut q: Vec<f32> = proj
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let p = det_pos(i % nc, nc, geo.pixel_mm);
-            let z = det_pos((i / nc) % nr, nr, geo.pixel_mm);
-            v * (d / (d * d + p * p + z * z).sqrt()) as f32
-        })
-        .collect();
-    // Stage 2: row-wise ramp filtering (g = h/2).
-    RampFilter::new(nc, geo.pixel_mm, kernel, 0.5).apply_rows(&mut q);
+    let q = fdk_filter(proj, geo, kernel);
     // Stage 3: backprojection, bilinear in (p′, ζ′).
     let dbeta = 2.0 * std::f64::consts::PI / geo.views as f64;
     let inv = 1.0 / geo.pixel_mm;

@@ -40,7 +40,7 @@ const AIR_MU_EN: [(f64, f64); 10] = [
     (150.0, 0.02496),
 ];
 
-fn air_mu_en(kev: f64) -> f64 {
+pub(crate) fn air_mu_en(kev: f64) -> f64 {
     let k = AIR_MU_EN
         .partition_point(|&(e, _)| e <= kev)
         .clamp(1, AIR_MU_EN.len() - 1);
