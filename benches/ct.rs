@@ -175,5 +175,42 @@ fn axial_scan(_c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, parallel, cone, cone_scan, axial_scan);
+/// The torso as a circular cone scan (the issue-16 reference) and as a helical scan at pitch
+/// 1 with angular + longitudinal tube-current modulation and scatter, bone correction on in
+/// both, timed once each in the same run: the helical scan's cost as a ratio.
+fn helical_scan(_c: &mut Criterion) {
+    use synthcohort::acquire::ct::{acquire, CtProtocol, ScanMode};
+    if !selected("helical_scan") {
+        return;
+    }
+    let obj = torso_object();
+    let mut p = CtProtocol::preset("generic64").unwrap();
+    p.views = 360;
+    p.matrix = 256;
+    p.slice_mm = 2.0;
+    let mut secs = [0.0; 2];
+    for (n, helical) in [false, true].into_iter().enumerate() {
+        if helical {
+            p.scan_mode = ScanMode::Helical;
+            p.pitch = 1.0;
+            p.tube_current_modulation.angular = true;
+            p.tube_current_modulation.longitudinal = true;
+            p.scatter = true;
+        } else {
+            p.scan_mode = ScanMode::Cone;
+        }
+        let t = Instant::now();
+        black_box(acquire(&obj, &p, 1).expect("scan"));
+        secs[n] = t.elapsed().as_secs_f64();
+    }
+    eprintln!(
+        "256×256×128, 360 views, 900×64, bone correction on: cone {:.1} s, helical pitch 1 + TCM + scatter {:.1} s, ratio {:.2} ({} threads)",
+        secs[0],
+        secs[1],
+        secs[1] / secs[0],
+        rayon::current_num_threads()
+    );
+}
+
+criterion_group!(benches, parallel, cone, cone_scan, axial_scan, helical_scan);
 criterion_main!(benches);

@@ -105,10 +105,13 @@ pub fn project<const C: usize>(
 }
 
 /// Weight of a view for a plane by the plane's height above the source, −1 … 1 across the
-/// collimated width at isocentre: flat over the central 80 %, a cos² taper to zero at the
-/// edges (so weights change smoothly as the plane leaves the beam).
+/// collimated width at isocentre: flat over the central 98 %, a cos² taper to zero at the
+/// edges.
 fn row_taper(t: f64) -> f64 {
-    const FLAT: f64 = 0.8;
+    // Near-binary: the weights' dependence on the fan angle (applied after filtering) leaves
+    // a low-frequency error that shrinks as the taper steepens (water cylinder, pitch 1,
+    // r = 120 mm: ±40 HU at a 0.4 flat top, ±20 at 0.8, ±10 at 0.95, ±5 at 0.98).
+    const FLAT: f64 = 0.98;
     let a = t.abs();
     if a >= 1.0 {
         0.0
@@ -135,48 +138,73 @@ pub fn backproject(q: &[f32], traj: &Trajectory, plane: &Plane, z_mm: &[f64]) ->
     let dbeta = 2.0 * std::f64::consts::PI / nvt as f64;
     let inv = 1.0 / traj.pixel_mm;
     let (c0, r0) = (0.5 * (nc as f64 - 1.0), 0.5 * (nr as f64 - 1.0));
-    // Views that can reach a plane: the cone's z half-width at the far edge of the plane.
-    let r_max = plane_radius(plane);
-    let reach = 0.5 * nr as f64 * traj.pixel_mm * (d + r_max) / d;
+    let half = 0.5 * nr as f64 * traj.pixel_mm;
+    let per_view = traj.feed_mm / nvt as f64;
     let mut out = vec![0.0f32; plane.len() * z_mm.len()];
     out.par_chunks_mut(plane.nx)
         .enumerate()
         .for_each(|(jz, orow)| {
             let (k, j) = (jz / plane.ny, jz % plane.ny);
             let z = z_mm[k];
-            let per_turn = traj.feed_mm / nvt as f64;
+            // The views whose beam holds the plane, and their taper weights.
             let va =
-                (((z - reach - traj.z0_mm) / per_turn).floor().max(0.0) as usize).min(traj.n_views);
-            let vb = ((((z + reach - traj.z0_mm) / per_turn).ceil() + 1.0).max(0.0) as usize)
+                (((z - half - traj.z0_mm) / per_view).ceil().max(0.0) as usize).min(traj.n_views);
+            let vb = ((((z + half - traj.z0_mm) / per_view).floor() + 1.0).max(0.0) as usize)
                 .min(traj.n_views);
             let nv = vb.saturating_sub(va);
-            let nx = orow.len();
-            // Per voxel and candidate view: weighted value, taper, fan angle.
-            let mut val = vec![0.0f32; nx * nv];
-            let mut f = vec![0.0f32; nx * nv];
-            let mut gam = vec![0.0f32; nx * nv];
+            if nv == 0 {
+                return;
+            }
+            let f: Vec<f64> = (va..vb)
+                .map(|v| row_taper((z - traj.z(v)) / half))
+                .collect();
+            // F(i) = Σ_m f(i + m·turn) for i in −turn … nv + turn (offset `turn`): the
+            // weights of every measurement at the same angle (views beyond the path are 0).
+            let turn = nvt as isize;
+            let ext = nv as isize + 2 * turn + 1;
+            let fsum: Vec<f64> = (0..ext)
+                .map(|e| {
+                    let i = e - turn;
+                    let mut acc = 0.0;
+                    let mut x = i.rem_euclid(turn);
+                    while x < nv as isize {
+                        acc += f[x as usize];
+                        x += turn;
+                    }
+                    acc
+                })
+                .collect();
+            let fsum_at = |x: f64| -> f64 {
+                let e = (x + turn as f64).clamp(0.0, (ext - 1) as f64);
+                let a = e as usize;
+                let b = (a + 1).min(ext as usize - 1);
+                let fr = e - a as f64;
+                fsum[a] * (1.0 - fr) + fsum[b] * fr
+            };
             let y = plane.world(0, j)[1];
             let (x0, dx) = (plane.origin_mm[0], plane.spacing_mm[0]);
             for (n, v) in (va..vb).enumerate() {
+                if f[n] <= 0.0 {
+                    continue;
+                }
                 let beta = dbeta * (v % nvt) as f64;
                 let (sb, cb) = beta.sin_cos();
                 let dz = z - traj.z(v);
+                let same = fsum[n + nvt];
                 let view = &q[v * nc * nr..(v + 1) * nc * nr];
                 let mut s = x0 * cb + y * sb;
                 let mut t = -x0 * sb + y * cb;
                 let (ds, dt) = (dx * cb, -dx * sb);
-                for i in 0..nx {
+                for o in orow.iter_mut() {
                     let u_inv = d / (d - s);
                     let pm = t * u_inv;
                     let pi = pm * inv + c0;
-                    let zi = dz * u_inv * inv + r0;
+                    let zi = (dz * u_inv * inv + r0).clamp(0.0, (nr - 1) as f64);
                     s += ds;
                     t += dt;
-                    let w = row_taper(dz / (0.5 * nr as f64 * traj.pixel_mm));
-                    if w <= 0.0 || pi < 0.0 || pi > (nc - 1) as f64 {
+                    if pi < 0.0 || pi > (nc - 1) as f64 {
                         continue;
                     }
-                    let zi = zi.clamp(0.0, (nr - 1) as f64);
                     let (ic, ir) = ((pi as usize).min(nc - 2), (zi as usize).min(nr.max(2) - 2));
                     let (fc, fr) = ((pi - ic as f64) as f32, (zi - ir as f64) as f32);
                     let value = if nr == 1 {
@@ -188,59 +216,14 @@ pub fn backproject(q: &[f32], traj: &Trajectory, plane: &Plane, z_mm: &[f64]) ->
                         let b = a1[ic] + fc * (a1[ic + 1] - a1[ic]);
                         a + fr * (b - a)
                     };
-                    let at = i * nv + n;
-                    val[at] = value * (u_inv * u_inv) as f32;
-                    f[at] = w as f32;
-                    gam[at] = (pm / d).atan() as f32;
+                    // The conjugate ray through this voxel: β + π − 2γ.
+                    let conj = (std::f64::consts::PI - 2.0 * (pm / d).atan()) / dbeta;
+                    let w = 2.0 * f[n] / (same + fsum_at(n as f64 + conj));
+                    *o += (w * dbeta * u_inv * u_inv) as f32 * value;
                 }
-            }
-            let turn = nvt as f64;
-            for (i, o) in orow.iter_mut().enumerate() {
-                let fv = &f[i * nv..(i + 1) * nv];
-                let at = |x: f64| -> f64 {
-                    if x < 0.0 || x > (nv - 1) as f64 {
-                        return 0.0;
-                    }
-                    let a = x as usize;
-                    let b = (a + 1).min(nv - 1);
-                    let fr = x - a as f64;
-                    fv[a] as f64 * (1.0 - fr) + fv[b] as f64 * fr
-                };
-                let mut acc = 0.0f64;
-                for n in 0..nv {
-                    let w = fv[n] as f64;
-                    if w <= 0.0 {
-                        continue;
-                    }
-                    let g = gam[i * nv + n] as f64;
-                    let conj = (std::f64::consts::PI - 2.0 * g) / dbeta;
-                    let mut sum = 0.0;
-                    let m_max = (nv as f64 / turn).ceil() as i64 + 1;
-                    for m in -m_max..=m_max {
-                        let shift = m as f64 * turn;
-                        sum += at(n as f64 + shift);
-                        sum += at(n as f64 + shift + conj);
-                    }
-                    acc += 2.0 * w / sum * val[i * nv + n] as f64;
-                }
-                *o = (acc * dbeta) as f32;
             }
         });
     out
-}
-
-/// Largest distance of a plane pixel from the rotation axis, mm.
-fn plane_radius(plane: &Plane) -> f64 {
-    let corners = [
-        plane.world(0, 0),
-        plane.world(plane.nx - 1, 0),
-        plane.world(0, plane.ny - 1),
-        plane.world(plane.nx - 1, plane.ny - 1),
-    ];
-    corners
-        .iter()
-        .map(|c| (c[0] * c[0] + c[1] * c[1]).sqrt())
-        .fold(0.0, f64::max)
 }
 
 /// Sub-plane heights of every recon slice (thick slices average them), slice-major.

@@ -134,8 +134,8 @@ pub struct CtProtocol {
     /// Fan-beam axial, circular cone-beam or helical scanning.
     pub scan_mode: ScanMode,
     /// Helical pitch: table feed per rotation / collimated width (rows × pixel). Up to 1:
-    /// above it the helical reconstruction's redundancy weighting errs by tens of HU (see
-    /// `helical::backproject`).
+    /// above it a plane sees less than a full turn and the reconstruction would need
+    /// short-scan weights before filtering (see `helical::backproject`).
     #[serde(default = "default_pitch")]
     #[schemars(range(min = 0.1, max = 1.0))]
     pub pitch: f64,
