@@ -121,7 +121,7 @@ fn scatter_to_primary_ratio_and_cupping_of_200_and_320_mm_water() {
         last_spr = mc;
         // Uncorrected scatter adds signal: every path reads short by ≈ ln(1 + SPR), so the
         // centre reads low by ≈ 1000·ln(1 + SPR)/p_centre (p the central path, μ·D).
-        let p_centre = ct::ctdi::water_path(&spec, *d);
+        let p_centre = spec.water_path(*d);
         let predicted = -1000.0 * (1.0 + mc).ln() / p_centre;
         eprintln!(
             "    centre shift {:+.1} HU, predicted from the Monte Carlo SPR {predicted:+.1} HU",

@@ -67,26 +67,27 @@ pub fn beam(p: &CtProtocol, spectrum: &Spectrum) -> Beam {
     }
 }
 
+/// The 150 mm long PMMA phantom of `diameter_mm` and its centre and peripheral chambers.
+fn phantom(diameter_mm: f64) -> (Cylinder, [Chamber; 2]) {
+    let r = 0.5 * diameter_mm;
+    let chamber = |r_mid: f64| Chamber {
+        r_in_mm: (r_mid - HOLE_MM).max(0.0),
+        r_out_mm: r_mid + HOLE_MM,
+        half_length_mm: 50.0,
+    };
+    (
+        Cylinder {
+            radius_mm: r,
+            half_length_mm: 75.0,
+            medium: Medium::Pmma,
+        },
+        [chamber(0.0), chamber(r - PERIPHERAL_DEPTH_MM)],
+    )
+}
+
 /// CTDI100 (per 100 mAs) of one PMMA phantom of `diameter_mm`.
 pub fn ctdi100(beam: &Beam, diameter_mm: f64, histories: usize, seed: u64) -> Ctdi100 {
-    let r = 0.5 * diameter_mm;
-    let chambers = [
-        Chamber {
-            r_in_mm: 0.0,
-            r_out_mm: HOLE_MM,
-            half_length_mm: 50.0,
-        },
-        Chamber {
-            r_in_mm: r - PERIPHERAL_DEPTH_MM - HOLE_MM,
-            r_out_mm: r - PERIPHERAL_DEPTH_MM + HOLE_MM,
-            half_length_mm: 50.0,
-        },
-    ];
-    let cyl = Cylinder {
-        radius_mm: r,
-        half_length_mm: 75.0,
-        medium: Medium::Pmma,
-    };
+    let (cyl, chambers) = phantom(diameter_mm);
     let t = mc::transport(
         beam,
         &cyl,
@@ -117,21 +118,7 @@ pub fn ctdi_air(beam: &Beam) -> f64 {
         .map(|(&e, &n)| n * e * super::spectrum::air_mu_en(e))
         .sum();
     // photons/mm² at 1 m → per cm² at the isocentre; keV·cm²/g → mGy; profile area / nT = 1.
-    k * 100.0 * (1000.0 / beam.sid_mm).powi(2) * 1.602_176_634e-10 * 100.0
-}
-
-/// Polychromatic central path −ln(I/I₀) through `d_mm` of water for an energy-integrating
-/// detector (no bowtie).
-pub fn water_path(spectrum: &Spectrum, d_mm: f64) -> f64 {
-    let w = crate::tissue::attenuation::material_index("water").unwrap();
-    let ew = spectrum.energy_weights();
-    let i0: f64 = ew.iter().sum();
-    let i1: f64 = ew
-        .iter()
-        .zip(&spectrum.kev)
-        .map(|(n, &e)| n * (-crate::tissue::attenuation::mu_rho(w, e) * d_mm / 10.0).exp())
-        .sum();
-    (i0 / i1).ln()
+    k * 100.0 * (1000.0 / beam.sid_mm).powi(2) * mc::KEV_PER_G_TO_MGY * 100.0
 }
 
 /// Head and body CTDI100 of the protocol's beam, per 100 mAs; computed once per distinct beam.
@@ -161,9 +148,16 @@ pub fn pitch(p: &CtProtocol) -> f64 {
     match p.scan_mode {
         ScanMode::Axial => 1.0,
         ScanMode::Cone => {
-            let half = 0.5 * collimation_mm(p);
-            let cover = 2.0 * half * (p.sid_mm - 0.5 * p.fov_mm) / p.sid_mm;
-            (cover / collimation_mm(p)).max(1e-3)
+            let geo = super::geometry::ConeGeometry {
+                views: p.views,
+                sid_mm: p.sid_mm,
+                cols: p.detector_cols,
+                rows: p.detector_rows,
+                pixel_mm: p.pixel_mm,
+                z_mm: 0.0,
+            };
+            let (a, b) = geo.covered_z(0.5 * p.fov_mm);
+            ((b - a) / collimation_mm(p)).max(1e-3)
         }
         ScanMode::Helical => p.pitch,
     }
@@ -197,23 +191,7 @@ mod tests {
         };
         let b = beam(&p, &mono(60.0));
         let r = 160.0;
-        let chambers = [
-            Chamber {
-                r_in_mm: 0.0,
-                r_out_mm: HOLE_MM,
-                half_length_mm: 50.0,
-            },
-            Chamber {
-                r_in_mm: r - 10.0 - HOLE_MM,
-                r_out_mm: r - 10.0 + HOLE_MM,
-                half_length_mm: 50.0,
-            },
-        ];
-        let cyl = Cylinder {
-            radius_mm: r,
-            half_length_mm: 75.0,
-            medium: Medium::Pmma,
-        };
+        let (cyl, chambers) = phantom(2.0 * r);
         let t = mc::transport(
             &b,
             &cyl,

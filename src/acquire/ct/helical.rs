@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::geometry::{ConeGeometry, Plane};
 use super::projector::{joseph3, Padded3};
-use super::recon::fdk_filter;
+use super::recon::{fdk_filter, sample_view};
 use super::{
     blur_cone, bone_correction, bone_sinogram, columns, ctdi, detect_view, photon_scale,
     projection_blur, sub_planes, table_for, to_hu, view_scales, BoneModel, Ctx,
@@ -205,17 +205,7 @@ pub fn backproject(q: &[f32], traj: &Trajectory, plane: &Plane, z_mm: &[f64]) ->
                     if pi < 0.0 || pi > (nc - 1) as f64 {
                         continue;
                     }
-                    let (ic, ir) = ((pi as usize).min(nc - 2), (zi as usize).min(nr.max(2) - 2));
-                    let (fc, fr) = ((pi - ic as f64) as f32, (zi - ir as f64) as f32);
-                    let value = if nr == 1 {
-                        view[ic] + fc * (view[ic + 1] - view[ic])
-                    } else {
-                        let a0 = &view[ir * nc..(ir + 1) * nc];
-                        let a1 = &view[(ir + 1) * nc..(ir + 2) * nc];
-                        let a = a0[ic] + fc * (a0[ic + 1] - a0[ic]);
-                        let b = a1[ic] + fc * (a1[ic + 1] - a1[ic]);
-                        a + fr * (b - a)
-                    };
+                    let value = sample_view(view, nc, nr, pi, zi);
                     // The conjugate ray through this voxel: β + π − 2γ.
                     let conj = (std::f64::consts::PI - 2.0 * (pm / d).atan()) / dbeta;
                     let w = 2.0 * f[n] / (same + fsum_at(n as f64 + conj));

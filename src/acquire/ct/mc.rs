@@ -130,7 +130,7 @@ pub struct Options {
 }
 
 /// 1 keV/g in mGy.
-const KEV_PER_G_TO_MGY: f64 = 1.602_176_634e-16 / 1e-3 * 1e3;
+pub(crate) const KEV_PER_G_TO_MGY: f64 = 1.602_176_634e-16 / 1e-3 * 1e3;
 /// Electron rest energy, keV.
 const MEC2_KEV: f64 = 510.998_95;
 

@@ -415,30 +415,29 @@ fn detect_view<const C: usize>(
     let ncol = cols.bow_gcm2.len();
     // Stage a–b: g/cm³·mm → g/cm² (the bowtie adds water); expected signal and variance
     // (Beer–Lambert over energy).
-    let sv: Vec<(f64, f64)> = li
-        .iter()
-        .enumerate()
-        .map(|(idx, l)| {
-            let mut lb = [0.0f64; 3];
-            for c in 0..C {
-                lb[c] = l[c] as f64 / 10.0;
-            }
-            lb[0] += cols.bow_gcm2[idx % ncol];
-            table.lookup(lb)
-        })
-        .collect();
-    // Scatter: one profile per view from the row-averaged primary and path.
+    let lookup = |idx: usize, l: &[f32; C]| {
+        let mut lb = [0.0f64; 3];
+        for c in 0..C {
+            lb[c] = l[c] as f64 / 10.0;
+        }
+        lb[0] += cols.bow_gcm2[idx % ncol];
+        table.lookup(lb)
+    };
+    // Scatter: one profile per view from the row-averaged primary and path (an extra pass
+    // over the view only when scatter is on).
     let scatter: Option<Vec<f64>> = ctx.scatter.as_ref().map(|m| {
         let rows = (li.len() / ncol).max(1);
         let (mut prim, mut path) = (vec![0.0; ncol], vec![0.0; ncol]);
-        for (idx, &(ln_s, _)) in sv.iter().enumerate() {
+        for (idx, l) in li.iter().enumerate() {
+            let (ln_s, _) = lookup(idx, l);
             let k = idx % ncol;
             prim[k] += ln_s.exp() / rows as f64;
             path[k] += (cols.ln_s0[k] - ln_s) / rows as f64;
         }
         scatter::view_scatter(m, &prim, &path, p.pixel_mm)
     });
-    for (idx, (&(ln_s, ln_v), o)) in sv.iter().zip(out.iter_mut()).enumerate() {
+    for (idx, (l, o)) in li.iter().zip(out.iter_mut()).enumerate() {
+        let (ln_s, ln_v) = lookup(idx, l);
         let k = idx % ncol;
         let ln_s0 = cols.ln_s0[k];
         let (mut s, mut v) = (ln_s.exp(), ln_v.exp());

@@ -136,6 +136,23 @@ impl RampFilter {
     }
 }
 
+/// Bilinear sample of one cone view (`nr` rows of `nc` columns) at column `pi` and row `zi`,
+/// both inside the detector.
+#[inline]
+pub(super) fn sample_view(view: &[f32], nc: usize, nr: usize, pi: f64, zi: f64) -> f32 {
+    let (ic, ir) = ((pi as usize).min(nc - 2), (zi as usize).min(nr.max(2) - 2));
+    let (fc, fr) = ((pi - ic as f64) as f32, (zi - ir as f64) as f32);
+    if nr == 1 {
+        view[ic] + fc * (view[ic + 1] - view[ic])
+    } else {
+        let r0 = &view[ir * nc..(ir + 1) * nc];
+        let r1 = &view[(ir + 1) * nc..(ir + 2) * nc];
+        let a = r0[ic] + fc * (r0[ic + 1] - r0[ic]);
+        let b = r1[ic] + fc * (r1[ic + 1] - r1[ic]);
+        a + fr * (b - a)
+    }
+}
+
 /// Linear interpolation in a detector row, zero outside.
 #[inline]
 fn lerp_row(row: &[f32], idx: f64) -> f32 {
@@ -475,19 +492,7 @@ pub fn fdk(
                     if pi < 0.0 || zi < 0.0 || pi > (nc - 1) as f64 || zi > (nr - 1) as f64 {
                         continue;
                     }
-                    let (ic, ir) = ((pi as usize).min(nc - 2), (zi as usize).min(nr.max(2) - 2));
-                    let (fc, fr) = ((pi - ic as f64) as f32, (zi - ir as f64) as f32);
-                    let val = if nr == 1 {
-                        let r = &view[..nc];
-                        r[ic] + fc * (r[ic + 1] - r[ic])
-                    } else {
-                        let r0v = &view[ir * nc..(ir + 1) * nc];
-                        let r1v = &view[(ir + 1) * nc..(ir + 2) * nc];
-                        let a = r0v[ic] + fc * (r0v[ic + 1] - r0v[ic]);
-                        let b = r1v[ic] + fc * (r1v[ic + 1] - r1v[ic]);
-                        a + fr * (b - a)
-                    };
-                    *o += val * (u_inv * u_inv) as f32;
+                    *o += sample_view(view, nc, nr, pi, zi) * (u_inv * u_inv) as f32;
                 }
             }
             for o in orow.iter_mut() {

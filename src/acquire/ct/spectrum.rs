@@ -155,10 +155,9 @@ impl Spectrum {
             .collect()
     }
 
-    /// Effective energy (keV) for HU calibration: the energy whose μ_water equals the
-    /// spectrum's mean attenuation −ln(S/S₀)/L through `water_mm` of water with an
-    /// energy-integrating detector (the scanner's water calibration phantom).
-    pub fn effective_energy_kev(&self, water_mm: f64) -> f64 {
+    /// Polychromatic path −ln(S/S₀) through `water_mm` of water for an energy-integrating
+    /// detector.
+    pub fn water_path(&self, water_mm: f64) -> f64 {
         let w = material_index("water").unwrap();
         let ew = self.energy_weights();
         let s0: f64 = ew.iter().sum();
@@ -167,7 +166,15 @@ impl Spectrum {
             .zip(&self.kev)
             .map(|(n, &e)| n * (-mu_rho_at_kev(w, e as usize) * water_mm / 10.0).exp())
             .sum();
-        let mu_eff = -(s / s0).ln() / (water_mm / 10.0);
+        -(s / s0).ln()
+    }
+
+    /// Effective energy (keV) for HU calibration: the energy whose μ_water equals the
+    /// spectrum's mean attenuation −ln(S/S₀)/L through `water_mm` of water with an
+    /// energy-integrating detector (the scanner's water calibration phantom).
+    pub fn effective_energy_kev(&self, water_mm: f64) -> f64 {
+        let w = material_index("water").unwrap();
+        let mu_eff = self.water_path(water_mm) / (water_mm / 10.0);
         // μ_water(E) falls monotonically over 10–150 keV: bisect.
         let (mut lo, mut hi) = (10.0, 150.0);
         for _ in 0..60 {
