@@ -148,15 +148,7 @@ pub fn pitch(p: &CtProtocol) -> f64 {
     match p.scan_mode {
         ScanMode::Axial => 1.0,
         ScanMode::Cone => {
-            let geo = super::geometry::ConeGeometry {
-                views: p.views,
-                sid_mm: p.sid_mm,
-                cols: p.detector_cols,
-                rows: p.detector_rows,
-                pixel_mm: p.pixel_mm,
-                z_mm: 0.0,
-            };
-            let (a, b) = geo.covered_z(0.5 * p.fov_mm);
+            let (a, b) = super::cone_geometry(p, 0.0).covered_z(0.5 * p.fov_mm);
             ((b - a) / collimation_mm(p)).max(1e-3)
         }
         ScanMode::Helical => p.pitch,

@@ -11,8 +11,8 @@ use super::geometry::{ConeGeometry, Plane};
 use super::projector::{joseph3, Padded3};
 use super::recon::{fdk_filter, sample_view};
 use super::{
-    blur_cone, bone_correction, bone_sinogram, columns, ctdi, detect_view, photon_scale,
-    projection_blur, sub_planes, table_for, to_hu, view_scales, BoneModel, Ctx,
+    blur_cone, bone_correction, bone_sinogram, columns, cone_geometry, ctdi, detect_view,
+    photon_scale, projection_blur, sub_planes, table_for, to_hu, view_scales, BoneModel, Ctx,
 };
 use crate::volume::Grid;
 
@@ -256,14 +256,7 @@ pub(super) fn scan<const C: usize>(
     let nz = rg.dims[2];
     let z_of = |k: usize| rg.origin_mm[2] + k as f64 * rg.spacing_mm[2];
     let (z_lo, z_hi) = (z_of(0) - 0.5 * p.slice_mm, z_of(nz - 1) + 0.5 * p.slice_mm);
-    let geo = ConeGeometry {
-        views: p.views,
-        sid_mm: p.sid_mm,
-        cols: p.detector_cols,
-        rows: p.detector_rows,
-        pixel_mm: p.pixel_mm,
-        z_mm: 0.0,
-    };
+    let geo = cone_geometry(p, 0.0);
     let traj = Trajectory::covering(z_lo, z_hi, feed, p.views, &geo);
     let blur = projection_blur(p);
     let per_view = p.detector_rows * p.detector_cols;

@@ -677,6 +677,18 @@ fn bone_sinogram(bone: &BoneModel, table: &PolyTable, cols: &Columns, li: &[[f32
     out
 }
 
+/// The protocol's cone-beam geometry with the source at table position `z_mm`.
+fn cone_geometry(p: &CtProtocol, z_mm: f64) -> ConeGeometry {
+    ConeGeometry {
+        views: p.views,
+        sid_mm: p.sid_mm,
+        cols: p.detector_cols,
+        rows: p.detector_rows,
+        pixel_mm: p.pixel_mm,
+        z_mm,
+    }
+}
+
 /// One step-and-shoot rotation of the cone scan: its table position and the recon slices it
 /// owns.
 struct Rotation {
@@ -764,14 +776,7 @@ fn scan_cone<const C: usize>(
     let cols = columns(ctx, &table, p.detector_cols);
     let scale = photon_scale(p, p.pixel_mm);
     let mu_w_mm = ctx.mu_w_eff / 10.0;
-    let geo_at = |z_mm: f64| ConeGeometry {
-        views: p.views,
-        sid_mm: p.sid_mm,
-        cols: p.detector_cols,
-        rows: p.detector_rows,
-        pixel_mm: p.pixel_mm,
-        z_mm,
-    };
+    let geo_at = |z_mm: f64| cone_geometry(p, z_mm);
     let rotations = cone_rotations(p, rg, &geo_at(0.0));
     let blur = projection_blur(p);
     let per_slice = plane_rec.len();
