@@ -9,8 +9,8 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, Criterion};
 use synthcohort::acquire::ct::phantom::{rasterize_ellipses, SHEPP_LOGAN};
 use synthcohort::acquire::ct::{
-    fbp_parallel, fdk, project_cone, project_parallel, ConeGeometry, Kernel, ParallelGeometry,
-    Plane,
+    fbp_parallel, fdk, project_cone, project_parallel, ConeGeometry, ParallelGeometry, Plane,
+    Window,
 };
 use synthcohort::volume::Grid;
 
@@ -26,7 +26,7 @@ fn parallel(c: &mut Criterion) {
         b.iter(|| black_box(project_parallel(&img, &plane, &geo)))
     });
     g.bench_function("fbp_ramp", |b| {
-        b.iter(|| black_box(fbp_parallel(&sino, &geo, &plane, Kernel::Ramp)))
+        b.iter(|| black_box(fbp_parallel(&sino, &geo, &plane, Window::Ramp)))
     });
     g.finish();
 }
@@ -78,7 +78,7 @@ fn cone(_c: &mut Criterion) {
     let zs: Vec<f64> = (0..16).map(|k| -15.0 + 2.0 * k as f64).collect();
     let sino: Vec<f32> = proj.iter().map(|v| v[0]).collect();
     let t1 = Instant::now();
-    black_box(fdk(&sino, &geo, &plane, &zs, Kernel::Standard));
+    black_box(fdk(&sino, &geo, &plane, &zs, Window::Standard));
     eprintln!(
         "FDK 256²×16 slices from 360×64×900: {:.2} s",
         t1.elapsed().as_secs_f64()

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use synthcohort::acquire::ct::phantom::{rasterize_ellipses, SHEPP_LOGAN};
-use synthcohort::acquire::ct::{fbp_parallel, project_parallel, Kernel, ParallelGeometry, Plane};
+use synthcohort::acquire::ct::{fbp_parallel, project_parallel, ParallelGeometry, Plane, Window};
 
 fn write_f32(path: &std::path::Path, v: &[f32]) -> std::io::Result<()> {
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -34,12 +34,12 @@ fn main() -> std::io::Result<()> {
         &project_parallel(&img, &plane, &geo),
         &geo,
         &plane,
-        Kernel::Ramp,
+        Window::Ramp,
     );
     let t0 = Instant::now();
     let sino = project_parallel(&img, &plane, &geo);
     let t1 = Instant::now();
-    let rec = fbp_parallel(&sino, &geo, &plane, Kernel::Ramp);
+    let rec = fbp_parallel(&sino, &geo, &plane, Window::Ramp);
     let t2 = Instant::now();
     let rmse = (img
         .iter()

@@ -10,7 +10,7 @@
 //! kernel's apodisation window `kernel_window(f / f_Nyquist)`. MTF50 and MTF10 are printed
 //! (`-- --nocapture`) for the README table.
 
-use synthcohort::acquire::ct::recon::kernel_window;
+use synthcohort::acquire::ct::recon::Window;
 use synthcohort::acquire::ct::{acquire, CtProtocol, Kernel};
 use synthcohort::tissue::object::CtMaps;
 use synthcohort::volume::{Grid, Volume};
@@ -114,16 +114,24 @@ fn lp_cm(v: Option<f64>) -> String {
     v.map_or("> Nyquist".into(), |x| format!("{:.2}", 10.0 * x))
 }
 
-#[test]
-fn kernel_mtfs_follow_their_apodisation_windows() {
-    let obj = phantom();
+/// generic64, noise-free, reconstructed on the edge phantom's 0.1 mm grid, and the
+/// frequencies (cycles/mm, up to the detector's Nyquist) the MTF is read at.
+fn edge_protocol() -> (CtProtocol, Vec<f64>) {
     let mut p = CtProtocol::preset("generic64").unwrap();
     p.noise = false;
     p.matrix = 520;
     p.fov_mm = 52.0;
     p.slice_mm = 2.0;
     let f_nyq = 0.5 / p.pixel_mm;
-    let f: Vec<f64> = (0..=100).map(|k| k as f64 * 0.01 * f_nyq).collect();
+    let f = (0..=100).map(|k| k as f64 * 0.01 * f_nyq).collect();
+    (p, f)
+}
+
+#[test]
+fn kernel_mtfs_follow_their_apodisation_windows() {
+    let obj = phantom();
+    let (mut p, f) = edge_protocol();
+    let f_nyq = 0.5 / p.pixel_mm;
     let kernels = [
         Kernel::Ramp,
         Kernel::Sharp,
@@ -160,7 +168,11 @@ fn kernel_mtfs_follow_their_apodisation_windows() {
                 break;
             }
             let got = m[i] / ramp[i];
-            let want = kernel_window(*k, fr / f_nyq);
+            let want = Window::of(&CtProtocol {
+                kernel: *k,
+                ..p.clone()
+            })
+            .at(fr / f_nyq);
             worst = worst.max((got - want).abs());
             assert!(
                 (got - want).abs() < 0.03,
@@ -179,4 +191,52 @@ fn kernel_mtfs_follow_their_apodisation_windows() {
         m50[4] < m50[3] && m50[3] < m50[2] && m50[2] < m50[0] && m50[0] <= m50[1],
         "{m50:?}"
     );
+}
+
+/// A kernel asked for by its MTF50 (`kernel: {mtf50_lp_cm: x}`) gives that MTF50 when
+/// measured, and the geometry's predicted unapodised MTF (`mtf_model::unapodised`) matches
+/// the measured ramp kernel's. On a detector with 3 % uncorrected crosstalk, so the model's
+/// crosstalk term is exercised too.
+#[test]
+fn kernels_asked_for_by_mtf50_give_it() {
+    use synthcohort::acquire::ct::mtf_model;
+    let obj = phantom();
+    let (mut p, f) = edge_protocol();
+    p.detector_crosstalk = 0.03;
+    let f_nyq = 0.5 / p.pixel_mm;
+    p.kernel = Kernel::Ramp;
+    let ramp = mtf(&acquire(&obj, &p, 0).unwrap().image, &f);
+    let mut worst = 0.0f64;
+    for (i, &fr) in f.iter().enumerate().step_by(10) {
+        let model = mtf_model::unapodised(&p, fr);
+        println!(
+            "ramp at {:.2} lp/cm: measured {:.3}, predicted {model:.3}",
+            10.0 * fr,
+            ramp[i]
+        );
+        if fr <= 0.8 * f_nyq {
+            worst = worst.max((ramp[i] - model).abs());
+        }
+    }
+    assert!(
+        worst < 0.05,
+        "ramp MTF vs the geometry's prediction: {worst:.3}"
+    );
+    let limit = mtf_model::sharpest_mtf50_lp_cm(&p);
+    println!(
+        "sharpest MTF50 on generic64: predicted {limit:.2}, measured {} lp/cm",
+        lp_cm(crossing(&f, &ramp, 0.5))
+    );
+    println!("| asked MTF50 | measured MTF50 | measured MTF10 |\n|---|---|---|");
+    for target in [2.5, 3.5, 4.5, 5.0] {
+        p.kernel = Kernel::Mtf50LpCm(target);
+        assert!(p.validate().is_empty(), "{:?}", p.validate());
+        let m = mtf(&acquire(&obj, &p, 0).unwrap().image, &f);
+        let got = 10.0 * crossing(&f, &m, 0.5).unwrap();
+        println!("| {target} | {got:.2} | {} |", lp_cm(crossing(&f, &m, 0.1)));
+        assert!(
+            (got / target - 1.0).abs() < 0.05,
+            "asked {target} lp/cm, measured {got:.2}"
+        );
+    }
 }

@@ -13,6 +13,7 @@ use crate::anatomy::Template;
 use crate::anatomy::{LesionShape, Sex};
 use crate::pipeline::spec::{DiffuseKind, LesionKind, LesionShapeSpec, Pipeline};
 use crate::rng::{self, Stage};
+use crate::tissue::contrast::LesionEnhancement;
 
 /// One focal lesion to insert, with its tissue properties.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,8 +23,12 @@ pub struct LesionDraw {
     pub organ: String,
     pub shape: LesionShape,
     pub diameter_mm: f64,
-    /// CT attenuation (HU).
+    /// CT attenuation (HU), unenhanced.
     pub hu: f64,
+    /// CT material (attenuation-table name).
+    pub material: String,
+    /// Contrast uptake.
+    pub enhancement: LesionEnhancement,
     /// MRI proton density (relative to CSF), T1 and T2 in ms.
     pub pd: f64,
     pub t1_ms: f64,
@@ -184,6 +189,8 @@ pub fn sample(p: &Pipeline, plan: &CohortPlan, index: u64) -> Subject {
                     },
                     diameter_mm: dist::sample(&l.diameter_mm, &mut r, 0.1, 300.0),
                     hu,
+                    material: l.material.clone().unwrap_or_else(|| "water".into()),
+                    enhancement: l.enhancement.unwrap_or(default_enhancement(l.kind)),
                     pd,
                     t1_ms,
                     t2_ms,
@@ -224,6 +231,17 @@ fn default_lesion_properties(kind: LesionKind) -> (f64, f64, f64, f64) {
         LesionKind::Tumour => (40.0, 0.85, 1400.0, 120.0),
         LesionKind::Metastasis => (35.0, 0.85, 1450.0, 130.0),
         LesionKind::Cyst => (5.0, 0.97, 3500.0, 1200.0),
+    }
+}
+
+/// Contrast uptake by lesion kind when the pipeline does not say: cysts take none; "tumour"
+/// stands for the primary liver tumour of the shipped pipelines (HCC: hypervascular);
+/// metastases and (lung) nodules enhance less than their organ.
+fn default_enhancement(kind: LesionKind) -> LesionEnhancement {
+    match kind {
+        LesionKind::Cyst => LesionEnhancement::None,
+        LesionKind::Tumour => LesionEnhancement::Hypervascular,
+        LesionKind::Metastasis | LesionKind::Nodule => LesionEnhancement::Hypovascular,
     }
 }
 

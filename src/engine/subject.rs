@@ -117,6 +117,13 @@ pub(super) fn make_subject_with(
         .map(|(rec, draw)| LesionTissue {
             label_id: rec.label_id,
             hu: draw.hu,
+            // Validated against the table when the pipeline loaded.
+            material: crate::tissue::attenuation::material_names()
+                .iter()
+                .copied()
+                .find(|m| *m == draw.material)
+                .unwrap_or("water"),
+            perfusion: draw.enhancement.perfusion(),
             pd: draw.pd,
             t1_ms: draw.t1_ms,
             t2_ms: draw.t2_ms,

@@ -272,7 +272,7 @@ impl Generator for LatentDiffusion {
             let mut hu = channel(&self.config, &out, "hu", n)?.to_vec();
             let targets: Vec<(u16, f64)> = req.lesions.iter().map(|l| (l.label_id, l.hu)).collect();
             set_lesion_means(&mut hu, labels, &targets);
-            Some(ct_maps(req.labels, hu, &lesion_ids))
+            Some(ct_maps(req.labels, hu, req.lesions))
         } else {
             None
         };
@@ -325,9 +325,10 @@ impl Generator for LatentDiffusion {
     }
 }
 
-/// Material per label (lesions: water) and density following HU within the material, as
+/// Material per label (lesions: their own) and density following HU within the material, as
 /// the procedural renderer does.
-fn ct_maps(labels: &Volume<u16>, hu: Vec<f32>, lesion_ids: &[u16]) -> CtMaps {
+fn ct_maps(labels: &Volume<u16>, hu: Vec<f32>, lesions: &[super::LesionTissue]) -> CtMaps {
+    let lesion_of = |id: u16| lesions.iter().find(|l| l.label_id == id);
     let max = labels.data.iter().copied().max().unwrap_or(0) as usize;
     let mut materials: Vec<&'static str> = Vec::new();
     let mut mat_of = vec![0u8; max + 1];
@@ -335,11 +336,7 @@ fn ct_maps(labels: &Volume<u16>, hu: Vec<f32>, lesion_ids: &[u16]) -> CtMaps {
     for (id, slot) in mat_of.iter_mut().enumerate() {
         let name = ontology::label_by_id(id as u16).map_or("", |l| l.name);
         let t = tissue::tissue_for_label(if id == 0 { "background" } else { name });
-        let m = if lesion_ids.contains(&(id as u16)) {
-            "water"
-        } else {
-            t.material
-        };
+        let m = lesion_of(id as u16).map_or(t.material, |l| l.material);
         let k = materials.iter().position(|x| *x == m).unwrap_or_else(|| {
             materials.push(m);
             materials.len() - 1
@@ -348,14 +345,25 @@ fn ct_maps(labels: &Volume<u16>, hu: Vec<f32>, lesion_ids: &[u16]) -> CtMaps {
         tis.push(t);
     }
     // Once per label, not per voxel.
-    let rho_of: Vec<f64> = tis.iter().map(|t| t.ct_density()).collect();
+    let rho_of: Vec<f64> = tis
+        .iter()
+        .enumerate()
+        .map(|(id, t)| match lesion_of(id as u16) {
+            // The lesion's material at 0 HU: density scales with 1000 + HU within it.
+            Some(l) => tissue::density_for_hu(l.material, 0.0),
+            None => t.ct_density(),
+        })
+        .collect();
+    let is_lesion: Vec<bool> = (0..tis.len())
+        .map(|id| lesion_of(id as u16).is_some())
+        .collect();
     let density = labels
         .data
         .iter()
         .zip(&hu)
         .map(|(&l, &h)| {
-            let (mean, rho) = if lesion_ids.contains(&l) {
-                (0.0, 1.0)
+            let (mean, rho) = if is_lesion[l as usize] {
+                (0.0, rho_of[l as usize])
             } else {
                 (tis[l as usize].hu, rho_of[l as usize])
             };
@@ -372,6 +380,6 @@ fn ct_maps(labels: &Volume<u16>, hu: Vec<f32>, lesion_ids: &[u16]) -> CtMaps {
         density: Volume::from_vec(labels.grid.clone(), density),
         material: Volume::from_vec(labels.grid.clone(), material),
         materials,
-        perfusion: Some(super::perfusion_map(labels, lesion_ids)),
+        perfusion: Some(super::perfusion_map(labels, lesions)),
     }
 }

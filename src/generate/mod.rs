@@ -33,19 +33,27 @@ pub struct Capabilities {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LesionTissue {
     pub label_id: u16,
+    /// Unenhanced CT number.
     pub hu: f64,
+    /// CT material (an attenuation-table name).
+    pub material: &'static str,
+    /// Contrast uptake class.
+    pub perfusion: crate::tissue::contrast::Perfusion,
     pub pd: f64,
     pub t1_ms: f64,
     pub t2_ms: f64,
 }
 
-/// The perfusion class of every voxel (lesions: none), from its label's name.
-pub fn perfusion_map(labels: &Volume<u16>, lesion_ids: &[u16]) -> Volume<u8> {
+/// The perfusion class of every voxel, from its label's name (lesions: their own class).
+pub fn perfusion_map(labels: &Volume<u16>, lesions: &[LesionTissue]) -> Volume<u8> {
     let max = labels.data.iter().copied().max().unwrap_or(0) as usize;
     let class: Vec<u8> = (0..=max)
         .map(|id| {
             let id = id as u16;
-            if id == 0 || lesion_ids.contains(&id) {
+            if let Some(l) = lesions.iter().find(|l| l.label_id == id) {
+                return l.perfusion as u8;
+            }
+            if id == 0 {
                 return 0;
             }
             let name = crate::anatomy::label_by_id(id).map_or("", |l| l.name);

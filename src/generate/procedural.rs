@@ -123,10 +123,10 @@ impl Generator for Procedural {
             let mut materials: Vec<&'static str> = Vec::new();
             let mut mat_of_label = vec![0u8; table.tissue.len()];
             for (id, t) in table.tissue.iter().enumerate() {
-                // Lesions are water-equivalent at the density that gives their HU, so the
-                // scanner sees exactly the contrast the pipeline asked for.
+                // Lesions are their own material (water unless the pipeline names one) at the
+                // density that gives their HU, so the scanner sees the contrast asked for.
                 let name = match table.lesion[id] {
-                    Some(_) => "water",
+                    Some(les) => les.material,
                     None => t.map_or("air", |t| t.material),
                 };
                 let idx = materials
@@ -142,7 +142,11 @@ impl Generator for Procedural {
             let rho_of_label: Vec<f64> = table
                 .tissue
                 .iter()
-                .map(|t| t.map_or(0.0, |t| t.ct_density()))
+                .zip(&table.lesion)
+                .map(|(t, les)| match les {
+                    Some(les) => tissue::density_for_hu(les.material, les.hu),
+                    None => t.map_or(0.0, |t| t.ct_density()),
+                })
                 .collect();
             let (mut hu, mut density): (Vec<f32>, Vec<f32>) = labels
                 .par_iter()
@@ -150,11 +154,7 @@ impl Generator for Procedural {
                 .map(|(&l, &n)| {
                     let l = l as usize;
                     let (mean, sd, rho) = match (table.lesion[l], table.tissue[l]) {
-                        (Some(les), _) => (
-                            les.hu,
-                            LESION_TEXTURE_HU,
-                            ((1000.0 + les.hu) / 1000.0).max(0.001),
-                        ),
+                        (Some(les), _) => (les.hu, LESION_TEXTURE_HU, rho_of_label[l]),
                         (None, Some(t)) => (t.hu, t.hu_texture_sd, rho_of_label[l]),
                         (None, None) => (-1000.0, 0.0, 0.001205),
                     };
@@ -169,8 +169,7 @@ impl Generator for Procedural {
                 })
                 .unzip();
             let mut material: Vec<u8> = labels.iter().map(|&l| mat_of_label[l as usize]).collect();
-            let lesion_ids: Vec<u16> = req.lesions.iter().map(|l| l.label_id).collect();
-            let mut perfusion = super::perfusion_map(req.labels, &lesion_ids);
+            let mut perfusion = super::perfusion_map(req.labels, req.lesions);
             if !gas.is_empty() {
                 let air = materials
                     .iter()
@@ -352,6 +351,8 @@ mod tests {
         let lesions = [LesionTissue {
             label_id: 201,
             hu: 300.0,
+            material: "water",
+            perfusion: crate::tissue::contrast::Perfusion::None,
             pd: 0.9,
             t1_ms: 1000.0,
             t2_ms: 100.0,

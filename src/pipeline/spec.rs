@@ -272,9 +272,20 @@ pub struct LesionSpec {
     pub diameter_mm: Dist,
     #[serde(default)]
     pub shape: LesionShapeSpec,
-    /// CT attenuation of the lesion in HU (default by kind).
+    /// CT attenuation of the lesion in HU, unenhanced (default by kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hu: Option<Dist>,
+    /// CT material the lesion is made of, by its name in the attenuation table (ICRU 46 /
+    /// ICRP 110: `water` for soft-tissue lesions (default), `adipose` for fat-containing ones,
+    /// `cortical_bone` for calcified ones, …); its density follows from `hu`, so the lesion's
+    /// contrast changes with kVp as that material's does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material: Option<String>,
+    /// Uptake of iodinated contrast (CT arms with a `contrast` phase): `none`,
+    /// `hypervascular` (arterial hyperenhancement, later washout) or `hypovascular`.
+    /// Default by kind: cysts none, tumours hypervascular, metastases and nodules hypovascular.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enhancement: Option<crate::tissue::contrast::LesionEnhancement>,
     /// MRI properties of the lesion (default by kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relaxation: Option<RelaxationSpec>,

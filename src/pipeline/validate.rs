@@ -314,6 +314,18 @@ fn check_condition(c: &mut Checker, p: &Pipeline, path: &str, cond: &ConditionSp
         if let Some(hu) = &les.hu {
             c.dist(&format!("{lp}.hu"), hu, -1100.0, 3000.0, "HU");
         }
+        if let Some(m) = &les.material {
+            let known = crate::tissue::attenuation::material_names();
+            if !known.contains(&m.as_str()) {
+                c.err(
+                    format!("{lp}.material"),
+                    format!(
+                        "unknown CT material `{m}`; the attenuation table has: {}",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
         if let Some(r) = &les.relaxation {
             c.dist(&format!("{lp}.relaxation.pd"), &r.pd, 0.0, 1.5, "");
             c.dist(

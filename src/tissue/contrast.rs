@@ -42,7 +42,7 @@ pub enum Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Perfusion {
-    /// Air, fat, bone, CSF, bile, urine, lesions (no enhancement modelled).
+    /// Air, fat, bone, CSF, bile, urine, cysts (no enhancement).
     None = 0,
     Artery,
     PortalVein,
@@ -61,10 +61,16 @@ pub enum Perfusion {
     SoftTissue,
     GreyMatter,
     WhiteMatter,
+    /// Arterially fed tumour (hepatocellular carcinoma type): brighter than the liver in the
+    /// arterial phase, "washout" below it later.
+    HypervascularLesion,
+    /// Lesion enhancing less than its organ in the portal phase (most metastases; solid
+    /// lung nodules).
+    HypovascularLesion,
 }
 
 /// Every class, in `repr(u8)` order.
-pub const PERFUSION: [Perfusion; 14] = [
+pub const PERFUSION: [Perfusion; 16] = [
     Perfusion::None,
     Perfusion::Artery,
     Perfusion::PortalVein,
@@ -79,7 +85,31 @@ pub const PERFUSION: [Perfusion; 14] = [
     Perfusion::SoftTissue,
     Perfusion::GreyMatter,
     Perfusion::WhiteMatter,
+    Perfusion::HypervascularLesion,
+    Perfusion::HypovascularLesion,
 ];
+
+/// How a focal lesion takes up contrast (pipeline: `lesion.enhancement`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LesionEnhancement {
+    /// No uptake (cysts, necrosis).
+    None,
+    /// Arterial-phase hyperenhancement with portal-venous and delayed washout (HCC type).
+    Hypervascular,
+    /// Mild, slow uptake below the liver's in the portal phase (metastases, lung nodules).
+    Hypovascular,
+}
+
+impl LesionEnhancement {
+    pub fn perfusion(self) -> Perfusion {
+        match self {
+            LesionEnhancement::None => Perfusion::None,
+            LesionEnhancement::Hypervascular => Perfusion::HypervascularLesion,
+            LesionEnhancement::Hypovascular => Perfusion::HypovascularLesion,
+        }
+    }
+}
 
 impl Perfusion {
     /// The class stored in a perfusion map.
@@ -109,6 +139,14 @@ impl Perfusion {
             P::SoftTissue => [15.0, 25.0, 15.0],
             P::GreyMatter => [8.0, 4.0, 2.5],
             P::WhiteMatter => [4.0, 2.0, 1.2],
+            // HCC: arterial-phase hyperenhancement above the liver's, then "washout" below
+            // the portal-venous and delayed liver (LI-RADS v2018 major features; typical HCC
+            // enhancement ≈ 60–80 HU arterial, ≈ 30 HU portal venous).
+            P::HypervascularLesion => [70.0, 30.0, 20.0],
+            // Hypovascular metastases (e.g. colorectal) enhance less than the liver in the
+            // portal phase; malignant lung nodules by ≥ 15 HU, median ≈ 38 (Swensen et al.,
+            // Radiology 214, 73 (2000)).
+            P::HypovascularLesion => [10.0, 25.0, 25.0],
         };
         match phase {
             Phase::Native => 0.0,
@@ -132,7 +170,8 @@ pub fn hu_per_mg_ml() -> f64 {
     attenuation::mu_rho(i, CT_REFERENCE_KEV) / attenuation::mu_rho(w, CT_REFERENCE_KEV)
 }
 
-/// The perfusion class of an anatomy label, by its name.
+/// The perfusion class of an anatomy label, by its name (focal lesions: their own
+/// `LesionEnhancement`).
 pub fn perfusion_for_label(label_name: &str) -> Perfusion {
     use Perfusion as P;
     let n = label_name;

@@ -2,25 +2,40 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use synthcohort::anatomy::{self, AnatomyParams, BodySize, Template};
+use synthcohort::anatomy::{self, AnatomyParams, BodySize, LesionRequest, Template};
 use synthcohort::generate::procedural::Procedural;
-use synthcohort::generate::{CtMaps, Generator, Needs, Request};
+use synthcohort::generate::{CtMaps, Generator, LesionTissue, Needs, Request};
 use synthcohort::volume::{Grid, Volume};
 
-/// The engine's anatomy stage (no deformation, no lesions) on `template`'s phantom or on an
-/// imported `base` map, rendered to a CT object by `renderer`: the labels and the CT maps.
+/// The engine's anatomy stage (no deformation) on `template`'s phantom or on an imported
+/// `base` map, with `lesions` (each request with its tissue; the label id is the one the
+/// anatomy gives it), rendered to a CT object by `renderer`: the labels and the CT maps.
 pub fn procedural_ct(
     template: Template,
     grid: &Grid,
     base: Option<&Volume<u16>>,
     renderer: &Procedural,
+    lesions: &[(LesionRequest, LesionTissue)],
+) -> (Volume<u16>, CtMaps) {
+    procedural_ct_of(template, grid, base, renderer, lesions, BodySize::median())
+}
+
+/// [`procedural_ct`] for a subject of `body` size (organs scale with height, subcutaneous
+/// fat with BMI).
+pub fn procedural_ct_of(
+    template: Template,
+    grid: &Grid,
+    base: Option<&Volume<u16>>,
+    renderer: &Procedural,
+    lesions: &[(LesionRequest, LesionTissue)],
+    body: BodySize,
 ) -> (Volume<u16>, CtMaps) {
     let params = AnatomyParams {
         template,
         grid: grid.clone(),
-        body: BodySize::median(),
+        body,
         deformation_mm: 0.0,
-        lesions: Vec::new(),
+        lesions: lesions.iter().map(|(r, _)| r.clone()).collect(),
     };
     let a = anatomy::build(
         &params,
@@ -29,10 +44,19 @@ pub fn procedural_ct(
         &mut ChaCha8Rng::seed_from_u64(2),
     )
     .unwrap();
+    let tissues: Vec<LesionTissue> = a
+        .lesions
+        .iter()
+        .zip(lesions)
+        .map(|(rec, (_, t))| LesionTissue {
+            label_id: rec.label_id,
+            ..*t
+        })
+        .collect();
     let obj = renderer
         .generate(&Request {
             labels: &a.labels,
-            lesions: &[],
+            lesions: &tissues,
             diffuse: &[],
             prompt: "",
             needs: &Needs {

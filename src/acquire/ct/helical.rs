@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::geometry::{ConeGeometry, Plane};
 use super::projector::{joseph3, Padded3};
-use super::recon::{fdk_filter, sample_view};
+use super::recon::{fdk_filter, sample_view, Window};
 use super::{
     blur_cone, bone_correction, bone_sinogram, columns, cone_geometry, ctdi, detect_view,
     photon_scale, projection_blur, sub_planes, table_for, to_hu, view_scales, BoneModel, Ctx,
@@ -284,7 +284,7 @@ pub(super) fn scan<const C: usize>(
                 detect_view::<C>(ctx, &table, &cols, l, o, scales[v], (v0 + v) as u64);
             });
         drop(li);
-        q.extend(fdk_filter(&proj, &geo, p.kernel));
+        q.extend(fdk_filter(&proj, &geo, Window::of(p)));
         v0 = v1;
     }
 
@@ -315,7 +315,7 @@ pub(super) fn scan<const C: usize>(
                 let v1 = (v0 + nv).min(traj_c.n_views);
                 let li = project::<2>(&pad_c, &traj_c, v0, v1);
                 let delta = bone_sinogram(bone, &table, &cols, &li);
-                qc.extend(fdk_filter(&delta, &geo_c, p.kernel));
+                qc.extend(fdk_filter(&delta, &geo_c, Window::of(p)));
                 v0 = v1;
             }
             let centres: Vec<f64> = (0..nz).map(z_of).collect();

@@ -18,6 +18,7 @@ pub mod helical;
 mod interaction_tables;
 mod linsolve;
 pub mod mc;
+pub mod mtf_model;
 pub mod noise;
 pub mod phantom;
 pub mod polychromatic;
@@ -38,7 +39,7 @@ use rayon::prelude::*;
 pub use geometry::{ConeGeometry, FanGeometry, ParallelGeometry, Plane};
 pub use projector::{project_cone, project_fan, project_parallel};
 pub use protocol::{Bowtie, Contrast, CtProtocol, Kernel, Phase, ScanMode, TubeCurrentModulation};
-pub use recon::{fbp_fan, fbp_parallel, fdk};
+pub use recon::{fbp_fan, fbp_parallel, fdk, Window};
 pub use spectrum::Spectrum;
 
 use crate::rng::{stream, Stage};
@@ -436,30 +437,41 @@ fn detect_view<const C: usize>(
         }
         scatter::view_scatter(m, &prim, &path, p.pixel_mm)
     });
-    for (idx, (l, o)) in li.iter().zip(out.iter_mut()).enumerate() {
-        let (ln_s, ln_v) = lookup(idx, l);
-        let k = idx % ncol;
-        let ln_s0 = cols.ln_s0[k];
-        let (mut s, mut v) = (ln_s.exp(), ln_v.exp());
-        if let Some(sc) = &scatter {
-            // Scatter photons carry about the primary's energy per photon: same v/s.
-            v += sc[k] * v / s.max(1e-300);
-            s += sc[k];
+    // The air reading behind each column, through the same crosstalk as the object's (the
+    // scanner's air calibration sees it too).
+    let xt = p.detector_crosstalk;
+    let mut air: Vec<f64> = cols.ln_s0.iter().map(|l| l.exp()).collect();
+    aperture::crosstalk(&mut air, xt);
+    let mut reading = vec![0.0f64; ncol];
+    for (row_li, row_out) in li.chunks(ncol).zip(out.chunks_mut(ncol)) {
+        // Stage c: detected signal per unit photon scale, noisy or expected.
+        for (k, (l, r)) in row_li.iter().zip(reading.iter_mut()).enumerate() {
+            let (ln_s, ln_v) = lookup(k, l);
+            let (mut s, mut v) = (ln_s.exp(), ln_v.exp());
+            if let Some(sc) = &scatter {
+                // Scatter photons carry about the primary's energy per photon: same v/s.
+                v += sc[k] * v / s.max(1e-300);
+                s += sc[k];
+            }
+            *r = if p.noise {
+                noise::noisy_reading(&mut rng, s * scale, v * scale, p.electronic_noise) / scale
+            } else {
+                s
+            };
         }
-        let pl = if p.noise {
-            let r = noise::noisy_reading(&mut rng, s * scale, v * scale, p.electronic_noise);
-            -(r / (ln_s0.exp() * scale)).ln()
-        } else {
-            ln_s0 - s.ln()
-        };
-        // Stage c: water beam-hardening correction → μ_w(E_eff)·W (cm⁻¹·cm); μ per mm.
-        let pc = if p.beam_hardening_correction {
-            let (c, sc) = &cols.bh[k];
-            apply_correction(c, *sc, pl)
-        } else {
-            pl
-        };
-        *o = pc as f32; // dimensionless: μ·length
+        // Stage d: crosstalk between neighbouring cells of the row.
+        aperture::crosstalk(&mut reading[..row_li.len()], xt);
+        for (k, (r, o)) in reading.iter().zip(row_out.iter_mut()).enumerate() {
+            let pl = -(r / air[k]).ln();
+            // Stage e: water beam-hardening correction → μ_w(E_eff)·W (cm⁻¹·cm); μ per mm.
+            let pc = if p.beam_hardening_correction {
+                let (c, sc) = &cols.bh[k];
+                apply_correction(c, *sc, pl)
+            } else {
+                pl
+            };
+            *o = pc as f32; // dimensionless: μ·length
+        }
     }
 }
 
@@ -639,7 +651,7 @@ fn scan_axial<const C: usize>(
                     );
                 });
             // Stage 4: fan-beam FBP (μ in mm⁻¹), bone correction → HU.
-            let mut mu = fbp_fan(&sino, &geo, &plane_rec, p.kernel);
+            let mut mu = fbp_fan(&sino, &geo, &plane_rec, Window::of(p));
             if let Some(bone) = &ctx.bone {
                 let est = bone.split(&mu);
                 if BoneModel::has_bone(&est) {
@@ -649,7 +661,7 @@ fn scan_axial<const C: usize>(
                     };
                     let li = project_fan::<2>(&est, &plane_rec, &geo_c);
                     let delta = bone_sinogram(bone, &table, &cols, &li);
-                    let dmu = fbp_fan(&delta, &geo_c, &plane_rec, p.kernel);
+                    let dmu = fbp_fan(&delta, &geo_c, &plane_rec, Window::of(p));
                     mu.iter_mut().zip(dmu).for_each(|(m, d)| *m += d);
                 }
             }
@@ -743,7 +755,7 @@ fn fdk_slices(
             })
         })
         .collect();
-    let mu = fdk(proj, geo, plane, &zs, p.kernel);
+    let mu = fdk(proj, geo, plane, &zs, Window::of(p));
     let per_slice = plane.len();
     (0..rot.slices.len())
         .map(|n| {

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::tissue::contrast::Phase;
 
-/// Reconstruction kernel: the ramp filter apodised by a window (see `recon::kernel_window`).
-/// Sharper kernels pass more high frequencies: sharper edges, more noise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// Reconstruction kernel: the ramp filter apodised by a window (see `recon::Window`).
+/// Sharper kernels pass more high frequencies: sharper edges, more noise. A named kernel, or
+/// `{mtf50_lp_cm: x}`: a Gaussian window whose width is solved so that the image's MTF50 at
+/// the isocentre, on this arm's geometry, is x line pairs per cm (see `mtf_model`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kernel {
     Ramp,
@@ -20,6 +22,8 @@ pub enum Kernel {
     Smooth,
     Standard,
     Sharp,
+    /// Target MTF50 in lp/cm (soft tissue ≈ 3, standard body ≈ 4, bone/lung ≈ 6–8).
+    Mtf50LpCm(#[schemars(range(min = 0.5, max = 30.0))] f64),
 }
 
 /// Bowtie filter: water-equivalent thickness that grows with fan angle (see `spectrum::bowtie_mm`).
@@ -131,6 +135,11 @@ pub struct CtProtocol {
     /// Detector cells integrate over their width instead of sampling a point.
     #[serde(default = "yes")]
     pub detector_aperture: bool,
+    /// Fraction of a cell's signal that crosstalk passes to each of its two neighbours along
+    /// the detector row (see `aperture::crosstalk`).
+    #[serde(default = "default_crosstalk")]
+    #[schemars(range(min = 0.0, max = 0.2))]
+    pub detector_crosstalk: f64,
     /// Fan-beam axial, circular cone-beam or helical scanning.
     pub scan_mode: ScanMode,
     /// Helical pitch: table feed per rotation / collimated width (rows × pixel). Up to 1:
@@ -195,6 +204,13 @@ fn default_grid_ratio() -> f64 {
     25.0
 }
 
+/// Off: scanners calibrate most of their detectors' crosstalk out, and the blur of the
+/// remainder is within the aperture model. Set it (a few per cent per neighbour for a
+/// solid-state detector with reflector septa) to image an uncorrected detector.
+fn default_crosstalk() -> f64 {
+    0.0
+}
+
 /// A typical large focal spot of a body CT tube (≈ 0.9–1.2 mm nominal).
 fn default_focal_spot_mm() -> f64 {
     1.0
@@ -203,7 +219,7 @@ fn default_focal_spot_mm() -> f64 {
 impl CtProtocol {
     /// Named scanner presets. `generic64`: XCIST-like generic 64-row scanner (SID 541 mm,
     /// SDD 949 mm, 900 × 64 detector of 1.0 mm pitch at the detector → 0.57 mm at isocentre,
-    /// 984 views per rotation, 1.0 mm focal spot, cells integrating over their pitch), 120 kVp, 200 mAs, standard kernel, axial, 400 mm FOV, 256²
+    /// 984 views per rotation, 1.0 mm focal spot, cells integrating over their pitch; no crosstalk), 120 kVp, 200 mAs, standard kernel, axial, 400 mm FOV, 256²
     /// matrix, 2.5 mm slices, medium bowtie, water and bone beam-hardening corrections on.
     pub fn preset(name: &str) -> Option<CtProtocol> {
         match name {
@@ -221,6 +237,7 @@ impl CtProtocol {
                 sdd_mm: 949.0,
                 focal_spot_mm: default_focal_spot_mm(),
                 detector_aperture: true,
+                detector_crosstalk: default_crosstalk(),
                 scan_mode: ScanMode::Axial,
                 pitch: default_pitch(),
                 tube_current_modulation: TubeCurrentModulation::default(),
@@ -271,6 +288,19 @@ impl CtProtocol {
                  beam_hardening_correction: true, or bone_correction: false"
                     .into(),
             ));
+        }
+        if let Kernel::Mtf50LpCm(target) = self.kernel {
+            let limit = super::mtf_model::sharpest_mtf50_lp_cm(self);
+            if target >= limit {
+                e.push((
+                    "kernel.mtf50_lp_cm".into(),
+                    format!(
+                        "MTF50 {target} lp/cm is beyond this geometry: the unapodised ramp gives \
+                         {limit:.2} lp/cm (focal spot, detector aperture, crosstalk and \
+                         interpolation); ask for less, or use `kernel: sharp`"
+                    ),
+                ));
+            }
         }
         let half_det = 0.5 * self.detector_cols as f64 * self.pixel_mm;
         // The fan must cover the FOV's inscribed circle, or the recon is truncated.
@@ -323,5 +353,7 @@ mod tests {
         assert_eq!(s, "\"shepp_logan\"");
         let b: Bowtie = serde_json::from_str("\"large\"").unwrap();
         assert_eq!(b, Bowtie::Large);
+        let k: Kernel = serde_json::from_str(r#"{"mtf50_lp_cm": 4.5}"#).unwrap();
+        assert_eq!(k, Kernel::Mtf50LpCm(4.5));
     }
 }

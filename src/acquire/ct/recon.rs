@@ -14,36 +14,66 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 use super::geometry::{det_pos, ConeGeometry, FanGeometry, ParallelGeometry, Plane};
-use super::protocol::Kernel;
+use super::protocol::{CtProtocol, Kernel};
 use super::simd;
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 
-/// Apodisation window of a kernel at frequency `f` as a fraction of Nyquist (0–1).
-/// Sharp: ramp with a mild high-frequency boost (edge enhancement as in bone kernels);
-/// Shepp–Logan: sinc (Shepp & Logan, IEEE TNS 21, 21 (1974)); Standard: cosine;
-/// Smooth: Hann cut off at 0.7 Nyquist.
-pub fn kernel_window(kernel: Kernel, f: f64) -> f64 {
-    use std::f64::consts::PI;
-    match kernel {
-        Kernel::Ramp => 1.0,
-        Kernel::Sharp => 1.0 + 0.4 * f * f,
-        Kernel::SheppLogan => {
-            let x = 0.5 * PI * f;
-            if x.abs() < 1e-12 {
-                1.0
-            } else {
-                x.sin() / x
+/// The apodisation window the ramp filter applies, at a frequency `f` given as a fraction
+/// of Nyquist (0–1). Sharp: ramp with a mild high-frequency boost (edge enhancement as in
+/// bone kernels); Shepp–Logan: sinc (Shepp & Logan, IEEE TNS 21, 21 (1974)); Standard:
+/// cosine; Smooth: Hann cut off at 0.7 Nyquist; Gaussian(σ): exp(−½ (f/σ)²), the window a
+/// kernel asked for by its MTF50 resolves to (`mtf_model`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Window {
+    Ramp,
+    Sharp,
+    SheppLogan,
+    Standard,
+    Smooth,
+    Gaussian(f64),
+}
+
+impl Window {
+    /// The window of a protocol's kernel on its geometry.
+    pub fn of(p: &CtProtocol) -> Window {
+        match p.kernel {
+            Kernel::Ramp => Window::Ramp,
+            Kernel::Sharp => Window::Sharp,
+            Kernel::SheppLogan => Window::SheppLogan,
+            Kernel::Standard => Window::Standard,
+            Kernel::Smooth => Window::Smooth,
+            // `CtProtocol::validate` rejects targets the geometry cannot reach; the ramp is
+            // the nearest if an unvalidated one gets here.
+            Kernel::Mtf50LpCm(t) => {
+                super::mtf_model::gaussian_sigma(p, t).map_or(Window::Ramp, Window::Gaussian)
             }
         }
-        Kernel::Standard => (0.5 * PI * f).cos(),
-        Kernel::Smooth => {
-            let fc = 0.7;
-            if f >= fc {
-                0.0
-            } else {
-                0.5 * (1.0 + (PI * f / fc).cos())
+    }
+
+    pub fn at(self, f: f64) -> f64 {
+        use std::f64::consts::PI;
+        match self {
+            Window::Ramp => 1.0,
+            Window::Sharp => 1.0 + 0.4 * f * f,
+            Window::SheppLogan => {
+                let x = 0.5 * PI * f;
+                if x.abs() < 1e-12 {
+                    1.0
+                } else {
+                    x.sin() / x
+                }
             }
+            Window::Standard => (0.5 * PI * f).cos(),
+            Window::Smooth => {
+                let fc = 0.7;
+                if f >= fc {
+                    0.0
+                } else {
+                    0.5 * (1.0 + (PI * f / fc).cos())
+                }
+            }
+            Window::Gaussian(sigma) => (-0.5 * (f / sigma).powi(2)).exp(),
         }
     }
 }
@@ -58,7 +88,7 @@ pub struct RampFilter {
 }
 
 impl RampFilter {
-    pub fn new(n: usize, tau_mm: f64, kernel: Kernel, scale: f64) -> RampFilter {
+    pub fn new(n: usize, tau_mm: f64, window: Window, scale: f64) -> RampFilter {
         let np = (2 * n).next_power_of_two();
         let mut planner = FftPlanner::<f64>::new();
         let (forward, inverse) = (planner.plan_fft_forward(np), planner.plan_fft_inverse(np));
@@ -86,7 +116,7 @@ impl RampFilter {
             .map(|(k, v)| {
                 let m = if k <= np / 2 { k } else { np - k };
                 let f = m as f64 / (np / 2) as f64;
-                v.re * tau_mm * scale * kernel_window(kernel, f)
+                v.re * tau_mm * scale * window.at(f)
             })
             .collect();
         RampFilter {
@@ -169,10 +199,10 @@ pub fn fbp_parallel(
     sino: &[f32],
     geo: &ParallelGeometry,
     plane: &Plane,
-    kernel: Kernel,
+    window: Window,
 ) -> Vec<f32> {
     let mut q = sino.to_vec();
-    RampFilter::new(geo.det_count, geo.det_spacing_mm, kernel, 1.0).apply_rows(&mut q);
+    RampFilter::new(geo.det_count, geo.det_spacing_mm, window, 1.0).apply_rows(&mut q);
     backproject_parallel(&q, geo, plane)
 }
 
@@ -373,7 +403,7 @@ unsafe fn backproject_block_avx2(
 const NARROW_STEP: f32 = 0.9998;
 
 /// Fan-beam FBP (full rotation, flat detector at isocentre) onto `plane`.
-pub fn fbp_fan(sino: &[f32], geo: &FanGeometry, plane: &Plane, kernel: Kernel) -> Vec<f32> {
+pub fn fbp_fan(sino: &[f32], geo: &FanGeometry, plane: &Plane, window: Window) -> Vec<f32> {
     let nd = geo.det_count;
     let d = geo.sid_mm;
     // Stage 1: cosine pre-weighting D/√(D²+p²).
@@ -389,7 +419,7 @@ pub fn fbp_fan(sino: &[f32], geo: &FanGeometry, plane: &Plane, kernel: Kernel) -
         .map(|(i, &v)| v * w[i % nd])
         .collect();
     // Stage 2: filter with g = h/2.
-    RampFilter::new(nd, geo.det_spacing_mm, kernel, 0.5).apply_rows(&mut q);
+    RampFilter::new(nd, geo.det_spacing_mm, window, 0.5).apply_rows(&mut q);
     // Stage 3: weighted backprojection.
     let dbeta = 2.0 * std::f64::consts::PI / geo.views as f64;
     let mut img = vec![0.0f32; plane.len()];
@@ -437,7 +467,7 @@ fn backproject_fan_row(
 /// FDK stages 1–2 of cone projections (views × rows × cols): the pre-weight D/√(D²+p²+ζ²),
 /// then row-wise ramp filtering (g = h/2). The source may move along z between views
 /// (helical): the weights depend on the detector coordinates only.
-pub fn fdk_filter(proj: &[f32], geo: &ConeGeometry, kernel: Kernel) -> Vec<f32> {
+pub fn fdk_filter(proj: &[f32], geo: &ConeGeometry, window: Window) -> Vec<f32> {
     let (nc, nr) = (geo.cols, geo.rows);
     let d = geo.sid_mm;
     let mut q: Vec<f32> = proj
@@ -449,7 +479,7 @@ pub fn fdk_filter(proj: &[f32], geo: &ConeGeometry, kernel: Kernel) -> Vec<f32> 
             v * (d / (d * d + p * p + z * z).sqrt()) as f32
         })
         .collect();
-    RampFilter::new(nc, geo.pixel_mm, kernel, 0.5).apply_rows(&mut q);
+    RampFilter::new(nc, geo.pixel_mm, window, 0.5).apply_rows(&mut q);
     q
 }
 
@@ -460,11 +490,11 @@ pub fn fdk(
     geo: &ConeGeometry,
     plane: &Plane,
     z_mm: &[f64],
-    kernel: Kernel,
+    window: Window,
 ) -> Vec<f32> {
     let (nc, nr) = (geo.cols, geo.rows);
     let d = geo.sid_mm;
-    let q = fdk_filter(proj, geo, kernel);
+    let q = fdk_filter(proj, geo, window);
     // Stage 3: backprojection, bilinear in (p′, ζ′).
     let dbeta = 2.0 * std::f64::consts::PI / geo.views as f64;
     let inv = 1.0 / geo.pixel_mm;
@@ -529,7 +559,7 @@ mod tests {
         // Detectors cover the image diagonal so the corners are reconstructed too.
         let geo = ParallelGeometry::half_turn(360, 363, 2.0 / n as f64);
         let sino = project_parallel(&img, &plane, &geo);
-        let rec = fbp_parallel(&sino, &geo, &plane, Kernel::Ramp);
+        let rec = fbp_parallel(&sino, &geo, &plane, Window::Ramp);
         let e = rmse(&rec, &img);
         eprintln!(
             "Shepp–Logan 256², 360 views, ramp: RMSE {e:.4} (skimage iradon 0.0236 on this raster)"
@@ -563,7 +593,7 @@ mod tests {
             .into_iter()
             .map(|v| v[0])
             .collect();
-        let rec = fbp_fan(&sino, &geo, &plane, Kernel::Ramp);
+        let rec = fbp_fan(&sino, &geo, &plane, Window::Ramp);
         let mut m = 0.0;
         let mut cnt = 0.0;
         for j in 54..74 {
@@ -633,14 +663,14 @@ mod tests {
     fn kernels_order_by_passband() {
         for f in [0.2, 0.5, 0.9] {
             let w: Vec<f64> = [
-                Kernel::Smooth,
-                Kernel::Standard,
-                Kernel::SheppLogan,
-                Kernel::Ramp,
-                Kernel::Sharp,
+                Window::Smooth,
+                Window::Standard,
+                Window::SheppLogan,
+                Window::Ramp,
+                Window::Sharp,
             ]
             .iter()
-            .map(|&k| kernel_window(k, f))
+            .map(|&k| k.at(f))
             .collect();
             assert!(w.windows(2).all(|p| p[0] <= p[1]), "{w:?} at {f}");
         }
