@@ -68,9 +68,10 @@ pub struct PropertyArm {
     /// Property written as the image.
     #[serde(default)]
     pub property: PropertyMap,
-    /// Main field in tesla, selecting the relaxation tables of the T1/T2/T2*/PD maps.
+    /// Main field in tesla, 0.1–3 T: the relaxation tables (Stanisz 2005, 1.5 and 3 T) end at
+    /// 3 T. It selects the relaxation of the T1/T2/T2*/PD maps.
     #[serde(default = "default_field_t")]
-    #[schemars(range(min = 0.1, max = 11.7))]
+    #[schemars(range(min = 0.1, max = 3.0))]
     pub field_t: f64,
 }
 

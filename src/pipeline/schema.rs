@@ -273,6 +273,30 @@ fn explain(e: &ValidationError, out: &mut Vec<(String, String)>) {
                 format!("{} is not a valid name: use letters, digits, `_` and `-`, starting with a letter or digit", describe(e.instance())),
             ));
         }
+        ValidationErrorKind::Maximum { .. }
+        | ValidationErrorKind::Minimum { .. }
+        | ValidationErrorKind::ExclusiveMaximum { .. }
+        | ValidationErrorKind::ExclusiveMinimum { .. } => {
+            // The field's own first sentence says what the bound is for.
+            let sp = e.schema_path().as_str().to_string();
+            let parent = sp.rsplit_once('/').map_or(sp.as_str(), |(a, _)| a);
+            let why = subschema(parent)
+                .and_then(|s| s.get("description"))
+                .and_then(Value::as_str)
+                .map(|d| {
+                    let flat = d.split_whitespace().collect::<Vec<_>>().join(" ");
+                    let first = flat.split([';']).next().unwrap_or(&flat);
+                    let first = first.split(". ").next().unwrap_or(first);
+                    first.trim_end_matches('.').to_string()
+                });
+            out.push((
+                path,
+                match why {
+                    Some(w) => format!("{e} ({w})"),
+                    None => e.to_string(),
+                },
+            ));
+        }
         _ => out.push((path, e.to_string())),
     }
 }

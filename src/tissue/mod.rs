@@ -15,7 +15,14 @@
 //!   dependence at other kVp.
 //! - [S] Stanisz et al., MRM 2005;54:507–512: T1/T2 at 1.5 T and 3 T (WM, GM, muscle, heart,
 //!   liver, blood, spinal cord).
-//! - [B] BrainWeb values as shipped in MRzeroCore 1.2.0: 3 T T1/T2/T2′/PD of WM, GM, CSF, fat.
+//! - [B] BrainWeb values as shipped in MRzeroCore 1.2.0: 3 T T1/T2/T2′/PD of CSF and fat, and
+//!   the PD and T2′ of WM and GM (whose T1/T2 are [S]).
+//!
+//! Relaxation is tabulated at 1.5 and 3 T, the fields Stanisz measured; a field above 3 T is
+//! rejected by the protocols (no table here has data for every tissue there). Between the
+//! tables and below 1.5 T, T1 follows a power law of the field, T1 ∝ B0^b (Bottomley et al.,
+//! Med Phys 11, 425 (1984)), with b from each tissue's two values, so T1 rises monotonically
+//! with field for every tissue; T2, T2* and PD are interpolated linearly and held below 1.5 T.
 //! - [L] textbook CT values where no measurement above applies (fat −100, CSF 5, grey
 //!   matter 40, white matter 28, cortical skull ~1000 HU, PMMA ~120 HU, 10 mg/mL iodine
 //!   ≈ 260 HU at 120 kVp) and generic estimates marked `est` (PD and T2′ of body tissues).
@@ -272,14 +279,15 @@ pub const TISSUES: &[Tissue] = &[
         0.05,
     ),
     // [L] unenhanced brain CT: grey matter 35–40, white matter 25–30 HU; ICRU-46 grey and
-    // white matter compositions (white matter richer in lipid carbon); [S] 1.5 T; [B] 3 T.
+    // white matter compositions (white matter richer in lipid carbon); T1/T2 [S] at 1.5 and
+    // 3 T (Stanisz's in vivo brain: WM T1 884 → 1084 ms, GM 1124 → 1820 ms), PD and T2′ [B].
     t(
         "grey_matter",
         38.0,
         3.0,
         "grey_matter",
         rx(0.8, 1124.0, 95.0, 320.0),
-        rx(0.8, 1560.0, 83.0, 320.0),
+        rx(0.8, 1820.0, 99.0, 320.0),
         0.03,
     ),
     t(
@@ -288,7 +296,7 @@ pub const TISSUES: &[Tissue] = &[
         3.0,
         "white_matter",
         rx(0.7, 884.0, 72.0, 180.0),
-        rx(0.7, 830.0, 75.0, 180.0),
+        rx(0.7, 1084.0, 69.0, 180.0),
         0.03,
     ),
     // [B] CSF at 3 T; 1.5 T T1 ≈ 4000 ms (est).
@@ -425,14 +433,17 @@ impl Tissue {
         density_for_hu(self.material, self.hu)
     }
 
-    /// Relaxation at `field_t`, linear in field between 1.5 T and 3 T, held constant outside.
+    /// Relaxation at `field_t` (0.1–3 T; above 3 T the 3 T values): T1 by the power law
+    /// through the 1.5 and 3 T values, T2, T2* and PD linear between them and held below.
     pub fn relaxation(&self, field_t: f64) -> Relaxation {
-        let w = ((field_t - 1.5) / 1.5).clamp(0.0, 1.0);
+        let f = field_t.min(3.0);
+        let w = ((f - 1.5) / 1.5).clamp(0.0, 1.0);
         let (a, b) = (self.mri_1p5t, self.mri_3t);
         let mix = |x: f64, y: f64| x + w * (y - x);
+        let exponent = (b.t1_ms / a.t1_ms).log2();
         Relaxation {
             pd: mix(a.pd, b.pd),
-            t1_ms: mix(a.t1_ms, b.t1_ms),
+            t1_ms: a.t1_ms * (f / 1.5).powf(exponent),
             t2_ms: mix(a.t2_ms, b.t2_ms),
             t2star_ms: mix(a.t2star_ms, b.t2star_ms),
         }
@@ -457,10 +468,30 @@ mod tests {
     fn reference_values_are_carried_over() {
         // Stanisz 2005 at 3 T and BrainWeb at 3 T, as in the reference table.
         assert_eq!(tissue("liver").mri_3t.t1_ms, 812.0);
-        assert_eq!(tissue("white_matter").mri_3t.t1_ms, 830.0);
+        assert_eq!(tissue("white_matter").mri_3t.t1_ms, 1084.0);
+        assert_eq!(tissue("grey_matter").mri_3t.t1_ms, 1820.0);
         assert_eq!(tissue("csf").mri_3t.t2_ms, 1650.0);
-        // T2* from T2 and T2′ ([B] WM: T2 75, T2′ 180 → 52.9 ms).
-        assert!((tissue("white_matter").mri_3t.t2star_ms - 52.94).abs() < 0.01);
+        // T2* from T2 and T2′ (WM: T2 69 [S], T2′ 180 [B] → 49.9 ms).
+        assert!((tissue("white_matter").mri_3t.t2star_ms - 49.88).abs() < 0.01);
+    }
+
+    #[test]
+    fn t1_rises_monotonically_with_field_for_every_tissue() {
+        for t in TISSUES {
+            let mut last = 0.0;
+            for k in 1..=30 {
+                let f = 0.1 * k as f64;
+                let t1 = t.relaxation(f).t1_ms;
+                assert!(t1 >= last, "{}: T1 {t1} at {f} T below {last}", t.name);
+                last = t1;
+            }
+            // The tables are met exactly at their fields.
+            assert!((t.relaxation(1.5).t1_ms - t.mri_1p5t.t1_ms).abs() < 1e-9);
+            assert!((t.relaxation(3.0).t1_ms - t.mri_3t.t1_ms).abs() < 1e-6 * t.mri_3t.t1_ms);
+        }
+        // Bottomley's exponents for soft tissue lie around 0.3–0.5 over 1.5–3 T.
+        let b = (tissue("liver").mri_3t.t1_ms / tissue("liver").mri_1p5t.t1_ms).log2();
+        assert!((0.3..0.6).contains(&b), "liver exponent {b}");
     }
 
     #[test]

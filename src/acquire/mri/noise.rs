@@ -22,12 +22,34 @@ use rand::RngExt;
 use super::protocol::MriProtocol;
 use crate::rng::{self, Stage};
 
+/// The reference acquisition at which the protocol's `snr` holds: a 1 × 1 × 5 mm voxel, 256
+/// phase-encode lines, one excitation, 200 Hz per pixel, 3 T (and one coil, PD 1 at full
+/// magnetisation).
+pub const REF_VOXEL_MM3: f64 = 5.0;
+pub const REF_PHASE_LINES: f64 = 256.0;
+pub const REF_BANDWIDTH_HZ_PER_PX: f64 = 200.0;
+pub const REF_FIELD_T: f64 = 3.0;
+
 /// Image-domain noise SD per coil (per real and imaginary channel), in the units of the
 /// image (M0 of a PD = 1 tissue = 1): SD = 1 / SNR with
-/// SNR = snr · (voxel / 5 mm³) · √NEX · (B0 / 3 T).
+///
+///   SNR = snr · (ΔV / 5 mm³) · √(N_phase/256 · NEX · 200 Hz / BW_px) · (B0 / 3 T).
+///
+/// SNR ∝ ΔV·√T_s, T_s the total time the receiver samples a slice's echoes: N_phase · NEX
+/// readouts of N_read samples at a total bandwidth BW_px · N_read, so T_s = N_phase · NEX /
+/// BW_px and the readout matrix cancels (Edelstein et al., Magn Reson Med 3, 604 (1986);
+/// Haacke et al., Magnetic Resonance Imaging, ch. 15). Linear in B0 over clinical fields
+/// (sample-dominated noise; Hoult & Lauterbur 1979 give B0^1–1.5). The sequence enters through
+/// its signal (`signal`), the coils through their sensitivities and combination. Lines a mask
+/// leaves out (partial Fourier, undersampling) lower the image noise power in proportion,
+/// because each acquired sample keeps the noise this SD implies for full sampling.
 pub fn noise_sigma(p: &MriProtocol) -> f64 {
     let voxel = p.fov_mm[0] / p.matrix[0] as f64 * p.fov_mm[1] / p.matrix[1] as f64 * p.slice_mm;
-    let snr = p.snr * (voxel / 5.0) * (p.nex as f64).sqrt() * (p.field_t / 3.0);
+    let n_phase = p.matrix[1 - p.readout.index()] as f64;
+    let sampling = n_phase / REF_PHASE_LINES
+        * p.nex as f64
+        * (REF_BANDWIDTH_HZ_PER_PX / p.bandwidth_hz_per_px);
+    let snr = p.snr * (voxel / REF_VOXEL_MM3) * sampling.sqrt() * (p.field_t / REF_FIELD_T);
     1.0 / snr
 }
 

@@ -179,8 +179,9 @@ impl ReadoutAxis {
 pub struct MriProtocol {
     /// Pulse sequence.
     pub sequence: Sequence,
-    /// Main field in tesla.
-    #[schemars(range(min = 0.1, max = 11.7))]
+    /// Main field in tesla, 0.1–3 T: the relaxation tables (Stanisz 2005, 1.5 and 3 T) end at
+    /// 3 T; below 1.5 T, T1 follows a power law of the field (see `tissue::Tissue::relaxation`).
+    #[schemars(range(min = 0.1, max = 3.0))]
     pub field_t: f64,
     /// Repetition time in ms; for MPRAGE the inversion-to-inversion time.
     #[schemars(range(min = 1.0, max = 30000.0))]
@@ -229,8 +230,9 @@ pub struct MriProtocol {
     pub bandwidth_hz_per_px: f64,
     /// Add noise.
     pub noise: bool,
-    /// SNR of proton density 1 at full magnetisation in a 1×1×5 mm voxel, NEX 1, one coil, at
-    /// 3 T; scales with voxel volume, √NEX and field strength (linear).
+    /// SNR of proton density 1 at full magnetisation in a 1×1×5 mm voxel, 256 phase-encode
+    /// lines, NEX 1, 200 Hz/pixel, one coil, at 3 T; scales with voxel volume,
+    /// √(phase lines × NEX / bandwidth per pixel) and field strength (see `noise::noise_sigma`).
     #[schemars(range(min = 0.1, max = 10000.0))]
     pub snr: f64,
     /// Acquisition artifacts, each off unless given.
@@ -249,10 +251,13 @@ pub fn ppm_to_hz(ppm: f64, field_t: f64) -> f64 {
     ppm * GAMMA_MHZ_PER_T * field_t
 }
 
-/// Inversion time (ms) nulling a tissue of longitudinal relaxation `t1_ms` at repetition
-/// `tr_ms`: TI = T1 ln(2 / (1 + e^{−TR/T1})) (Bydder & Young 1985).
-pub fn null_ti_ms(t1_ms: f64, tr_ms: f64) -> f64 {
-    t1_ms * (2.0 / (1.0 + (-tr_ms / t1_ms).exp())).ln()
+/// Inversion time (ms) nulling a tissue of longitudinal relaxation `t1_ms` in an inversion
+/// recovery with a spin-echo readout at `tr_ms`, `te_ms` (the zero of
+/// [`super::signal::inversion_recovery`]): e^{−TI/T1} = (1 + 2 e^{−(TR − TE/2)/T1} − e^{−TR/T1}) / 2,
+/// which for TE ≪ TR is Bydder & Young's (1985) TI = T1 ln(2 / (1 + e^{−TR/T1})).
+pub fn null_ti_ms(t1_ms: f64, tr_ms: f64, te_ms: f64) -> f64 {
+    let e = |t: f64| (-t / t1_ms).exp();
+    -t1_ms * (0.5 * (1.0 + 2.0 * e(tr_ms - 0.5 * te_ms) - e(tr_ms))).ln()
 }
 
 impl MriProtocol {
@@ -278,7 +283,7 @@ impl MriProtocol {
             Sequence::Flair => (
                 9000.0,
                 100.0,
-                Some(null_ti_ms(t1("csf"), 9000.0)),
+                Some(null_ti_ms(t1("csf"), 9000.0, 100.0)),
                 90.0,
                 16,
                 5.0,
@@ -286,7 +291,7 @@ impl MriProtocol {
             Sequence::Stir => (
                 4000.0,
                 40.0,
-                Some(null_ti_ms(t1("fat"), 4000.0)),
+                Some(null_ti_ms(t1("fat"), 4000.0, 40.0)),
                 90.0,
                 8,
                 5.0,

@@ -102,6 +102,8 @@ fn contrast_orders_wm_gm_csf_and_flair_nulls_csf() {
         flair.ti_ms.unwrap()
     );
     assert!(csf < 0.01 * gm && wm > 0.05);
+    // Grey matter above white matter in FLAIR, as on every clinical FLAIR (Stanisz T1/T2).
+    assert!(gm > wm, "FLAIR GM {gm} vs WM {wm}");
     // With noise on, CSF is within noise of zero: a Rayleigh background.
     flair.noise = true;
     let img = acquire(&maps, &flair, 2).unwrap().image;
@@ -151,6 +153,41 @@ fn snr_scales_with_sqrt_nex() {
     let (a, b) = (snr(1), snr(4));
     eprintln!("SNR NEX 1 {a:.2}, NEX 4 {b:.2}, ratio {:.3}", b / a);
     assert!((b / a - 2.0).abs() < 0.15);
+}
+
+/// SNR measured in the image (mean / SD over a flat object) as the receiver bandwidth halves
+/// and as the matrix doubles at a fixed FOV: √2, and ¼ (voxel area) × √2 (phase lines).
+#[test]
+fn snr_follows_bandwidth_and_matrix() {
+    let grid = Grid::centered([64, 64, 2], [4.0, 4.0, 5.0]);
+    let maps = maps_from(grid, |_| Some((flat(), 0.0)));
+    let snr = |matrix: usize, bw: f64| {
+        let mut p = base([matrix, matrix], [256.0, 256.0], 5.0);
+        p.noise = true;
+        p.snr = 2.0;
+        p.bandwidth_hz_per_px = bw;
+        let img = acquire(&maps, &p, 5).unwrap().image;
+        let (m, sd) = mean_sd(&img.data);
+        m / sd
+    };
+    let base_snr = snr(64, 200.0);
+    let half_bw = snr(64, 100.0);
+    let double_matrix = snr(128, 200.0);
+    let (r_bw, r_mx) = (half_bw / base_snr, double_matrix / base_snr);
+    eprintln!(
+        "SNR 64² 200 Hz/px {base_snr:.2}; 100 Hz/px {half_bw:.2} (ratio {r_bw:.3}, predicted {:.3}); \
+         128² {double_matrix:.2} (ratio {r_mx:.3}, predicted {:.3})",
+        2f64.sqrt(),
+        0.25 * 2f64.sqrt()
+    );
+    assert!(
+        (r_bw / 2f64.sqrt() - 1.0).abs() < 0.05,
+        "bandwidth ratio {r_bw}"
+    );
+    assert!(
+        (r_mx / (0.25 * 2f64.sqrt()) - 1.0).abs() < 0.05,
+        "matrix ratio {r_mx}"
+    );
 }
 
 #[test]
