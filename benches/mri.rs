@@ -71,6 +71,29 @@ fn full_256(c: &mut Criterion) {
     g.bench_function("se_256x256x128_8coils_noise_motion", |b| {
         b.iter(|| black_box(mri::acquire(&m, &p, 1).expect("acquires")))
     });
+    // SENSE R = 2: every second phase line, unfolded with the coil maps (no motion).
+    let mut sense = p.clone();
+    sense.artifacts.motion = None;
+    sense.combine = mri::Combine::Sense;
+    sense.undersampling = Some(mri::Undersampling {
+        factor: 2.0,
+        pattern: mri::SamplingPattern::Regular,
+        center_lines: 0,
+    });
+    g.bench_function("se_256x256x128_8coils_noise_sense_r2", |b| {
+        b.iter(|| black_box(mri::acquire(&m, &sense, 1).expect("acquires")))
+    });
+    // GRAPPA R = 2 with 24 calibration lines.
+    let mut grappa = sense.clone();
+    grappa.combine = mri::Combine::Grappa;
+    grappa.undersampling = Some(mri::Undersampling {
+        factor: 2.0,
+        pattern: mri::SamplingPattern::Regular,
+        center_lines: 24,
+    });
+    g.bench_function("se_256x256x128_8coils_noise_grappa_r2", |b| {
+        b.iter(|| black_box(mri::acquire(&m, &grappa, 1).expect("acquires")))
+    });
     g.finish();
 }
 

@@ -277,6 +277,7 @@ fn liver_lesions_enhance_by_class_and_attenuate_as_their_material() {
                 pd: 0.85,
                 t1_ms: 1400.0,
                 t2_ms: 120.0,
+                adc_um2_ms: 1.0,
             },
         )
     };

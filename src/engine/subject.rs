@@ -127,6 +127,7 @@ pub(super) fn make_subject_with(
             pd: draw.pd,
             t1_ms: draw.t1_ms,
             t2_ms: draw.t2_ms,
+            adc_um2_ms: draw.adc_um2_ms,
         })
         .collect();
     let diffuse: Vec<generate::diffuse::DiffuseEffect> = subject
@@ -182,6 +183,10 @@ pub(super) struct Acquired {
     pub image: Volume<f32>,
     /// Complex multi-coil k-space (MRI arms with `export_kspace`).
     pub kspace: Option<crate::acquire::mri::KSpace>,
+    /// SENSE g-factor map (MRI arms with `g_factor_map`).
+    pub g_factor: Option<Volume<f32>>,
+    /// ADC map, µm²/ms (DWI arms with `adc_map`).
+    pub adc: Option<Volume<f32>>,
     pub ctdi_vol_mgy: f64,
     /// CT: water-equivalent diameter (mm) and SSDE (mGy); 0 otherwise.
     pub water_equivalent_diameter_mm: f64,
@@ -220,6 +225,8 @@ pub(super) fn acquire(
             Ok(Acquired {
                 image,
                 kspace: None,
+                g_factor: None,
+                adc: None,
                 ctdi_vol_mgy: 0.0,
                 water_equivalent_diameter_mm: 0.0,
                 ssde_mgy: 0.0,
@@ -240,6 +247,8 @@ pub(super) fn acquire(
             Ok(Acquired {
                 image: r.image,
                 kspace: None,
+                g_factor: None,
+                adc: None,
                 ctdi_vol_mgy: r.ctdi_vol_mgy,
                 water_equivalent_diameter_mm: r.water_equivalent_diameter_mm,
                 ssde_mgy: r.ssde_mgy,
@@ -256,6 +265,8 @@ pub(super) fn acquire(
             Ok(Acquired {
                 image: r.image,
                 kspace: r.kspace,
+                g_factor: r.g_factor,
+                adc: r.adc,
                 ctdi_vol_mgy: 0.0,
                 water_equivalent_diameter_mm: 0.0,
                 ssde_mgy: 0.0,
@@ -366,6 +377,16 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
                 &format!("kspace/{}_{}.npy", subj.id, arm.name),
                 &npy,
             )?);
+        }
+        for (dir, map) in [("gfactor", &acq.g_factor), ("adc", &acq.adc)] {
+            if let Some(v) = map {
+                let bytes = io::nifti::encode_image(v, ImageDtype::Float32, gz, &descrip())
+                    .map_err(SubjectError::from)?;
+                files.push(write(
+                    &format!("{dir}/{}_{}{ext}", subj.id, arm.name),
+                    &bytes,
+                )?);
+            }
         }
         if let Some(nn) = nn_labels {
             let case = format!("{}_{}", subj.id, arm.name);

@@ -311,6 +311,18 @@ impl Generator for LatentDiffusion {
                     }
                 })
                 .collect();
+            // The model makes no diffusion channel: ADC from the table per label (lesions their
+            // own).
+            let adc = labels
+                .iter()
+                .map(|&l| match req.lesions.iter().find(|x| x.label_id == l) {
+                    Some(les) => les.adc_um2_ms as f32,
+                    None => {
+                        let name = ontology::label_by_id(l).map_or("background", |i| i.name);
+                        tissue::diffusion::adc_um2_ms(tissue::tissue_for_label(name).name) as f32
+                    }
+                })
+                .collect();
             let v = |d: Vec<f32>| Volume::from_vec(grid.clone(), d);
             mri.push(MriMaps {
                 field_t: field,
@@ -319,6 +331,7 @@ impl Generator for LatentDiffusion {
                 t2_ms: v(t2),
                 t2star_ms: v(t2s),
                 fat_fraction: v(fat_fraction),
+                adc_um2_ms: v(adc),
             });
         }
         Ok(TissueObject { ct, mri })

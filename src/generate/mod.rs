@@ -42,6 +42,8 @@ pub struct LesionTissue {
     pub pd: f64,
     pub t1_ms: f64,
     pub t2_ms: f64,
+    /// Apparent diffusion coefficient, µm²/ms.
+    pub adc_um2_ms: f64,
 }
 
 /// The perfusion class of every voxel, from its label's name (lesions: their own class).

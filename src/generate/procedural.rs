@@ -202,14 +202,14 @@ impl Generator for Procedural {
         let mut mri = Vec::new();
         for &field in &req.needs.mri_fields_t {
             let fat = tissue::tissue("fat");
-            let props: Vec<[f32; 5]> = labels
+            let props: Vec<[f32; 6]> = labels
                 .par_iter()
                 .zip(tex.par_iter())
                 .map(|(&l, &n)| {
                     let l = l as usize;
                     let is_fat = table.lesion[l].is_none()
                         && table.tissue[l].is_some_and(|t| t.name == fat.name);
-                    let (pd, t1, t2, t2s, rel) = match (table.lesion[l], table.tissue[l]) {
+                    let (pd, t1, t2, t2s, rel, adc) = match (table.lesion[l], table.tissue[l]) {
                         (Some(les), Some(host)) => {
                             // Lesions keep the host's reversible dephasing (T2′).
                             let h = host.relaxation(field);
@@ -220,13 +220,15 @@ impl Generator for Procedural {
                                 les.t2_ms,
                                 1.0 / (1.0 / les.t2_ms + 1.0 / t2p),
                                 0.02,
+                                les.adc_um2_ms,
                             )
                         }
                         (_, Some(t)) => {
                             let r = t.relaxation(field);
-                            (r.pd, r.t1_ms, r.t2_ms, r.t2star_ms, t.mri_texture_rel)
+                            let adc = tissue::diffusion::adc_um2_ms(t.name);
+                            (r.pd, r.t1_ms, r.t2_ms, r.t2star_ms, t.mri_texture_rel, adc)
                         }
-                        _ => (0.0, 1.0, 1.0, 1.0, 0.0),
+                        _ => (0.0, 1.0, 1.0, 1.0, 0.0, 0.0),
                     };
                     let f = (1.0 + k * rel * n as f64).max(0.05);
                     [
@@ -235,22 +237,23 @@ impl Generator for Procedural {
                         (t2 * f) as f32,
                         (t2s * f) as f32,
                         if is_fat { 1.0 } else { 0.0 },
+                        adc as f32,
                     ]
                 })
                 .collect();
-            let mut maps: Vec<Vec<f32>> = (0..5)
+            let mut maps: Vec<Vec<f32>> = (0..6)
                 .map(|c| props.iter().map(|p| p[c]).collect())
                 .collect();
             // Gas: no protons (a signal void), relaxation times of the background.
             for &i in &gas {
-                for (c, v) in [0.0f32, 1.0, 1.0, 1.0, 0.0].into_iter().enumerate() {
+                for (c, v) in [0.0f32, 1.0, 1.0, 1.0, 0.0, 0.0].into_iter().enumerate() {
                     maps[c][i] = v;
                 }
             }
             for m in maps.iter_mut() {
                 self.smooth(m, grid);
             }
-            if let [pd, t1, t2, t2s, _] = maps.as_mut_slice() {
+            if let [pd, t1, t2, t2s, _, _] = maps.as_mut_slice() {
                 diffuse::apply_mri([pd, t1, t2, t2s], req.labels, req.diffuse, req.seed);
             }
             let mut it = maps.into_iter().map(|m| Volume::from_vec(grid.clone(), m));
@@ -261,6 +264,7 @@ impl Generator for Procedural {
                 t2_ms: it.next().unwrap_or_else(|| unreachable!()),
                 t2star_ms: it.next().unwrap_or_else(|| unreachable!()),
                 fat_fraction: it.next().unwrap_or_else(|| unreachable!()),
+                adc_um2_ms: it.next().unwrap_or_else(|| unreachable!()),
             });
         }
         Ok(TissueObject { ct, mri })
@@ -353,6 +357,7 @@ mod tests {
             hu: 300.0,
             material: "water",
             perfusion: crate::tissue::contrast::Perfusion::None,
+            adc_um2_ms: 1.0,
             pd: 0.9,
             t1_ms: 1000.0,
             t2_ms: 100.0,

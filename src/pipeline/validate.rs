@@ -326,6 +326,9 @@ fn check_condition(c: &mut Checker, p: &Pipeline, path: &str, cond: &ConditionSp
                 );
             }
         }
+        if let Some(d) = &les.adc_um2_ms {
+            c.dist(&format!("{lp}.adc_um2_ms"), d, 0.0, 4.0, "µm²/ms");
+        }
         if let Some(r) = &les.relaxation {
             c.dist(&format!("{lp}.relaxation.pd"), &r.pd, 0.0, 1.5, "");
             c.dist(

@@ -33,6 +33,7 @@
 pub mod attenuation;
 pub mod attenuation_tables;
 pub mod contrast;
+pub mod diffusion;
 pub mod object;
 
 /// MRI properties at one field strength.

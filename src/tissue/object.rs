@@ -14,6 +14,8 @@ pub struct MriMaps {
     pub t2star_ms: Volume<f32>,
     /// Fat fraction 0–1 (for the chemical shift of fat).
     pub fat_fraction: Volume<f32>,
+    /// Apparent diffusion coefficient, µm²/ms (= 10⁻³ mm²/s), for diffusion weighting.
+    pub adc_um2_ms: Volume<f32>,
 }
 
 /// CT property maps.

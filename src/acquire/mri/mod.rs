@@ -20,8 +20,10 @@ pub mod artifacts;
 pub mod bloch;
 pub mod coils;
 pub mod fft;
+pub mod grappa;
 pub mod kspace;
 pub mod noise;
+pub mod partial_fourier;
 pub mod phantom;
 pub mod protocol;
 pub mod recon;
@@ -32,8 +34,8 @@ use rayon::prelude::*;
 use serde_json::json;
 
 pub use protocol::{
-    Artifacts, Combine, InPlane, Motion, MriProtocol, ReadoutAxis, SamplingPattern, Sequence,
-    Undersampling,
+    Artifacts, Combine, InPlane, Motion, MriProtocol, PartialFourierRecon, ReadoutAxis,
+    SamplingPattern, Sequence, Undersampling,
 };
 
 use crate::tissue::object::MriMaps;
@@ -50,6 +52,10 @@ pub struct MriResult {
     /// Magnitude image on the acquisition grid (matrix over the FOV, slices of `slice_mm`,
     /// `Grid::centered`), in units of M0 of a PD = 1 tissue.
     pub image: Volume<f32>,
+    /// SENSE g-factor map on the image grid (`g_factor_map` with SENSE unfolding).
+    pub g_factor: Option<Volume<f32>>,
+    /// ADC map (µm²/ms) from this image and a b = 0 acquisition (`adc_map`).
+    pub adc: Option<Volume<f32>>,
     pub kspace: Option<KSpace>,
     /// Sampling mask per phase line (1 = acquired), centred order (index j ↔ ky = j − n/2);
     /// present when partial Fourier or undersampling is on.
@@ -86,6 +92,9 @@ pub enum MriError {
 /// `crate::rng::stream(seed, Stage::Acquire, index)`, so results do not depend on thread
 /// count. Deterministic.
 pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriResult, MriError> {
+    if protocol.adc_map {
+        return acquire_with_adc(maps, protocol, seed);
+    }
     let p = protocol;
     check_inputs(maps, p)?;
     let obj = &maps.pd.grid;
@@ -124,7 +133,14 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
     );
 
     // 2. Sampling, motion and line artifacts, shared by all slices and coils.
-    let mask = kspace::sampling_mask(g.n_phase, p.partial_fourier, p.undersampling.as_ref(), seed);
+    // SENSE takes its coil maps from a calibration prescan: no extra centre lines, so each
+    // coil image is a pure R-fold alias that unfolds exactly.
+    let sense_r = recon::sense_unfold_factor(p);
+    let sampling = p.undersampling.as_ref().map(|u| Undersampling {
+        center_lines: if sense_r.is_some() { 0 } else { u.center_lines },
+        ..u.clone()
+    });
+    let mask = kspace::sampling_mask(g.n_phase, p.partial_fourier, sampling.as_ref(), seed);
     let n_acq = mask.iter().filter(|&&m| m).count();
     let has_mask = p.partial_fourier < 1.0 || p.undersampling.is_some();
     if has_mask {
@@ -202,6 +218,12 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
         sigma_line,
         sigma_img: p.noise.then_some(sigma as f32),
         kx_domain,
+        homodyne: match p.partial_fourier_recon {
+            PartialFourierRecon::Homodyne => {
+                partial_fourier::Homodyne::new(g.n_phase, p.partial_fourier)
+            }
+            PartialFourierRecon::ZeroFill => None,
+        },
         seed,
         g,
     };
@@ -210,19 +232,38 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
     let g = &ctx.g;
     let plane = g.n_read * g.n_phase;
     let mut image = vec![0f32; plane * g.n_slices];
-    let slices: Vec<Vec<Complex>> = image
+    let (slices, g_slices): (Vec<Vec<Complex>>, Vec<Option<Vec<f32>>>) = image
         .par_chunks_mut(plane)
         .enumerate()
         .map(|(s, out)| {
-            let (img, ks) = simulate_slice(&ctx, s);
-            if g.read_axis == 0 {
-                out.copy_from_slice(&img);
-            } else {
-                fft::transpose(&img, g.n_phase, g.n_read, out);
-            }
-            ks
+            let (img, ks, gf) = simulate_slice(&ctx, s);
+            let to_image = |v: &[f32], o: &mut [f32]| {
+                if g.read_axis == 0 {
+                    o.copy_from_slice(v);
+                } else {
+                    fft::transpose(v, g.n_phase, g.n_read, o);
+                }
+            };
+            to_image(&img, out);
+            let gf = gf.map(|v| {
+                let mut o = vec![0f32; plane];
+                to_image(&v, &mut o);
+                o
+            });
+            (ks, gf)
         })
-        .collect();
+        .unzip();
+    let g_factor = sense_r.map(|r| {
+        let data: Vec<f32> = g_slices.into_iter().flat_map(Option::unwrap_or_default).collect();
+        let vals: Vec<f64> = data.iter().filter(|v| **v > 0.0).map(|&v| v as f64).collect();
+        let mean = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
+        let max = vals.iter().copied().fold(0.0, f64::max);
+        applied.insert(
+            "sense".into(),
+            json!({"acceleration": r, "g_factor_mean": mean, "g_factor_max": max, "center_lines": 0}),
+        );
+        Volume::from_vec(g.grid.clone(), data)
+    });
     let unshift = |j: usize, n: usize| (j + n - n / 2) % n;
     let kspace = p.export_kspace.then(|| export_kspace(p, g, &slices));
     let mask = has_mask.then(|| {
@@ -232,10 +273,61 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
     });
     Ok(MriResult {
         image: Volume::from_vec(g.grid.clone(), image),
+        g_factor: g_factor.filter(|_| p.g_factor_map),
+        adc: None,
         kspace,
         mask,
         applied: serde_json::Value::Object(applied),
     })
+}
+
+/// A `dwi` arm with `adc_map`: the b image, a b = 0 image (its own noise), and
+/// ADC = ln(S₀/S_b)/b per pixel where both images hold signal (zero elsewhere), as a scanner
+/// computes it from the magnitude images, noise floor included.
+fn acquire_with_adc(maps: &MriMaps, p: &MriProtocol, seed: u64) -> Result<MriResult, MriError> {
+    let errs = p.validate();
+    if !errs.is_empty() {
+        return Err(MriError::InvalidProtocol(errs));
+    }
+    let one = MriProtocol {
+        adc_map: false,
+        ..p.clone()
+    };
+    let mut res = acquire(maps, &one, seed)?;
+    let b0 = acquire(
+        maps,
+        &MriProtocol {
+            b_value_s_mm2: 0.0,
+            ..one
+        },
+        seed ^ 0xD1FF_0000_0000_0000,
+    )?;
+    // Pixels below 5 % of the b = 0 image's 99th percentile are background.
+    let mut sorted: Vec<f32> = b0.image.data.clone();
+    sorted.sort_unstable_by(f32::total_cmp);
+    let floor = 0.05 * sorted[(0.99 * (sorted.len() - 1) as f64) as usize];
+    let b = p.b_value_s_mm2;
+    let adc: Vec<f32> = b0
+        .image
+        .data
+        .iter()
+        .zip(&res.image.data)
+        .map(|(&s0, &sb)| {
+            if s0 > floor && sb > 0.0 {
+                ((s0 as f64 / sb as f64).ln() / b * 1e3).max(0.0) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    if let serde_json::Value::Object(m) = &mut res.applied {
+        m.insert(
+            "diffusion".into(),
+            json!({"b_value_s_mm2": b, "adc_map": true}),
+        );
+    }
+    res.adc = Some(Volume::from_vec(res.image.grid.clone(), adc));
+    Ok(res)
 }
 
 /// The protocol's own ranges, its field against the maps', and every map on one grid.
@@ -256,6 +348,7 @@ fn check_inputs(maps: &MriMaps, p: &MriProtocol) -> Result<(), MriError> {
         ("t2_ms", &maps.t2_ms),
         ("t2star_ms", &maps.t2star_ms),
         ("fat_fraction", &maps.fat_fraction),
+        ("adc_um2_ms", &maps.adc_um2_ms),
     ] {
         if v.grid.dims != obj.dims {
             return Err(MriError::MapGrid {
@@ -338,7 +431,7 @@ fn object_signal(
                 gp.into_iter().map(|v| v as f64 * hz).collect::<Vec<f64>>()
             });
             // Piecewise-constant maps repeat voxels: reuse the previous voxel's result.
-            type Memo = ([f32; 6], (f32, f32), (f32, f32));
+            type Memo = ([f32; 7], (f32, f32), (f32, f32));
             let mut last: Option<Memo> = None;
             for q in 0..plane {
                 let idx = k * plane + q;
@@ -353,6 +446,7 @@ fn object_signal(
                     maps.t2star_ms.data[idx],
                     maps.fat_fraction.data[idx],
                     df_plane.as_ref().map_or(0.0, |d| d[q] as f32),
+                    maps.adc_um2_ms.data[idx],
                 ];
                 if let Some((kk, w, f)) = &last {
                     if *kk == key {
@@ -376,6 +470,14 @@ fn object_signal(
                 );
                 let ff = (maps.fat_fraction.data[idx] as f64).clamp(0.0, 1.0);
                 let df = df_plane.as_ref().map_or(0.0, |d| d[q]);
+                // DWI: water attenuated by its diffusion, fat suppressed.
+                let (pd, ff) = if sp.b_s_mm2 > 0.0 || sp.sequence == Sequence::Dwi {
+                    let a =
+                        signal::diffusion_attenuation(sp.b_s_mm2, maps.adc_um2_ms.data[idx] as f64);
+                    (pd * (1.0 - ff) * a, 0.0)
+                } else {
+                    (pd, ff)
+                };
                 let (mut r, mut i) = (0.0, 0.0);
                 let mut fat_val = (0.0f32, 0.0f32);
                 if ff < 1.0 {

@@ -32,8 +32,8 @@ fn tissue_at(p: [f64; 3]) -> &'static str {
 pub fn head_maps(dims: [usize; 3], spacing: [f64; 3]) -> MriMaps {
     let g = Grid::centered(dims, spacing);
     let n = g.len();
-    let mut v: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0f32; n]);
-    #[allow(clippy::needless_range_loop)] // five parallel output arrays indexed together
+    let mut v: [Vec<f32>; 6] = std::array::from_fn(|_| vec![0f32; n]);
+    #[allow(clippy::needless_range_loop)] // six parallel output arrays indexed together
     for idx in 0..n {
         let [i, j, k] = g.ijk(idx);
         let name = tissue_at(g.world(i, j, k));
@@ -43,8 +43,10 @@ pub fn head_maps(dims: [usize; 3], spacing: [f64; 3]) -> MriMaps {
         v[2][idx] = r.t2_ms as f32;
         v[3][idx] = r.t2star_ms as f32;
         v[4][idx] = (name == "fat") as u8 as f32;
+        v[5][idx] = crate::tissue::diffusion::adc_um2_ms(name) as f32;
     }
-    let [pd, t1_ms, t2_ms, t2star_ms, fat_fraction] = v.map(|d| Volume::from_vec(g.clone(), d));
+    let [pd, t1_ms, t2_ms, t2star_ms, fat_fraction, adc_um2_ms] =
+        v.map(|d| Volume::from_vec(g.clone(), d));
     MriMaps {
         field_t: 3.0,
         pd,
@@ -52,5 +54,6 @@ pub fn head_maps(dims: [usize; 3], spacing: [f64; 3]) -> MriMaps {
         t2_ms,
         t2star_ms,
         fat_fraction,
+        adc_um2_ms,
     }
 }

@@ -22,6 +22,9 @@ pub enum Sequence {
     Stir,
     Mprage,
     Bssfp,
+    /// Diffusion-weighted spin echo (Stejskal–Tanner pair around the 180°): the spin-echo
+    /// signal × e^(−b·ADC), isotropic (trace), fat suppressed as clinical DWI is.
+    Dwi,
 }
 
 /// Multi-coil combination.
@@ -30,8 +33,12 @@ pub enum Sequence {
 pub enum Combine {
     /// Root-sum-of-squares of the coil magnitudes.
     Rss,
-    /// Sensitivity-weighted (Roemer) combination Σ c*ρ / Σ|c|² with the true coil maps.
+    /// Sensitivity-weighted (Roemer) combination Σ c*ρ / Σ|c|² with the true coil maps; with
+    /// regular undersampling, SENSE unfolding.
     Sense,
+    /// GRAPPA: regular undersampling's missing lines synthesised from the acquired ones in all
+    /// coils with a kernel fitted on the `center_lines` (auto-calibration), then RSS.
+    Grappa,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -41,6 +48,18 @@ pub enum SamplingPattern {
     Regular,
     /// Random lines with density falling off quadratically from the centre.
     VariableDensity,
+}
+
+/// How partially sampled k-space (`partial_fourier` < 1) is reconstructed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PartialFourierRecon {
+    /// Homodyne: the missing half restored from conjugate symmetry after a low-resolution
+    /// phase correction (Noll et al. 1991), as scanners do.
+    #[default]
+    Homodyne,
+    /// Zero filling: the missing lines stay zero (blur and ringing along phase-encode).
+    ZeroFill,
 }
 
 /// k-space undersampling.
@@ -218,11 +237,26 @@ pub struct MriProtocol {
     /// Receive coils.
     #[schemars(range(min = 1, max = 64))]
     pub coils: usize,
-    /// Multi-coil combination.
+    /// Multi-coil combination. `sense` with regular undersampling by an integer R unfolds the
+    /// aliased image with the coil maps (SENSE; maps from a prescan, so no centre lines are
+    /// acquired); otherwise it is the sensitivity-weighted combination.
     pub combine: Combine,
+    /// Also write the SENSE g-factor map (with `combine: sense` and regular undersampling).
+    #[serde(default)]
+    pub g_factor_map: bool,
     /// Fraction of the phase-encode lines acquired (1 = full).
     #[schemars(range(min = 0.5, max = 1.0))]
     pub partial_fourier: f64,
+    /// Diffusion weighting of a `dwi` arm, s/mm².
+    #[serde(default = "default_b_value")]
+    #[schemars(range(min = 0.0, max = 10000.0))]
+    pub b_value_s_mm2: f64,
+    /// Also acquire b = 0 and write the ADC map ln(S₀/S_b)/b (µm²/ms) of a `dwi` arm.
+    #[serde(default)]
+    pub adc_map: bool,
+    /// Reconstruction of partial-Fourier data: `homodyne` (default) or `zero_fill`.
+    #[serde(default)]
+    pub partial_fourier_recon: PartialFourierRecon,
     /// k-space undersampling.
     pub undersampling: Option<Undersampling>,
     /// Receiver bandwidth in Hz per pixel.
@@ -239,6 +273,11 @@ pub struct MriProtocol {
     pub artifacts: Artifacts,
     /// Also write the complex multi-coil k-space as .npy.
     pub export_kspace: bool,
+}
+
+/// The clinical diffusion weighting of brain and body DWI.
+fn default_b_value() -> f64 {
+    1000.0
 }
 
 /// Fat–water chemical shift, ppm (fat resonates below water).
@@ -304,6 +343,7 @@ impl MriProtocol {
                 }
             }
             Sequence::Bssfp => (5.0, 2.5, None, 50.0, 1, 5.0),
+            Sequence::Dwi => (5000.0, 80.0, None, 90.0, 1, 5.0),
         };
         MriProtocol {
             sequence,
@@ -320,7 +360,11 @@ impl MriProtocol {
             nex: 1,
             coils: 1,
             combine: Combine::Rss,
+            g_factor_map: false,
             partial_fourier: 1.0,
+            partial_fourier_recon: PartialFourierRecon::Homodyne,
+            b_value_s_mm2: default_b_value(),
+            adc_map: false,
             undersampling: None,
             bandwidth_hz_per_px: 200.0,
             noise: true,
@@ -403,6 +447,82 @@ impl MriProtocol {
                 ),
             );
         }
+        let unfolds = self.combine == Combine::Sense
+            && self
+                .undersampling
+                .as_ref()
+                .is_some_and(|u| u.pattern == SamplingPattern::Regular && u.factor > 1.0);
+        if let (true, Some(u)) = (unfolds, &self.undersampling) {
+            let n_phase = self.matrix[1 - self.readout.index()];
+            need(
+                u.factor.fract() == 0.0,
+                "undersampling.factor",
+                format!("SENSE unfolds integer accelerations; got R = {}", u.factor),
+            );
+            need(
+                u.factor <= self.coils as f64,
+                "undersampling.factor",
+                format!(
+                    "SENSE cannot unfold R = {} with {} coil(s): R must not exceed the coils",
+                    u.factor, self.coils
+                ),
+            );
+            need(
+                n_phase % (u.factor.max(1.0) as usize) == 0,
+                "undersampling.factor",
+                format!(
+                    "SENSE needs the {n_phase} phase lines to be a multiple of R = {}",
+                    u.factor
+                ),
+            );
+            need(
+                self.partial_fourier == 1.0,
+                "partial_fourier",
+                "SENSE unfolding here needs full (not partial) Fourier sampling".into(),
+            );
+        }
+        if self.combine == Combine::Grappa {
+            let regular = self.undersampling.as_ref().filter(|u| {
+                u.pattern == SamplingPattern::Regular && u.factor > 1.0 && u.factor.fract() == 0.0
+            });
+            need(
+                regular.is_some(),
+                "undersampling",
+                "GRAPPA needs regular undersampling by an integer factor R > 1".into(),
+            );
+            need(
+                self.coils >= 2,
+                "coils",
+                "GRAPPA synthesises lines from several coils: use 2 or more".into(),
+            );
+            if let Some(u) = regular {
+                need(
+                    u.center_lines as f64 >= u.factor + 3.0,
+                    "undersampling.center_lines",
+                    format!(
+                        "GRAPPA calibrates on the centre lines: R = {} needs at least {} of them",
+                        u.factor,
+                        u.factor as usize + 3
+                    ),
+                );
+            }
+            need(
+                self.partial_fourier == 1.0,
+                "partial_fourier",
+                "GRAPPA here needs full (not partial) Fourier sampling".into(),
+            );
+        }
+        need(
+            !self.adc_map || (self.sequence == Sequence::Dwi && self.b_value_s_mm2 > 0.0),
+            "adc_map",
+            "an ADC map needs `sequence: dwi` with b_value_s_mm2 > 0".into(),
+        );
+        need(
+            !self.g_factor_map || unfolds,
+            "g_factor_map",
+            "a g-factor map needs SENSE unfolding: combine: sense with regular undersampling"
+                .into(),
+        );
         if let Some(m) = &self.artifacts.motion {
             need(
                 m.translation_mm

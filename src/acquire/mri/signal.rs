@@ -24,6 +24,8 @@ pub struct SeqParams {
     pub etl: usize,
     /// MPRAGE echo spacing.
     pub esp_ms: f64,
+    /// Diffusion weighting (DWI), s/mm²; 0 otherwise.
+    pub b_s_mm2: f64,
 }
 
 impl SeqParams {
@@ -36,6 +38,11 @@ impl SeqParams {
             flip_rad: p.flip_deg.to_radians(),
             etl: p.etl,
             esp_ms: p.echo_spacing_ms(),
+            b_s_mm2: if p.sequence == Sequence::Dwi {
+                p.b_value_s_mm2
+            } else {
+                0.0
+            },
         }
     }
 
@@ -134,6 +141,12 @@ pub fn bssfp(pd: f64, t1: f64, t2: f64, tr: f64, te: f64, flip: f64, df_hz: f64)
     (scale * (nr * pc - ni * ps), scale * (nr * ps + ni * pc))
 }
 
+/// Diffusion attenuation e^(−b·ADC) (Stejskal & Tanner, J Chem Phys 42, 288 (1965)), b in
+/// s/mm², ADC in µm²/ms (= 10⁻³ mm²/s).
+pub fn diffusion_attenuation(b_s_mm2: f64, adc_um2_ms: f64) -> f64 {
+    (-b_s_mm2 * adc_um2_ms * 1e-3).exp()
+}
+
 /// The signal of one isochromat population: relaxation (ms), proton density, off-resonance
 /// (Hz). Gradient echoes gain the phase −2π Δf TE; the others refocus it.
 pub fn signal(p: &SeqParams, pd: f64, t1: f64, t2: f64, t2star: f64, df_hz: f64) -> (f64, f64) {
@@ -143,7 +156,7 @@ pub fn signal(p: &SeqParams, pd: f64, t1: f64, t2: f64, t2star: f64, df_hz: f64)
     }
     let (t1, t2, t2star) = (t1.max(1e-3), t2.max(1e-3), t2star.max(1e-3));
     let real = match p.sequence {
-        Sequence::SpinEcho => spin_echo(pd, t1, t2, p.tr_ms, p.te_ms),
+        Sequence::SpinEcho | Sequence::Dwi => spin_echo(pd, t1, t2, p.tr_ms, p.te_ms),
         Sequence::InversionRecovery | Sequence::Flair | Sequence::Stir => {
             inversion_recovery(pd, t1, t2, p.tr_ms, p.te_ms, p.ti_ms)
         }

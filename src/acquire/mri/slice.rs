@@ -15,8 +15,9 @@ pub(super) struct Component {
 
 /// A complex image as split (re, im) buffers.
 pub(super) type Complex = (Vec<f32>, Vec<f32>);
-/// One slice's result: combined magnitude and, when exporting, each coil's k-space.
-pub(super) type SliceOut = (Vec<f32>, Vec<Complex>);
+/// One slice's result: combined magnitude, each coil's k-space when exporting, and the
+/// g-factor map when SENSE unfolded the slice.
+pub(super) type SliceOut = (Vec<f32>, Vec<Complex>, Option<Vec<f32>>);
 
 /// Everything a slice worker reads.
 pub(super) struct Ctx<'a> {
@@ -36,6 +37,8 @@ pub(super) struct Ctx<'a> {
     pub(super) sigma_line: Option<f32>,
     pub(super) sigma_img: Option<f32>,
     pub(super) kx_domain: bool,
+    /// Homodyne partial-Fourier reconstruction (partial Fourier with `homodyne`).
+    pub(super) homodyne: Option<partial_fourier::Homodyne>,
     pub(super) seed: u64,
 }
 
@@ -234,16 +237,18 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
         && !ctx.p.export_kspace
         && ctx.mask.iter().all(|&m| m);
     if direct {
-        return (simulate_slice_direct(ctx, s, &states), Vec::new());
+        return (simulate_slice_direct(ctx, s, &states), Vec::new(), None);
     }
     let z = g.slice_z_mm(s);
     let sim_read: Vec<f64> = (0..g.ns_read).map(|r| g.read_mm(r)).collect();
     let sim_phase: Vec<f64> = (0..g.ns_phase).map(|l| g.phase_mm(l)).collect();
     let out_read: Vec<f64> = (0..nr).map(|r| g.read_mm(r * g.os_read)).collect();
     let out_phase: Vec<f64> = (0..np).map(|l| g.phase_mm(l * g.os_phase)).collect();
-    let sense = ctx.p.combine == Combine::Sense;
-    let mut comb = recon::Combiner::new(sense, np * nr);
+    let mut comb = recon::Combiner::for_protocol(ctx.p, np, nr);
     let mut exported = Vec::new();
+    // GRAPPA needs every coil's k-space before any is reconstructed.
+    let grappa = ctx.p.combine == Combine::Grappa;
+    let mut held: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
     for c in 0..ctx.coils.len() {
         let fz = ctx.coils.axis_factor(c, 2, &[z])[0];
         let (fr, fp) = (
@@ -325,11 +330,65 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
                 ctx.kx_domain,
             ));
         }
+        if grappa {
+            held.push((kr, ki));
+            continue;
+        }
         // 4. Zero-filled reconstruction and combination.
-        kspace::inverse(g, &ctx.plans, &mut kr, &mut ki, ctx.kx_domain);
+        match &ctx.homodyne {
+            Some(h) => h.reconstruct(g, &ctx.plans, &mut kr, &mut ki, ctx.kx_domain),
+            None => kspace::inverse(g, &ctx.plans, &mut kr, &mut ki, ctx.kx_domain),
+        }
         add_to_combiner(ctx, &mut comb, c, &kr, &ki, &out_read, &out_phase, fz);
     }
-    (comb.finish(), exported)
+    if grappa {
+        grappa_fill(ctx, &mut held);
+        for (c, (mut kr, mut ki)) in held.into_iter().enumerate() {
+            kspace::inverse(g, &ctx.plans, &mut kr, &mut ki, ctx.kx_domain);
+            let fz = ctx.coils.axis_factor(c, 2, &[z])[0];
+            add_to_combiner(ctx, &mut comb, c, &kr, &ki, &out_read, &out_phase, fz);
+        }
+    }
+    let (img, g) = comb.finish();
+    (img, exported, g)
+}
+
+/// GRAPPA on one slice's coils (phase lines × read, read in k-space when `kx_domain`): the
+/// read axis goes to k-space for the fit and back after it.
+fn grappa_fill(ctx: &Ctx, coils: &mut [(Vec<f32>, Vec<f32>)]) {
+    let g = &ctx.g;
+    let (np, nr) = (g.n_phase, g.n_read);
+    let Some(u) = ctx.p.undersampling.as_ref() else {
+        return;
+    };
+    let read_fft = |re: &mut Vec<f32>, im: &mut Vec<f32>, inverse: bool| {
+        let (mut tr, mut ti) = (vec![0f32; re.len()], vec![0f32; im.len()]);
+        fft::transpose(re, np, nr, &mut tr);
+        fft::transpose(im, np, nr, &mut ti);
+        ctx.plans.read_out.process(&mut tr, &mut ti, np, inverse);
+        if inverse {
+            let s = 1.0 / nr as f32;
+            tr.iter_mut().chain(ti.iter_mut()).for_each(|v| *v *= s);
+        }
+        fft::transpose(&tr, nr, np, re);
+        fft::transpose(&ti, nr, np, im);
+    };
+    if !ctx.kx_domain {
+        coils
+            .iter_mut()
+            .for_each(|(re, im)| read_fft(re, im, false));
+    }
+    let c = u.center_lines as i64;
+    let acs: Vec<bool> = (0..np)
+        .map(|l| {
+            let ky = kspace::ky_of(l, np);
+            ky >= -c / 2 && ky < c - c / 2
+        })
+        .collect();
+    grappa::fill(coils, np, nr, u.factor as usize, &ctx.mask, &acs);
+    if !ctx.kx_domain {
+        coils.iter_mut().for_each(|(re, im)| read_fft(re, im, true));
+    }
 }
 
 /// Stages 3–4 of a slice whose acquired lines are all kept as they are (no readout crop,
@@ -521,5 +580,5 @@ pub(super) fn simulate_slice_direct_impl(
             }
         }
     }
-    comb.finish()
+    comb.finish().0
 }
