@@ -218,6 +218,7 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
         sigma_line,
         sigma_img: p.noise.then_some(sigma as f32),
         kx_domain,
+        noise_chol: noise::coil_noise_cholesky(p),
         homodyne: match p.partial_fourier_recon {
             PartialFourierRecon::Homodyne => {
                 partial_fourier::Homodyne::new(g.n_phase, p.partial_fourier)

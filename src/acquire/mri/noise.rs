@@ -53,6 +53,55 @@ pub fn noise_sigma(p: &MriProtocol) -> f64 {
     1.0 / snr
 }
 
+/// The coils' receive-noise covariance Ψ (unit diagonal, row-major `coils` × `coils`): coils
+/// k places apart on their ring of eight correlate by ρ^k (k the shorter way round, plus one
+/// per ring between them).
+pub fn coil_noise_covariance(p: &MriProtocol) -> Vec<f64> {
+    let n = p.coils;
+    let rho = p.coil_noise_correlation;
+    let ring_len = |ring: usize| (n - 8 * ring).min(8);
+    (0..n * n)
+        .map(|i| {
+            let (a, b) = (i / n, i % n);
+            let (ra, rb) = (a / 8, b / 8);
+            let k = if ra == rb {
+                let m = ring_len(ra);
+                let d = (a % 8).abs_diff(b % 8);
+                d.min(m - d)
+            } else {
+                ra.abs_diff(rb) + (a % 8).abs_diff(b % 8)
+            };
+            rho.powi(k as i32)
+        })
+        .collect()
+}
+
+/// Lower Cholesky factor L of [`coil_noise_covariance`] (Ψ = L Lᵀ), row-major; `None` when
+/// the coils' noise is independent (ρ = 0 or one coil) or Ψ is not positive definite.
+pub fn coil_noise_cholesky(p: &MriProtocol) -> Option<Vec<f64>> {
+    if p.coil_noise_correlation == 0.0 || p.coils < 2 {
+        return None;
+    }
+    let n = p.coils;
+    let psi = coil_noise_covariance(p);
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
+            if i == j {
+                let d = psi[i * n + i] - s;
+                if d <= 0.0 {
+                    return None;
+                }
+                l[i * n + i] = d.sqrt();
+            } else {
+                l[i * n + j] = (psi[i * n + j] - s) / l[j * n + j];
+            }
+        }
+    }
+    Some(l)
+}
+
 /// SplitMix64 (Steele, Lea & Flood 2014): one add and two multiplies per 64 bits.
 #[derive(Clone, Debug)]
 pub struct FastRng(u64);

@@ -241,6 +241,12 @@ pub struct MriProtocol {
     /// aliased image with the coil maps (SENSE; maps from a prescan, so no centre lines are
     /// acquired); otherwise it is the sensitivity-weighted combination.
     pub combine: Combine,
+    /// Noise correlation between neighbouring receive coils (0: independent). Coils k places
+    /// apart on the ring correlate by ρ^k (shared sample noise and mutual inductance; array
+    /// noise correlations are typically 0.1–0.3); `combine: sense` prewhitens with it.
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 0.5))]
+    pub coil_noise_correlation: f64,
     /// Also write the SENSE g-factor map (with `combine: sense` and regular undersampling).
     #[serde(default)]
     pub g_factor_map: bool,
@@ -360,6 +366,7 @@ impl MriProtocol {
             nex: 1,
             coils: 1,
             combine: Combine::Rss,
+            coil_noise_correlation: 0.0,
             g_factor_map: false,
             partial_fourier: 1.0,
             partial_fourier_recon: PartialFourierRecon::Homodyne,
@@ -512,6 +519,16 @@ impl MriProtocol {
                 "GRAPPA here needs full (not partial) Fourier sampling".into(),
             );
         }
+        need(
+            self.coil_noise_correlation == 0.0
+                || self.coils < 2
+                || super::noise::coil_noise_cholesky(self).is_some(),
+            "coil_noise_correlation",
+            format!(
+                "a noise correlation of {} between neighbouring coils is not a valid covariance for {} coils",
+                self.coil_noise_correlation, self.coils
+            ),
+        );
         need(
             !self.adc_map || (self.sequence == Sequence::Dwi && self.b_value_s_mm2 > 0.0),
             "adc_map",

@@ -20,27 +20,34 @@ pub fn sense_unfold_factor(p: &MriProtocol) -> Option<usize> {
 
 /// Cartesian SENSE (Pruessmann et al., Magn Reson Med 42, 952 (1999)): every R-th phase line
 /// acquired, each coil's zero-filled image is (1/R) Σ_k c(y + k·N/R)·ρ(y + k·N/R), so at each
-/// of the N/R aliased positions the R pixels solve ρ = R (CᴴC)⁻¹ Cᴴ a with the coil maps C
-/// (identity noise covariance). The g-factor g_k = √([(CᴴC)⁻¹]_kk [CᴴC]_kk) is the noise
-/// amplification beyond the √R of the shorter scan.
+/// of the N/R aliased positions the R pixels solve ρ = R (CᴴΨ⁻¹C)⁻¹ CᴴΨ⁻¹ a with the coil
+/// maps C and the coils' noise covariance Ψ = LLᵀ (applied by prewhitening: a′ = L⁻¹a,
+/// C′ = L⁻¹C). The g-factor g_k = √([(C′ᴴC′)⁻¹]_kk [C′ᴴC′]_kk) is the noise amplification
+/// beyond the √R of the shorter scan. With R = 1 it is the noise-optimal (Roemer) combination.
 pub struct Unfold {
     r: usize,
     np: usize,
     nr: usize,
+    /// Per coil (by coil index): image and map.
     imgs: Vec<(Vec<f32>, Vec<f32>)>,
     maps: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Lower Cholesky factor of the noise covariance (row-major), when not the identity.
+    whiten: Option<Vec<f64>>,
+    current: usize,
 }
 
 impl Unfold {
     fn add_at(&mut self, at: usize, re: &[f32], im: &[f32], c_re: &[f32], c_im: &[f32]) {
         let n = self.np * self.nr;
-        if at == 0 {
-            self.imgs.push((vec![0.0; n], vec![0.0; n]));
-            self.maps.push((vec![0.0; n], vec![0.0; n]));
+        while self.imgs.len() <= self.current {
+            self.imgs.push((Vec::new(), Vec::new()));
+            self.maps.push((Vec::new(), Vec::new()));
         }
-        let (Some(img), Some(map)) = (self.imgs.last_mut(), self.maps.last_mut()) else {
-            return;
-        };
+        if at == 0 {
+            self.imgs[self.current] = (vec![0.0; n], vec![0.0; n]);
+            self.maps[self.current] = (vec![0.0; n], vec![0.0; n]);
+        }
+        let (img, map) = (&mut self.imgs[self.current], &mut self.maps[self.current]);
         let k = re.len();
         img.0[at..at + k].copy_from_slice(re);
         img.1[at..at + k].copy_from_slice(im);
@@ -57,19 +64,39 @@ impl Unfold {
         let (mut out, mut g) = (vec![0f32; n], vec![0f32; n]);
         let c64 = |v: &(Vec<f32>, Vec<f32>), i: usize| Complex::new(v.0[i] as f64, v.1[i] as f64);
         let mut cm = vec![Complex::new(0.0, 0.0); nc * r];
+        let mut av = vec![Complex::new(0.0, 0.0); nc];
         for l0 in 0..step {
             for x in 0..nr {
                 let idx = |k: usize| (l0 + k * step) * nr + x;
                 for c in 0..nc {
+                    av[c] = c64(&self.imgs[c], idx(0));
                     for k in 0..r {
                         cm[c * r + k] = c64(&self.maps[c], idx(k));
+                    }
+                }
+                if let Some(l) = &self.whiten {
+                    // Forward substitution L y = v for the data and each column of C.
+                    for c in 0..nc {
+                        let d = l[c * nc + c];
+                        let mut s = av[c];
+                        for e in 0..c {
+                            s -= av[e] * l[c * nc + e];
+                        }
+                        av[c] = s / d;
+                        for k in 0..r {
+                            let mut s = cm[c * r + k];
+                            for e in 0..c {
+                                s -= cm[e * r + k] * l[c * nc + e];
+                            }
+                            cm[c * r + k] = s / d;
+                        }
                     }
                 }
                 // A = CᴴC, b = Cᴴa.
                 let mut a = vec![Complex::new(0.0, 0.0); r * r];
                 let mut b = vec![Complex::new(0.0, 0.0); r];
                 for c in 0..nc {
-                    let ac = c64(&self.imgs[c], idx(0));
+                    let ac = av[c];
                     for i in 0..r {
                         let ci = cm[c * r + i].conj();
                         b[i] += ci * ac;
@@ -150,16 +177,31 @@ pub enum Combiner {
 impl Combiner {
     /// The combination a protocol asks for on an `np` × `nr` slice (rows: phase lines).
     pub fn for_protocol(p: &MriProtocol, np: usize, nr: usize) -> Combiner {
-        match sense_unfold_factor(p) {
-            Some(r) => Combiner::Unfold(Unfold {
+        let whiten = super::noise::coil_noise_cholesky(p);
+        let unfold = |r: usize, whiten: Option<Vec<f64>>| {
+            Combiner::Unfold(Unfold {
                 r,
                 np,
                 nr,
                 imgs: Vec::new(),
                 maps: Vec::new(),
-            }),
+                whiten,
+                current: 0,
+            })
+        };
+        match sense_unfold_factor(p) {
+            Some(r) => unfold(r, whiten),
+            // Correlated coil noise: the prewhitened (noise-optimal) sensitivity combination.
+            None if p.combine == Combine::Sense && whiten.is_some() => unfold(1, whiten),
             // GRAPPA fills k-space before the coils are combined, by RSS.
             None => Combiner::new(p.combine == Combine::Sense, np * nr),
+        }
+    }
+
+    /// The coil whose pieces follow (used by SENSE unfolding, which keeps coils apart).
+    pub fn start_coil(&mut self, c: usize) {
+        if let Combiner::Unfold(u) = self {
+            u.current = c;
         }
     }
 

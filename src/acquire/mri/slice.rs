@@ -39,6 +39,8 @@ pub(super) struct Ctx<'a> {
     pub(super) kx_domain: bool,
     /// Homodyne partial-Fourier reconstruction (partial Fourier with `homodyne`).
     pub(super) homodyne: Option<partial_fourier::Homodyne>,
+    /// Cholesky factor of the coils' noise covariance (correlated coil noise).
+    pub(super) noise_chol: Option<Vec<f64>>,
     pub(super) seed: u64,
 }
 
@@ -196,6 +198,7 @@ pub(super) fn add_to_combiner(
     out_phase: &[f64],
     fz: (f32, f32),
 ) {
+    comb.start_coil(c);
     if let recon::Combiner::Rss(_) = comb {
         comb.add(re, im, &[], &[]);
         return;
@@ -255,7 +258,7 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
             ctx.coils.axis_factor(c, g.read_axis, &sim_read),
             ctx.coils.axis_factor(c, g.phase_axis, &sim_phase),
         );
-        let mut rng = FastRng::from_stream(ctx.seed, ((s as u64) << 8) | c as u64);
+        let (mut rngs, weights) = coil_noise_streams(ctx, s, c);
         // 3a. Coil image → k-space, each line from its motion state.
         let (mut kr, mut ki) = (vec![0f32; np * nr], vec![0f32; np * nr]);
         for ((sr, si), lines) in &states {
@@ -318,7 +321,9 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
                 }
             }
             if let Some(sl) = ctx.sigma_line {
-                rng.add_normals(sl, row_r, row_i);
+                for (rng, w) in rngs.iter_mut().zip(&weights) {
+                    rng.add_normals(sl * w, row_r, row_i);
+                }
             }
         }
         if ctx.p.export_kspace {
@@ -351,6 +356,56 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
     }
     let (img, g) = comb.finish();
     (img, exported, g)
+}
+
+/// One coil's image-domain noise source: its own stream (independent coil noise: the common
+/// case, kept on the stack as it always was), or the weighted streams of several coils.
+enum CoilNoise<'a> {
+    One(Normals<'a>),
+    Mixed(Vec<(Normals<'a>, f32)>),
+}
+
+impl<'a> CoilNoise<'a> {
+    fn new(rngs: &'a mut [FastRng], weights: &[f32]) -> CoilNoise<'a> {
+        if rngs.len() == 1 && weights == [1.0] {
+            return CoilNoise::One(Normals::new(&mut rngs[0]));
+        }
+        CoilNoise::Mixed(
+            rngs.iter_mut()
+                .map(Normals::new)
+                .zip(weights.iter().copied())
+                .collect(),
+        )
+    }
+
+    #[inline(always)]
+    fn add(&mut self, sd: f32, re: &mut [f32], im: &mut [f32]) {
+        match self {
+            CoilNoise::One(n) => n.add(sd, re, im),
+            CoilNoise::Mixed(ns) => {
+                for (n, w) in ns {
+                    n.add(sd * *w, re, im);
+                }
+            }
+        }
+    }
+}
+
+/// The noise streams coil `c` of slice `s` draws from and their weights: its own stream with
+/// weight 1 when the coils' noise is independent, else the streams of coils 0..=c with the
+/// row c of the noise covariance's Cholesky factor (zero weights left out).
+fn coil_noise_streams(ctx: &Ctx, s: usize, c: usize) -> (Vec<FastRng>, Vec<f32>) {
+    let stream = |d: usize| FastRng::from_stream(ctx.seed, ((s as u64) << 8) | d as u64);
+    match &ctx.noise_chol {
+        None => (vec![stream(c)], vec![1.0]),
+        Some(l) => {
+            let n = ctx.coils.len();
+            (0..=c)
+                .filter(|&d| l[c * n + d] != 0.0)
+                .map(|d| (stream(d), l[c * n + d] as f32))
+                .unzip()
+        }
+    }
 }
 
 /// GRAPPA on one slice's coils (phase lines × read, read in k-space when `kx_domain`): the
@@ -440,7 +495,7 @@ pub(super) fn simulate_slice_direct_impl(
     let z = g.slice_z_mm(s);
     let read: Vec<f64> = (0..nr).map(|r| g.read_mm(r)).collect();
     let phase: Vec<f64> = (0..np).map(|l| g.phase_mm(l)).collect();
-    let mut comb = recon::Combiner::new(ctx.p.combine == Combine::Sense, n);
+    let mut comb = recon::Combiner::for_protocol(ctx.p, np, nr);
     let ((ar, ai), _) = &states[0];
     let moved = states.get(1).map(|((br, bi), lines)| {
         let dr: Vec<f32> = br.iter().zip(ar).map(|(b, a)| b - a).collect();
@@ -515,13 +570,16 @@ pub(super) fn simulate_slice_direct_impl(
                 .into_iter()
                 .map(|(a, b)| (a * fz.0 - b * fz.1, a * fz.1 + b * fz.0))
                 .unzip();
-            let mut rng = FastRng::from_stream(ctx.seed, ((s as u64) << 8) | c as u64);
-            let mut normals = Normals::new(&mut rng);
+            // Independent noise: this coil's own stream. Correlated noise: Σ_d L_cd z_d over the
+            // streams of coils d ≤ c, each drawn row by row exactly as coil d draws its own.
+            let (mut rngs, weights) = coil_noise_streams(ctx, s, c);
+            let mut noise = CoilNoise::new(&mut rngs, &weights);
+            comb.start_coil(c);
             // Noise and combination of one finished row, while it is in L1; SENSE weighs by
             // the coil's map c_phase(l)·c_read·c_z on that row.
             let mut finish_row = |l: usize, o_r: &mut [f32], o_i: &mut [f32]| {
                 if let Some(sd) = ctx.sigma_img {
-                    normals.add(sd, o_r, o_i);
+                    noise.add(sd, o_r, o_i);
                 }
                 if sense {
                     let (pr, pi) = fp[l];
