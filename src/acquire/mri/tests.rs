@@ -74,6 +74,27 @@ fn banded_disc() -> MriMaps {
     })
 }
 
+/// Per-pixel SD of the image over `n` noise replicas (seeds `seed0`…), noise on.
+fn pixel_sd_over_replicas(maps: &MriMaps, p: &MriProtocol, n: u64, seed0: u64) -> Vec<f64> {
+    let q = MriProtocol {
+        noise: true,
+        ..p.clone()
+    };
+    let len = maps.pd.grid.len();
+    let (mut s1, mut s2) = (vec![0f64; len], vec![0f64; len]);
+    for seed in 0..n {
+        let img = acquire(maps, &q, seed0 + seed).unwrap().image;
+        for (i, &v) in img.data.iter().enumerate() {
+            s1[i] += v as f64;
+            s2[i] += (v as f64).powi(2);
+        }
+    }
+    let n = n as f64;
+    (0..len)
+        .map(|i| ((s2[i] - s1[i] * s1[i] / n) / (n - 1.0)).max(0.0).sqrt())
+        .collect()
+}
+
 /// RMS difference of `img` from `reference` over the pixels `idx`, relative to `scale`.
 fn rel_rmse(img: &Volume<f32>, reference: &Volume<f32>, idx: &[usize], scale: f64) -> f64 {
     let ss: f64 = idx
@@ -498,27 +519,7 @@ fn sense_unfolds_regular_undersampling_and_its_noise_follows_the_g_factor() {
     p.combine = Combine::Sense;
     p.snr = 50.0;
     let full = acquire(&maps, &p, 1).unwrap().image;
-    let replicas = |p: &MriProtocol| {
-        let mut q = p.clone();
-        q.noise = true;
-        let n = 48;
-        let mut sum = vec![0f64; 96 * 96];
-        let mut sq = vec![0f64; 96 * 96];
-        for seed in 0..n {
-            let img = acquire(&maps, &q, 100 + seed).unwrap().image;
-            for (i, &v) in img.data.iter().enumerate() {
-                sum[i] += v as f64;
-                sq[i] += (v as f64).powi(2);
-            }
-        }
-        (0..96 * 96)
-            .map(|i| {
-                ((sq[i] - sum[i] * sum[i] / n as f64) / (n - 1) as f64)
-                    .max(0.0)
-                    .sqrt()
-            })
-            .collect::<Vec<f64>>()
-    };
+    let replicas = |p: &MriProtocol| pixel_sd_over_replicas(&maps, p, 48, 100);
     let sd_full = replicas(&p);
     let mean_full = inside.iter().map(|&i| full.data[i] as f64).sum::<f64>() / inside.len() as f64;
     for r in [2usize, 3] {
@@ -755,26 +756,7 @@ fn coil_noise_covariance_is_drawn_and_prewhitened() {
             w[0].hypot(w[1]) < 100.0
         })
         .collect();
-    let sd = |q: &MriProtocol| {
-        let mut r = q.clone();
-        r.noise = true;
-        let n = 48;
-        let (mut s1, mut s2) = (vec![0f64; 96 * 96], vec![0f64; 96 * 96]);
-        for seed in 0..n {
-            let img = acquire(&maps, &r, 300 + seed).unwrap().image;
-            for (i, &v) in img.data.iter().enumerate() {
-                s1[i] += v as f64;
-                s2[i] += (v as f64).powi(2);
-            }
-        }
-        (0..96 * 96)
-            .map(|i| {
-                ((s2[i] - s1[i] * s1[i] / n as f64) / (n - 1) as f64)
-                    .max(0.0)
-                    .sqrt()
-            })
-            .collect::<Vec<f64>>()
-    };
+    let sd = |q: &MriProtocol| pixel_sd_over_replicas(&maps, q, 48, 300);
     let sd_full = sd(&q);
     q.undersampling = Some(Undersampling {
         factor: 2.0,
