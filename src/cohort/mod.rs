@@ -197,7 +197,7 @@ pub fn sample(p: &Pipeline, plan: &CohortPlan, index: u64) -> Subject {
                     t1_ms,
                     t2_ms,
                     adc_um2_ms: l.adc_um2_ms.as_ref().map_or_else(
-                        || crate::tissue::diffusion::lesion_adc_um2_ms(lesion_kind_name(l.kind)),
+                        || crate::tissue::diffusion::lesion_adc_um2_ms(l.kind.name()),
                         |d| dist::sample(d, &mut r, 0.0, 4.0),
                     ),
                 });
@@ -237,15 +237,6 @@ fn default_lesion_properties(kind: LesionKind) -> (f64, f64, f64, f64) {
         LesionKind::Tumour => (40.0, 0.85, 1400.0, 120.0),
         LesionKind::Metastasis => (35.0, 0.85, 1450.0, 130.0),
         LesionKind::Cyst => (5.0, 0.97, 3500.0, 1200.0),
-    }
-}
-
-fn lesion_kind_name(kind: LesionKind) -> &'static str {
-    match kind {
-        LesionKind::Nodule => "nodule",
-        LesionKind::Tumour => "tumour",
-        LesionKind::Metastasis => "metastasis",
-        LesionKind::Cyst => "cyst",
     }
 }
 

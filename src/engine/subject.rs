@@ -16,13 +16,6 @@ pub(super) fn lesion_rows(rec: &[anatomy::LesionRecord]) -> Vec<LesionRow> {
         .collect()
 }
 
-pub(super) fn kind_name(k: crate::pipeline::spec::LesionKind) -> String {
-    serde_json::to_value(k)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn diffuse_kind(k: crate::pipeline::spec::DiffuseKind) -> generate::diffuse::DiffuseKind {
     use crate::pipeline::spec::DiffuseKind as S;
     use generate::diffuse::DiffuseKind as G;
@@ -96,7 +89,7 @@ pub(super) fn make_subject_with(
             .iter()
             .map(|l| LesionRequest {
                 condition: l.condition.clone(),
-                kind: kind_name(l.kind),
+                kind: l.kind.name().to_string(),
                 organ: l.organ.clone(),
                 diameter_mm: l.diameter_mm,
                 shape: l.shape,

@@ -313,9 +313,9 @@ impl Generator for LatentDiffusion {
                 .collect();
             // The model makes no diffusion channel: ADC from the table per label (lesions their
             // own).
-            let adc = labels
-                .iter()
-                .map(|&l| match req.lesions.iter().find(|x| x.label_id == l) {
+            let max = labels.iter().copied().max().unwrap_or(0);
+            let adc_of_label: Vec<f32> = (0..=max)
+                .map(|l| match req.lesions.iter().find(|x| x.label_id == l) {
                     Some(les) => les.adc_um2_ms as f32,
                     None => {
                         let name = ontology::label_by_id(l).map_or("background", |i| i.name);
@@ -323,6 +323,7 @@ impl Generator for LatentDiffusion {
                     }
                 })
                 .collect();
+            let adc = labels.iter().map(|&l| adc_of_label[l as usize]).collect();
             let v = |d: Vec<f32>| Volume::from_vec(grid.clone(), d);
             mri.push(MriMaps {
                 field_t: field,

@@ -200,6 +200,12 @@ impl Generator for Procedural {
         };
 
         let mut mri = Vec::new();
+        // Once per label, not per voxel.
+        let adc_of_label: Vec<f64> = table
+            .tissue
+            .iter()
+            .map(|t| t.map_or(0.0, |t| tissue::diffusion::adc_um2_ms(t.name)))
+            .collect();
         for &field in &req.needs.mri_fields_t {
             let fat = tissue::tissue("fat");
             let props: Vec<[f32; 6]> = labels
@@ -225,7 +231,7 @@ impl Generator for Procedural {
                         }
                         (_, Some(t)) => {
                             let r = t.relaxation(field);
-                            let adc = tissue::diffusion::adc_um2_ms(t.name);
+                            let adc = adc_of_label[l];
                             (r.pd, r.t1_ms, r.t2_ms, r.t2star_ms, t.mri_texture_rel, adc)
                         }
                         _ => (0.0, 1.0, 1.0, 1.0, 0.0, 0.0),

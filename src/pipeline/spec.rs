@@ -310,6 +310,18 @@ pub enum LesionKind {
     Metastasis,
 }
 
+impl LesionKind {
+    /// The kind's name as the pipeline writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LesionKind::Nodule => "nodule",
+            LesionKind::Tumour => "tumour",
+            LesionKind::Cyst => "cyst",
+            LesionKind::Metastasis => "metastasis",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LesionShapeSpec {

@@ -18,7 +18,8 @@ pub struct Blur {
     pub taps: [f32; 2 * K + 1],
 }
 
-fn sinc(x: f64) -> f64 {
+/// sin(πx)/(πx).
+pub(super) fn sinc(x: f64) -> f64 {
     if x.abs() < 1e-12 {
         1.0
     } else {

@@ -330,6 +330,9 @@ impl Ctx<'_> {
 struct Columns {
     bow_gcm2: Vec<f64>,
     ln_s0: Vec<f64>,
+    /// The air reading behind each column, through the same crosstalk as the object's (the
+    /// scanner's air calibration sees it too).
+    air: Vec<f64>,
     bh: Vec<([f64; BH_DEGREE + 1], f64)>,
 }
 
@@ -343,10 +346,12 @@ fn columns(ctx: &Ctx, table: &PolyTable, cols: usize) -> Columns {
             spectrum::bowtie_mm(p.bowtie, u * d / (d * d + u * u).sqrt()) / 10.0
         })
         .collect();
-    let ln_s0 = bow_gcm2
+    let ln_s0: Vec<f64> = bow_gcm2
         .iter()
         .map(|&b| table.lookup([b, 0.0, 0.0]).0)
         .collect();
+    let mut air: Vec<f64> = ln_s0.iter().map(|l| l.exp()).collect();
+    aperture::crosstalk(&mut air, p.detector_crosstalk);
     let bh = if p.beam_hardening_correction {
         // The correction depends only on the bowtie thickness: fit once per distinct value.
         let mut cache: Vec<(f64, ([f64; BH_DEGREE + 1], f64))> = Vec::new();
@@ -367,6 +372,7 @@ fn columns(ctx: &Ctx, table: &PolyTable, cols: usize) -> Columns {
     Columns {
         bow_gcm2,
         ln_s0,
+        air,
         bh,
     }
 }
@@ -437,11 +443,6 @@ fn detect_view<const C: usize>(
         }
         scatter::view_scatter(m, &prim, &path, p.pixel_mm)
     });
-    // The air reading behind each column, through the same crosstalk as the object's (the
-    // scanner's air calibration sees it too).
-    let xt = p.detector_crosstalk;
-    let mut air: Vec<f64> = cols.ln_s0.iter().map(|l| l.exp()).collect();
-    aperture::crosstalk(&mut air, xt);
     let mut reading = vec![0.0f64; ncol];
     for (row_li, row_out) in li.chunks(ncol).zip(out.chunks_mut(ncol)) {
         // Stage c: detected signal per unit photon scale, noisy or expected.
@@ -460,9 +461,9 @@ fn detect_view<const C: usize>(
             };
         }
         // Stage d: crosstalk between neighbouring cells of the row.
-        aperture::crosstalk(&mut reading[..row_li.len()], xt);
+        aperture::crosstalk(&mut reading[..row_li.len()], p.detector_crosstalk);
         for (k, (r, o)) in reading.iter().zip(row_out.iter_mut()).enumerate() {
-            let pl = -(r / air[k]).ln();
+            let pl = -(r / cols.air[k]).ln();
             // Stage e: water beam-hardening correction → μ_w(E_eff)·W (cm⁻¹·cm); μ per mm.
             let pc = if p.beam_hardening_correction {
                 let (c, sc) = &cols.bh[k];

@@ -11,20 +11,12 @@
 //! Nyquist frequency: W(u50) = 0.5 / M₀(u50) fixes σ in closed form. `tests/ct_mtf.rs`
 //! measures the result on an edge phantom.
 
-use super::aperture;
+use super::aperture::{self, sinc};
 use super::protocol::CtProtocol;
 
 /// Detector Nyquist frequency at the isocentre, cycles/mm.
 pub fn nyquist(p: &CtProtocol) -> f64 {
     0.5 / p.pixel_mm
-}
-
-fn sinc(x: f64) -> f64 {
-    if x.abs() < 1e-12 {
-        1.0
-    } else {
-        (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
-    }
 }
 
 /// MTF at the isocentre without any kernel window (the ramp kernel), at `u` cycles/mm.

@@ -253,18 +253,23 @@ pub fn forward(
     )
 }
 
+/// Unnormalised DFT (or inverse) along the readout of `n_phase` × `n_read` data, in place.
+pub fn read_transform(g: &Geometry, plans: &Plans, re: &mut [f32], im: &mut [f32], inverse: bool) {
+    let mut tr = vec![0f32; re.len()];
+    let mut ti = vec![0f32; im.len()];
+    transpose(re, g.n_phase, g.n_read, &mut tr);
+    transpose(im, g.n_phase, g.n_read, &mut ti);
+    plans.read_out.process(&mut tr, &mut ti, g.n_phase, inverse);
+    transpose(&tr, g.n_read, g.n_phase, re);
+    transpose(&ti, g.n_read, g.n_phase, im);
+}
+
 /// Inverse of [`forward`] at the protocol matrix, scaled so the object's intensity is kept.
 pub fn inverse(g: &Geometry, plans: &Plans, re: &mut [f32], im: &mut [f32], kx_domain: bool) {
     plans.phase_out.process(re, im, g.n_read, true);
     let mut s = 1.0 / g.ns_phase as f32;
     if kx_domain {
-        let mut tr = vec![0f32; re.len()];
-        let mut ti = vec![0f32; im.len()];
-        transpose(re, g.n_phase, g.n_read, &mut tr);
-        transpose(im, g.n_phase, g.n_read, &mut ti);
-        plans.read_out.process(&mut tr, &mut ti, g.n_phase, true);
-        transpose(&tr, g.n_read, g.n_phase, re);
-        transpose(&ti, g.n_read, g.n_phase, im);
+        read_transform(g, plans, re, im, true);
         s /= g.ns_read as f32;
     }
     re.iter_mut().for_each(|v| *v *= s);

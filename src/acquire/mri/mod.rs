@@ -472,7 +472,7 @@ fn object_signal(
                 let ff = (maps.fat_fraction.data[idx] as f64).clamp(0.0, 1.0);
                 let df = df_plane.as_ref().map_or(0.0, |d| d[q]);
                 // DWI: water attenuated by its diffusion, fat suppressed.
-                let (pd, ff) = if sp.b_s_mm2 > 0.0 || sp.sequence == Sequence::Dwi {
+                let (pd, ff) = if sp.sequence == Sequence::Dwi {
                     let a =
                         signal::diffusion_attenuation(sp.b_s_mm2, maps.adc_um2_ms.data[idx] as f64);
                     (pd * (1.0 - ff) * a, 0.0)

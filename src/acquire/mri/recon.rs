@@ -175,24 +175,29 @@ pub enum Combiner {
 }
 
 impl Combiner {
-    /// The combination a protocol asks for on an `np` × `nr` slice (rows: phase lines).
-    pub fn for_protocol(p: &MriProtocol, np: usize, nr: usize) -> Combiner {
-        let whiten = super::noise::coil_noise_cholesky(p);
-        let unfold = |r: usize, whiten: Option<Vec<f64>>| {
+    /// The combination a protocol asks for on an `np` × `nr` slice (rows: phase lines);
+    /// `noise_chol`: the Cholesky factor of the coils' noise covariance when correlated.
+    pub fn for_protocol(
+        p: &MriProtocol,
+        np: usize,
+        nr: usize,
+        noise_chol: Option<&[f64]>,
+    ) -> Combiner {
+        let unfold = |r: usize| {
             Combiner::Unfold(Unfold {
                 r,
                 np,
                 nr,
                 imgs: Vec::new(),
                 maps: Vec::new(),
-                whiten,
+                whiten: noise_chol.map(<[f64]>::to_vec),
                 current: 0,
             })
         };
         match sense_unfold_factor(p) {
-            Some(r) => unfold(r, whiten),
+            Some(r) => unfold(r),
             // Correlated coil noise: the prewhitened (noise-optimal) sensitivity combination.
-            None if p.combine == Combine::Sense && whiten.is_some() => unfold(1, whiten),
+            None if p.combine == Combine::Sense && noise_chol.is_some() => unfold(1),
             // GRAPPA fills k-space before the coils are combined, by RSS.
             None => Combiner::new(p.combine == Combine::Sense, np * nr),
         }
@@ -255,26 +260,21 @@ impl Combiner {
                 let (img, g) = u.finish();
                 (img, Some(g))
             }
-            other => (other.finish_plain(), None),
-        }
-    }
-
-    fn finish_plain(self) -> Vec<f32> {
-        match self {
-            Combiner::Unfold(_) => Vec::new(),
-            Combiner::Rss(acc) => acc.into_iter().map(f32::sqrt).collect(),
-            Combiner::Sense { re, im, w } => re
-                .iter()
-                .zip(&im)
-                .zip(&w)
-                .map(|((r, i), w)| {
-                    if *w > 0.0 {
-                        (r * r + i * i).sqrt() / w
-                    } else {
-                        0.0
-                    }
-                })
-                .collect(),
+            Combiner::Rss(acc) => (acc.into_iter().map(f32::sqrt).collect(), None),
+            Combiner::Sense { re, im, w } => (
+                re.iter()
+                    .zip(&im)
+                    .zip(&w)
+                    .map(|((r, i), w)| {
+                        if *w > 0.0 {
+                            (r * r + i * i).sqrt() / w
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect(),
+                None,
+            ),
         }
     }
 }

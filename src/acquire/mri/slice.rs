@@ -247,7 +247,7 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
     let sim_phase: Vec<f64> = (0..g.ns_phase).map(|l| g.phase_mm(l)).collect();
     let out_read: Vec<f64> = (0..nr).map(|r| g.read_mm(r * g.os_read)).collect();
     let out_phase: Vec<f64> = (0..np).map(|l| g.phase_mm(l * g.os_phase)).collect();
-    let mut comb = recon::Combiner::for_protocol(ctx.p, np, nr);
+    let mut comb = recon::Combiner::for_protocol(ctx.p, np, nr, ctx.noise_chol.as_deref());
     let mut exported = Vec::new();
     // GRAPPA needs every coil's k-space before any is reconstructed.
     let grappa = ctx.p.combine == Combine::Grappa;
@@ -417,16 +417,11 @@ fn grappa_fill(ctx: &Ctx, coils: &mut [(Vec<f32>, Vec<f32>)]) {
         return;
     };
     let read_fft = |re: &mut Vec<f32>, im: &mut Vec<f32>, inverse: bool| {
-        let (mut tr, mut ti) = (vec![0f32; re.len()], vec![0f32; im.len()]);
-        fft::transpose(re, np, nr, &mut tr);
-        fft::transpose(im, np, nr, &mut ti);
-        ctx.plans.read_out.process(&mut tr, &mut ti, np, inverse);
+        kspace::read_transform(g, &ctx.plans, re, im, inverse);
         if inverse {
             let s = 1.0 / nr as f32;
-            tr.iter_mut().chain(ti.iter_mut()).for_each(|v| *v *= s);
+            re.iter_mut().chain(im.iter_mut()).for_each(|v| *v *= s);
         }
-        fft::transpose(&tr, nr, np, re);
-        fft::transpose(&ti, nr, np, im);
     };
     if !ctx.kx_domain {
         coils
@@ -495,7 +490,7 @@ pub(super) fn simulate_slice_direct_impl(
     let z = g.slice_z_mm(s);
     let read: Vec<f64> = (0..nr).map(|r| g.read_mm(r)).collect();
     let phase: Vec<f64> = (0..np).map(|l| g.phase_mm(l)).collect();
-    let mut comb = recon::Combiner::for_protocol(ctx.p, np, nr);
+    let mut comb = recon::Combiner::for_protocol(ctx.p, np, nr, ctx.noise_chol.as_deref());
     let ((ar, ai), _) = &states[0];
     let moved = states.get(1).map(|((br, bi), lines)| {
         let dr: Vec<f32> = br.iter().zip(ar).map(|(b, a)| b - a).collect();
