@@ -271,6 +271,7 @@ fn liver_lesions_enhance_by_class_and_attenuate_as_their_material() {
             },
             LesionTissue {
                 label_id: 0,
+                host: tissue::tissue("liver"),
                 hu,
                 material,
                 perfusion,

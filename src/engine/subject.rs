@@ -109,6 +109,7 @@ pub(super) fn make_subject_with(
         .zip(&subject.lesions)
         .map(|(rec, draw)| LesionTissue {
             label_id: rec.label_id,
+            host: crate::tissue::tissue_for_label(&rec.organ),
             hu: draw.hu,
             // Validated against the table when the pipeline loaded.
             material: crate::tissue::attenuation::material_names()

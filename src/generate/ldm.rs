@@ -333,6 +333,7 @@ impl Generator for LatentDiffusion {
                 t2star_ms: v(t2s),
                 fat_fraction: v(fat_fraction),
                 adc_um2_ms: v(adc),
+                chi_ppm: Some(super::susceptibility_map(req.labels, req.lesions)),
             });
         }
         Ok(TissueObject { ct, mri })

@@ -33,6 +33,9 @@ pub struct Capabilities {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LesionTissue {
     pub label_id: u16,
+    /// The tissue of the organ the lesion grows in: the lesion keeps its reversible
+    /// dephasing (T2′) and, where the lesion sets none, its other properties.
+    pub host: &'static crate::tissue::Tissue,
     /// Unenhanced CT number.
     pub hu: f64,
     /// CT material (an attenuation-table name).
@@ -44,6 +47,31 @@ pub struct LesionTissue {
     pub t2_ms: f64,
     /// Apparent diffusion coefficient, µm²/ms.
     pub adc_um2_ms: f64,
+}
+
+/// The magnetic susceptibility (ppm relative to water) of every voxel from its label's
+/// tissue; background is air, lesions are water-like soft tissue.
+pub fn susceptibility_map(labels: &Volume<u16>, lesions: &[LesionTissue]) -> Volume<f32> {
+    let max = labels.data.iter().copied().max().unwrap_or(0) as usize;
+    let chi: Vec<f32> = (0..=max)
+        .map(|id| {
+            let id = id as u16;
+            if lesions.iter().any(|l| l.label_id == id) {
+                return 0.0;
+            }
+            let name = if id == 0 {
+                "background"
+            } else {
+                crate::anatomy::ontology::label_by_id(id).map_or("", |l| l.name)
+            };
+            crate::tissue::susceptibility::chi_ppm(crate::tissue::tissue_for_label(name).name)
+                as f32
+        })
+        .collect();
+    Volume::from_vec(
+        labels.grid.clone(),
+        labels.data.iter().map(|&l| chi[l as usize]).collect(),
+    )
 }
 
 /// The perfusion class of every voxel, from its label's name (lesions: their own class).

@@ -216,9 +216,9 @@ impl Generator for Procedural {
                     let is_fat = table.lesion[l].is_none()
                         && table.tissue[l].is_some_and(|t| t.name == fat.name);
                     let (pd, t1, t2, t2s, rel, adc) = match (table.lesion[l], table.tissue[l]) {
-                        (Some(les), Some(host)) => {
-                            // Lesions keep the host's reversible dephasing (T2′).
-                            let h = host.relaxation(field);
+                        (Some(les), _) => {
+                            // Lesions keep their organ's reversible dephasing (T2′).
+                            let h = les.host.relaxation(field);
                             let t2p = 1.0 / (1.0 / h.t2star_ms - 1.0 / h.t2_ms).max(1e-6);
                             (
                                 les.pd,
@@ -271,6 +271,7 @@ impl Generator for Procedural {
                 t2star_ms: it.next().unwrap_or_else(|| unreachable!()),
                 fat_fraction: it.next().unwrap_or_else(|| unreachable!()),
                 adc_um2_ms: it.next().unwrap_or_else(|| unreachable!()),
+                chi_ppm: Some(super::susceptibility_map(req.labels, req.lesions)),
             });
         }
         Ok(TissueObject { ct, mri })
@@ -360,6 +361,7 @@ mod tests {
         };
         let lesions = [LesionTissue {
             label_id: 201,
+            host: tissue::tissue("liver"),
             hu: 300.0,
             material: "water",
             perfusion: crate::tissue::contrast::Perfusion::None,

@@ -35,6 +35,7 @@ pub mod attenuation_tables;
 pub mod contrast;
 pub mod diffusion;
 pub mod object;
+pub mod susceptibility;
 
 /// MRI properties at one field strength.
 #[derive(Clone, Copy, Debug, PartialEq)]

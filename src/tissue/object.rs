@@ -16,6 +16,9 @@ pub struct MriMaps {
     pub fat_fraction: Volume<f32>,
     /// Apparent diffusion coefficient, µm²/ms (= 10⁻³ mm²/s), for diffusion weighting.
     pub adc_um2_ms: Volume<f32>,
+    /// Magnetic susceptibility relative to water, ppm (`tissue::susceptibility`), for the B0
+    /// field the body makes; `None` for objects without anatomy.
+    pub chi_ppm: Option<Volume<f32>>,
 }
 
 /// CT property maps.

@@ -178,49 +178,64 @@ pub fn mprage(
     sig
 }
 
-/// The spin-echo readout after an excitation at phase 0: TE/2, crusher, 180° about y
-/// (CPMG), crusher, TE/2; returns |signal| at the echo. The crushers dephase every pathway
-/// but the spin echo across the isochromats.
-fn spin_echo_readout(iso: &mut Isochromats, te: f64) -> f64 {
+/// The spin-echo train after an excitation at phase 0: `etl` times (ESP/2, crusher, 180°
+/// about y (CPMG), crusher, ESP/2), recording |signal| at each echo. The crushers dephase
+/// every pathway but the spin echo across the isochromats.
+fn spin_echo_train_readout(iso: &mut Isochromats, esp: f64, etl: usize) -> Vec<f64> {
     iso.pulse(PI / 2.0, 0.0);
-    iso.precess(0.5 * te);
-    iso.dephase(1.0);
-    iso.pulse(PI, PI / 2.0);
-    iso.dephase(1.0);
-    iso.precess(0.5 * te);
-    let (x, y) = iso.signal();
-    x.hypot(y)
+    (0..etl)
+        .map(|_| {
+            iso.precess(0.5 * esp);
+            iso.dephase(1.0);
+            iso.pulse(PI, PI / 2.0);
+            iso.dephase(1.0);
+            iso.precess(0.5 * esp);
+            let (x, y) = iso.signal();
+            x.hypot(y)
+        })
+        .collect()
 }
 
 /// Spin echo by time stepping: `n_tr` repetitions of 90° → TE/2 → 180° → TE/2 (record) →
 /// TR − TE → ideal spoil; 64 isochromats spread over one crusher cycle.
 pub fn spin_echo(t1: f64, t2: f64, tr: f64, te: f64, n_tr: usize) -> f64 {
-    let mut iso = Isochromats::new(t1, t2, 1.0, vec![0.0; 64]);
-    let mut sig = 0.0;
-    for _ in 0..n_tr {
-        sig = spin_echo_readout(&mut iso, te);
-        iso.precess(tr - te);
-        iso.spoil();
-    }
-    sig
+    fast_spin_echo(t1, t2, tr, te, 1, None, n_tr)[0]
 }
 
-/// Inversion recovery (IR, FLAIR, STIR) by time stepping: 180° inversion, spoil, TI, then
-/// the spin-echo readout, the rest of TR, spoil; `n_tr` repetitions. Returns the signed
-/// signal (the sign of Mz before the 90°), as a phase-sensitive reconstruction would.
-pub fn inversion_recovery(t1: f64, t2: f64, tr: f64, te: f64, ti: f64, n_tr: usize) -> f64 {
+/// Fast spin echo (with `ti`: inversion-recovery FSE, FLAIR, STIR) by time stepping: `n_tr`
+/// repetitions of [180° inversion, spoil, TI], 90°, `etl` refocused echoes `esp` apart, the
+/// rest of TR, spoil. Returns every echo of the last repetition, signed by Mz before the 90°
+/// (as a phase-sensitive reconstruction shows it).
+pub fn fast_spin_echo(
+    t1: f64,
+    t2: f64,
+    tr: f64,
+    esp: f64,
+    etl: usize,
+    ti: Option<f64>,
+    n_tr: usize,
+) -> Vec<f64> {
     let mut iso = Isochromats::new(t1, t2, 1.0, vec![0.0; 64]);
-    let mut sig = 0.0;
+    let mut echoes = Vec::new();
     for _ in 0..n_tr {
-        iso.pulse(PI, 0.0);
-        iso.spoil();
-        iso.precess(ti);
+        if let Some(ti) = ti {
+            iso.pulse(PI, 0.0);
+            iso.spoil();
+            iso.precess(ti);
+        }
         let sign = iso.m[0][2].signum();
-        sig = sign * spin_echo_readout(&mut iso, te);
-        iso.precess(tr - ti - te);
+        echoes = spin_echo_train_readout(&mut iso, esp, etl);
+        echoes.iter_mut().for_each(|e| *e *= sign);
+        iso.precess(tr - ti.unwrap_or(0.0) - etl as f64 * esp);
         iso.spoil();
     }
-    sig
+    echoes
+}
+
+/// Inversion recovery (IR, FLAIR, STIR) by time stepping with a single spin-echo readout:
+/// [`fast_spin_echo`] with one echo at TE.
+pub fn inversion_recovery(t1: f64, t2: f64, tr: f64, te: f64, ti: f64, n_tr: usize) -> f64 {
+    fast_spin_echo(t1, t2, tr, te, 1, Some(ti), n_tr)[0]
 }
 
 #[cfg(test)]
@@ -335,8 +350,9 @@ mod tests {
         );
     }
 
-    /// IR, FLAIR and STIR at their presets' timing (1.5 and 3 T): the equation within 1 % of
-    /// the equilibrium signal of the Bloch steady state, and the preset's TI nulls CSF
+    /// IR, FLAIR and STIR at their presets' timing (1.5 and 3 T; FLAIR and STIR read by fast
+    /// spin-echo trains of 16 and 8 echoes): the equation within 1 % of the equilibrium signal
+    /// of the Bloch steady state at every echo of the train, and the preset's TI nulls CSF
     /// (FLAIR) and fat (STIR) in the Bloch signal to within 2 % of equilibrium.
     #[test]
     fn inversion_recovery_family_matches_bloch_and_nulls_in_it() {
@@ -346,16 +362,31 @@ mod tests {
             for seq in [Sequence::InversionRecovery, Sequence::Flair, Sequence::Stir] {
                 let p = MriProtocol::default_for(seq, field);
                 let (tr, te, ti) = (p.tr_ms, p.te_ms, p.ti_ms.unwrap());
+                let (esp, etl) = p.refocusing_train();
                 for name in TISSUES {
                     let r = tissue(name).relaxation(field);
-                    let eq = signal::inversion_recovery(1.0, r.t1_ms, r.t2_ms, tr, te, ti);
-                    let sim =
-                        inversion_recovery(r.t1_ms, r.t2_ms, tr, te, ti, reps_long(r.t1_ms, tr));
-                    worst = worst.max((sim - eq).abs());
-                    assert!(
-                        (sim - eq).abs() < 0.01,
-                        "{seq:?} {field} T {name}: equation {eq:.5} Bloch {sim:.5}"
+                    let eq = signal::inversion_recovery_train(
+                        1.0, r.t1_ms, r.t2_ms, tr, te, ti, esp, etl,
                     );
+                    let sim = fast_spin_echo(
+                        r.t1_ms,
+                        r.t2_ms,
+                        tr,
+                        esp,
+                        etl,
+                        Some(ti),
+                        reps_long(r.t1_ms, tr),
+                    );
+                    for (e, s) in sim.iter().enumerate() {
+                        let want = eq * (-((e + 1) as f64 * esp - te) / r.t2_ms).exp();
+                        worst = worst.max((s - want).abs());
+                        assert!(
+                            (s - want).abs() < 0.01,
+                            "{seq:?} {field} T {name} echo {}: equation {want:.5} Bloch {s:.5}",
+                            e + 1
+                        );
+                    }
+                    let at_te = sim[(te / esp).round() as usize - 1];
                     let nulled = match seq {
                         Sequence::Flair => name == "csf",
                         Sequence::Stir => name == "fat",
@@ -363,17 +394,52 @@ mod tests {
                     };
                     if nulled {
                         eprintln!(
-                            "{seq:?} {field} T TI {ti:.0} ms: {name} Bloch signal {sim:+.5} of equilibrium"
+                            "{seq:?} {field} T (ETL {etl}, ESP {esp:.2}) TI {ti:.0} ms: {name} Bloch signal at TE {at_te:+.5} of equilibrium"
                         );
                         assert!(
-                            sim.abs() < 0.02,
-                            "{seq:?} {field} T: {name} not nulled: {sim}"
+                            at_te.abs() < 0.02,
+                            "{seq:?} {field} T: {name} not nulled: {at_te}"
                         );
                     }
                 }
             }
         }
         eprintln!("IR / FLAIR / STIR: worst |Bloch − equation| = {worst:.5} of equilibrium");
+    }
+
+    /// Fast spin echo (ETL 4–16, echo spacings 8–15 ms, TE mid-train and first echo): the
+    /// train equation × e^{−(tₙ − TE)/T2} against every echo of the Bloch train within 1 %.
+    #[test]
+    fn fast_spin_echo_train_matches_bloch_at_every_echo() {
+        let mut worst = 0.0f64;
+        for name in TISSUES {
+            let r = tissue(name).mri_3t;
+            for (tr, esp, etl, echo) in [
+                (4000.0, 10.0, 16, 9),
+                (3000.0, 8.0, 8, 1),
+                (600.0, 15.0, 4, 1),
+                (5000.0, 12.0, 12, 8),
+            ] {
+                let te = echo as f64 * esp;
+                let eq = signal::spin_echo_train(1.0, r.t1_ms, r.t2_ms, tr, te, esp, etl);
+                let sim =
+                    fast_spin_echo(r.t1_ms, r.t2_ms, tr, esp, etl, None, reps_long(r.t1_ms, tr));
+                for (e, s) in sim.iter().enumerate() {
+                    let want = eq * (-((e + 1) as f64 * esp - te) / r.t2_ms).exp();
+                    let err = (s - want).abs() / want;
+                    worst = worst.max(err);
+                    assert!(
+                        err < 0.01,
+                        "{name} TR {tr} ESP {esp} ETL {etl} echo {}: equation {want:.5} Bloch {s:.5}",
+                        e + 1
+                    );
+                }
+            }
+        }
+        eprintln!(
+            "fast spin echo: worst |Bloch − equation|/equation over all echoes = {:.4} %",
+            100.0 * worst
+        );
     }
 
     #[test]

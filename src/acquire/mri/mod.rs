@@ -19,6 +19,7 @@
 pub mod artifacts;
 pub mod bloch;
 pub mod coils;
+pub mod echo_train;
 pub mod fft;
 pub mod grappa;
 pub mod kspace;
@@ -29,6 +30,7 @@ pub mod protocol;
 pub mod recon;
 pub mod signal;
 mod slice;
+pub mod susceptibility;
 
 use rayon::prelude::*;
 use serde_json::json;
@@ -107,16 +109,47 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
     applied.insert("oversampling".into(), json!([g.os_read, g.os_phase]));
 
     // 1. Object signal per voxel.
-    let b0 = a.b0_offresonance_ppm.map(|ppm| {
+    let smooth = a.b0_offresonance_ppm.map(|ppm| {
         let f = SmoothField::random(&mut FastRng::from_stream(seed, 0x3_0000_0000), half);
         (f, protocol::ppm_to_hz(ppm, p.field_t))
     });
-    if let Some((_, hz)) = &b0 {
+    if let Some((_, hz)) = &smooth {
         applied.insert(
             "b0_offresonance".into(),
             json!({"amplitude_ppm": a.b0_offresonance_ppm, "max_offset_hz": hz.abs(), "max_shift_px": hz.abs() / p.bandwidth_hz_per_px}),
         );
     }
+    let map_hz = match (&maps.chi_ppm, a.susceptibility) {
+        (Some(chi), true) => {
+            let field = susceptibility::field_shift_ppm(chi);
+            let shimmed = susceptibility::shim_linear(&field, |i| maps.pd.data[i] > 0.0);
+            let hz_per_ppm = protocol::ppm_to_hz(1.0, p.field_t);
+            let hz: Vec<f32> = shimmed
+                .data
+                .iter()
+                .map(|&v| (v as f64 * hz_per_ppm) as f32)
+                .collect();
+            let inside: Vec<f64> = hz
+                .iter()
+                .zip(&maps.pd.data)
+                .filter(|(_, &pd)| pd > 0.0)
+                .map(|(&h, _)| h.abs() as f64)
+                .collect();
+            let mut sorted = inside.clone();
+            sorted.sort_by(f64::total_cmp);
+            let p99 = sorted
+                .get((0.99 * sorted.len().saturating_sub(1) as f64) as usize)
+                .copied()
+                .unwrap_or(0.0);
+            applied.insert(
+                "susceptibility_b0".into(),
+                json!({"shim": "linear", "p99_offset_hz": p99, "p99_shift_px": p99 / p.bandwidth_hz_per_px}),
+            );
+            Some(Volume::from_vec(chi.grid.clone(), hz))
+        }
+        _ => None,
+    };
+    let b0 = (smooth.is_some() || map_hz.is_some()).then_some(B0 { smooth, map_hz });
     let fat_hz = protocol::ppm_to_hz(protocol::FAT_SHIFT_PPM, p.field_t);
     if a.chemical_shift {
         applied.insert(
@@ -185,6 +218,27 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
         );
         (kx, ky, s, ph)
     });
+    // Echo trains: each line read at its own time, the decay split into separable terms.
+    let train = echo_train::EchoTrain::new(p, &mask).map(|t| train_basis(t, maps));
+    let comps = match &train {
+        Some(b) => {
+            let desc = &b.train;
+            applied.insert(
+                "echo_train".into(),
+                json!({
+                    "kind": if p.epi { "epi" } else { "fast_spin_echo" },
+                    "echo_spacing_ms": p.echo_spacing_ms(),
+                    "first_line_ms": desc.t_ms.iter().zip(&mask).filter(|(_, &m)| m).map(|(t, _)| *t).fold(f64::INFINITY, f64::min),
+                    "last_line_ms": desc.t_ms.iter().zip(&mask).filter(|(_, &m)| m).map(|(t, _)| *t).fold(0.0, f64::max),
+                    "phase_px_per_hz": desc.ms_per_ky.map(|ms| ms * 1e-3 * g.n_phase as f64),
+                    "decay_terms": b.rank(),
+                    "decay_error": b.max_error,
+                }),
+            );
+            split_by_train(comps, maps, b)
+        }
+        None => comps,
+    };
     let sigma = noise::noise_sigma(p);
     let kx_domain = g.os_read > 1;
     // Image σ from k-space noise through the unnormalised forward / 1/ns inverse transforms.
@@ -219,6 +273,7 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
         sigma_img: p.noise.then_some(sigma as f32),
         kx_domain,
         noise_chol: noise::coil_noise_cholesky(p),
+        train,
         homodyne: match p.partial_fourier_recon {
             PartialFourierRecon::Homodyne => {
                 partial_fourier::Homodyne::new(g.n_phase, p.partial_fourier)
@@ -331,6 +386,136 @@ fn acquire_with_adc(maps: &MriMaps, p: &MriProtocol, seed: u64) -> Result<MriRes
     Ok(res)
 }
 
+/// The B0 off-resonance: a smooth random inhomogeneity (Hz amplitude) and the body's
+/// shimmed susceptibility field (Hz, on the object grid).
+pub(super) struct B0 {
+    smooth: Option<(SmoothField, f64)>,
+    map_hz: Option<Volume<f32>>,
+}
+
+impl B0 {
+    /// Hz on object plane `k`, columns at `xs` and rows at `ys` (mm from the object centre),
+    /// `z` that plane's offset.
+    fn object_plane_hz(&self, k: usize, xs: &[f64], ys: &[f64], z: f64) -> Vec<f64> {
+        let mut out = match &self.smooth {
+            Some((f, hz)) => f
+                .eval_plane(1, ys, 0, xs, z)
+                .into_iter()
+                .map(|v| v as f64 * hz)
+                .collect(),
+            None => vec![0.0; xs.len() * ys.len()],
+        };
+        if let Some(m) = &self.map_hz {
+            let plane = xs.len() * ys.len();
+            for (o, &v) in out.iter_mut().zip(&m.data[k * plane..(k + 1) * plane]) {
+                *o += v as f64;
+            }
+        }
+        out
+    }
+
+    /// Hz on sim plane `s` (rows = phase lines, columns = readout), sampled trilinearly from
+    /// the susceptibility field at the pixels' world positions.
+    pub(super) fn sim_plane_hz(
+        &self,
+        g: &Geometry,
+        s: usize,
+        phase: &[f64],
+        read: &[f64],
+    ) -> Vec<f64> {
+        let z = g.slice_z_mm(s);
+        let mut out = match &self.smooth {
+            Some((f, hz)) => f
+                .eval_plane(g.phase_axis, phase, g.read_axis, read, z)
+                .into_iter()
+                .map(|v| v as f64 * hz)
+                .collect(),
+            None => vec![0.0; phase.len() * read.len()],
+        };
+        if let Some(m) = &self.map_hz {
+            for l in 0..phase.len() {
+                for r in 0..read.len() {
+                    let v = m.grid.to_voxel(g.world(r, l, s));
+                    out[l * read.len() + r] += artifacts::trilinear(&m.data, m.grid.dims, v) as f64;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The train's separable decay over the rates of the voxels that hold signal at TE: tissues
+/// decayed below 10⁻³ of their magnetisation by TE (cortical bone, T2 ≈ 1 ms) would widen
+/// the rate range, and so the number of terms, for no visible signal.
+fn train_basis(train: echo_train::EchoTrain, maps: &MriMaps) -> echo_train::TrainBasis {
+    let (lo, hi) = maps
+        .pd
+        .data
+        .par_iter()
+        .zip(&maps.t2_ms.data)
+        .zip(&maps.t2star_ms.data)
+        .filter(|((&pd, _), _)| pd > 0.0)
+        .map(|((_, &t2), &t2s)| train.rates(t2 as f64, t2s as f64))
+        .filter(|&r| train.decay_at(train.te_ms, r) > 1e-3)
+        .map(|r| (r, r))
+        .reduce(
+            || ([f64::INFINITY; 2], [0.0; 2]),
+            |(a, b), (c, d)| {
+                (
+                    [a[0].min(c[0]), a[1].min(c[1])],
+                    [b[0].max(d[0]), b[1].max(d[1])],
+                )
+            },
+        );
+    echo_train::TrainBasis::new(train, lo.map(|v| if v.is_finite() { v } else { 0.0 }), hi)
+}
+
+/// Each signal component as the train's terms: term j holds S·Cⱼ(θ)/a(TE, θ) per voxel.
+fn split_by_train(
+    comps: Vec<Component>,
+    maps: &MriMaps,
+    b: &echo_train::TrainBasis,
+) -> Vec<Component> {
+    let r = b.rank();
+    let mut out = Vec::with_capacity(comps.len() * r);
+    for comp in comps {
+        let n = comp.re.len();
+        let mut terms: Vec<(Vec<f32>, Option<Vec<f32>>)> = (0..r)
+            .map(|_| (vec![0f32; n], comp.im.as_ref().map(|_| vec![0f32; n])))
+            .collect();
+        let mut c = vec![0.0; r];
+        for v in 0..n {
+            let (sr, si) = (comp.re[v], comp.im.as_ref().map_or(0.0, |im| im[v]));
+            if sr == 0.0 && si == 0.0 {
+                continue;
+            }
+            b.coefficients(
+                maps.t2_ms.data[v] as f64,
+                maps.t2star_ms.data[v] as f64,
+                &mut c,
+            );
+            for (j, (tr, ti)) in terms.iter_mut().enumerate() {
+                tr[v] = (sr as f64 * c[j]) as f32;
+                if let Some(ti) = ti {
+                    ti[v] = (si as f64 * c[j]) as f32;
+                }
+            }
+        }
+        out.extend(
+            terms
+                .into_iter()
+                .enumerate()
+                .map(|(j, (re, im))| Component {
+                    re,
+                    im,
+                    shift_hz: comp.shift_hz,
+                    basis: j,
+                }),
+        );
+    }
+    out
+}
+
 /// The protocol's own ranges, its field against the maps', and every map on one grid.
 fn check_inputs(maps: &MriMaps, p: &MriProtocol) -> Result<(), MriError> {
     let errs = p.validate();
@@ -396,7 +581,7 @@ fn export_kspace(p: &MriProtocol, g: &Geometry, slices: &[Vec<Complex>]) -> KSpa
 fn object_signal(
     maps: &MriMaps,
     sp: &SeqParams,
-    b0: Option<&(SmoothField, f64)>,
+    b0: Option<&B0>,
     fat_hz: f64,
     separate_fat: bool,
 ) -> Vec<Component> {
@@ -426,10 +611,9 @@ fn object_signal(
     let work =
         |k: usize, wr: &mut [f32], wi: &mut [f32], mut fat: Option<(&mut [f32], &mut [f32])>| {
             let mut complex = [false; 2];
-            let df_plane = b0.map(|(f, hz)| {
+            let df_plane = b0.map(|b| {
                 let z = grid.world(0, 0, k)[2] - centre[2];
-                let gp = f.eval_plane(1, &ys, 0, &xs, z);
-                gp.into_iter().map(|v| v as f64 * hz).collect::<Vec<f64>>()
+                b.object_plane_hz(k, &xs, &ys, z)
             });
             // Piecewise-constant maps repeat voxels: reuse the previous voxel's result.
             type Memo = ([f32; 7], (f32, f32), (f32, f32));
@@ -531,12 +715,14 @@ fn object_signal(
         re: wr,
         im: complex[0].then_some(wi),
         shift_hz: 0.0,
+        basis: 0,
     }];
     if two {
         out.push(Component {
             re: fr,
             im: complex[1].then_some(fi),
             shift_hz: fat_hz,
+            basis: 0,
         });
     }
     out

@@ -55,5 +55,6 @@ pub fn head_maps(dims: [usize; 3], spacing: [f64; 3]) -> MriMaps {
         t2star_ms,
         fat_fraction,
         adc_um2_ms,
+        chi_ppm: None,
     }
 }

@@ -105,6 +105,16 @@ pub struct Artifacts {
     /// Amplitude (ppm) of a smooth B0 inhomogeneity: readout distortion, GRE phase, bSSFP bands.
     #[schemars(range(min = 0.0, max = 20.0))]
     pub b0_offresonance_ppm: Option<f64>,
+    /// B0 from the body's own susceptibility (air, lung, bone, fat against water): the dipole
+    /// field of the tissue susceptibility map after a linear shim over the body, displacing
+    /// along the readout (and the phase axis with EPI) and dephasing gradient echoes' phase;
+    /// adds to `b0_offresonance_ppm`. Needs an object built from anatomy.
+    pub susceptibility: bool,
+    /// EPI Nyquist (N/2) ghost: the odd echoes' shift along the readout against the even ones,
+    /// in k-space samples (gradient delays and eddy currents; 0.05–0.5 is typical
+    /// uncorrected). Needs `epi`.
+    #[schemars(range(min = 0.0, max = 4.0))]
+    pub epi_echo_shift_samples: Option<f64>,
 }
 
 /// One rigid movement: the last `fraction_of_lines` of the phase-encode lines (in time
@@ -214,9 +224,22 @@ pub struct MriProtocol {
     /// Flip angle in degrees.
     #[schemars(range(min = 1.0, max = 180.0))]
     pub flip_deg: f64,
-    /// Echo train length (MPRAGE: readouts per inversion).
+    /// Echo train length: refocused echoes per excitation of a fast spin echo (SE, IR, FLAIR,
+    /// STIR; each echo fills its band of k-space, so T2 filters k-space), MPRAGE readouts per
+    /// inversion.
     #[schemars(range(min = 1, max = 512))]
     pub etl: usize,
+    /// Time between echoes of the echo train, ms: fast spin echo (TE must be a multiple),
+    /// EPI (between phase lines), MPRAGE (between readouts). Default from the bandwidth:
+    /// see `MriProtocol::echo_spacing_ms`.
+    #[serde(default)]
+    #[schemars(range(min = 0.1, max = 100.0))]
+    pub echo_spacing_ms: Option<f64>,
+    /// Single-shot echo-planar readout (spin echo, DWI, spoiled GRE): every phase line from one
+    /// excitation, one echo spacing apart, so T2*/T2′ decay filters k-space along the phase
+    /// axis and off-resonance Δf displaces along it by Δf·(echo spacing / R)·N_phase pixels.
+    #[serde(default)]
+    pub epi: bool,
     /// In-plane field of view in mm: one number for both axes, or `[x, y]`; default: the
     /// object grid's extent.
     #[serde(deserialize_with = "in_plane")]
@@ -297,12 +320,15 @@ pub fn ppm_to_hz(ppm: f64, field_t: f64) -> f64 {
 }
 
 /// Inversion time (ms) nulling a tissue of longitudinal relaxation `t1_ms` in an inversion
-/// recovery with a spin-echo readout at `tr_ms`, `te_ms` (the zero of
-/// [`super::signal::inversion_recovery`]): e^{−TI/T1} = (1 + 2 e^{−(TR − TE/2)/T1} − e^{−TR/T1}) / 2,
-/// which for TE ≪ TR is Bydder & Young's (1985) TI = T1 ln(2 / (1 + e^{−TR/T1})).
-pub fn null_ti_ms(t1_ms: f64, tr_ms: f64, te_ms: f64) -> f64 {
-    let e = |t: f64| (-t / t1_ms).exp();
-    -t1_ms * (0.5 * (1.0 + 2.0 * e(tr_ms - 0.5 * te_ms) - e(tr_ms))).ln()
+/// recovery at `tr_ms` read by `etl` spin echoes `esp_ms` apart (the zero of
+/// [`super::signal::inversion_recovery_train`]): with Mz_end the train's Mz at its last echo,
+/// e^{−TI/T1} = (1 + (1 − Mz_end) e^{−(TR − etl·esp)/T1}) / 2. For one echo (esp = TE) this
+/// is (1 + 2 e^{−(TR − TE/2)/T1} − e^{−TR/T1}) / 2, and for TE ≪ TR Bydder & Young's (1985)
+/// TI = T1 ln(2 / (1 + e^{−TR/T1})).
+pub fn null_ti_ms(t1_ms: f64, tr_ms: f64, esp_ms: f64, etl: usize) -> f64 {
+    let m_end = super::signal::train_end_mz(t1_ms, esp_ms, etl);
+    let l = etl.max(1) as f64 * esp_ms;
+    -t1_ms * (0.5 * (1.0 + (1.0 - m_end) * (-(tr_ms - l) / t1_ms).exp())).ln()
 }
 
 impl MriProtocol {
@@ -325,22 +351,8 @@ impl MriProtocol {
                 1,
                 5.0,
             ),
-            Sequence::Flair => (
-                9000.0,
-                100.0,
-                Some(null_ti_ms(t1("csf"), 9000.0, 100.0)),
-                90.0,
-                16,
-                5.0,
-            ),
-            Sequence::Stir => (
-                4000.0,
-                40.0,
-                Some(null_ti_ms(t1("fat"), 4000.0, 40.0)),
-                90.0,
-                8,
-                5.0,
-            ),
+            Sequence::Flair => (9000.0, 100.0, Some(t1("csf")), 90.0, 16, 5.0),
+            Sequence::Stir => (4000.0, 40.0, Some(t1("fat")), 90.0, 8, 5.0),
             Sequence::Mprage => {
                 if high {
                     (2300.0, 3.0, Some(900.0), 9.0, 176, 1.0)
@@ -351,7 +363,7 @@ impl MriProtocol {
             Sequence::Bssfp => (5.0, 2.5, None, 50.0, 1, 5.0),
             Sequence::Dwi => (5000.0, 80.0, None, 90.0, 1, 5.0),
         };
-        MriProtocol {
+        let mut p = MriProtocol {
             sequence,
             field_t,
             tr_ms: tr,
@@ -378,13 +390,74 @@ impl MriProtocol {
             snr: 40.0,
             artifacts: Artifacts::default(),
             export_kspace: false,
+            echo_spacing_ms: None,
+            epi: false,
+        };
+        // FLAIR and STIR: TI at the null of the T1 held in `ti_ms` above (CSF, fat), for
+        // this readout's echo train.
+        if let (Sequence::Flair | Sequence::Stir, Some(t1)) = (sequence, p.ti_ms) {
+            let (esp, etl) = p.refocusing_train();
+            p.ti_ms = Some(null_ti_ms(t1, p.tr_ms, esp, etl));
+        }
+        p
+    }
+
+    /// The echo spacing (ms): `echo_spacing_ms` when given, otherwise from the readout
+    /// duration 1000/BW per pixel: EPI that plus 0.2 ms of gradient ramps; MPRAGE TE, the
+    /// second half of the readout and a 1 ms spoiler; a fast spin echo the readout, 3 ms for
+    /// the refocusing pulse and crushers, stretched so that TE falls on an echo; a single
+    /// spin echo TE.
+    pub fn echo_spacing_ms(&self) -> f64 {
+        if let Some(esp) = self.echo_spacing_ms {
+            return esp;
+        }
+        let readout = 1000.0 / self.bandwidth_hz_per_px;
+        if self.epi {
+            return readout + 0.2;
+        }
+        match self.sequence {
+            Sequence::Mprage => self.te_ms + 0.5 * readout + 1.0,
+            _ if self.is_fast_spin_echo() => {
+                let echo = (self.te_ms / (readout + 3.0))
+                    .round()
+                    .clamp(1.0, self.etl as f64);
+                self.te_ms / echo
+            }
+            _ => self.te_ms,
         }
     }
 
-    /// MPRAGE echo spacing (ms): TE, the second half of the readout (1/BW per pixel) and a
-    /// 1 ms spoiler.
-    pub fn echo_spacing_ms(&self) -> f64 {
-        self.te_ms + 0.5 * 1000.0 / self.bandwidth_hz_per_px + 1.0
+    /// Whether the readout is a train of refocused spin echoes (ETL > 1 in the spin-echo and
+    /// inversion-recovery families).
+    pub fn is_fast_spin_echo(&self) -> bool {
+        self.etl > 1
+            && !self.epi
+            && matches!(
+                self.sequence,
+                Sequence::SpinEcho | Sequence::InversionRecovery | Sequence::Flair | Sequence::Stir
+            )
+    }
+
+    /// The refocusing train the signal equations see, (echo spacing, echoes): the fast spin
+    /// echo's, else one echo at TE (a single spin echo, SE-EPI).
+    pub fn refocusing_train(&self) -> (f64, usize) {
+        if self.is_fast_spin_echo() {
+            (self.echo_spacing_ms(), self.etl)
+        } else {
+            (self.te_ms, 1)
+        }
+    }
+
+    /// EPI lines read before the one at the k-space centre (ky = 0), in acquisition order:
+    /// every R-th line of the part of k-space partial Fourier keeps before the centre.
+    /// (Variable-density masks are drawn per run; this counts the seed-0 draw.)
+    pub fn epi_lines_before_centre(&self) -> usize {
+        let n = self.matrix[1 - self.readout.index()];
+        let mask =
+            super::kspace::sampling_mask(n, self.partial_fourier, self.undersampling.as_ref(), 0);
+        (0..n)
+            .filter(|&l| mask[l] && super::kspace::ky_of(l, n) < 0)
+            .count()
     }
 
     /// Every problem found, as (field, message); empty when valid: the declared ranges, then
@@ -435,6 +508,83 @@ impl MriProtocol {
                 );
             }
         }
+        let esp = self.echo_spacing_ms();
+        if self.is_fast_spin_echo() {
+            let echo = self.te_ms / esp;
+            need(
+                self.te_ms >= esp * (1.0 - 1e-6),
+                "te_ms",
+                format!(
+                    "TE {} ms is shorter than the echo spacing {esp:.2} ms: a fast spin echo's first echo comes one spacing after the excitation",
+                    self.te_ms
+                ),
+            );
+            need(
+                echo < 1.0 || (echo - echo.round()).abs() < 1e-3 * echo,
+                "echo_spacing_ms",
+                format!(
+                    "TE {} ms must be a whole number of echo spacings ({esp} ms) to fall on an echo of the train",
+                    self.te_ms
+                ),
+            );
+            need(
+                echo.round() <= self.etl as f64,
+                "te_ms",
+                format!(
+                    "TE {} ms comes after the last of the {} echoes ({:.1} ms)",
+                    self.te_ms,
+                    self.etl,
+                    self.etl as f64 * esp
+                ),
+            );
+            let train = self.etl as f64 * esp + self.ti_ms.unwrap_or(0.0);
+            need(
+                train < self.tr_ms,
+                "etl",
+                format!(
+                    "the echo train ({} × {esp:.2} ms{}) does not fit in TR {} ms",
+                    self.etl,
+                    self.ti_ms
+                        .map_or(String::new(), |ti| format!(" after TI {ti} ms")),
+                    self.tr_ms
+                ),
+            );
+        }
+        let trained = self.is_fast_spin_echo() || self.epi || self.sequence == Sequence::Mprage;
+        need(
+            self.echo_spacing_ms.is_none() || trained,
+            "echo_spacing_ms",
+            "an echo spacing applies to echo trains: a fast spin echo (etl > 1), EPI or MPRAGE"
+                .into(),
+        );
+        if self.epi {
+            need(
+                matches!(
+                    self.sequence,
+                    Sequence::SpinEcho | Sequence::Dwi | Sequence::SpoiledGre
+                ),
+                "epi",
+                format!(
+                    "an EPI readout follows a spin echo, DWI or spoiled GRE excitation, not {:?}",
+                    self.sequence
+                ),
+            );
+            let before = self.epi_lines_before_centre();
+            need(
+                self.te_ms >= before as f64 * esp,
+                "te_ms",
+                format!(
+                    "TE {} ms is shorter than the EPI readout before the k-space centre: {before} lines × {esp:.2} ms = {:.1} ms; raise bandwidth_hz_per_px or use partial_fourier or undersampling",
+                    self.te_ms,
+                    before as f64 * esp
+                ),
+            );
+        }
+        need(
+            self.artifacts.epi_echo_shift_samples.is_none() || self.epi,
+            "artifacts.epi_echo_shift_samples",
+            "the Nyquist ghost's odd/even echo shift needs an EPI readout (`epi: true`)".into(),
+        );
         if let Some(u) = &self.undersampling {
             let n_phase = self.matrix[1 - self.readout.index()];
             need(

@@ -20,9 +20,9 @@ pub struct SeqParams {
     pub te_ms: f64,
     pub ti_ms: f64,
     pub flip_rad: f64,
-    /// MPRAGE readouts per inversion.
+    /// MPRAGE readouts per inversion; the fast spin echo's refocused echoes (1: one echo).
     pub etl: usize,
-    /// MPRAGE echo spacing.
+    /// MPRAGE readout spacing; the fast spin echo's echo spacing (one echo: TE).
     pub esp_ms: f64,
     /// Diffusion weighting (DWI), s/mm²; 0 otherwise.
     pub b_s_mm2: f64,
@@ -30,14 +30,18 @@ pub struct SeqParams {
 
 impl SeqParams {
     pub fn from_protocol(p: &MriProtocol) -> SeqParams {
+        let (esp_ms, etl) = match p.sequence {
+            Sequence::Mprage => (p.echo_spacing_ms(), p.etl),
+            _ => p.refocusing_train(),
+        };
         SeqParams {
             sequence: p.sequence,
             tr_ms: p.tr_ms,
             te_ms: p.te_ms,
             ti_ms: p.ti_ms.unwrap_or(0.0),
             flip_rad: p.flip_deg.to_radians(),
-            etl: p.etl,
-            esp_ms: p.echo_spacing_ms(),
+            etl,
+            esp_ms,
             b_s_mm2: if p.sequence == Sequence::Dwi {
                 p.b_value_s_mm2
             } else {
@@ -56,9 +60,33 @@ impl SeqParams {
 }
 
 /// Spin echo (90°–180°), [HB] eq. 14.8 without the ETL's T2 blurring:
-/// S = PD (1 − 2 e^{−(TR − TE/2)/T1} + e^{−TR/T1}) e^{−TE/T2}.
+/// S = PD (1 − 2 e^{−(TR − TE/2)/T1} + e^{−TR/T1}) e^{−TE/T2}. A single-echo
+/// [`spin_echo_train`].
 pub fn spin_echo(pd: f64, t1: f64, t2: f64, tr: f64, te: f64) -> f64 {
-    pd * (1.0 - 2.0 * (-(tr - 0.5 * te) / t1).exp() + (-tr / t1).exp()) * (-te / t2).exp()
+    spin_echo_train(pd, t1, t2, tr, te, te, 1)
+}
+
+/// Mz at the last echo of a CPMG train of `etl` ideal 180° pulses `esp` apart (the first at
+/// esp/2) after a 90° that left Mz = 0: each interval relaxes Mz towards M0, each 180°
+/// inverts it.
+pub(crate) fn train_end_mz(t1: f64, esp: f64, etl: usize) -> f64 {
+    let relax = |m: f64, t: f64| 1.0 + (m - 1.0) * (-t / t1).exp();
+    let mut m = relax(0.0, 0.5 * esp);
+    for k in 0..etl.max(1) {
+        m = relax(-m, if k + 1 < etl { esp } else { 0.5 * esp });
+    }
+    m
+}
+
+/// Fast (turbo) spin echo: 90°, then `etl` ideal 180° refocusing pulses `esp` apart, echoes
+/// at esp, 2 esp, …; the signal of the echo at `te` (a multiple of `esp`) in the steady
+/// state where Mz recovers from its value at the last echo over TR − etl·esp:
+/// S = PD (1 + (Mz_end − 1) e^{−(TR − etl·esp)/T1}) e^{−TE/T2}. With etl = 1, esp = TE this
+/// is [`spin_echo`]'s equation. Echo n of the train is this signal × e^{−(n·esp − TE)/T2}.
+pub fn spin_echo_train(pd: f64, t1: f64, t2: f64, tr: f64, te: f64, esp: f64, etl: usize) -> f64 {
+    let m_end = train_end_mz(t1, esp, etl);
+    let mz = 1.0 + (m_end - 1.0) * (-(tr - etl.max(1) as f64 * esp) / t1).exp();
+    pd * mz * (-te / t2).exp()
 }
 
 /// Spoiled gradient echo, Ernst equation ([HB] eq. 14.10):
@@ -72,10 +100,32 @@ pub fn spoiled_gre(pd: f64, t1: f64, t2star: f64, tr: f64, te: f64, flip: f64) -
 /// S = PD (1 − 2 e^{−TI/T1} + 2 e^{−(TR − TE/2)/T1} − e^{−TR/T1}) e^{−TE/T2}.
 /// The readout's 180° at TE/2 inverts what Mz has recovered since the 90°, hence the
 /// e^{−(TR − TE/2)/T1} term (the TE ≪ TR form drops it and the last term's sign follows:
-/// 1 − 2 e^{−TI/T1} + e^{−TR/T1}). Zero at [`super::protocol::null_ti_ms`].
+/// 1 − 2 e^{−TI/T1} + e^{−TR/T1}). A single-echo [`inversion_recovery_train`]; zero at
+/// [`super::protocol::null_ti_ms`].
 pub fn inversion_recovery(pd: f64, t1: f64, t2: f64, tr: f64, te: f64, ti: f64) -> f64 {
+    inversion_recovery_train(pd, t1, t2, tr, te, ti, te, 1)
+}
+
+/// Inversion recovery with a fast-spin-echo readout (IR-FSE, FLAIR, STIR as scanners run
+/// them): inversion, TI, 90°, `etl` refocusing pulses `esp` apart, recovery to TR. With Mz_end
+/// the train's Mz at its last echo and L = etl·esp, the steady state before the inversion is
+/// m = 1 + (Mz_end − 1) e^{−(TR − TI − L)/T1} and the signal at TE is
+/// PD (1 − (1 + m) e^{−TI/T1}) e^{−TE/T2} (signed: negative before the null).
+#[allow(clippy::too_many_arguments)]
+pub fn inversion_recovery_train(
+    pd: f64,
+    t1: f64,
+    t2: f64,
+    tr: f64,
+    te: f64,
+    ti: f64,
+    esp: f64,
+    etl: usize,
+) -> f64 {
     let e = |t: f64| (-t / t1).exp();
-    pd * (1.0 - 2.0 * e(ti) + 2.0 * e(tr - 0.5 * te) - e(tr)) * (-te / t2).exp()
+    let m_end = train_end_mz(t1, esp, etl);
+    let m_ss = 1.0 + (m_end - 1.0) * e(tr - ti - etl.max(1) as f64 * esp);
+    pd * (1.0 - (1.0 + m_ss) * e(ti)) * (-te / t2).exp()
 }
 
 /// MPRAGE-like magnetisation-prepared spoiled GRE: the exact steady state of the cycle
@@ -156,9 +206,11 @@ pub fn signal(p: &SeqParams, pd: f64, t1: f64, t2: f64, t2star: f64, df_hz: f64)
     }
     let (t1, t2, t2star) = (t1.max(1e-3), t2.max(1e-3), t2star.max(1e-3));
     let real = match p.sequence {
-        Sequence::SpinEcho | Sequence::Dwi => spin_echo(pd, t1, t2, p.tr_ms, p.te_ms),
+        Sequence::SpinEcho | Sequence::Dwi => {
+            spin_echo_train(pd, t1, t2, p.tr_ms, p.te_ms, p.esp_ms, p.etl)
+        }
         Sequence::InversionRecovery | Sequence::Flair | Sequence::Stir => {
-            inversion_recovery(pd, t1, t2, p.tr_ms, p.te_ms, p.ti_ms)
+            inversion_recovery_train(pd, t1, t2, p.tr_ms, p.te_ms, p.ti_ms, p.esp_ms, p.etl)
         }
         Sequence::SpoiledGre => spoiled_gre(pd, t1, t2star, p.tr_ms, p.te_ms, p.flip_rad),
         Sequence::Mprage => mprage(
@@ -210,7 +262,7 @@ mod tests {
     fn flair_nulls_csf_at_its_null_point() {
         let tr = 9000.0;
         let csf = rel("csf");
-        let ti = null_ti_ms(csf.t1_ms, tr, 100.0);
+        let ti = null_ti_ms(csf.t1_ms, tr, 100.0, 1);
         let sig = |n: &str| {
             let r = rel(n);
             inversion_recovery(r.pd, r.t1_ms, r.t2_ms, tr, 100.0, ti).abs()

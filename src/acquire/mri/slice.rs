@@ -11,6 +11,8 @@ pub(super) struct Component {
     pub(super) im: Option<Vec<f32>>,
     /// Off-resonance (Hz) that displaces this component along the readout, besides B0.
     pub(super) shift_hz: f64,
+    /// The echo-train term this component feeds (`echo_train::TrainBasis`; 0 without one).
+    pub(super) basis: usize,
 }
 
 /// A complex image as split (re, im) buffers.
@@ -28,7 +30,7 @@ pub(super) struct Ctx<'a> {
     pub(super) fast: bool,
     pub(super) comps: Vec<Component>,
     pub(super) motion: Option<(Rigid, Vec<bool>)>,
-    pub(super) b0: Option<(SmoothField, f64)>,
+    pub(super) b0: Option<B0>,
     pub(super) bias: Option<(SmoothField, f32)>,
     pub(super) coils: CoilArray,
     pub(super) mask: Vec<bool>,
@@ -41,24 +43,37 @@ pub(super) struct Ctx<'a> {
     pub(super) homodyne: Option<partial_fourier::Homodyne>,
     /// Cholesky factor of the coils' noise covariance (correlated coil noise).
     pub(super) noise_chol: Option<Vec<f64>>,
+    /// The echo train's separable decay, when lines are read at different times.
+    pub(super) train: Option<echo_train::TrainBasis>,
     pub(super) seed: u64,
 }
 
-/// Stage 2: the object on slice `s`'s sim grid (rows = phase lines), moved by `xform`.
-pub(super) fn object_slice(ctx: &Ctx, s: usize, xform: Option<&Rigid>) -> (Vec<f32>, Vec<f32>) {
+/// Stage 2: echo-train term `basis` of the object on slice `s`'s sim grid (rows = phase
+/// lines), moved by `xform`.
+pub(super) fn object_slice(
+    ctx: &Ctx,
+    s: usize,
+    xform: Option<&Rigid>,
+    basis: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let g = &ctx.g;
     let n = g.ns_phase * g.ns_read;
     let (mut re, mut im) = (vec![0f32; n], vec![0f32; n]);
     let read_coords: Vec<f64> = (0..g.ns_read).map(|r| g.read_mm(r)).collect();
     let phase_coords: Vec<f64> = (0..g.ns_phase).map(|l| g.phase_mm(l)).collect();
     let z = g.slice_z_mm(s);
-    let df_b0 = ctx.b0.as_ref().map(|(f, hz)| {
-        f.eval_plane(g.phase_axis, &phase_coords, g.read_axis, &read_coords, z)
-            .into_iter()
-            .map(|v| v as f64 * hz)
-            .collect::<Vec<f64>>()
-    });
-    for (k, comp) in ctx.comps.iter().enumerate() {
+    let df_b0 = ctx
+        .b0
+        .as_ref()
+        .map(|b| b.sim_plane_hz(g, s, &phase_coords, &read_coords));
+    // EPI: sim pixels along the phase axis per Hz of off-resonance.
+    let phase_px_per_hz = ctx
+        .train
+        .as_ref()
+        .and_then(|b| b.train.ms_per_ky)
+        .map(|ms| ms * 1e-3 * g.ns_phase as f64);
+    let comps = ctx.comps.iter().filter(|c| c.basis == basis);
+    for (k, comp) in comps.enumerate() {
         // The first component lands in the still-zero sum itself when it is not displaced
         // (the usual case: one component, no chemical shift or B0): no copy and no add.
         let in_place = k == 0 && comp.shift_hz == 0.0 && df_b0.is_none();
@@ -119,28 +134,18 @@ pub(super) fn object_slice(ctx: &Ctx, s: usize, xform: Option<&Rigid>) -> (Vec<f
                 }
             }
         }
-        // Displacement along the readout by off-resonance / bandwidth (push, linear splat:
-        // pile-up and voids appear where the shift varies).
+        // Displacement by off-resonance: along the readout by Δf / bandwidth, and for EPI
+        // along the phase axis by Δf × the time per ky step × lines.
         if comp.shift_hz != 0.0 || df_b0.is_some() {
+            let hz = |l: usize, r: usize| {
+                comp.shift_hz + df_b0.as_ref().map_or(0.0, |d| d[l * g.ns_read + r])
+            };
             let px_per_hz = g.os_read as f64 / ctx.p.bandwidth_hz_per_px;
-            for l in 0..g.ns_phase {
-                let row = l * g.ns_read..(l + 1) * g.ns_read;
-                let (sr, si) = (cr[row.clone()].to_vec(), ci[row.clone()].to_vec());
-                let (dr, di) = (&mut cr[row.clone()], &mut ci[row]);
-                dr.fill(0.0);
-                di.fill(0.0);
-                for r in 0..g.ns_read {
-                    let hz = comp.shift_hz + df_b0.as_ref().map_or(0.0, |d| d[l * g.ns_read + r]);
-                    let t = r as f64 + hz * px_per_hz;
-                    let t0 = t.floor();
-                    let f = (t - t0) as f32;
-                    for (k, wgt) in [(t0 as i64, 1.0 - f), (t0 as i64 + 1, f)] {
-                        if k >= 0 && (k as usize) < g.ns_read {
-                            dr[k as usize] += wgt * sr[r];
-                            di[k as usize] += wgt * si[r];
-                        }
-                    }
-                }
+            displace(cr, ci, g.ns_read, g.ns_phase, false, |l, r| {
+                hz(l, r) * px_per_hz
+            });
+            if let Some(pp) = phase_px_per_hz {
+                displace(cr, ci, g.ns_read, g.ns_phase, true, |l, r| hz(l, r) * pp);
             }
         }
         if !in_place {
@@ -156,6 +161,52 @@ pub(super) fn object_slice(ctx: &Ctx, s: usize, xform: Option<&Rigid>) -> (Vec<f
         }
     }
     (re, im)
+}
+
+/// Pushes each pixel of a (rows × cols) complex image by `shift(row, col)` pixels along its
+/// row (`along_rows` false) or column, splatting linearly: pile-up and voids appear where the
+/// shift varies, as in a distorted acquisition.
+fn displace(
+    re: &mut [f32],
+    im: &mut [f32],
+    cols: usize,
+    rows: usize,
+    along_columns: bool,
+    shift: impl Fn(usize, usize) -> f64,
+) {
+    let (lines, len) = if along_columns {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
+    let at = |line: usize, i: usize| {
+        if along_columns {
+            i * cols + line
+        } else {
+            line * cols + i
+        }
+    };
+    let (mut sr, mut si) = (vec![0f32; len], vec![0f32; len]);
+    for line in 0..lines {
+        for i in 0..len {
+            sr[i] = re[at(line, i)];
+            si[i] = im[at(line, i)];
+            re[at(line, i)] = 0.0;
+            im[at(line, i)] = 0.0;
+        }
+        for i in 0..len {
+            let (row, col) = if along_columns { (i, line) } else { (line, i) };
+            let t = i as f64 + shift(row, col);
+            let t0 = t.floor();
+            let f = (t - t0) as f32;
+            for (k, w) in [(t0 as i64, 1.0 - f), (t0 as i64 + 1, f)] {
+                if k >= 0 && (k as usize) < len {
+                    re[at(line, k as usize)] += w * sr[i];
+                    im[at(line, k as usize)] += w * si[i];
+                }
+            }
+        }
+    }
 }
 
 /// Complex product of a separable coil map with a (rows × cols) slice.
@@ -216,30 +267,43 @@ pub(super) fn add_to_combiner(
 pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
     let g = &ctx.g;
     let (np, nr) = (g.n_phase, g.n_read);
-    // 2. Object per motion state, with the lines each state provides.
-    let mut states: Vec<(Complex, Vec<bool>)> = Vec::new();
-    match &ctx.motion {
-        None => states.push((object_slice(ctx, s, None), vec![true; np])),
-        Some((x, moved)) => {
-            if moved.iter().any(|&m| !m) {
-                states.push((
-                    object_slice(ctx, s, None),
-                    moved.iter().map(|&m| !m).collect(),
-                ));
-            }
-            if moved.iter().any(|&m| m) {
-                states.push((object_slice(ctx, s, Some(x)), moved.clone()));
+    // 2. Object per echo-train term and motion state, with the weight of each line in it
+    // (a term's decay weights; 1 or 0 for the lines a motion state provides).
+    let rank = ctx.train.as_ref().map_or(1, |b| b.rank());
+    let mut states: Vec<(Complex, Vec<f32>)> = Vec::new();
+    for j in 0..rank {
+        let w = ctx
+            .train
+            .as_ref()
+            .map_or_else(|| vec![1.0; np], |b| b.line_weights[j].clone());
+        let keep = |on: &dyn Fn(usize) -> bool| -> Vec<f32> {
+            (0..np).map(|l| if on(l) { w[l] } else { 0.0 }).collect()
+        };
+        match &ctx.motion {
+            None => states.push((object_slice(ctx, s, None, j), w.clone())),
+            Some((x, moved)) => {
+                if moved.iter().any(|&m| !m) {
+                    states.push((object_slice(ctx, s, None, j), keep(&|l| !moved[l])));
+                }
+                if moved.iter().any(|&m| m) {
+                    states.push((object_slice(ctx, s, Some(x), j), keep(&|l| moved[l])));
+                }
             }
         }
     }
-    // When every k-space line is kept as acquired (no crop, mask or ghost) the transform pair
-    // is the identity on all but the moved lines: see `simulate_slice_direct`.
+    // When every k-space line is kept as acquired (no crop, mask, ghost or echo train) the
+    // transform pair is the identity on all but the moved lines: see `simulate_slice_direct`.
     let direct = !ctx.kx_domain
         && g.os_phase == 1
         && ctx.ghost.is_none()
+        && ctx.train.is_none()
         && !ctx.p.export_kspace
         && ctx.mask.iter().all(|&m| m);
     if direct {
+        let states: Vec<(Complex, Vec<bool>)> = states
+            .into_iter()
+            .map(|(c, w)| (c, w.iter().map(|&v| v != 0.0).collect()))
+            .collect();
         return (simulate_slice_direct(ctx, s, &states), Vec::new(), None);
     }
     let z = g.slice_z_mm(s);
@@ -268,12 +332,17 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
                 apply_coil(sr, si, &fp, &fr, fz)
             };
             let (tr, ti) = kspace::forward(g, &ctx.plans, br, bi, ctx.kx_domain);
-            if states.len() == 1 {
+            if states.len() == 1 && lines.iter().all(|&w| w == 1.0) {
                 (kr, ki) = (tr, ti);
             } else {
-                for l in (0..np).filter(|&l| lines[l]) {
-                    kr[l * nr..(l + 1) * nr].copy_from_slice(&tr[l * nr..(l + 1) * nr]);
-                    ki[l * nr..(l + 1) * nr].copy_from_slice(&ti[l * nr..(l + 1) * nr]);
+                for (l, &w) in lines.iter().enumerate().filter(|(_, &w)| w != 0.0) {
+                    let span = l * nr..(l + 1) * nr;
+                    for (o, v) in kr[span.clone()].iter_mut().zip(&tr[span.clone()]) {
+                        *o += w * v;
+                    }
+                    for (o, v) in ki[span.clone()].iter_mut().zip(&ti[span]) {
+                        *o += w * v;
+                    }
                 }
             }
         }
@@ -305,6 +374,10 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
                     row_i[x] += (a / nr as f64 * ang.sin()) as f32;
                 }
             }
+        }
+        // 3b'. EPI Nyquist ghost: the odd echoes shifted along kx.
+        if let (Some(d), Some(b)) = (ctx.p.artifacts.epi_echo_shift_samples, &ctx.train) {
+            nyquist_ghost(ctx, &mut kr, &mut ki, d, &b.train.odd);
         }
         // 3c. Mask, ghosting, thermal noise (one stream per slice and coil).
         for l in 0..np {
@@ -356,6 +429,37 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
     }
     let (img, g) = comb.finish();
     (img, exported, g)
+}
+
+/// Shifts the `odd` lines (phase lines × read, read in k-space when `kx_domain`) by `d`
+/// samples along kx: along the read axis of the image, the linear phase e^{2πi d (r − n/2)/n}
+/// (its centre at the read centre), which leaves ½(1 + e^{iφ}) of the object in place and moves
+/// ½(1 − e^{iφ}) of it by half the field of view.
+fn nyquist_ghost(ctx: &Ctx, kr: &mut [f32], ki: &mut [f32], d: f64, odd: &[bool]) {
+    let g = &ctx.g;
+    let nr = g.n_read;
+    if ctx.kx_domain {
+        kspace::read_transform(g, &ctx.plans, kr, ki, true);
+    }
+    let ramp: Vec<(f32, f32)> = (0..nr)
+        .map(|r| {
+            let (s, c) = (2.0 * std::f64::consts::PI * d * (r as f64 - 0.5 * nr as f64)
+                / nr as f64)
+                .sin_cos();
+            (c as f32, s as f32)
+        })
+        .collect();
+    for (l, _) in odd.iter().enumerate().filter(|(_, &o)| o) {
+        let span = l * nr..(l + 1) * nr;
+        for ((a, b), &(c, s)) in kr[span.clone()].iter_mut().zip(&mut ki[span]).zip(&ramp) {
+            (*a, *b) = (*a * c - *b * s, *a * s + *b * c);
+        }
+    }
+    if ctx.kx_domain {
+        kspace::read_transform(g, &ctx.plans, kr, ki, false);
+        let s = 1.0 / nr as f32;
+        kr.iter_mut().chain(ki.iter_mut()).for_each(|v| *v *= s);
+    }
 }
 
 /// One coil's image-domain noise source: its own stream (independent coil noise: the common
