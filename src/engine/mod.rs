@@ -375,9 +375,17 @@ struct Shared<'a> {
     needs: Needs,
     dir: PathBuf,
     timings: Mutex<BTreeMap<&'static str, f64>>,
+    /// Warnings about single subjects, shown after the progress bar and kept in provenance.
+    warnings: Mutex<Vec<String>>,
 }
 
 impl Shared<'_> {
+    fn warn(&self, w: String) {
+        if let Ok(mut v) = self.warnings.lock() {
+            v.push(w);
+        }
+    }
+
     fn time<T>(&self, stage: &'static str, f: impl FnOnce() -> T) -> T {
         let t = Instant::now();
         let out = f();
@@ -476,6 +484,7 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
         needs: needs(p),
         dir: dir.clone(),
         timings: Mutex::new(BTreeMap::new()),
+        warnings: Mutex::new(Vec::new()),
     };
 
     // Which subjects are already complete (resume)?
@@ -528,6 +537,15 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
             .collect()
     });
     bar.finish_and_clear();
+    let mut warnings = shared
+        .warnings
+        .lock()
+        .map(|w| w.clone())
+        .unwrap_or_default();
+    warnings.sort();
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     if !failures.is_empty() {
         return Err(EngineError::Subjects(failures));
     }
@@ -540,6 +558,7 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
         "anatomy_source_unmapped": import_note,
         "grid": shared.grid,
         "seconds": {"total_wall": start.elapsed().as_secs_f64(), "stages_cpu": timings},
+        "warnings": warnings,
     });
     match opts.shard {
         // A shard writes only its own manifest; `synthcohort merge` writes the run-level files.

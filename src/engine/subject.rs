@@ -164,6 +164,7 @@ pub fn build_subject(p: &Resolved, idx: u64) -> Result<SubjectData, EngineError>
         needs: needs(p),
         dir: PathBuf::new(),
         timings: Mutex::new(BTreeMap::new()),
+        warnings: Mutex::new(Vec::new()),
     };
     Ok(make_subject(&s, idx)?)
 }
@@ -231,6 +232,10 @@ pub(super) fn acquire(
             let maps = obj.ct.as_ref().ok_or(SubjectError::MissingMaps("CT"))?;
             let r = crate::acquire::ct::acquire(maps, ct, noise_seed)?;
             let mut protocol = protocol;
+            protocol["scan_field_radius_mm"] = serde_json::json!(ct.scan_field_radius_mm());
+            if let Some(t) = r.truncation_mm {
+                protocol["truncation_mm"] = serde_json::json!(t);
+            }
             protocol["effective_energy_kev"] = serde_json::json!(r.effective_energy_kev);
             // The tube load behind each recon slice (tube-current modulation), mAs.
             protocol["tube_current_mas_per_slice"] = serde_json::json!(r
@@ -328,6 +333,18 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
         let acq = s.time("acquire", || {
             acquire(&arm.protocol, &data.object, subj.seed, ai)
         })?;
+        if let (Some(t), crate::pipeline::arm::Protocol::Ct(ct)) = (
+            acq.protocol.get("truncation_mm").and_then(|v| v.as_f64()),
+            &arm.protocol,
+        ) {
+            s.warn(format!(
+                "{} arm `{}`: the body reaches {t:.1} mm past the {:.1} mm scan field radius; its projections are cut at the detector's edges (truncation artefacts){}",
+                subj.id,
+                arm.name,
+                ct.scan_field_radius_mm(),
+                if ct.extended_fov { "; the extended-FOV reconstruction extrapolates them" } else { "; extended_fov: true extrapolates them" }
+            ));
+        }
         let image = &acq.image;
         let li = match label_files.iter().position(|(g, ..)| g == &image.grid) {
             Some(i) => i,

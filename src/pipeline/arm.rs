@@ -321,7 +321,13 @@ pub fn resolve(
             preset.fov_mm = extent[0].max(extent[1]);
             preset.matrix = nx.max(ny);
             preset.slice_mm = spacing_mm[2];
-            let p: CtProtocol = typed(overlay(&preset, settings), path)?;
+            let fov_given = settings.contains_key("fov_mm");
+            let mut p: CtProtocol = typed(overlay(&preset, settings), path)?;
+            if !fov_given {
+                // The default FOV is the object's extent, cut to the field the scanner
+                // reconstructs (a body wider than it is then imaged with truncation).
+                p.fov_mm = p.fov_mm.min(2.0 * p.reconstructed_field_radius_mm());
+            }
             checked(p.validate(), path)?;
             Protocol::Ct(Box::new(p))
         }

@@ -13,6 +13,7 @@ pub mod aperture;
 pub mod bone_correction;
 pub mod ctdi;
 pub mod dose;
+pub mod extended_fov;
 pub mod geometry;
 pub mod helical;
 mod interaction_tables;
@@ -68,6 +69,9 @@ pub struct CtResult {
     /// Mean tube load per rotation (mAs) of the views behind each recon slice: the protocol's
     /// `mas` without tube-current modulation.
     pub mas_per_slice: Vec<f64>,
+    /// How far (mm) the body reaches past the scan field's radius, when it does: its
+    /// projections are cut at the detector's edges (truncation), unless `extended_fov`.
+    pub truncation_mm: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,7 +246,9 @@ pub fn acquire_with_spectrum(
         let b2: Vec<[f32; 2]> = basis.iter().map(|v| [v[0], v[1]]).collect();
         scan::<2>(&ctx, g, &b2, &recon_grid)
     };
-    let image = Volume::from_vec(recon_grid, image);
+    let mut image = Volume::from_vec(recon_grid, image);
+    pad_out_of_field(&mut image, protocol);
+    let truncation_mm = body_beyond_scan_field_mm(obj, protocol.scan_field_radius_mm());
     let mean_mas = mas_per_slice.iter().sum::<f64>() / mas_per_slice.len().max(1) as f64;
     // Dose from the protocol's tungsten beam (an explicit test spectrum only images).
     let dose_spec = spectrum::Spectrum::tungsten(
@@ -259,7 +265,54 @@ pub fn acquire_with_spectrum(
         ssde_mgy: dose::ssde_mgy(ctdi_vol_mgy, dw),
         effective_energy_kev: e_eff,
         mas_per_slice,
+        truncation_mm,
     })
+}
+
+/// Sets the recon square's pixels outside the reconstructed field (the scan field, or its
+/// extension) to the protocol's out-of-field value, as scanners pad their images' corners.
+fn pad_out_of_field(image: &mut Volume<f32>, p: &CtProtocol) {
+    let r = p.reconstructed_field_radius_mm();
+    let g = image.grid.clone();
+    let plane = g.dims[0] * g.dims[1];
+    let outside: Vec<bool> = (0..plane)
+        .map(|q| {
+            let w = g.world(q % g.dims[0], q / g.dims[0], 0);
+            w[0].hypot(w[1]) > r
+        })
+        .collect();
+    let pad = p.out_of_field_hu as f32;
+    image.data.par_chunks_mut(plane).for_each(|sl| {
+        for (v, &o) in sl.iter_mut().zip(&outside) {
+            if o {
+                *v = pad;
+            }
+        }
+    });
+}
+
+/// How far (mm) any voxel denser than lung-like −500 HU lies past `radius` from the rotation
+/// axis, when one does.
+fn body_beyond_scan_field_mm(obj: &CtMaps, radius: f64) -> Option<f64> {
+    let g = &obj.hu.grid;
+    let plane = g.dims[0] * g.dims[1];
+    let far = obj
+        .hu
+        .data
+        .par_chunks(plane)
+        .map(|sl| {
+            sl.iter()
+                .enumerate()
+                .filter(|(_, &h)| h > -500.0)
+                .map(|(q, _)| {
+                    let w = g.world(q % g.dims[0], q / g.dims[0], 0);
+                    // The voxel's far edge, not its centre.
+                    w[0].hypot(w[1]) + 0.5 * g.spacing_mm[0].max(g.spacing_mm[1])
+                })
+                .fold(0.0f64, f64::max)
+        })
+        .reduce(|| 0.0, f64::max);
+    (far > radius + 1e-6).then_some(far - radius)
 }
 
 /// matrix × matrix over the FOV, slices of `slice_mm` covering the object's z extent,
@@ -591,6 +644,19 @@ fn scan_axial<const C: usize>(
     let per_slice = plane_rec.len();
     let blur = projection_blur(p);
     let width = ctdi::collimation_mm(p);
+    // Extended field: columns added on each side so the fan reaches its radius.
+    let extension = p.extended_fov.then(|| {
+        let reach = p.reconstructed_field_radius_mm();
+        let half = p.sid_mm * (reach / p.sid_mm).asin().tan();
+        let ext = ((half - 0.5 * p.detector_cols as f64 * p.pixel_mm) / p.pixel_mm)
+            .ceil()
+            .max(0.0) as usize;
+        let geo_ext = FanGeometry {
+            det_count: p.detector_cols + 2 * ext,
+            ..geo.clone()
+        };
+        (ext, geo_ext)
+    });
     let mut out = vec![0.0f32; rg.len()];
     let mas: Vec<f64> = out
         .par_chunks_mut(per_slice)
@@ -651,8 +717,15 @@ fn scan_axial<const C: usize>(
                         ((s as u64) << 32) | v as u64,
                     );
                 });
-            // Stage 4: fan-beam FBP (μ in mm⁻¹), bone correction → HU.
-            let mut mu = fbp_fan(&sino, &geo, &plane_rec, Window::of(p));
+            // Stage 4: fan-beam FBP (μ in mm⁻¹) — of the projections continued past the
+            // detector for an extended field —, bone correction → HU.
+            let mut mu = match &extension {
+                Some((ext, geo_ext)) => {
+                    let wide = extended_fov::extend_sinogram(&sino, nd, *ext, mu_w_mm, p.pixel_mm);
+                    fbp_fan(&wide, geo_ext, &plane_rec, Window::of(p))
+                }
+                None => fbp_fan(&sino, &geo, &plane_rec, Window::of(p)),
+            };
             if let Some(bone) = &ctx.bone {
                 let est = bone.split(&mu);
                 if BoneModel::has_bone(&est) {

@@ -162,9 +162,23 @@ pub struct CtProtocol {
     pub grid_ratio: f64,
     /// Reconstruction kernel.
     pub kernel: Kernel,
-    /// Reconstruction field of view (square) in mm; default: the object grid's extent.
+    /// Reconstruction field of view (square) in mm; default: the object grid's extent. At most
+    /// the scan field's diameter (the circle the fan covers, `scan_field_radius_mm`), or 1.5×
+    /// it with `extended_fov`; the square's corners outside that circle read
+    /// `out_of_field_hu`.
     #[schemars(range(min = 10.0, max = 1000.0))]
     pub fov_mm: f64,
+    /// Extended-FOV reconstruction (axial scans): each view's projection is extrapolated past
+    /// the detector's edges by the water cylinder that continues its edge value and slope
+    /// (Ohnesorge et al., Med Phys 2000;27:39), so a body wider than the scan field keeps its
+    /// skin line and loses the truncation rim; `fov_mm` may reach 1.5× the scan field.
+    #[serde(default)]
+    pub extended_fov: bool,
+    /// The value of pixels outside the reconstructed field (the square's corners), HU, as a
+    /// scanner's pixel padding value; air by default.
+    #[serde(default = "default_out_of_field_hu")]
+    #[schemars(range(min = -4000.0, max = -1000.0))]
+    pub out_of_field_hu: f64,
     /// Reconstruction matrix (matrix × matrix pixels over `fov_mm`); default: the object grid.
     #[schemars(range(min = 8, max = 4096))]
     pub matrix: usize,
@@ -216,9 +230,19 @@ fn default_focal_spot_mm() -> f64 {
     1.0
 }
 
+fn default_out_of_field_hu() -> f64 {
+    -1024.0
+}
+
+/// How far past the scan field an extended-FOV reconstruction reaches, as a factor of its
+/// radius (clinical extended-FOV reconstructions reach 650–800 mm from a 500 mm field).
+pub const EXTENDED_FOV_FACTOR: f64 = 1.5;
+
 impl CtProtocol {
     /// Named scanner presets. `generic64`: XCIST-like generic 64-row scanner (SID 541 mm,
-    /// SDD 949 mm, 900 × 64 detector of 1.0 mm pitch at the detector → 0.57 mm at isocentre,
+    /// SDD 949 mm, 990 × 64 detector of 1.0 mm pitch at the detector → 0.57 mm at isocentre,
+    /// a 500 mm scan field as clinical 64-slice scanners have (XCIST's 900 curved columns
+    /// reach 494 mm; this flat virtual detector needs 990 at the same isocentre pitch),
     /// 984 views per rotation, 1.0 mm focal spot, cells integrating over their pitch; no crosstalk), 120 kVp, 200 mAs, standard kernel, axial, 400 mm FOV, 256²
     /// matrix, 2.5 mm slices, medium bowtie, water and bone beam-hardening corrections on.
     pub fn preset(name: &str) -> Option<CtProtocol> {
@@ -230,7 +254,7 @@ impl CtProtocol {
                 filtration_mm_cu: 0.0,
                 bowtie: Bowtie::Medium,
                 views: 984,
-                detector_cols: 900,
+                detector_cols: 990,
                 detector_rows: 64,
                 pixel_mm: 1.0 * 541.0 / 949.0,
                 sid_mm: 541.0,
@@ -245,6 +269,8 @@ impl CtProtocol {
                 grid_ratio: default_grid_ratio(),
                 kernel: Kernel::Standard,
                 fov_mm: 400.0,
+                extended_fov: false,
+                out_of_field_hu: default_out_of_field_hu(),
                 matrix: 256,
                 slice_mm: 2.5,
                 beam_hardening_correction: true,
@@ -259,6 +285,24 @@ impl CtProtocol {
 
     pub fn preset_names() -> &'static [&'static str] {
         PRESETS
+    }
+
+    /// Radius (mm) of the scan field of view: the circle about the rotation axis that every
+    /// view's fan covers, sid·sin(atan(half detector width at isocentre / sid)) for this flat
+    /// virtual detector.
+    pub fn scan_field_radius_mm(&self) -> f64 {
+        let half_det = 0.5 * self.detector_cols as f64 * self.pixel_mm;
+        self.sid_mm * (half_det / self.sid_mm).atan().sin()
+    }
+
+    /// Radius (mm) of the field reconstructed: the scan field, or its extension.
+    pub fn reconstructed_field_radius_mm(&self) -> f64 {
+        let r = self.scan_field_radius_mm();
+        if self.extended_fov {
+            (EXTENDED_FOV_FACTOR * r).min(0.5 * self.sid_mm * std::f64::consts::SQRT_2)
+        } else {
+            r
+        }
     }
 
     /// Every field checked: the declared ranges, then the rules between fields. Each problem
@@ -302,20 +346,45 @@ impl CtProtocol {
                 ));
             }
         }
-        let half_det = 0.5 * self.detector_cols as f64 * self.pixel_mm;
-        // The fan must cover the FOV's inscribed circle, or the recon is truncated.
-        let fan_half = (half_det / self.sid_mm).atan();
-        let needed = 0.5 * self.fov_mm / self.sid_mm;
-        if self.sid_mm.is_finite() && fan_half.sin() < needed.min(1.0) - 1e-9 {
+        // The reconstruction FOV's inscribed circle must lie in the scan field (or in its
+        // extension): the square's corners beyond it are padding.
+        let r_scan = self.scan_field_radius_mm();
+        let reach = self.reconstructed_field_radius_mm();
+        if 0.5 * self.fov_mm > reach + 1e-9 {
+            let how = if self.extended_fov {
+                format!("the extended field of view {:.1} mm", 2.0 * reach)
+            } else {
+                format!("the scan field of view {:.1} mm", 2.0 * r_scan)
+            };
             e.push((
-                "detector_cols".into(),
+                "fov_mm".into(),
                 format!(
-                    "{} columns × {} mm cover ±{:.1} mm at isocentre, less than the FOV radius {:.1} mm",
+                    "the reconstruction FOV {} mm is wider than {how} (the circle {} columns × \
+                     {:.3} mm at isocentre cover from a {} mm source distance); use fov_mm ≤ \
+                     {:.1}{}",
+                    self.fov_mm,
                     self.detector_cols,
                     self.pixel_mm,
-                    half_det,
-                    0.5 * self.fov_mm
+                    self.sid_mm,
+                    2.0 * reach,
+                    if self.extended_fov {
+                        String::new()
+                    } else {
+                        format!(
+                            ", or extended_fov: true (up to {:.1} mm)",
+                            2.0 * (EXTENDED_FOV_FACTOR * r_scan)
+                                .min(0.5 * self.sid_mm * std::f64::consts::SQRT_2)
+                        )
+                    }
                 ),
+            ));
+        }
+        if self.extended_fov && self.scan_mode != ScanMode::Axial {
+            e.push((
+                "extended_fov".into(),
+                "the extended-FOV reconstruction extrapolates fan-beam (axial) projections: use \
+                 scan_mode: axial"
+                    .into(),
             ));
         }
         e
