@@ -129,13 +129,12 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
                 .iter()
                 .map(|&v| (v as f64 * hz_per_ppm) as f32)
                 .collect();
-            let inside: Vec<f64> = hz
+            let mut sorted: Vec<f64> = hz
                 .iter()
                 .zip(&maps.pd.data)
                 .filter(|(_, &pd)| pd > 0.0)
                 .map(|(&h, _)| h.abs() as f64)
                 .collect();
-            let mut sorted = inside.clone();
             sorted.sort_by(f64::total_cmp);
             let p99 = sorted
                 .get((0.99 * sorted.len().saturating_sub(1) as f64) as usize)
@@ -146,6 +145,14 @@ pub fn acquire(maps: &MriMaps, protocol: &MriProtocol, seed: u64) -> Result<MriR
                 json!({"shim": "linear", "p99_offset_hz": p99, "p99_shift_px": p99 / p.bandwidth_hz_per_px}),
             );
             Some(Volume::from_vec(chi.grid.clone(), hz))
+        }
+        (None, true) => {
+            // Objects without anatomy (QA phantoms) carry no susceptibility map.
+            applied.insert(
+                "susceptibility_b0".into(),
+                json!("not applied: the object has no susceptibility map (no anatomy)"),
+            );
+            None
         }
         _ => None,
     };

@@ -164,8 +164,8 @@ pub(super) fn object_slice(
 }
 
 /// Pushes each pixel of a (rows × cols) complex image by `shift(row, col)` pixels along its
-/// row (`along_rows` false) or column, splatting linearly: pile-up and voids appear where the
-/// shift varies, as in a distorted acquisition.
+/// row, or along its column when `along_columns`, splatting linearly: pile-up and voids
+/// appear where the shift varies, as in a distorted acquisition.
 fn displace(
     re: &mut [f32],
     im: &mut [f32],
