@@ -333,3 +333,42 @@ fn labels_and_preview_commands_work() {
     let png = std::fs::read(out.join("preview.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
 }
+
+/// A body wider than the scan field: the run goes ahead, warns per subject and arm after the
+/// progress bar, and records the truncation in the manifest and the warning in provenance.
+#[test]
+fn a_body_beyond_the_scan_field_is_imaged_with_a_truncation_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pipeline = tmp.path().join("wide.yaml");
+    std::fs::write(
+        &pipeline,
+        "version: 1\nname: wide\ncohort: {size: 1}\n\
+         anatomy: {template: abdomen, size: [64, 64, 4], spacing_mm: [6, 6, 6]}\n\
+         acquisition:\n  arms:\n    - {name: ct, modality: ct, views: 120, detector_cols: 400, noise: false}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let o = common::run_ok(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // 400 columns × 0.570 mm at isocentre from 541 mm: a field of radius
+    // 541·sin(atan(114.01 / 541)) = 111.56 mm.
+    assert!(
+        err.contains("warning: sub-0001 arm `ct`: the body reaches")
+            && err.contains("past the 111.6 mm scan field radius"),
+        "{err}"
+    );
+    let prov = std::fs::read_to_string(out.join("provenance.json")).unwrap();
+    assert!(prov.contains("scan field radius"), "{prov}");
+    let rows = io::read_manifest(&out.join("manifest.parquet")).unwrap();
+    assert!(
+        rows[0].protocol.contains("truncation_mm"),
+        "{}",
+        rows[0].protocol
+    );
+}
