@@ -268,6 +268,7 @@ fn liver_lesions_enhance_by_class_and_attenuate_as_their_material() {
                 organ: "liver".into(),
                 diameter_mm: 30.0,
                 shape: LesionShape::Sphere,
+                placement: Default::default(),
             },
             LesionTissue {
                 label_id: 0,

@@ -156,6 +156,36 @@ impl std::fmt::Display for LesionShape {
     }
 }
 
+/// Where a lesion sits against its organ's boundary.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LesionPlacement {
+    /// Wholly inside the organ.
+    #[default]
+    Inside,
+    /// Growing out of the organ: the centre inside, near the surface, a quarter to three
+    /// quarters of the lesion outside it in the neighbouring tissue (exophytic renal and liver
+    /// tumours); it may be larger than the organ is thick.
+    Exophytic,
+    /// Inside the organ against its boundary (pleural-based nodules, subcapsular lesions).
+    Surface,
+}
+
+impl LesionPlacement {
+    /// How the placement reads in a sentence ("a lesion … `kidney`").
+    pub fn phrase(self) -> &'static str {
+        match self {
+            LesionPlacement::Inside => "wholly inside",
+            LesionPlacement::Surface => "inside and against the boundary of",
+            LesionPlacement::Exophytic => {
+                "growing out of (a quarter to three quarters outside, within the body)"
+            }
+        }
+    }
+}
+
 /// One lesion to insert.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LesionRequest {
@@ -168,6 +198,8 @@ pub struct LesionRequest {
     /// Mean diameter (mm).
     pub diameter_mm: f64,
     pub shape: LesionShape,
+    #[serde(default)]
+    pub placement: LesionPlacement,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -188,12 +220,21 @@ pub struct LesionRecord {
     pub kind: String,
     pub organ: String,
     pub shape: LesionShape,
+    #[serde(default)]
+    pub placement: LesionPlacement,
+    /// Fraction of the lesion's voxels inside its organ (1 unless exophytic).
+    #[serde(default = "one")]
+    pub fraction_in_organ: f64,
     /// World position (mm, RAS+) of the lesion centre.
     pub center_mm: [f64; 3],
     /// Requested mean diameter (mm).
     pub diameter_mm: f64,
     /// Voxel count × voxel volume.
     pub volume_ml: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// A subject's label map (organs + lesions) and its lesion list.
@@ -232,10 +273,11 @@ pub enum AnatomyError {
         condition: String,
         template: Template,
     },
-    #[error("could not place a {diameter_mm:.1} mm {shape} lesion wholly inside `{organ}` after {tries} tries (deepest point of `{organ}` is {deepest_mm:.1} mm from its boundary)")]
+    #[error("could not place a {diameter_mm:.1} mm {shape} lesion {} `{organ}` after {tries} tries (deepest point of `{organ}` is {deepest_mm:.1} mm from its boundary)", placement.phrase())]
     LesionDoesNotFit {
         diameter_mm: f64,
         shape: LesionShape,
+        placement: LesionPlacement,
         organ: String,
         tries: usize,
         deepest_mm: f64,
@@ -356,18 +398,25 @@ fn insert_lesions(
         }
         let depth = &depth_cache[&ids];
         let deepest = depth.iter().cloned().fold(0.0f32, f32::max) as f64;
-        // A ball of radius r_min around the centre is lesion, so a candidate voxel must be
-        // at least r_min − (centre jitter) from the organ boundary.
+        // Inside: a ball of radius r_min around the centre is lesion, so a candidate voxel
+        // must be at least r_min − (centre jitter) from the organ boundary; against the
+        // surface, no deeper than that plus a voxel diagonal; exophytic, within half r_min of it.
         let need = (shape.r_min - half_diag).max(0.0) as f32;
+        let (lo, hi) = match req.placement {
+            LesionPlacement::Inside => (need, f32::INFINITY),
+            LesionPlacement::Surface => (need, need + (2.0 * half_diag) as f32),
+            LesionPlacement::Exophytic => (0.0, (0.5 * shape.r_min).max(2.0 * half_diag) as f32),
+        };
         let candidates: Vec<usize> = depth
             .iter()
             .enumerate()
-            .filter(|(_, &d)| d > 0.0 && d >= need)
+            .filter(|(_, &d)| d > 0.0 && d >= lo && d <= hi)
             .map(|(i, _)| i)
             .collect();
         let fail = || AnatomyError::LesionDoesNotFit {
             diameter_mm: req.diameter_mm,
             shape: req.shape,
+            placement: req.placement,
             organ: req.organ.clone(),
             tries: LESION_TRIES,
             deepest_mm: deepest,
@@ -382,22 +431,70 @@ fn insert_lesions(
             let w = grid.world(ci, cj, ck);
             let centre = [0, 1, 2].map(|a| w[a] + grid.spacing_mm[a] * (rng.random::<f64>() - 0.5));
             let vox = voxelise(&grid, &shape, centre, c);
-            let inside = vox.iter().all(|&v| {
+            let interior = |v: usize| {
                 let [i, j, kk] = grid.ijk(v);
-                if i == 0 || j == 0 || kk == 0 || i + 1 >= nx || j + 1 >= ny || kk + 1 >= nz {
-                    return false;
+                i > 0 && j > 0 && kk > 0 && i + 1 < nx && j + 1 < ny && kk + 1 < nz
+            };
+            let fits = match req.placement {
+                // In the organ and touching its boundary (a face neighbour outside it).
+                LesionPlacement::Surface => {
+                    vox.iter()
+                        .all(|&v| interior(v) && ids.contains(&labels.data[v]))
+                        && vox.iter().any(|&v| {
+                            let [i, j, kk] = grid.ijk(v);
+                            [
+                                [1i64, 0, 0],
+                                [-1, 0, 0],
+                                [0, 1, 0],
+                                [0, -1, 0],
+                                [0, 0, 1],
+                                [0, 0, -1],
+                            ]
+                            .iter()
+                            .any(|o| {
+                                let q = [i as i64 + o[0], j as i64 + o[1], kk as i64 + o[2]];
+                                !ids.contains(&labels.get(
+                                    q[0] as usize,
+                                    q[1] as usize,
+                                    q[2] as usize,
+                                ))
+                            })
+                        })
                 }
-                (kk - 1..=kk + 1).all(|z| {
-                    (j - 1..=j + 1)
-                        .all(|y| (i - 1..=i + 1).all(|x| ids.contains(&labels.get(x, y, z))))
-                })
-            });
-            if inside {
+                LesionPlacement::Inside => vox.iter().all(|&v| {
+                    if !interior(v) {
+                        return false;
+                    }
+                    let [i, j, kk] = grid.ijk(v);
+                    (kk - 1..=kk + 1).all(|z| {
+                        (j - 1..=j + 1)
+                            .all(|y| (i - 1..=i + 1).all(|x| ids.contains(&labels.get(x, y, z))))
+                    })
+                }),
+                // Out of the organ into the body's tissue, never into air or another lesion.
+                LesionPlacement::Exophytic => {
+                    let in_organ = vox
+                        .iter()
+                        .filter(|&&v| ids.contains(&labels.data[v]))
+                        .count();
+                    let f = in_organ as f64 / vox.len() as f64;
+                    (0.25..=0.75).contains(&f)
+                        && vox.iter().all(|&v| {
+                            let l = labels.data[v];
+                            interior(v) && l != 0 && l < LESION_ID_BASE
+                        })
+                }
+            };
+            if fits {
                 placed = Some((centre, vox));
                 break;
             }
         }
         let (centre, vox) = placed.ok_or_else(fail)?;
+        let in_organ = vox
+            .iter()
+            .filter(|&&v| ids.contains(&labels.data[v]))
+            .count();
         for &v in &vox {
             labels.data[v] = label_id;
         }
@@ -407,6 +504,8 @@ fn insert_lesions(
             kind: req.kind.clone(),
             organ: req.organ.clone(),
             shape: req.shape,
+            placement: req.placement,
+            fraction_in_organ: in_organ as f64 / vox.len() as f64,
             center_mm: centre,
             diameter_mm: req.diameter_mm,
             volume_ml: vox.len() as f64 * grid.voxel_ml(),

@@ -250,6 +250,7 @@ fn lesion(organ: &str, d: f64, shape: LesionShape) -> LesionRequest {
         organ: organ.into(),
         diameter_mm: d,
         shape,
+        placement: LesionPlacement::Inside,
     }
 }
 
@@ -563,4 +564,89 @@ fn imported_real_map_keeps_its_sides() {
     };
     let (base, _) = import_labels(&src, &names, &g);
     assert_sides_right("imported TotalSegmentator CT", &base, 30);
+}
+
+/// An exophytic 50 mm renal tumour (larger than the kidney is thick, refused inside it) grows
+/// out into the body's tissue, never into air; a pleural-based 10 mm nodule lies in the lung
+/// touching its boundary.
+#[test]
+fn exophytic_and_surface_lesions_sit_against_their_organ_boundary() {
+    let g = Grid::centered([96, 96, 80], [4.0, 4.0, 4.0]);
+    let mk = |organ: &str, d: f64, placement: LesionPlacement| LesionRequest {
+        placement,
+        ..lesion(organ, d, LesionShape::Sphere)
+    };
+    let inside = params(
+        Template::Abdomen,
+        g.clone(),
+        0.0,
+        vec![mk("kidney", 50.0, LesionPlacement::Inside)],
+    );
+    let (mut a, mut l) = rngs(3, 4);
+    let err = build(&inside, None, &mut a, &mut l)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("wholly inside `kidney`"), "{err}");
+
+    // The anatomy with the lesions and the same anatomy (same streams) without them.
+    let with_and_without = |t: Template, reqs: Vec<LesionRequest>, seeds: (u64, u64)| {
+        let run = |reqs: Vec<LesionRequest>| {
+            let (mut a, mut l) = rngs(seeds.0, seeds.1);
+            build(&params(t, g.clone(), 0.0, reqs), None, &mut a, &mut l).unwrap()
+        };
+        (run(reqs), run(vec![]).labels)
+    };
+    let (got, pre) = with_and_without(
+        Template::Abdomen,
+        vec![mk("kidney", 50.0, LesionPlacement::Exophytic)],
+        (3, 4),
+    );
+    let rec = &got.lesions[0];
+    let kidney = organ_group("kidney").unwrap();
+    let vox: Vec<usize> = (0..g.len())
+        .filter(|&i| got.labels.data[i] == rec.label_id)
+        .collect();
+    let in_kidney = vox
+        .iter()
+        .filter(|&&i| kidney.contains(&pre.data[i]))
+        .count() as f64
+        / vox.len() as f64;
+    eprintln!(
+        "exophytic 50 mm renal tumour: {} voxels ({:.0} ml), {:.0} % in the kidney (recorded {:.2})",
+        vox.len(),
+        rec.volume_ml,
+        100.0 * in_kidney,
+        rec.fraction_in_organ
+    );
+    assert!((0.25..=0.75).contains(&in_kidney), "{in_kidney}");
+    assert!((rec.fraction_in_organ - in_kidney).abs() < 1e-9);
+    assert!(vox.iter().all(|&i| pre.data[i] != 0), "grew into air");
+    assert_eq!(rec.placement, LesionPlacement::Exophytic);
+
+    let (got, pre) = with_and_without(
+        Template::Thorax,
+        vec![mk("lung", 10.0, LesionPlacement::Surface)],
+        (5, 6),
+    );
+    let lung = organ_group("lung").unwrap();
+    let id = got.lesions[0].label_id;
+    let vox: Vec<usize> = (0..g.len()).filter(|&i| got.labels.data[i] == id).collect();
+    assert!(
+        vox.iter().all(|&i| lung.contains(&pre.data[i])),
+        "outside the lung"
+    );
+    // Against the boundary: within two voxels of a non-lung voxel.
+    let touches = vox.iter().any(|&v| {
+        let [i, j, k] = g.ijk(v);
+        (-2i64..=2).any(|d| {
+            [[d, 0, 0], [0, d, 0], [0, 0, d]].iter().any(|o| {
+                let q = [i as i64 + o[0], j as i64 + o[1], k as i64 + o[2]];
+                q.iter()
+                    .zip(g.dims)
+                    .all(|(&c, n)| c >= 0 && (c as usize) < n)
+                    && !lung.contains(&pre.get(q[0] as usize, q[1] as usize, q[2] as usize))
+            })
+        })
+    });
+    assert!(touches, "pleural-based nodule away from the pleura");
 }

@@ -22,6 +22,7 @@ pub struct LesionDraw {
     pub kind: LesionKind,
     pub organ: String,
     pub shape: LesionShape,
+    pub placement: crate::anatomy::LesionPlacement,
     pub diameter_mm: f64,
     /// CT attenuation (HU), unenhanced.
     pub hu: f64,
@@ -189,6 +190,7 @@ pub fn sample(p: &Pipeline, plan: &CohortPlan, index: u64) -> Subject {
                         LesionShapeSpec::Ellipsoid => LesionShape::Ellipsoid,
                         LesionShapeSpec::Lobulated => LesionShape::Lobulated,
                     },
+                    placement: l.placement,
                     diameter_mm: dist::sample(&l.diameter_mm, &mut r, 0.1, 300.0),
                     hu,
                     material: l.material.clone().unwrap_or_else(|| "water".into()),

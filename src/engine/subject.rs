@@ -9,9 +9,11 @@ pub(super) fn lesion_rows(rec: &[anatomy::LesionRecord]) -> Vec<LesionRow> {
             kind: l.kind.clone(),
             organ: l.organ.clone(),
             shape: format!("{:?}", l.shape).to_lowercase(),
+            placement: format!("{:?}", l.placement).to_lowercase(),
             center_mm: l.center_mm,
             diameter_mm: l.diameter_mm,
             volume_ml: l.volume_ml,
+            fraction_in_organ: l.fraction_in_organ,
         })
         .collect()
 }
@@ -93,6 +95,7 @@ pub(super) fn make_subject_with(
                 organ: l.organ.clone(),
                 diameter_mm: l.diameter_mm,
                 shape: l.shape,
+                placement: l.placement,
             })
             .collect(),
     };

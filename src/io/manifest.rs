@@ -30,10 +30,25 @@ pub struct LesionRow {
     pub kind: String,
     pub organ: String,
     pub shape: String,
+    /// `inside`, `surface` or `exophytic` (see `anatomy::LesionPlacement`); runs recorded
+    /// before placements existed read as `inside`.
+    #[serde(default = "inside")]
+    pub placement: String,
     /// World position (RAS+, mm) of the lesion centre.
     pub center_mm: [f64; 3],
     pub diameter_mm: f64,
     pub volume_ml: f64,
+    /// Fraction of the lesion's voxels inside its organ (1 unless exophytic).
+    #[serde(default = "whole")]
+    pub fraction_in_organ: f64,
+}
+
+fn inside() -> String {
+    "inside".into()
+}
+
+fn whole() -> f64 {
+    1.0
 }
 
 /// One output image (subject × acquisition arm) and everything needed to trace it.
@@ -95,9 +110,11 @@ fn lesion_fields() -> Fields {
         Field::new("kind", DataType::Utf8, false),
         Field::new("organ", DataType::Utf8, false),
         Field::new("shape", DataType::Utf8, false),
+        Field::new("placement", DataType::Utf8, false),
         Field::new("center_mm", list(DataType::Float64), false),
         Field::new("diameter_mm", DataType::Float64, false),
         Field::new("volume_ml", DataType::Float64, false),
+        Field::new("fraction_in_organ", DataType::Float64, false),
     ])
 }
 
@@ -174,6 +191,7 @@ fn batch(rows: &[ManifestRow]) -> Result<RecordBatch, IoError> {
             strings(lesions.iter().map(|l| l.kind.as_str())),
             strings(lesions.iter().map(|l| l.organ.as_str())),
             strings(lesions.iter().map(|l| l.shape.as_str())),
+            strings(lesions.iter().map(|l| l.placement.as_str())),
             list_array(
                 DataType::Float64,
                 lesions.iter().map(|_| 3),
@@ -181,6 +199,7 @@ fn batch(rows: &[ManifestRow]) -> Result<RecordBatch, IoError> {
             )?,
             f64s(lesions.iter().map(|l| l.diameter_mm)),
             f64s(lesions.iter().map(|l| l.volume_ml)),
+            f64s(lesions.iter().map(|l| l.fraction_in_organ)),
         ],
         None,
     )
@@ -416,6 +435,8 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), ColumnErro
         list_col::<Float64Array>(struct_col::<ListArray>(les, "center_mm")?, "center_mm")?;
     let l_diam = struct_col::<Float64Array>(les, "diameter_mm")?;
     let l_vol = struct_col::<Float64Array>(les, "volume_ml")?;
+    let l_place = ls("placement")?;
+    let l_frac = struct_col::<Float64Array>(les, "fraction_in_organ")?;
     let lesion = |i: usize| -> Result<LesionRow, ColumnError> {
         Ok(LesionRow {
             label_id: l_id.value(i),
@@ -423,9 +444,11 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), ColumnErro
             kind: l_kind.value(i).to_string(),
             organ: l_organ.value(i).to_string(),
             shape: l_shape.value(i).to_string(),
+            placement: l_place.value(i).to_string(),
             center_mm: fixed3(&l_ctr_v.values()[l_ctr_r[i].clone()], "center_mm")?,
             diameter_mm: l_diam.value(i),
             volume_ml: l_vol.value(i),
+            fraction_in_organ: l_frac.value(i),
         })
     };
 
@@ -491,9 +514,11 @@ mod tests {
                     kind: "nodule".into(),
                     organ: "lung".into(),
                     shape: "lobulated".into(),
+                    placement: "inside".into(),
                     center_mm: [l as f64, -3.5, 12.25],
                     diameter_mm: 6.0,
                     volume_ml: 0.113,
+                    fraction_in_organ: 1.0,
                 })
                 .collect(),
             prompt: "chest CT, female, 62 years, solid nodule".into(),

@@ -272,6 +272,12 @@ pub struct LesionSpec {
     pub diameter_mm: Dist,
     #[serde(default)]
     pub shape: LesionShapeSpec,
+    /// Where the lesion sits against its organ: `inside` (default, wholly inside), `surface`
+    /// (inside and touching the boundary: pleural-based nodules, subcapsular lesions) or
+    /// `exophytic` (growing out of the organ into the body's neighbouring tissue, a quarter to
+    /// three quarters outside; it may be larger than the organ is thick).
+    #[serde(default)]
+    pub placement: crate::anatomy::LesionPlacement,
     /// CT attenuation of the lesion in HU, unenhanced (default by kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hu: Option<Dist>,

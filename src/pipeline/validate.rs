@@ -353,6 +353,8 @@ fn check_condition(c: &mut Checker, p: &Pipeline, path: &str, cond: &ConditionSp
                     let present = anatomy::template_labels(template);
                     if !ids.iter().any(|id| present.contains(id)) {
                         c.err(format!("{lp}.organ"), format!("the `{}` template has no `{}`", p.anatomy.template.name(), les.organ));
+                    } else if les.placement == anatomy::LesionPlacement::Exophytic {
+                        // Grows out of the organ: its size is not bounded by the organ's.
                     } else if let Some(extent) = anatomy::organ_min_extent_mm(template, &les.organ) {
                         let dmax = dist_upper(&les.diameter_mm);
                         if dmax > 0.8 * extent {
