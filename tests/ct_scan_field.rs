@@ -3,44 +3,11 @@
 //! extended-FOV reconstruction recovering the skin line
 //! (`cargo test --release --test ct_scan_field -- --nocapture` prints the figures).
 
-use synthcohort::acquire::ct::{self, protocol::CtProtocol};
-use synthcohort::generate::CtMaps;
-use synthcohort::volume::{Grid, Volume};
+mod common;
 
-/// A water disc of radius `r` mm in air on every slice of `grid`, 4× supersampled.
-fn water_disc(grid: &Grid, r: f64) -> CtMaps {
-    let [nx, ny, nz] = grid.dims;
-    let mut rho = vec![0.001205f32; grid.len()];
-    let mut mat = vec![0u8; grid.len()];
-    for j in 0..ny {
-        for i in 0..nx {
-            let c = grid.world(i, j, 0);
-            let mut f = 0.0;
-            for s in 0..16 {
-                let x = c[0] + ((s % 4) as f64 - 1.5) / 4.0 * grid.spacing_mm[0];
-                let y = c[1] + ((s / 4) as f64 - 1.5) / 4.0 * grid.spacing_mm[1];
-                if x * x + y * y < r * r {
-                    f += 1.0 / 16.0;
-                }
-            }
-            for k in 0..nz {
-                let idx = grid.index(i, j, k);
-                mat[idx] = u8::from(f >= 0.5);
-                rho[idx] = (f + (1.0 - f) * 0.001205) as f32;
-            }
-        }
-    }
-    CtMaps {
-        hu: Volume::from_vec(
-            grid.clone(),
-            rho.iter().map(|&d| 1000.0 * (d - 1.0)).collect(),
-        ),
-        density: Volume::from_vec(grid.clone(), rho),
-        material: Volume::from_vec(grid.clone(), mat),
-        materials: vec!["air", "water"],
-        perfusion: None,
-    }
-}
+use common::ct_subject::water_ellipse;
+use synthcohort::acquire::ct::{self, protocol::CtProtocol};
+use synthcohort::volume::{Grid, Volume};
 
 /// The scan field's radius from the geometry alone: the fan's half-angle through a flat
 /// detector of `cols` × `pitch` at isocentre, seen from `sid`.
@@ -94,7 +61,7 @@ fn scan(r: f64, fov: f64, extended: bool) -> (Volume<f32>, Option<f64>) {
     p.fov_mm = fov;
     p.slice_mm = 5.0;
     p.extended_fov = extended;
-    let r = ct::acquire(&water_disc(&grid, r), &p, 1).unwrap();
+    let r = ct::acquire(&water_ellipse(&grid, r, r), &p, 1).unwrap();
     (r.image, r.truncation_mm)
 }
 

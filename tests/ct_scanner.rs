@@ -4,45 +4,12 @@
 
 mod common;
 
-use common::ct_subject::{interior, procedural_ct};
+use common::ct_subject::{interior, procedural_ct, water_ellipse as ellipse};
 use synthcohort::acquire::ct::{self, protocol::CtProtocol, scatter, ScanMode, Spectrum};
 use synthcohort::anatomy::{self, Template};
 use synthcohort::generate::procedural::Procedural;
 use synthcohort::generate::CtMaps;
 use synthcohort::volume::{Grid, Volume};
-
-/// A water ellipse (semi-axes `a` × `b` mm) in air, 4× supersampled partial volume.
-fn ellipse(grid: &Grid, a: f64, b: f64) -> CtMaps {
-    let [nx, ny, nz] = grid.dims;
-    let mut rho = vec![0.001205f32; grid.len()];
-    let mut mat = vec![0u8; grid.len()];
-    for j in 0..ny {
-        for i in 0..nx {
-            let c = grid.world(i, j, 0);
-            let mut f = 0.0;
-            for s in 0..16 {
-                let x = c[0] + ((s % 4) as f64 - 1.5) / 4.0 * grid.spacing_mm[0];
-                let y = c[1] + ((s / 4) as f64 - 1.5) / 4.0 * grid.spacing_mm[1];
-                if (x / a).powi(2) + (y / b).powi(2) < 1.0 {
-                    f += 1.0 / 16.0;
-                }
-            }
-            for k in 0..nz {
-                let idx = grid.index(i, j, k);
-                mat[idx] = u8::from(f >= 0.5);
-                rho[idx] = (f * 1.0 + (1.0 - f) * 0.001205) as f32;
-            }
-        }
-    }
-    let hu = rho.iter().map(|&d| 1000.0 * (d - 1.0)).collect();
-    CtMaps {
-        hu: Volume::from_vec(grid.clone(), hu),
-        density: Volume::from_vec(grid.clone(), rho),
-        material: Volume::from_vec(grid.clone(), mat),
-        materials: vec!["air", "water"],
-        perfusion: None,
-    }
-}
 
 /// generic64 with fewer views and a coarse detector so each scan takes seconds.
 fn protocol(g: &Grid) -> CtProtocol {

@@ -48,24 +48,45 @@ pub(super) struct Ctx<'a> {
     pub(super) seed: u64,
 }
 
+/// The fields on slice `s`'s sim grid that every object term and motion state of the slice
+/// shares: the B0 off-resonance (Hz) and the receive bias factor.
+pub(super) struct SliceFields {
+    df_b0: Option<Vec<f64>>,
+    bias: Option<Vec<f32>>,
+}
+
+impl SliceFields {
+    pub(super) fn new(ctx: &Ctx, s: usize) -> SliceFields {
+        let g = &ctx.g;
+        let read: Vec<f64> = (0..g.ns_read).map(|r| g.read_mm(r)).collect();
+        let phase: Vec<f64> = (0..g.ns_phase).map(|l| g.phase_mm(l)).collect();
+        let z = g.slice_z_mm(s);
+        SliceFields {
+            df_b0: ctx.b0.as_ref().map(|b| b.sim_plane_hz(g, s, &phase, &read)),
+            bias: ctx.bias.as_ref().map(|(f, h)| {
+                f.eval_plane(g.phase_axis, &phase, g.read_axis, &read, z)
+                    .into_iter()
+                    .map(|v| 1.0 + h * v)
+                    .collect()
+            }),
+        }
+    }
+}
+
 /// Stage 2: echo-train term `basis` of the object on slice `s`'s sim grid (rows = phase
 /// lines), moved by `xform`.
 pub(super) fn object_slice(
     ctx: &Ctx,
     s: usize,
+    fields: &SliceFields,
     xform: Option<&Rigid>,
     basis: usize,
 ) -> (Vec<f32>, Vec<f32>) {
     let g = &ctx.g;
     let n = g.ns_phase * g.ns_read;
     let (mut re, mut im) = (vec![0f32; n], vec![0f32; n]);
-    let read_coords: Vec<f64> = (0..g.ns_read).map(|r| g.read_mm(r)).collect();
-    let phase_coords: Vec<f64> = (0..g.ns_phase).map(|l| g.phase_mm(l)).collect();
     let z = g.slice_z_mm(s);
-    let df_b0 = ctx
-        .b0
-        .as_ref()
-        .map(|b| b.sim_plane_hz(g, s, &phase_coords, &read_coords));
+    let df_b0 = fields.df_b0.as_deref();
     // EPI: sim pixels along the phase axis per Hz of off-resonance.
     let phase_px_per_hz = ctx
         .train
@@ -153,11 +174,10 @@ pub(super) fn object_slice(
             im.iter_mut().zip(&own_i).for_each(|(a, b)| *a += b);
         }
     }
-    if let Some((f, h)) = &ctx.bias {
-        let gp = f.eval_plane(g.phase_axis, &phase_coords, g.read_axis, &read_coords, z);
-        for ((r, i), v) in re.iter_mut().zip(im.iter_mut()).zip(&gp) {
-            *r *= 1.0 + h * v;
-            *i *= 1.0 + h * v;
+    if let Some(gain) = &fields.bias {
+        for ((r, i), v) in re.iter_mut().zip(im.iter_mut()).zip(gain) {
+            *r *= v;
+            *i *= v;
         }
     }
     (re, im)
@@ -270,6 +290,7 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
     // 2. Object per echo-train term and motion state, with the weight of each line in it
     // (a term's decay weights; 1 or 0 for the lines a motion state provides).
     let rank = ctx.train.as_ref().map_or(1, |b| b.rank());
+    let fields = SliceFields::new(ctx, s);
     let mut states: Vec<(Complex, Vec<f32>)> = Vec::new();
     for j in 0..rank {
         let w = ctx
@@ -280,13 +301,16 @@ pub(super) fn simulate_slice(ctx: &Ctx, s: usize) -> SliceOut {
             (0..np).map(|l| if on(l) { w[l] } else { 0.0 }).collect()
         };
         match &ctx.motion {
-            None => states.push((object_slice(ctx, s, None, j), w.clone())),
+            None => states.push((object_slice(ctx, s, &fields, None, j), w.clone())),
             Some((x, moved)) => {
                 if moved.iter().any(|&m| !m) {
-                    states.push((object_slice(ctx, s, None, j), keep(&|l| !moved[l])));
+                    states.push((object_slice(ctx, s, &fields, None, j), keep(&|l| !moved[l])));
                 }
                 if moved.iter().any(|&m| m) {
-                    states.push((object_slice(ctx, s, Some(x), j), keep(&|l| moved[l])));
+                    states.push((
+                        object_slice(ctx, s, &fields, Some(x), j),
+                        keep(&|l| moved[l]),
+                    ));
                 }
             }
         }
