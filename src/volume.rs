@@ -146,6 +146,20 @@ impl<T: Copy> Volume<T> {
     }
 }
 
+/// In-plane 4-neighbours of pixel `p` of an nx × ny slice (x-fastest), those inside it.
+#[inline]
+pub fn neighbours4(p: usize, nx: usize, ny: usize) -> impl Iterator<Item = usize> {
+    let (i, j) = (p % nx, p / nx);
+    [
+        (i > 0).then(|| p - 1),
+        (i + 1 < nx).then(|| p + 1),
+        (j > 0).then(|| p - nx),
+        (j + 1 < ny).then(|| p + nx),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,7 +100,7 @@ fn real_label_map_images_like_its_real_scan() {
         ..Procedural::default()
     };
     let (anatomy_labels, maps) =
-        procedural_ct(Template::Abdomen, &g, Some(&labels), &renderer, &[]);
+        procedural_ct(Template::AbdomenPhantom, &g, Some(&labels), &renderer, &[]);
     let mut p = CtProtocol::preset("generic64").unwrap();
     assert_eq!(p.contrast.phase, ct::Phase::Native, "the scan's own phase");
     p.noise = false;

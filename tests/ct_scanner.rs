@@ -119,7 +119,13 @@ fn scatter_to_primary_ratio_and_cupping_of_200_and_320_mm_water() {
 #[test]
 fn helical_reads_like_axial_on_the_same_subject() {
     let g = Grid::centered([80, 80, 12], [5.0, 5.0, 6.0]);
-    let (labels, maps) = procedural_ct(Template::Abdomen, &g, None, &Procedural::default(), &[]);
+    let (labels, maps) = procedural_ct(
+        Template::AbdomenPhantom,
+        &g,
+        None,
+        &Procedural::default(),
+        &[],
+    );
     let mut p = protocol(&g);
     p.noise = false;
     p.detector_rows = 32;
@@ -350,7 +356,7 @@ fn tube_current_modulation_evens_liver_noise_across_procedural_body_sizes() {
             sex: Sex::Male,
         };
         procedural_ct_of(
-            Template::Abdomen,
+            Template::AbdomenPhantom,
             &g,
             None,
             &Procedural::default(),

@@ -121,7 +121,11 @@ fn is_bone(tissue: &str) -> bool {
 fn procedural_templates_read_their_own_hu_at_120_kvp() {
     let mut failures = Vec::new();
     let mut by_tissue: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for t in [Template::Thorax, Template::Abdomen, Template::Head] {
+    for t in [
+        Template::ThoraxPhantom,
+        Template::AbdomenPhantom,
+        Template::Head,
+    ] {
         let organs = image_template(t);
         assert!(
             organs.len() >= 5,
@@ -186,7 +190,7 @@ fn procedural_templates_read_their_own_hu_at_120_kvp() {
 /// aorta ≈ 150 HU, ±20); iodine reads higher at 80 kVp than at 140 kVp.
 #[test]
 fn contrast_phases_enhance_organs_as_published() {
-    let t = Template::Abdomen;
+    let t = Template::AbdomenPhantom;
     let (labels, maps) = subject(t);
     let g = maps.hu.grid.clone();
     let rois = organ_rois(&labels, t);
@@ -259,7 +263,7 @@ fn liver_lesions_enhance_by_class_and_attenuate_as_their_material() {
     use synthcohort::anatomy::{LesionRequest, LesionShape};
     use synthcohort::generate::LesionTissue;
     use synthcohort::tissue::contrast::Perfusion;
-    let t = Template::Abdomen;
+    let t = Template::AbdomenPhantom;
     let lesion = |kind: &str, hu: f64, material: &'static str, perfusion: Perfusion| {
         (
             LesionRequest {

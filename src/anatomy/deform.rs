@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
-use crate::volume::Volume;
+use crate::volume::{Grid, Volume};
 
 /// Control-point spacing (mm): coarse enough that organs bend rather than crumple.
 pub(crate) const CONTROL_SPACING_MM: f64 = 40.0;
@@ -42,70 +42,18 @@ fn axis_weights(n: usize, spacing: f64) -> (usize, Vec<(usize, [f64; 4])>) {
 /// input unchanged and draws nothing from `rng`.
 pub(crate) fn deform(labels: &Volume<u16>, sd_mm: f64, rng: &mut ChaCha8Rng) -> Volume<u16> {
     let g = &labels.grid;
-    if sd_mm <= 0.0 || g.is_empty() {
+    let Some(ffd) = Ffd::draw(g, sd_mm, rng) else {
         return labels.clone();
-    }
+    };
     let [nx, ny, nz] = g.dims;
-    let (ncx, wx) = axis_weights(nx, g.spacing_mm[0]);
-    let (ncy, wy) = axis_weights(ny, g.spacing_mm[1]);
-    let (ncz, wz) = axis_weights(nz, g.spacing_mm[2]);
-    // Control displacements, x-fastest, 3 components each.
-    let ctrl: Vec<[f64; 3]> = (0..ncx * ncy * ncz)
-        .map(|_| {
-            [0, 1, 2].map(|_| {
-                let v: f64 = rng.sample(StandardNormal);
-                v * sd_mm
-            })
-        })
-        .collect();
-    // Separable evaluation: along x, then y, for every control z-plane; z per voxel below.
-    let mut ax = vec![[0.0; 3]; ncz * ncy * nx];
-    for cz in 0..ncz {
-        for cy in 0..ncy {
-            for (i, (b, w)) in wx.iter().enumerate() {
-                let mut acc = [0.0; 3];
-                for (a, wa) in w.iter().enumerate() {
-                    let c = ctrl[b + a + ncx * (cy + ncy * cz)];
-                    for d in 0..3 {
-                        acc[d] += wa * c[d];
-                    }
-                }
-                ax[i + nx * (cy + ncy * cz)] = acc;
-            }
-        }
-    }
-    let mut axy = vec![[0.0; 3]; ncz * ny * nx];
-    axy.par_chunks_mut(nx * ny)
-        .enumerate()
-        .for_each(|(cz, plane)| {
-            for (j, (b, w)) in wy.iter().enumerate() {
-                for i in 0..nx {
-                    let mut acc = [0.0; 3];
-                    for (a, wa) in w.iter().enumerate() {
-                        let c = ax[i + nx * (b + a + ncy * cz)];
-                        for d in 0..3 {
-                            acc[d] += wa * c[d];
-                        }
-                    }
-                    plane[i + nx * j] = acc;
-                }
-            }
-        });
     let mut out = Volume::filled(g.clone(), 0u16);
     out.data
         .par_chunks_mut(nx * ny)
         .enumerate()
         .for_each(|(k, slice)| {
-            let (b, w) = wz[k];
             for j in 0..ny {
                 for i in 0..nx {
-                    let mut d = [0.0; 3];
-                    for (c, wc) in w.iter().enumerate() {
-                        let v = axy[i + nx * (j + ny * (b + c))];
-                        for a in 0..3 {
-                            d[a] += wc * v[a];
-                        }
-                    }
+                    let d = ffd.at(i, j, k);
                     // Pull back from x + d; clamp at the edges so the body is not cut off.
                     let src = [
                         (i as f64 + d[0] / g.spacing_mm[0])
@@ -125,10 +73,90 @@ pub(crate) fn deform(labels: &Volume<u16>, sd_mm: f64, rng: &mut ChaCha8Rng) -> 
     out
 }
 
+/// A drawn free-form deformation on a grid: the control displacements summed along x and y
+/// for every control z-plane (so memory is one plane per control plane, not a field per
+/// voxel), and the z weights per slice.
+pub(crate) struct Ffd {
+    nx: usize,
+    ny: usize,
+    axy: Vec<[f64; 3]>,
+    wz: Vec<(usize, [f64; 4])>,
+}
+
+impl Ffd {
+    /// Draws the control displacements; None (and nothing drawn from `rng`) when `sd_mm` is 0
+    /// or the grid is empty.
+    pub(crate) fn draw(g: &Grid, sd_mm: f64, rng: &mut ChaCha8Rng) -> Option<Ffd> {
+        if sd_mm <= 0.0 || g.is_empty() {
+            return None;
+        }
+        let [nx, ny, nz] = g.dims;
+        let (ncx, wx) = axis_weights(nx, g.spacing_mm[0]);
+        let (ncy, wy) = axis_weights(ny, g.spacing_mm[1]);
+        let (ncz, wz) = axis_weights(nz, g.spacing_mm[2]);
+        // Control displacements, x-fastest, 3 components each.
+        let ctrl: Vec<[f64; 3]> = (0..ncx * ncy * ncz)
+            .map(|_| {
+                [0, 1, 2].map(|_| {
+                    let v: f64 = rng.sample(StandardNormal);
+                    v * sd_mm
+                })
+            })
+            .collect();
+        // Separable evaluation: along x, then y, for every control z-plane; z per voxel below.
+        let mut ax = vec![[0.0; 3]; ncz * ncy * nx];
+        for cz in 0..ncz {
+            for cy in 0..ncy {
+                for (i, (b, w)) in wx.iter().enumerate() {
+                    let mut acc = [0.0; 3];
+                    for (a, wa) in w.iter().enumerate() {
+                        let c = ctrl[b + a + ncx * (cy + ncy * cz)];
+                        for d in 0..3 {
+                            acc[d] += wa * c[d];
+                        }
+                    }
+                    ax[i + nx * (cy + ncy * cz)] = acc;
+                }
+            }
+        }
+        let mut axy = vec![[0.0; 3]; ncz * ny * nx];
+        axy.par_chunks_mut(nx * ny)
+            .enumerate()
+            .for_each(|(cz, plane)| {
+                for (j, (b, w)) in wy.iter().enumerate() {
+                    for i in 0..nx {
+                        let mut acc = [0.0; 3];
+                        for (a, wa) in w.iter().enumerate() {
+                            let c = ax[i + nx * (b + a + ncy * cz)];
+                            for d in 0..3 {
+                                acc[d] += wa * c[d];
+                            }
+                        }
+                        plane[i + nx * j] = acc;
+                    }
+                }
+            });
+        Some(Ffd { nx, ny, axy, wz })
+    }
+
+    /// Displacement (mm) at voxel (i, j, k).
+    #[inline]
+    pub(crate) fn at(&self, i: usize, j: usize, k: usize) -> [f64; 3] {
+        let (b, w) = self.wz[k];
+        let mut d = [0.0; 3];
+        for (c, wc) in w.iter().enumerate() {
+            let v = self.axy[i + self.nx * (j + self.ny * (b + c))];
+            for a in 0..3 {
+                d[a] += wc * v[a];
+            }
+        }
+        d
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::volume::Grid;
     use rand::SeedableRng;
 
     #[test]

@@ -44,6 +44,33 @@ pub(crate) fn cross(a: V3, b: V3) -> V3 {
     ]
 }
 
+/// Solves m·x = v by Gaussian elimination with partial pivoting; None when singular.
+pub(crate) fn solve_linear(mut m: Vec<Vec<f64>>, mut v: Vec<f64>) -> Option<Vec<f64>> {
+    let n = v.len();
+    for col in 0..n {
+        let piv = (col..n).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
+        if m[piv][col].abs() < 1e-12 {
+            return None;
+        }
+        m.swap(col, piv);
+        v.swap(col, piv);
+        let pivot_row = m[col].clone();
+        for r in col + 1..n {
+            let f = m[r][col] / pivot_row[col];
+            for (x, p) in m[r].iter_mut().zip(&pivot_row).skip(col) {
+                *x -= f * p;
+            }
+            v[r] -= f * v[col];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|c| m[r][c] * x[c]).sum();
+        x[r] = (v[r] - s) / m[r][r];
+    }
+    Some(x)
+}
+
 pub(crate) fn smoothstep(e0: f64, e1: f64, x: f64) -> f64 {
     let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
     t * t * (3.0 - 2.0 * t)

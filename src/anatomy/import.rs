@@ -28,7 +28,7 @@ fn alias(name: &str) -> Option<&'static str> {
         "skeletal_muscles" | "muscle" => "skeletal_muscle",
         "gray_matter" | "cortex" => "grey_matter",
         "ventricles" | "lateral_ventricle" => "lateral_ventricles",
-        "body_trunc" | "body_trunk" | "torso_fat" => "body",
+        "body_trunc" | "body_trunk" => "body",
         "bladder" => "urinary_bladder",
         "gall_bladder" => "gallbladder",
         "vena_cava_inferior" => "inferior_vena_cava",

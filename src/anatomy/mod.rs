@@ -14,11 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::volume::{Grid, Volume};
 
+pub mod atlas;
 mod deform;
 mod geom;
 pub mod import;
 pub mod laterality;
 mod lesion;
+pub mod norms;
 pub mod ontology;
 mod phantom;
 
@@ -28,17 +30,30 @@ pub use ontology::{label_by_id, label_by_name, ontology, organ_group, LabelInfo,
 /// Ids a template can produce (sorted, no background, no lesions), for labels.json and the
 /// nnU-Net class list.
 pub fn template_labels(t: Template) -> Vec<u16> {
+    if t.is_atlas() {
+        let Ok(a) = atlas::load(t) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<u16> = a.labels.data.iter().copied().filter(|&l| l != 0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        return ids;
+    }
     phantom::template_label_set(t)
 }
 
-/// Procedural phantom templates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+/// Anatomy templates: atlases built from real segmentations, procedural phantoms, QA objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Template {
-    /// Chest: neck base to upper abdomen.
-    Thorax,
-    /// Abdomen: diaphragm to pelvis.
+    /// Atlas: abdomen and pelvis from a real CT and its segmentation (see the schema text).
     Abdomen,
+    /// Procedural chest phantom: neck base to upper abdomen (`thorax` reads as this until a
+    /// chest atlas ships).
+    #[serde(alias = "thorax")]
+    ThoraxPhantom,
+    /// Procedural abdomen phantom: diaphragm to pelvis (for QA and comparison).
+    AbdomenPhantom,
     /// Head: scalp, skull, CSF, grey and white matter, ventricles.
     Head,
     /// 200 mm water cylinder (CT QA).
@@ -48,24 +63,29 @@ pub enum Template {
 }
 
 impl Template {
-    pub const ALL: [Template; 5] = [
-        Template::Thorax,
+    pub const ALL: [Template; 6] = [
         Template::Abdomen,
+        Template::ThoraxPhantom,
+        Template::AbdomenPhantom,
         Template::Head,
         Template::WaterCylinder,
         Template::CtQa,
     ];
 
-    /// The template a pipeline name stands for.
+    /// The template a pipeline name stands for (`thorax` is `thorax_phantom`).
     pub fn from_name(name: &str) -> Option<Template> {
+        if name == "thorax" {
+            return Some(Template::ThoraxPhantom);
+        }
         Template::ALL.into_iter().find(|t| t.name() == name)
     }
 
     /// The snake_case name used in pipeline files.
     pub fn name(self) -> &'static str {
         match self {
-            Template::Thorax => "thorax",
             Template::Abdomen => "abdomen",
+            Template::ThoraxPhantom => "thorax_phantom",
+            Template::AbdomenPhantom => "abdomen_phantom",
             Template::Head => "head",
             Template::WaterCylinder => "water_cylinder",
             Template::CtQa => "ct_qa",
@@ -77,16 +97,56 @@ impl Template {
         matches!(self, Template::WaterCylinder | Template::CtQa)
     }
 
-    /// A grid (2.5 mm for the trunk, 2 mm otherwise) that covers everything the template
-    /// draws at median adult size; used for measurements and handy for previews.
+    /// Templates read from a shipped atlas rather than drawn procedurally.
+    pub fn is_atlas(self) -> bool {
+        atlas::folder(self).is_some()
+    }
+
+    /// A grid that covers everything the template draws at median adult size (2.5–3 mm for
+    /// the trunk, 2 mm otherwise); used for measurements and handy for previews.
     pub fn covering_grid(self) -> Grid {
         match self {
-            Template::Thorax | Template::Abdomen => {
+            Template::Abdomen => Grid::centered([160, 124, 112], [3.0; 3]),
+            Template::ThoraxPhantom | Template::AbdomenPhantom => {
                 Grid::centered([144, 104, 168], [2.5, 2.5, 2.5])
             }
             Template::Head => Grid::centered([120, 120, 120], [2.0; 3]),
             Template::WaterCylinder | Template::CtQa => Grid::centered([112, 112, 20], [2.0; 3]),
         }
+    }
+}
+
+/// The schema lists every template with its description, and `thorax`, the older name of
+/// `thorax_phantom`, which pipelines may still use.
+impl schemars::JsonSchema for Template {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Template".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let describe = |t: Template| {
+            match t {
+            Template::Abdomen => "Atlas: abdomen and pelvis (lung bases to proximal femora) from a real contrast CT and its TotalSegmentator segmentation, with body outline, subcutaneous and visceral fat, muscle and gas derived from the CT (models/atlas-abdomen/ATLAS.md). Organs scale to literature volumes for each subject, the fat band to its BMI.",
+            Template::ThoraxPhantom => "Procedural chest phantom: neck base to upper abdomen.",
+            Template::AbdomenPhantom => "Procedural abdomen phantom: diaphragm to pelvis (for QA and comparison).",
+            Template::Head => "Head: scalp, skull, CSF, grey and white matter, ventricles.",
+            Template::WaterCylinder => "200 mm water cylinder (CT QA).",
+            Template::CtQa => "Water cylinder with air, fat, acrylic, bone and iodine inserts (CT QA).",
+        }
+        };
+        let mut one_of: Vec<serde_json::Value> = Template::ALL
+            .iter()
+            .map(|&t| serde_json::json!({"type": "string", "const": t.name(), "description": describe(t)}))
+            .collect();
+        one_of.push(serde_json::json!({
+            "type": "string",
+            "const": "thorax",
+            "description": "Read as `thorax_phantom` (its name before atlases), until a chest atlas ships."
+        }));
+        schemars::Schema::try_from(serde_json::json!({
+            "description": "Anatomy templates: atlases built from real segmentations, procedural phantoms, QA objects.",
+            "oneOf": one_of
+        }))
+        .expect("an object is a schema")
     }
 }
 
@@ -284,6 +344,8 @@ pub enum AnatomyError {
     },
     #[error("imported base label map is on grid {got:?} but the anatomy grid is {want:?}; resample it with import_labels first")]
     GridMismatch { got: Box<Grid>, want: Box<Grid> },
+    #[error("atlas: {0}")]
+    Atlas(String),
     #[error("label names file, line {line}: {reason}: `{text}`")]
     NamesFile {
         line: usize,
@@ -358,14 +420,45 @@ pub fn build(
     validate(params, base)?;
     let noise_seed: u64 = anatomy_rng.random();
     let mut labels = match base {
-        Some(b) => b.clone(),
-        None => phantom::render_template(params.template, &params.grid, &params.body, noise_seed),
+        Some(b) => deform::deform(b, params.deformation_mm, anatomy_rng),
+        None if params.template.is_atlas() => atlas_warp(params, anatomy_rng)?.labels(),
+        None => {
+            let l =
+                phantom::render_template(params.template, &params.grid, &params.body, noise_seed);
+            if params.template.is_qa() {
+                l
+            } else {
+                deform::deform(&l, params.deformation_mm, anatomy_rng)
+            }
+        }
     };
-    if base.is_some() || !params.template.is_qa() {
-        labels = deform::deform(&labels, params.deformation_mm, anatomy_rng);
-    }
     let lesions = insert_lesions(&mut labels, params.template, &params.lesions, lesion_rng)?;
     Ok(Anatomy { labels, lesions })
+}
+
+/// The pull-back from a subject's grid into its atlas (atlas templates only): exactly the
+/// warp [`build`] uses for the same `anatomy_rng` (a fresh stream), for measuring a subject's
+/// deformation (Jacobian, organ scale factors).
+pub fn subject_warp(
+    params: &AnatomyParams,
+    anatomy_rng: &mut ChaCha8Rng,
+) -> Result<atlas::SubjectWarp<'static>, AnatomyError> {
+    let _noise_seed: u64 = anatomy_rng.random();
+    atlas_warp(params, anatomy_rng)
+}
+
+fn atlas_warp(
+    params: &AnatomyParams,
+    anatomy_rng: &mut ChaCha8Rng,
+) -> Result<atlas::SubjectWarp<'static>, AnatomyError> {
+    let a = atlas::load(params.template)?;
+    Ok(atlas::SubjectWarp::draw(
+        a,
+        &params.body,
+        &params.grid,
+        params.deformation_mm,
+        anatomy_rng,
+    ))
 }
 
 fn insert_lesions(
@@ -565,10 +658,15 @@ pub fn organ_min_extent_mm(t: Template, organ: &str) -> Option<f64> {
     if let Some(v) = cache.lock().ok()?.get(&(t, ids.clone())) {
         return *v;
     }
-    static MAPS: [OnceLock<Volume<u16>>; 5] = [const { OnceLock::new() }; 5];
+    static MAPS: [OnceLock<Volume<u16>>; Template::ALL.len()] =
+        [const { OnceLock::new() }; Template::ALL.len()];
     let idx = Template::ALL.iter().position(|x| *x == t)?;
-    let map = MAPS[idx]
-        .get_or_init(|| phantom::render_template(t, &t.covering_grid(), &BodySize::median(), 0));
+    let map = if t.is_atlas() {
+        &atlas::load(t).ok()?.labels
+    } else {
+        MAPS[idx]
+            .get_or_init(|| phantom::render_template(t, &t.covering_grid(), &BodySize::median(), 0))
+    };
     let v =
         lesion::edt_full(map, &ids).map(|d| 2.0 * d.iter().cloned().fold(0.0f32, f32::max) as f64);
     cache.lock().ok()?.insert((t, ids), v);

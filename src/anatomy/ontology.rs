@@ -150,6 +150,10 @@ pub const CSF: u16 = 124;
 pub const GREY_MATTER: u16 = 125;
 pub const WHITE_MATTER: u16 = 126;
 pub const LATERAL_VENTRICLES: u16 = 127;
+/// Visceral and intermuscular fat (TotalSegmentator's tissue-types name).
+pub const TORSO_FAT: u16 = 128;
+/// Gas in the body outside the organ labels (atlas derivation).
+pub const INTESTINAL_GAS: u16 = 129;
 pub const WATER: u16 = 130;
 pub const INSERT_AIR: u16 = 131;
 pub const INSERT_FAT: u16 = 132;
@@ -157,7 +161,7 @@ pub const INSERT_ACRYLIC: u16 = 133;
 pub const INSERT_BONE: u16 = 134;
 pub const INSERT_IODINE: u16 = 135;
 
-const OWN: [(u16, &str); 14] = [
+const OWN: [(u16, &str); 16] = [
     (BODY, "body"),
     (SUBCUTANEOUS_FAT, "subcutaneous_fat"),
     (SKELETAL_MUSCLE, "skeletal_muscle"),
@@ -166,6 +170,8 @@ const OWN: [(u16, &str); 14] = [
     (GREY_MATTER, "grey_matter"),
     (WHITE_MATTER, "white_matter"),
     (LATERAL_VENTRICLES, "lateral_ventricles"),
+    (TORSO_FAT, "torso_fat"),
+    (INTESTINAL_GAS, "intestinal_gas"),
     (WATER, "water"),
     (INSERT_AIR, "insert_air"),
     (INSERT_FAT, "insert_fat"),
@@ -372,7 +378,7 @@ mod tests {
     #[test]
     fn ontology_has_all_totalsegmentator_classes_and_unique_ids_names_colours() {
         let o = ontology();
-        assert_eq!(o.len(), 117 + 14);
+        assert_eq!(o.len(), 117 + 16);
         for id in 1..=117u16 {
             assert!(
                 label_by_id(id).is_some(),

@@ -28,12 +28,15 @@ pub(crate) struct Sizing {
     pub fat_mm: f64,
 }
 
+/// Subcutaneous fat thickness (mm) at a BMI: ~5 mm at BMI 18 to ~40 mm at BMI 35, linear
+/// between (abdominal wall ultrasound/CT series report roughly this span; the phantoms and
+/// the atlas band only need the trend).
+pub(crate) fn subcutaneous_fat_mm(bmi: f64) -> f64 {
+    (5.0 + (bmi - 18.0) * 35.0 / 17.0).clamp(3.0, 60.0)
+}
+
 pub(crate) fn sizing(t: Template, body: &BodySize) -> Sizing {
-    let h_m = body.height_cm / 100.0;
-    let bmi = body.weight_kg / (h_m * h_m);
-    // ~5 mm at BMI 18 to ~40 mm at BMI 35, linear between (abdominal wall ultrasound/CT
-    // series report roughly this span; the phantom only needs the trend).
-    let fat_mm = (5.0 + (bmi - 18.0) * 35.0 / 17.0).clamp(3.0, 60.0);
+    let fat_mm = subcutaneous_fat_mm(body.bmi());
     let lin = body.height_cm / 170.0;
     let s = match t {
         // Head size grows much more slowly than height; female brains ~9 % smaller by volume.
@@ -48,7 +51,7 @@ pub(crate) fn sizing(t: Template, body: &BodySize) -> Sizing {
 /// shows (objects wholly outside it are left out, so labels match `template_labels`).
 fn trunk_window(t: Template) -> (f64, [f64; 2]) {
     match t {
-        Template::Thorax => (80.0, [-130.0, 290.0]),
+        Template::ThoraxPhantom => (80.0, [-130.0, 290.0]),
         _ => (-120.0, [-320.0, 80.0]),
     }
 }
@@ -76,7 +79,7 @@ pub(crate) fn template_label_set(t: Template) -> Vec<u16> {
 
 fn objects(t: Template, sz: &Sizing, seed: u64) -> (f64, Vec<Obj>) {
     match t {
-        Template::Thorax | Template::Abdomen => {
+        Template::ThoraxPhantom | Template::AbdomenPhantom => {
             let (shift, win) = trunk_window(t);
             let objs = trunk(sz.fat_mm / sz.s, seed)
                 .into_iter()
@@ -85,6 +88,8 @@ fn objects(t: Template, sz: &Sizing, seed: u64) -> (f64, Vec<Obj>) {
             (shift, objs)
         }
         Template::Head => (0.0, head(seed)),
+        // An atlas is read, not drawn: nothing procedural.
+        Template::Abdomen => (0.0, Vec::new()),
         Template::WaterCylinder => (0.0, qa(false)),
         Template::CtQa => (0.0, qa(true)),
     }

@@ -75,7 +75,7 @@ fn assert_labels_declared(t: Template, v: &Volume<u16>) {
 fn thorax_organ_volumes_and_layout_are_plausible() {
     let g = Grid::centered([192, 192, 160], [2.5, 2.5, 2.5]);
     let t0 = std::time::Instant::now();
-    let v = render(Template::Thorax, g);
+    let v = render(Template::ThoraxPhantom, g);
     eprintln!("thorax 192x192x160 rendered in {:?}", t0.elapsed());
     let lungs = organ_group("lung").unwrap();
     let lung_ml = volume_ml(&v, &lungs);
@@ -117,13 +117,13 @@ fn thorax_organ_volumes_and_layout_are_plausible() {
     ] {
         assert!(volume_ml(&v, &[id]) > 1.0, "label {id} missing from thorax");
     }
-    assert_labels_declared(Template::Thorax, &v);
+    assert_labels_declared(Template::ThoraxPhantom, &v);
 }
 
 #[test]
 fn abdomen_organ_volumes_are_plausible() {
     let g = Grid::centered([192, 192, 160], [2.5, 2.5, 2.5]);
-    let v = render(Template::Abdomen, g);
+    let v = render(Template::AbdomenPhantom, g);
     let vol = |id| volume_ml(&v, &[id]);
     let (liver, kl, kr, spleen) = (vol(LIVER), vol(KIDNEY_LEFT), vol(KIDNEY_RIGHT), vol(SPLEEN));
     eprintln!("liver {liver:.0} kidneys {kl:.0}/{kr:.0} spleen {spleen:.0} mL");
@@ -151,7 +151,7 @@ fn abdomen_organ_volumes_are_plausible() {
     ] {
         assert!(vol(id) > 1.0, "label {id} missing from abdomen");
     }
-    assert_labels_declared(Template::Abdomen, &v);
+    assert_labels_declared(Template::AbdomenPhantom, &v);
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn fat_thickness_follows_bmi() {
             sex: Sex::Male,
         };
         volume_ml(
-            &phantom::render_template(Template::Abdomen, &g, &b, 0),
+            &phantom::render_template(Template::AbdomenPhantom, &g, &b, 0),
             &[SUBCUTANEOUS_FAT],
         )
     };
@@ -263,13 +263,13 @@ fn lesions_lie_wholly_inside_their_organ_and_build_is_deterministic() {
         lesion("lung_lower_lobe_right", 8.0, LesionShape::Sphere),
         lesion("lung", 1.0, LesionShape::Sphere),
     ];
-    let p = params(Template::Thorax, g.clone(), 5.0, reqs.clone());
+    let p = params(Template::ThoraxPhantom, g.clone(), 5.0, reqs.clone());
     let (mut a, mut l) = rngs(7, 8);
     let got = build(&p, None, &mut a, &mut l).unwrap();
     // The pre-lesion map: same anatomy stream, no lesions.
     let (mut a2, mut l2) = rngs(7, 8);
     let pre = build(
-        &params(Template::Thorax, g.clone(), 5.0, vec![]),
+        &params(Template::ThoraxPhantom, g.clone(), 5.0, vec![]),
         None,
         &mut a2,
         &mut l2,
@@ -332,7 +332,7 @@ fn lesion_errors_name_the_organ_and_values() {
     let (mut a, mut l) = rngs(1, 1);
     let e = build(
         &params(
-            Template::Abdomen,
+            Template::AbdomenPhantom,
             g.clone(),
             0.0,
             vec![lesion("liver", 160.0, LesionShape::Lobulated)],
@@ -410,7 +410,7 @@ fn imported_base_is_deformed_and_gets_lesions() {
     assert_eq!(rep.mapped.len(), 1);
     let (mut a, mut l) = rngs(3, 4);
     let p = params(
-        Template::Abdomen,
+        Template::AbdomenPhantom,
         g.clone(),
         4.0,
         vec![lesion("liver", 15.0, LesionShape::Sphere)],
@@ -427,9 +427,9 @@ fn imported_base_is_deformed_and_gets_lesions() {
 
 #[test]
 fn min_extents_are_inscribed_diameters() {
-    let kid = organ_min_extent_mm(Template::Abdomen, "kidney").unwrap();
-    let liver = organ_min_extent_mm(Template::Abdomen, "liver").unwrap();
-    let lung = organ_min_extent_mm(Template::Thorax, "lung").unwrap();
+    let kid = organ_min_extent_mm(Template::AbdomenPhantom, "kidney").unwrap();
+    let liver = organ_min_extent_mm(Template::AbdomenPhantom, "liver").unwrap();
+    let lung = organ_min_extent_mm(Template::ThoraxPhantom, "lung").unwrap();
     eprintln!("kidney {kid} liver {liver} lung {lung}");
     assert!((25.0..=60.0).contains(&kid), "kidney {kid}");
     assert!(liver > 60.0 && lung > 60.0);
@@ -442,7 +442,7 @@ fn min_extents_are_inscribed_diameters() {
 
 #[test]
 fn template_label_lists() {
-    let th = template_labels(Template::Thorax);
+    let th = template_labels(Template::ThoraxPhantom);
     for id in 10..=14 {
         assert!(th.contains(&id));
     }
@@ -494,7 +494,7 @@ fn assert_sides_right(what: &str, v: &Volume<u16>, min_checks: usize) -> usize {
 #[test]
 fn procedural_templates_put_each_organ_on_its_side() {
     let g = Grid::centered([96, 80, 96], [4.0; 3]);
-    let thorax = render(Template::Thorax, g.clone());
+    let thorax = render(Template::ThoraxPhantom, g.clone());
     let n = assert_sides_right("thorax", &thorax, 30);
     let names: Vec<String> = laterality::laterality(&thorax)
         .checks
@@ -512,12 +512,12 @@ fn procedural_templates_put_each_organ_on_its_side() {
         assert!(names.iter().any(|x| x == needed), "thorax lacks {needed}");
     }
     eprintln!("thorax: {n} side comparisons");
-    let abdomen = render(Template::Abdomen, g);
+    let abdomen = render(Template::AbdomenPhantom, g);
     assert_sides_right("abdomen", &abdomen, 20);
     // Deformed subjects keep their sides.
     let (mut a, mut l) = rngs(5, 6);
     let p = params(
-        Template::Abdomen,
+        Template::AbdomenPhantom,
         Grid::centered([96, 80, 96], [4.0; 3]),
         6.0,
         vec![],
@@ -577,7 +577,7 @@ fn exophytic_and_surface_lesions_sit_against_their_organ_boundary() {
         ..lesion(organ, d, LesionShape::Sphere)
     };
     let inside = params(
-        Template::Abdomen,
+        Template::AbdomenPhantom,
         g.clone(),
         0.0,
         vec![mk("kidney", 50.0, LesionPlacement::Inside)],
@@ -597,7 +597,7 @@ fn exophytic_and_surface_lesions_sit_against_their_organ_boundary() {
         (run(reqs), run(vec![]).labels)
     };
     let (got, pre) = with_and_without(
-        Template::Abdomen,
+        Template::AbdomenPhantom,
         vec![mk("kidney", 50.0, LesionPlacement::Exophytic)],
         (3, 4),
     );
@@ -624,7 +624,7 @@ fn exophytic_and_surface_lesions_sit_against_their_organ_boundary() {
     assert_eq!(rec.placement, LesionPlacement::Exophytic);
 
     let (got, pre) = with_and_without(
-        Template::Thorax,
+        Template::ThoraxPhantom,
         vec![mk("lung", 10.0, LesionPlacement::Surface)],
         (5, 6),
     );

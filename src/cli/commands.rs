@@ -51,6 +51,95 @@ pub fn labels(template: &str) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn atlas(ct: &Path, seg: &Path, names: &Path, out: &Path) -> Result<ExitCode, CliError> {
+    use synthcohort::anatomy::{atlas::derive, import_labels, parse_names_file};
+    use synthcohort::io::{self, nifti};
+    let fail = |what: &Path, e: &dyn std::fmt::Display| {
+        CliError::Usage(format!("{}: {e}", what.display()))
+    };
+    let ct_vol = nifti::read_image(ct).map_err(|e| fail(ct, &e))?;
+    let seg_vol = nifti::read_labels(seg).map_err(|e| fail(seg, &e))?;
+    let text = io::bounded::read_text(names, io::bounded::SMALL_TEXT_BYTES, "label-name table")
+        .map_err(|e| fail(names, &e))?;
+    let table = parse_names_file(&text).map_err(|e| fail(names, &e))?;
+    if seg_vol.grid != ct_vol.grid {
+        return Err(CliError::Usage(format!(
+            "{} and {} are on different grids ({:?} vs {:?}); resample the segmentation onto the CT first",
+            seg.display(),
+            ct.display(),
+            seg_vol.grid,
+            ct_vol.grid
+        )));
+    }
+    let (mapped, import) = import_labels(&seg_vol, &table, &ct_vol.grid);
+    let (labels, report) = derive::derive(&ct_vol, &mapped).map_err(|e| fail(ct, &e))?;
+    let bytes =
+        nifti::encode_labels(&labels, true, "synthcohort atlas").map_err(|e| fail(out, &e))?;
+    io::atomic::write_atomic(out, &bytes).map_err(|e| fail(out, &e))?;
+    let json = serde_json::json!({
+        "ct": ct.file_name().map(|f| f.to_string_lossy().to_string()),
+        "segmentation": seg.file_name().map(|f| f.to_string_lossy().to_string()),
+        "unmapped_classes": import.unmapped.iter().map(|(id, n)| format!("{id} {n}")).collect::<Vec<_>>(),
+        "thresholds_hu": {
+            "body": derive::BODY_HU,
+            "fat_max": derive::FAT_MAX_HU,
+            "muscle_max": derive::MUSCLE_MAX_HU,
+        },
+        "subcutaneous_max_depth_mm": derive::SUBCUT_MAX_DEPTH_MM,
+        "report": report,
+    });
+    let report_path = out.with_extension("").with_extension("json");
+    let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+    io::atomic::write_atomic(&report_path, text.as_bytes()).map_err(|e| fail(&report_path, &e))?;
+    println!("{text}");
+    println!("wrote {} and {}", out.display(), report_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn anatomy_check(
+    pipeline_path: &Path,
+    subjects: u32,
+    reference: Option<(&Path, &Path)>,
+    compare: &[String],
+    realism_subjects: u32,
+    out: &Path,
+) -> Result<ExitCode, CliError> {
+    let own = pipeline::load(pipeline_path)?.spec.anatomy.template;
+    let compare = if compare.is_empty() {
+        // The pipeline's template and the procedural phantom of its region.
+        let mut v = vec![own];
+        let phantom = match own {
+            Template::Abdomen => Some(Template::AbdomenPhantom),
+            _ => None,
+        };
+        v.extend(phantom);
+        v
+    } else {
+        compare
+            .iter()
+            .map(|n| {
+                Template::from_name(n)
+                    .ok_or_else(|| CliError::Usage(format!("--compare: unknown template `{n}`")))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let args = synthcohort::lab::anatomy_check::AnatomyCheckArgs {
+        pipeline: pipeline_path,
+        subjects,
+        reference,
+        compare,
+        realism_subjects,
+        out,
+    };
+    synthcohort::lab::anatomy_check::run(&args).map_err(CliError::Lab)?;
+    print!(
+        "{}",
+        std::fs::read_to_string(out.join("report.md")).unwrap_or_default()
+    );
+    println!("wrote {}", out.join("report.md").display());
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn train(
     data: &Path,
     config: &Path,

@@ -83,6 +83,48 @@ pub enum Command {
         /// thorax, abdomen, head, water_cylinder or ct_qa.
         template: String,
     },
+    /// Build an atlas label map from a real CT (HU) and its organ segmentation: organs by
+    /// class name, body outline, fat, muscle and gas from the CT (see ATLAS.md of a shipped
+    /// atlas). The result serves as `anatomy.source` or as a shipped atlas.
+    Atlas {
+        /// The CT in Hounsfield units (NIfTI).
+        #[arg(long)]
+        ct: PathBuf,
+        /// Its segmentation on the same grid (NIfTI label map, e.g. TotalSegmentator `total`).
+        #[arg(long)]
+        seg: PathBuf,
+        /// Class names of the segmentation (`id<TAB>name` per line).
+        #[arg(long)]
+        names: PathBuf,
+        /// Label map to write (.nii.gz); the derivation report goes beside it as .json.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure a pipeline's anatomy: organ volumes of N subjects against literature norms,
+    /// the deformation's smallest Jacobian, and (with --reference) Dice, centroids and
+    /// compactness against a real segmentation, template by template.
+    AnatomyCheck {
+        pipeline: PathBuf,
+        /// Subjects in the volume table.
+        #[arg(long, default_value_t = 100)]
+        subjects: u32,
+        /// A real segmentation (NIfTI) to compare with.
+        #[arg(long, requires = "reference_names")]
+        reference: Option<PathBuf>,
+        /// Its class names (`id<TAB>name` per line).
+        #[arg(long)]
+        reference_names: Option<PathBuf>,
+        /// Templates compared with the reference (default: the pipeline's and its procedural
+        /// counterpart), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        compare: Vec<String>,
+        /// Generated subjects per template in the comparison.
+        #[arg(long, default_value_t = 5)]
+        realism_subjects: u32,
+        /// Report folder (report.md, report.json).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Re-render preview.png of an existing run folder.
     Preview {
         outdir: PathBuf,
@@ -186,6 +228,12 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Schema => commands::schema(),
         Command::Validate { pipeline } => commands::validate(&pipeline),
         Command::Labels { template } => commands::labels(&template),
+        Command::Atlas {
+            ct,
+            seg,
+            names,
+            out,
+        } => commands::atlas(&ct, &seg, &names, &out),
         Command::Train {
             data,
             config,
@@ -211,6 +259,22 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
                 labels: guidance_labels,
             },
             quiet,
+        ),
+        Command::AnatomyCheck {
+            pipeline,
+            subjects,
+            reference,
+            reference_names,
+            compare,
+            realism_subjects,
+            out,
+        } => commands::anatomy_check(
+            &pipeline,
+            subjects,
+            reference.as_deref().zip(reference_names.as_deref()),
+            &compare,
+            realism_subjects,
+            &out,
         ),
         Command::Preview { outdir, subjects } => commands::preview(&outdir, subjects),
         Command::Merge { out, shard_dirs } => commands::merge(&out, &shard_dirs),

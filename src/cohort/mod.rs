@@ -267,8 +267,8 @@ pub fn prompt(p: &Pipeline, s: &Subject) -> String {
             .join(", ")
     };
     let template = match p.anatomy.template {
-        Template::Thorax => "chest",
-        Template::Abdomen => "abdomen",
+        Template::ThoraxPhantom => "chest",
+        Template::AbdomenPhantom | Template::Abdomen => "abdomen",
         Template::Head => "head",
         Template::WaterCylinder => "water phantom",
         Template::CtQa => "CT QA phantom",

@@ -94,24 +94,11 @@ pub fn gas_mask(labels: &Volume<u16>, seed: u64) -> Vec<bool> {
             stack.push(start);
             while let Some(i) = stack.pop() {
                 section.push(i);
-                let (x, y) = (i % nx, i / nx);
-                let mut visit = |j: usize| {
+                for j in crate::volume::neighbours4(i, nx, ny) {
                     if !seen[j] && slice[j] == l {
                         seen[j] = true;
                         stack.push(j);
                     }
-                };
-                if x > 0 {
-                    visit(i - 1);
-                }
-                if x + 1 < nx {
-                    visit(i + 1);
-                }
-                if y > 0 {
-                    visit(i - nx);
-                }
-                if y + 1 < ny {
-                    visit(i + nx);
                 }
             }
             if section.len() < MIN_SECTION {

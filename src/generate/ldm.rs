@@ -36,18 +36,13 @@ pub const MRI_MODEL_FIELD_T: f64 = 3.0;
 /// Shipped model for a template, by name under `models/`.
 pub fn shipped_model_for(template: &str) -> Option<&'static str> {
     match template {
-        "thorax" => Some("ct-thorax"),
+        "thorax_phantom" | "thorax" => Some("ct-thorax"),
         "head" => Some("mri-head"),
         _ => None,
     }
 }
 
-/// Where shipped models live: `$SYNTHCOHORT_MODELS`, else the crate's `models/` folder.
-pub fn models_dir() -> PathBuf {
-    std::env::var_os("SYNTHCOHORT_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
-}
+pub use crate::sys::models_dir;
 
 /// Why a model cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -144,9 +139,23 @@ impl LatentDiffusion {
                     ontology::label_by_id(id as u16)
                         .map_or_else(|| LESION_CLASS.to_string(), |l| class_name(l.name))
                 };
-                self.config.class_index(&name).unwrap_or(0)
+                self.config
+                    .class_index(&name)
+                    .or_else(|| self.stand_in(&name))
+                    .unwrap_or(0)
             })
             .collect()
+    }
+
+    /// A class the model knows for a label it does not (an atlas's pelvis bones, visceral fat,
+    /// gas): the first model class of the same tissue, so a femur is drawn as bone rather than
+    /// background.
+    fn stand_in(&self, label_name: &str) -> Option<u8> {
+        let want = tissue::tissue_for_label(label_name).name;
+        self.config.classes.iter().enumerate().find_map(|(i, c)| {
+            (c != "background" && c != LESION_CLASS && tissue::tissue_for_label(c).name == want)
+                .then_some(i as u8)
+        })
     }
 }
 

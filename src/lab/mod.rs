@@ -3,6 +3,7 @@
 //! train`) and evaluation (`synthcohort eval-model`). It sits beside the engine at the top of
 //! the crate and may use every stage.
 
+pub mod anatomy_check;
 pub mod data;
 pub mod eval;
 pub mod loss_log;

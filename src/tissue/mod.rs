@@ -363,7 +363,7 @@ pub fn tissue_for_label(label_name: &str) -> &'static Tissue {
     let n = label_name;
     let class = match n {
         "" | "background" => "air",
-        "trachea" | "insert_air" => "air",
+        "trachea" | "insert_air" | "intestinal_gas" => "air",
         "water" => "water",
         "subcutaneous_fat" | "torso_fat" => "fat",
         "insert_fat" => "adipose_insert",

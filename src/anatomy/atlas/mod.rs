@@ -1,0 +1,152 @@
+//! Atlas templates: label maps derived from real scans ([`derive`]), shipped under
+//! `models/atlas-<region>/`, and varied per subject by [`warp`].
+//!
+//! An atlas is read once per process. Its frame is the real scan's, centred on the world
+//! origin like an imported label map (RAS+, mm).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use super::ontology::{label_by_name, SUBCUTANEOUS_FAT};
+use super::{AnatomyError, Template};
+use crate::volume::{Grid, Volume};
+
+pub mod derive;
+pub(crate) mod habitus;
+pub(crate) mod warp;
+
+pub use warp::SubjectWarp;
+
+/// An organ the atlas scales to literature norms.
+#[derive(Clone, Debug)]
+pub struct AtlasOrgan {
+    pub id: u16,
+    pub name: &'static str,
+    /// Centroid (mm, atlas frame).
+    pub centroid: [f64; 3],
+    /// Volume inside the atlas (mL).
+    pub volume_ml: f64,
+    /// Radius of the ball of the same volume (mm).
+    pub r_eq_mm: f64,
+    /// True when the organ reaches the atlas's first or last slice: the field cut it, so its
+    /// full volume is unknown.
+    pub cut: bool,
+    /// The organ's whole volume (mL) as the atlas takes it: what is in the field, or for a cut
+    /// organ the larger of that and the literature mean for the reference adult.
+    pub full_ml: f64,
+}
+
+/// A loaded atlas.
+#[derive(Debug)]
+pub struct Atlas {
+    pub template: Template,
+    pub labels: Volume<u16>,
+    pub habitus: habitus::Habitus,
+    pub organs: Vec<AtlasOrgan>,
+    /// `response[i][j]`: organ i's volume changes by k^(3·response[i][j]) when organ j's bump
+    /// scales by k (measured once on the atlas). The diagonal is below 1 because a bump tapers;
+    /// off-diagonal terms are neighbours caught in a bump (the liver's reaches the right kidney).
+    pub response: Vec<Vec<f64>>,
+}
+
+/// Folder (under the models directory) an atlas template ships in.
+pub fn folder(t: Template) -> Option<&'static str> {
+    match t {
+        Template::Abdomen => Some("atlas-abdomen"),
+        _ => None,
+    }
+}
+
+/// The shipped label map of an atlas template.
+pub fn labels_path(t: Template) -> Option<PathBuf> {
+    folder(t).map(|f| crate::sys::models_dir().join(f).join("labels.nii.gz"))
+}
+
+/// The atlas of a template, read once; an error when the template is not an atlas or its file
+/// cannot be read.
+pub fn load(t: Template) -> Result<&'static Atlas, AnatomyError> {
+    static ABDOMEN: OnceLock<Result<Atlas, String>> = OnceLock::new();
+    let cell = match t {
+        Template::Abdomen => &ABDOMEN,
+        _ => {
+            return Err(AnatomyError::Atlas(format!(
+                "`{}` is not an atlas template",
+                t.name()
+            )))
+        }
+    };
+    cell.get_or_init(|| {
+        let path = labels_path(t).expect("atlas template has a folder");
+        let mut labels =
+            crate::io::nifti::read_labels(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        labels.grid = Grid::centered(labels.grid.dims, labels.grid.spacing_mm);
+        Ok(from_labels(t, labels))
+    })
+    .as_ref()
+    .map_err(|e| AnatomyError::Atlas(e.clone()))
+}
+
+/// Builds the per-subject machinery (organ table, habitus geometry) for a label map.
+pub fn from_labels(template: Template, labels: Volume<u16>) -> Atlas {
+    let habitus = habitus::Habitus::measure(&labels, SUBCUTANEOUS_FAT);
+    let organs = measure_organs(&labels);
+    let response = organs
+        .iter()
+        .map(|o| warp::bump_response(&labels, o, &organs))
+        .collect::<Vec<_>>();
+    // Rows per bump → rows per organ.
+    let response = (0..organs.len())
+        .map(|i| (0..organs.len()).map(|j| response[j][i]).collect())
+        .collect();
+    Atlas {
+        template,
+        labels,
+        habitus,
+        organs,
+        response,
+    }
+}
+
+fn measure_organs(labels: &Volume<u16>) -> Vec<AtlasOrgan> {
+    let g = &labels.grid;
+    let mut sums: BTreeMap<u16, ([f64; 3], usize, bool)> = BTreeMap::new();
+    let wanted: Vec<(u16, &'static str)> = super::norms::ORGANS
+        .iter()
+        .filter_map(|n| label_by_name(n).map(|l| (l.id, l.name)))
+        .collect();
+    for (idx, &l) in labels.data.iter().enumerate() {
+        if !wanted.iter().any(|w| w.0 == l) {
+            continue;
+        }
+        let [i, j, k] = g.ijk(idx);
+        let p = g.world(i, j, k);
+        let e = sums.entry(l).or_insert(([0.0; 3], 0, false));
+        for (acc, x) in e.0.iter_mut().zip(p) {
+            *acc += x;
+        }
+        e.1 += 1;
+        e.2 |= k == 0 || k + 1 == g.dims[2];
+    }
+    wanted
+        .into_iter()
+        .filter_map(|(id, name)| {
+            let (s, n, cut) = *sums.get(&id)?;
+            let volume_ml = n as f64 * g.voxel_ml();
+            Some(AtlasOrgan {
+                id,
+                name,
+                centroid: s.map(|v| v / n as f64),
+                volume_ml,
+                r_eq_mm: (3.0 * volume_ml * 1000.0 / (4.0 * std::f64::consts::PI)).cbrt(),
+                cut,
+                full_ml: if cut {
+                    super::norms::organ_norm(name, &super::BodySize::median())
+                        .map_or(volume_ml, |n| n.mean_ml.max(volume_ml))
+                } else {
+                    volume_ml
+                },
+            })
+        })
+        .collect()
+}

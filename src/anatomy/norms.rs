@@ -1,0 +1,97 @@
+//! Literature organ volumes for a subject's demographics: what an atlas organ is scaled to,
+//! and what a cohort's organ volumes are checked against.
+//!
+//! - Body surface area: Mosteller, N Engl J Med 1987;317:1098 — BSA (m²) = √(height cm ·
+//!   weight kg / 3600).
+//! - Liver: Vauthey et al., Liver Transpl 2002;8:233 (Western adults, CT volumetry) — standard
+//!   liver volume (mL) = 1267.28 · BSA − 794.41. SD 18 % of the mean: the residual of BSA
+//!   regressions in CT series (Feng et al., World J Gastroenterol 2017;23:4968: total SD 258 mL
+//!   around 1205 mL with R² 0.30, so √0.70 · 258 ≈ 216 mL).
+//! - Spleen: Caglar et al., Folia Morphol 2014;73:331 (CT, 212 adults) — 198 ± 88 mL; no
+//!   dependence on age, sex, height, weight or BMI (Prassopoulos et al., Eur Radiol
+//!   1997;7:246, 140 adults, mean 215 mL).
+//! - Kidney (each): renal volume grows in proportion to BSA and is about 7 % larger in men
+//!   (Johnson et al., Clin J Am Soc Nephrol 2011;6:70, CT of 224 donors); 140 mL at BSA 1.9 m²
+//!   (mean of the left and right 146 and 134 mL of Emamian et al., AJR 1993;160:83), SD 20 % of
+//!   the mean (the spread of that series).
+
+use super::{BodySize, Sex};
+
+/// Mean and SD (mL) of an organ's volume for given demographics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Norm {
+    pub mean_ml: f64,
+    pub sd_ml: f64,
+}
+
+impl Norm {
+    /// (volume − mean) / SD.
+    pub fn z(&self, volume_ml: f64) -> f64 {
+        (volume_ml - self.mean_ml) / self.sd_ml
+    }
+}
+
+/// Mosteller body surface area (m²).
+pub fn bsa_m2(body: &BodySize) -> f64 {
+    (body.height_cm * body.weight_kg / 3600.0).sqrt()
+}
+
+/// Organs (label names) with a literature norm, in report order.
+pub const ORGANS: [&str; 4] = ["liver", "spleen", "kidney_left", "kidney_right"];
+
+/// The literature norm of an organ (a label name from [`ORGANS`]); None for others.
+pub fn organ_norm(organ: &str, body: &BodySize) -> Option<Norm> {
+    let bsa = bsa_m2(body);
+    match organ {
+        "liver" => {
+            let mean = (1267.28 * bsa - 794.41).max(400.0);
+            Some(Norm {
+                mean_ml: mean,
+                sd_ml: 0.18 * mean,
+            })
+        }
+        "spleen" => Some(Norm {
+            mean_ml: 198.0,
+            sd_ml: 88.0,
+        }),
+        "kidney_left" | "kidney_right" => {
+            let sex = if body.sex == Sex::Male { 1.035 } else { 0.965 };
+            let mean = 140.0 * bsa / 1.9 * sex;
+            Some(Norm {
+                mean_ml: mean,
+                sd_ml: 0.2 * mean,
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn norms_follow_the_cited_formulas() {
+        // Mosteller: 180 cm, 80 kg → 2.0 m².
+        let b = BodySize {
+            height_cm: 180.0,
+            weight_kg: 80.0,
+            sex: Sex::Male,
+        };
+        assert!((bsa_m2(&b) - 2.0).abs() < 1e-12);
+        let liver = organ_norm("liver", &b).unwrap();
+        assert!((liver.mean_ml - (2534.56 - 794.41)).abs() < 1e-9);
+        assert_eq!(organ_norm("spleen", &b).unwrap().mean_ml, 198.0);
+        let f = BodySize {
+            sex: Sex::Female,
+            ..b
+        };
+        let (km, kf) = (
+            organ_norm("kidney_left", &b).unwrap().mean_ml,
+            organ_norm("kidney_left", &f).unwrap().mean_ml,
+        );
+        assert!((km / kf - 1.035 / 0.965).abs() < 1e-12 && km > 140.0);
+        assert!(organ_norm("heart", &b).is_none());
+        assert!((liver.z(liver.mean_ml + liver.sd_ml) - 1.0).abs() < 1e-12);
+    }
+}

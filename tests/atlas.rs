@@ -1,0 +1,227 @@
+//! Atlas anatomy: derived from a real CT and its segmentation, checked against an independent
+//! body-composition segmentation of the same scan; per-subject organ volumes against
+//! literature norms; a pull-back that never folds; lesions placed on real organs.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use synthcohort::anatomy::{
+    self, atlas, import_labels, norms, ontology, parse_names_file, AnatomyParams, BodySize,
+    LesionPlacement, LesionRequest, LesionShape, Sex, Template,
+};
+use synthcohort::io::nifti;
+use synthcohort::volume::{Grid, Volume};
+
+fn data(name: &str) -> std::path::PathBuf {
+    common::repo(&format!("tests/data/{name}"))
+}
+
+fn derived() -> (Volume<u16>, atlas::derive::DeriveReport) {
+    let ct = nifti::read_image(&data("ts_ct_torso_3mm.nii.gz")).unwrap();
+    let seg = nifti::read_labels(&data("ts_ct_torso_3mm_seg_total.nii.gz")).unwrap();
+    let names =
+        parse_names_file(&std::fs::read_to_string(data("ts_total_classes.txt")).unwrap()).unwrap();
+    let (mapped, _) = import_labels(&seg, &names, &ct.grid);
+    atlas::derive::derive(&ct, &mapped).unwrap()
+}
+
+fn dice(a: &[bool], b: &[bool]) -> f64 {
+    let inter = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
+    let n = a.iter().filter(|x| **x).count() + b.iter().filter(|x| **x).count();
+    2.0 * inter as f64 / n as f64
+}
+
+/// The fat and muscle the derivation paints from Hounsfield windows agree with
+/// TotalSegmentator's own tissue-types model on the slices not used to tune the depth limit
+/// (97–111; the limit was tuned on 82–96).
+#[test]
+fn derived_fat_and_muscle_agree_with_an_independent_tissue_segmentation() {
+    let (labels, report) = derived();
+    let tt = nifti::read_labels(&data("ts_ct_torso_3mm_tissue_types_z82-111.nii.gz")).unwrap();
+    let muscle_ids: Vec<u16> = [
+        "skeletal_muscle",
+        "autochthon_left",
+        "autochthon_right",
+        "iliopsoas_left",
+        "iliopsoas_right",
+        "gluteus_maximus_left",
+        "gluteus_maximus_right",
+        "gluteus_medius_left",
+        "gluteus_medius_right",
+        "gluteus_minimus_left",
+        "gluteus_minimus_right",
+    ]
+    .iter()
+    .map(|n| ontology::label_by_name(n).unwrap().id)
+    .collect();
+    let g = &tt.grid;
+    let mut ours: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
+    let mut theirs: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
+    for idx in 0..g.len() {
+        let [i, j, k] = g.ijk(idx);
+        if k < 15 {
+            continue; // tuning slices
+        }
+        let l = labels.sample_nearest(g.world(i, j, k)).unwrap();
+        let t = tt.data[idx];
+        for (name, o, r) in [
+            ("subcutaneous fat", l == ontology::SUBCUTANEOUS_FAT, t == 1),
+            ("torso fat", l == ontology::TORSO_FAT, t == 2),
+            ("muscle", muscle_ids.contains(&l), t == 3),
+        ] {
+            ours.entry(name).or_default().push(o);
+            theirs.entry(name).or_default().push(r);
+        }
+    }
+    let d: BTreeMap<&str, f64> = ours
+        .iter()
+        .map(|(k, v)| (*k, dice(v, &theirs[k])))
+        .collect();
+    eprintln!("Dice against TotalSegmentator tissue types, slices 97–111: {d:?}; {report:?}");
+    assert!(d["subcutaneous fat"] > 0.78, "{d:?}");
+    assert!(d["torso fat"] > 0.75, "{d:?}");
+    assert!(d["muscle"] > 0.63, "{d:?}");
+    // The whole body is labelled: nothing inside the outline is background.
+    assert!(report.body_voxels == labels.data.iter().filter(|&&l| l != 0).count());
+}
+
+/// The shipped atlas is exactly what the derivation makes of the shipped scan, so it can be
+/// rebuilt (`synthcohort atlas`) and audited.
+#[test]
+fn shipped_atlas_is_the_derivation_of_the_shipped_scan() {
+    let (labels, _) = derived();
+    let shipped = nifti::read_labels(&atlas::labels_path(Template::Abdomen).unwrap()).unwrap();
+    assert_eq!(shipped.grid.dims, labels.grid.dims);
+    assert!(
+        shipped.data == labels.data,
+        "re-run `synthcohort atlas` (see models/atlas-abdomen/ATLAS.md)"
+    );
+}
+
+fn params(body: BodySize, grid: &Grid, deformation_mm: f64) -> AnatomyParams {
+    AnatomyParams {
+        template: Template::Abdomen,
+        grid: grid.clone(),
+        body,
+        deformation_mm,
+        lesions: Vec::new(),
+    }
+}
+
+/// Twenty subjects of mixed size: kidney volumes fall within 2 SD of the literature norm for
+/// their body surface area in at least 85 % of draws (a normal draw gives 95 %), and no
+/// subject's pull-back folds.
+#[test]
+fn atlas_subjects_follow_organ_norms_and_never_fold() {
+    let grid = Grid::centered([96, 80, 84], [5.0, 5.0, 4.0]);
+    let kid = ontology::label_by_name("kidney_right").unwrap().id;
+    let mut within = 0;
+    let mut min_jac = f64::INFINITY;
+    let n = 20;
+    for s in 0..n {
+        let body = BodySize {
+            height_cm: 155.0 + 2.0 * s as f64,
+            weight_kg: 55.0 + 2.5 * s as f64,
+            sex: if s % 2 == 0 { Sex::Female } else { Sex::Male },
+        };
+        let prm = params(body, &grid, 4.0);
+        let a = anatomy::build(
+            &prm,
+            None,
+            &mut ChaCha8Rng::seed_from_u64(s),
+            &mut ChaCha8Rng::seed_from_u64(1000 + s),
+        )
+        .unwrap();
+        let ml = a.labels.data.iter().filter(|&&l| l == kid).count() as f64 * grid.voxel_ml();
+        let norm = norms::organ_norm("kidney_right", &body).unwrap();
+        if norm.z(ml).abs() <= 2.0 {
+            within += 1;
+        }
+        let w = anatomy::subject_warp(&prm, &mut ChaCha8Rng::seed_from_u64(s)).unwrap();
+        min_jac = min_jac.min(w.min_jacobian());
+    }
+    assert!(within * 100 >= 85 * n, "{within} of {n} within 2 SD");
+    assert!(min_jac > 0.0, "pull-back folds: min Jacobian {min_jac}");
+}
+
+/// Same seed, three BMIs: the subcutaneous fat grows with BMI and the organs stay put.
+#[test]
+fn subcutaneous_fat_follows_bmi() {
+    let grid = Grid::centered([100, 84, 66], [5.0, 5.0, 5.0]);
+    let count = |weight_kg: f64, id: u16| {
+        let body = BodySize {
+            height_cm: 175.0,
+            weight_kg,
+            sex: Sex::Male,
+        };
+        let a = anatomy::build(
+            &params(body, &grid, 0.0),
+            None,
+            &mut ChaCha8Rng::seed_from_u64(7),
+            &mut ChaCha8Rng::seed_from_u64(8),
+        )
+        .unwrap();
+        a.labels.data.iter().filter(|&&l| l == id).count()
+    };
+    let fat = [60.0, 85.0, 110.0].map(|w| count(w, ontology::SUBCUTANEOUS_FAT));
+    assert!(fat[0] < fat[1] && fat[1] < fat[2], "{fat:?}");
+    assert!(fat[2] as f64 > 2.0 * fat[0] as f64, "{fat:?}");
+    let liver = ontology::label_by_name("liver").unwrap().id;
+    let l = [60.0, 110.0].map(|w| count(w, liver) as f64);
+    // The liver follows BSA (Vauthey): the same draw at 110 kg is larger by the norm's ratio.
+    let norm = |weight_kg: f64| {
+        let b = BodySize {
+            height_cm: 175.0,
+            weight_kg,
+            sex: Sex::Male,
+        };
+        norms::organ_norm("liver", &b).unwrap().mean_ml
+    };
+    let (got, want) = (l[1] / l[0], norm(110.0) / norm(60.0));
+    assert!(
+        (got / want - 1.0).abs() < 0.15,
+        "liver {l:?}: ratio {got:.2}, norm ratio {want:.2}"
+    );
+}
+
+/// A 50 mm exophytic renal tumour grows out of a real kidney (42–55 mm thick at most):
+/// a quarter to three quarters of it outside, recorded as such.
+#[test]
+fn exophytic_renal_tumour_on_a_real_kidney() {
+    let grid = Grid::centered([100, 84, 84], [4.0, 4.0, 4.0]);
+    let mut prm = params(BodySize::median(), &grid, 0.0);
+    prm.lesions = vec![LesionRequest {
+        condition: "renal_tumour".into(),
+        kind: "tumour".into(),
+        organ: "kidney".into(),
+        diameter_mm: 50.0,
+        shape: LesionShape::Sphere,
+        placement: LesionPlacement::Exophytic,
+    }];
+    let a = anatomy::build(
+        &prm,
+        None,
+        &mut ChaCha8Rng::seed_from_u64(3),
+        &mut ChaCha8Rng::seed_from_u64(4),
+    )
+    .unwrap();
+    let l = &a.lesions[0];
+    assert_eq!(l.placement, LesionPlacement::Exophytic);
+    assert!((0.25..=0.75).contains(&l.fraction_in_organ), "{l:?}");
+    let sphere_ml = std::f64::consts::PI / 6.0 * 50f64.powi(3) / 1000.0;
+    assert!((l.volume_ml / sphere_ml - 1.0).abs() < 0.2, "{l:?}");
+    assert!(a.labels.data.contains(&l.label_id));
+    // Inside, the same tumour does not fit.
+    prm.lesions[0].placement = LesionPlacement::Inside;
+    let e = anatomy::build(
+        &prm,
+        None,
+        &mut ChaCha8Rng::seed_from_u64(3),
+        &mut ChaCha8Rng::seed_from_u64(4),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("could not place"), "{e}");
+}
