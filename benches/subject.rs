@@ -1,5 +1,6 @@
-//! One subject end to end at 128³: anatomy (thorax phantom, deformation, lesions) +
-//! procedural object + NIfTI encoding of image and labels (what the engine writes).
+//! One subject end to end at 128³: anatomy (thorax phantom, or the abdomen atlas with its
+//! per-subject pull-back; deformation, lesions) + procedural object + NIfTI encoding of image
+//! and labels (what the engine writes).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -20,24 +21,43 @@ anatomy: {template: thorax, size: [128, 128, 128], spacing_mm: [3, 3, 2.5], defo
 acquisition: {arms: [{name: hu, modality: none}]}
 ";
 
+const ATLAS_PIPELINE: &str = "version: 1
+name: bench-atlas
+seed: 1
+cohort:
+  size: 4
+  conditions:
+    - {name: metastasis, prevalence: 1.0, lesion: {organ: liver, count: 2, diameter_mm: 10, shape: lobulated}}
+anatomy: {template: abdomen, size: [128, 128, 128], spacing_mm: [3, 3, 2.5], deformation_mm: 4}
+acquisition: {arms: [{name: hu, modality: none}]}
+";
+
 fn subject_128(c: &mut Criterion) {
-    let p = pipeline::parse(PIPELINE.as_bytes(), "bench.yaml", Path::new("."))
-        .expect("bench pipeline is valid");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut g = c.benchmark_group("subject");
     g.sample_size(10);
-    g.bench_function("thorax_128cubed_anatomy_object_write", |b| {
-        b.iter(|| {
-            let s = engine::build_subject(&p, 0).expect("subject builds");
-            let hu = &s.object.ct.as_ref().expect("CT maps").hu;
-            let img =
-                io::encode_image(hu, io::ImageDtype::Float32, true, "bench").expect("encodes");
-            let lab = io::encode_labels(&s.anatomy.labels, true, "bench").expect("encodes");
-            io::write_atomic(&dir.path().join("img.nii.gz"), &img).expect("writes");
-            io::write_atomic(&dir.path().join("lab.nii.gz"), &lab).expect("writes");
-            black_box((img.len(), lab.len()))
-        })
-    });
+    for (name, text) in [
+        ("thorax_128cubed_anatomy_object_write", PIPELINE),
+        (
+            "abdomen_atlas_128cubed_anatomy_object_write",
+            ATLAS_PIPELINE,
+        ),
+    ] {
+        let p = pipeline::parse(text.as_bytes(), "bench.yaml", Path::new("."))
+            .expect("bench pipeline is valid");
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let s = engine::build_subject(&p, 0).expect("subject builds");
+                let hu = &s.object.ct.as_ref().expect("CT maps").hu;
+                let img =
+                    io::encode_image(hu, io::ImageDtype::Float32, true, "bench").expect("encodes");
+                let lab = io::encode_labels(&s.anatomy.labels, true, "bench").expect("encodes");
+                io::write_atomic(&dir.path().join("img.nii.gz"), &img).expect("writes");
+                io::write_atomic(&dir.path().join("lab.nii.gz"), &lab).expect("writes");
+                black_box((img.len(), lab.len()))
+            })
+        });
+    }
     g.finish();
 }
 

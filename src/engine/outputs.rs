@@ -234,15 +234,33 @@ pub(super) fn preview_png(
         }
         let img = io::nifti::read_image(&dir.join(&r.image_path))?;
         let lab = io::nifti::read_labels(&dir.join(&r.label_path))?;
-        tiles.push(tile(&img, &lab, &format!("{} {}", r.subject_id, r.arm)));
+        // The slice through the subject's largest lesion, else the middle one.
+        let k = r
+            .lesions
+            .iter()
+            .max_by(|a, b| a.volume_ml.total_cmp(&b.volume_ml))
+            .map(|l| img.grid.to_voxel(l.center_mm)[2].round())
+            .filter(|k| (0.0..img.grid.dims[2] as f64).contains(k))
+            .map_or(img.grid.dims[2] / 2, |k| k as usize);
+        let t = tile(&img, &lab, k, &format!("{} {}", r.subject_id, r.arm));
+        // The image alone, then with its labels.
+        tiles.push(io::preview::PreviewTile {
+            labels: Vec::new(),
+            ..t.clone()
+        });
+        tiles.push(t);
     }
     Ok(io::preview::render_mosaic(&tiles, &colour_of)?)
 }
 
-/// A mid-axial tile; the window is soft-tissue/lung CT for HU-like data, else the 1–99th
-/// percentile range.
-pub(super) fn tile(img: &Volume<f32>, lab: &Volume<u16>, title: &str) -> io::preview::PreviewTile {
-    let k = img.grid.dims[2] / 2;
+/// Axial tile `k`; the window is CT lung (−1000…400 HU) where a quarter of the body is
+/// aerated, CT soft tissue (−160…240 HU) for other HU-like data, else the 1–99th percentile.
+pub(super) fn tile(
+    img: &Volume<f32>,
+    lab: &Volume<u16>,
+    k: usize,
+    title: &str,
+) -> io::preview::PreviewTile {
     let image = img.axial_slice(k);
     let labels = if lab.grid.dims == img.grid.dims {
         lab.axial_slice(k)
@@ -257,8 +275,12 @@ pub(super) fn tile(img: &Volume<f32>, lab: &Volume<u16>, title: &str) -> io::pre
             .copied()
             .unwrap_or(0.0)
     };
-    let window = if q(0.01) <= -900.0 {
+    let body: Vec<f32> = image.iter().copied().filter(|v| *v > -990.0).collect();
+    let aerated = body.iter().filter(|v| **v < -500.0).count() as f64 / body.len().max(1) as f64;
+    let window = if q(0.01) <= -900.0 && aerated > 0.25 {
         (-1000.0, 400.0)
+    } else if q(0.01) <= -900.0 {
+        (-160.0, 240.0)
     } else {
         (q(0.01), q(0.99).max(q(0.01) + 1e-3))
     };

@@ -5,7 +5,7 @@
 //! origin like an imported label map (RAS+, mm).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::ontology::{label_by_name, SUBCUTANEOUS_FAT};
@@ -66,7 +66,7 @@ pub fn labels_path(t: Template) -> Option<PathBuf> {
 /// The atlas of a template, read once; an error when the template is not an atlas or its file
 /// cannot be read.
 pub fn load(t: Template) -> Result<&'static Atlas, AnatomyError> {
-    static ABDOMEN: OnceLock<Result<Atlas, String>> = OnceLock::new();
+    static ABDOMEN: OnceLock<Result<Atlas, AnatomyError>> = OnceLock::new();
     let cell = match t {
         Template::Abdomen => &ABDOMEN,
         _ => {
@@ -78,13 +78,61 @@ pub fn load(t: Template) -> Result<&'static Atlas, AnatomyError> {
     };
     cell.get_or_init(|| {
         let path = labels_path(t).expect("atlas template has a folder");
-        let mut labels =
-            crate::io::nifti::read_labels(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut labels = read_shipped(&path)?;
         labels.grid = Grid::centered(labels.grid.dims, labels.grid.spacing_mm);
         Ok(from_labels(t, labels))
     })
     .as_ref()
-    .map_err(|e| AnatomyError::Atlas(e.clone()))
+    .map_err(|e| AnatomyError::Atlas(e.to_string()))
+}
+
+/// Reads a shipped atlas label map. These files are written by `synthcohort atlas` (axis-
+/// aligned RAS+, positive spacing), so this reader accepts only that; user files go through
+/// `io::nifti`, which reorients anything (anatomy sits below io and cannot use it).
+fn read_shipped(path: &Path) -> Result<Volume<u16>, AnatomyError> {
+    use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
+    let err = |what: String| AnatomyError::Atlas(format!("{}: {what}", path.display()));
+    let obj = ReaderOptions::new()
+        .read_file(path)
+        .map_err(|e| err(e.to_string()))?;
+    let h = obj.header().clone();
+    let dims = [1, 2, 3].map(|a| h.dim[a] as usize);
+    let spacing_mm = [1, 2, 3].map(|a| f64::from(h.pixdim[a]));
+    let rows = [h.srow_x, h.srow_y, h.srow_z];
+    let aligned = (0..3).all(|r| {
+        (0..3).all(|c| {
+            if r == c {
+                rows[r][c] > 0.0
+            } else {
+                rows[r][c] == 0.0
+            }
+        })
+    });
+    if h.sform_code == 0 || !aligned || h.dim[0] != 3 {
+        return Err(err(
+            "not an axis-aligned RAS+ 3-D label map as `synthcohort atlas` writes".into(),
+        ));
+    }
+    let data: Vec<u16> = obj
+        .into_volume()
+        .into_ndarray::<u16>()
+        .map_err(|e| err(e.to_string()))?
+        .reversed_axes()
+        .iter()
+        .copied()
+        .collect();
+    if data.len() != dims.iter().product::<usize>() {
+        return Err(err(format!("{} voxels for dims {dims:?}", data.len())));
+    }
+    let origin_mm = [0, 1, 2].map(|a| f64::from(rows[a][3]));
+    Ok(Volume::from_vec(
+        Grid {
+            dims,
+            spacing_mm,
+            origin_mm,
+        },
+        data,
+    ))
 }
 
 /// Builds the per-subject machinery (organ table, habitus geometry) for a label map.
