@@ -307,6 +307,19 @@ pub(super) fn dtype(p: &Resolved) -> ImageDtype {
     }
 }
 
+/// Axial slices where a label touches the grid's side faces (x or y edge), if any: the body
+/// is wider than the grid there.
+fn cut_slices(labels: &Volume<u16>) -> Option<usize> {
+    let [nx, ny, nz] = labels.grid.dims;
+    let n = (0..nz)
+        .filter(|&k| {
+            (0..nx).any(|i| labels.get(i, 0, k) != 0 || labels.get(i, ny - 1, k) != 0)
+                || (0..ny).any(|j| labels.get(0, j, k) != 0 || labels.get(nx - 1, j, k) != 0)
+        })
+        .count();
+    (n > 0).then_some(n)
+}
+
 pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
     let data = make_subject(s, idx)?;
     let p = s.p;
@@ -315,6 +328,13 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
     let subj = &data.subject;
     let labels = &data.anatomy.labels;
     let nnunet = p.spec.outputs.layout == Layout::Nnunet;
+    if let Some(n) = cut_slices(labels).filter(|_| !p.spec.anatomy.template.is_qa()) {
+        let e = labels.grid.extent_mm();
+        s.warn(format!(
+            "{}: the body reaches the side of the anatomy grid ({:.0} × {:.0} mm) on {n} of {} slices and is cut there; widen anatomy.size",
+            subj.id, e[0], e[1], labels.grid.dims[2]
+        ));
+    }
     let write = |rel: &str, bytes: &[u8]| -> Result<(String, String), SubjectError> {
         s.time("write", || {
             io::atomic::write_atomic(&s.dir.join(rel), bytes)
