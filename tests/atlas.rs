@@ -140,7 +140,11 @@ fn atlas_subjects_follow_organ_norms_and_never_fold() {
         if norm.z(ml).abs() <= 2.0 {
             within += 1;
         }
-        let w = anatomy::subject_warp(&prm, &mut ChaCha8Rng::seed_from_u64(s)).unwrap();
+        let w = anatomy::subject_warp(
+            &prm,
+            atlas::load(Template::Abdomen).unwrap(),
+            &mut ChaCha8Rng::seed_from_u64(s),
+        );
         min_jac = min_jac.min(w.min_jacobian());
     }
     assert!(within * 100 >= 85 * n, "{within} of {n} within 2 SD");

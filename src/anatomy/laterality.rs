@@ -117,7 +117,8 @@ fn heart_apex_x(v: &Volume<u16>) -> Option<f64> {
 /// The higher hemidiaphragm dome (the right one in a normal subject): the highest lung base
 /// that sits on an upper-abdominal organ (liver, spleen, stomach, kidney) within 25 mm below
 /// it (the diaphragm between them is unlabelled or generic tissue). Found without looking at
-/// x, so a mirrored map puts it on the wrong side.
+/// x, so a mirrored map puts it on the wrong side. None when the highest base lies within
+/// 25 mm of the grid's top.
 fn higher_dome_x(v: &Volume<u16>, lungs: &[u16]) -> Option<f64> {
     const VISCERA: [u16; 5] = [LIVER, SPLEEN, STOMACH, KIDNEY_LEFT, KIDNEY_RIGHT];
     let [nx, ny, nz] = v.grid.dims;
@@ -137,6 +138,11 @@ fn higher_dome_x(v: &Volume<u16>, lungs: &[u16]) -> Option<f64> {
     }
     // Average the columns at the top level so a single voxel does not decide the side.
     let top = bases.iter().map(|b| b.0).max()?;
+    // A base within reach of the grid's top says nothing: the field may cut through the domes,
+    // with the higher one (and its lung) above it.
+    if top + reach >= nz {
+        return None;
+    }
     let xs: Vec<f64> = bases.iter().filter(|b| b.0 == top).map(|b| b.1).collect();
     Some(xs.iter().sum::<f64>() / xs.len() as f64)
 }

@@ -418,10 +418,17 @@ pub fn build(
     lesion_rng: &mut ChaCha8Rng,
 ) -> Result<Anatomy, AnatomyError> {
     validate(params, base)?;
+    if base.is_none() && params.template.is_atlas() {
+        return build_on_atlas(
+            params,
+            atlas::load(params.template)?,
+            anatomy_rng,
+            lesion_rng,
+        );
+    }
     let noise_seed: u64 = anatomy_rng.random();
     let mut labels = match base {
         Some(b) => deform::deform(b, params.deformation_mm, anatomy_rng),
-        None if params.template.is_atlas() => atlas_warp(params, anatomy_rng)?.labels(),
         None => {
             let l =
                 phantom::render_template(params.template, &params.grid, &params.body, noise_seed);
@@ -436,29 +443,38 @@ pub fn build(
     Ok(Anatomy { labels, lesions })
 }
 
-/// The pull-back from a subject's grid into its atlas (atlas templates only): exactly the
-/// warp [`build`] uses for the same `anatomy_rng` (a fresh stream), for measuring a subject's
-/// deformation (Jacobian, organ scale factors).
-pub fn subject_warp(
+/// A subject pulled back from `atlas` (a shipped atlas, or an imported label map made into
+/// one with [`atlas::from_labels`]): organ volumes to the norms for `params.body`, the fat
+/// band to its BMI, the random deformation; then lesions.
+pub fn build_on_atlas(
     params: &AnatomyParams,
+    atlas: &atlas::Atlas,
     anatomy_rng: &mut ChaCha8Rng,
-) -> Result<atlas::SubjectWarp<'static>, AnatomyError> {
-    let _noise_seed: u64 = anatomy_rng.random();
-    atlas_warp(params, anatomy_rng)
+    lesion_rng: &mut ChaCha8Rng,
+) -> Result<Anatomy, AnatomyError> {
+    validate(params, None)?;
+    let mut labels = subject_warp(params, atlas, anatomy_rng).labels();
+    let lesions = insert_lesions(&mut labels, params.template, &params.lesions, lesion_rng)?;
+    Ok(Anatomy { labels, lesions })
 }
 
-fn atlas_warp(
+/// The pull-back from a subject's grid into `atlas`: exactly the warp [`build_on_atlas`] uses
+/// for the same `anatomy_rng` (a fresh stream), for measuring a subject's deformation
+/// (Jacobian, organ scale factors).
+pub fn subject_warp<'a>(
     params: &AnatomyParams,
+    atlas: &'a atlas::Atlas,
     anatomy_rng: &mut ChaCha8Rng,
-) -> Result<atlas::SubjectWarp<'static>, AnatomyError> {
-    let a = atlas::load(params.template)?;
-    Ok(atlas::SubjectWarp::draw(
-        a,
+) -> atlas::SubjectWarp<'a> {
+    // The noise seed procedural templates draw first: one stream layout for every template.
+    let _noise_seed: u64 = anatomy_rng.random();
+    atlas::SubjectWarp::draw(
+        atlas,
         &params.body,
         &params.grid,
         params.deformation_mm,
         anatomy_rng,
-    ))
+    )
 }
 
 fn insert_lesions(

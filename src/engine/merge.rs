@@ -202,9 +202,8 @@ pub fn merge(out: &Path, shard_dirs: &[PathBuf]) -> Result<MergeSummary, EngineE
     }
 
     // 5. Run-level files, exactly as a single run writes them.
-    let a = &p.spec.anatomy;
-    let grid = Grid::centered(a.size.map(|d| d as usize), a.spacing_mm);
-    let base = load_source(&p, &grid)?.map(|(v, _)| v);
+    // Only the imported map's label set matters here, so its own grid will do.
+    let base = load_source(&p)?.map(|(v, _)| v);
     let f = Finish {
         p: &p,
         base: base.as_ref(),

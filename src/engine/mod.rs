@@ -375,7 +375,12 @@ struct Shared<'a> {
     p: &'a Resolved,
     plan: CohortPlan,
     grid: Grid,
+    /// The imported label map (`anatomy.source`): on the anatomy grid, or on its own grid
+    /// when `base_atlas` is set (then only its label set is used from here).
     base: Option<Volume<u16>>,
+    /// With `body_scaling`, the imported map made into an atlas, so its subjects vary like the
+    /// shipped atlas's (organ norms, fat band, deformation).
+    base_atlas: Option<anatomy::atlas::Atlas>,
     generator: Box<dyn Generator>,
     needs: Needs,
     dir: PathBuf,
@@ -402,10 +407,10 @@ impl Shared<'_> {
     }
 }
 
-/// Loads and maps an imported label map (anatomy.source) onto the pipeline grid.
+/// Loads an imported label map (anatomy.source) and maps its names onto the ontology, on its
+/// own grid (centred on the world origin).
 fn load_source(
     p: &Resolved,
-    grid: &Grid,
 ) -> Result<Option<(Volume<u16>, anatomy::import::ImportReport)>, EngineError> {
     let Some(src) = &p.spec.anatomy.source else {
         return Ok(None);
@@ -429,8 +434,23 @@ fn load_source(
             names_path.display()
         ))
     })?;
-    let (mapped, report) = anatomy::import::import_labels(&vol, &names, grid);
+    let (mapped, report) = anatomy::import::import_labels(&vol, &names, &vol.grid.clone());
     Ok(Some((mapped, report)))
+}
+
+/// The imported map as the engine uses it: with `body_scaling`, kept on its own grid and made
+/// into an atlas; without, resampled onto the anatomy grid.
+fn source_base(
+    p: &Resolved,
+    grid: &Grid,
+    mapped: Volume<u16>,
+) -> (Volume<u16>, Option<anatomy::atlas::Atlas>) {
+    if p.spec.anatomy.body_scaling {
+        let atlas = anatomy::atlas::from_labels(p.spec.anatomy.template, mapped.clone());
+        (mapped, Some(atlas))
+    } else {
+        (subject::labels_on(&mapped, grid), None)
+    }
 }
 
 /// Runs the pipeline. Progress goes to stderr unless `quiet`.
@@ -444,7 +464,7 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
     let a = &p.spec.anatomy;
     let grid = Grid::centered(a.size.map(|d| d as usize), a.spacing_mm);
     let mut import_note = None;
-    let base = match load_source(p, &grid)? {
+    let base = match load_source(p)? {
         Some((v, report)) => {
             if !report.unmapped.is_empty() {
                 let names: Vec<String> = report
@@ -471,9 +491,13 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
                     bad[0]
                 );
             }
-            Some(v)
+            Some(source_base(p, &grid, v))
         }
         None => None,
+    };
+    let (base, base_atlas) = match base {
+        Some((v, a)) => (Some(v), a),
+        None => (None, None),
     };
 
     // Inputs are read before anything is written: a bad source leaves no output folder.
@@ -485,6 +509,7 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
         plan: CohortPlan::new(&p.spec),
         grid,
         base,
+        base_atlas,
         generator: generator(p)?,
         needs: needs(p),
         dir: dir.clone(),

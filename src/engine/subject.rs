@@ -102,8 +102,9 @@ pub(super) fn make_subject_with(
     let mut arng = rng::stream(subject.seed, Stage::Anatomy, 0);
     let mut lrng = rng::stream(subject.seed, Stage::Lesions, 0);
     let anat = s
-        .time("anatomy", || {
-            anatomy::build(&params, s.base.as_ref(), &mut arng, &mut lrng)
+        .time("anatomy", || match &s.base_atlas {
+            Some(a) => anatomy::build_on_atlas(&params, a, &mut arng, &mut lrng),
+            None => anatomy::build(&params, s.base.as_ref(), &mut arng, &mut lrng),
         })
         .map_err(SubjectError::from)?;
     let lesions: Vec<LesionTissue> = anat
@@ -157,12 +158,19 @@ pub(super) fn make_subject_with(
 pub fn build_subject(p: &Resolved, idx: u64) -> Result<SubjectData, EngineError> {
     let a = &p.spec.anatomy;
     let grid = Grid::centered(a.size.map(|d| d as usize), a.spacing_mm);
-    let base = load_source(p, &grid)?.map(|(v, _)| v);
+    let (base, base_atlas) = match load_source(p)? {
+        Some((v, _)) => {
+            let (v, a) = super::source_base(p, &grid, v);
+            (Some(v), a)
+        }
+        None => (None, None),
+    };
     let s = Shared {
         p,
         plan: CohortPlan::new(&p.spec),
         grid,
         base,
+        base_atlas,
         generator: generator(p)?,
         needs: needs(p),
         dir: PathBuf::new(),

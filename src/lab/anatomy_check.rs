@@ -231,8 +231,8 @@ fn population(spec: &crate::pipeline::Pipeline) -> Result<Population, LabError> 
             }
         }
         if t.is_atlas() {
-            let w = anatomy::subject_warp(&prm, &mut rng::stream(s.seed, Stage::Anatomy, 0))
-                .map_err(|e| LabError::Input(e.to_string()))?;
+            let a = anatomy::atlas::load(t).map_err(|e| LabError::Input(e.to_string()))?;
+            let w = anatomy::subject_warp(&prm, a, &mut rng::stream(s.seed, Stage::Anatomy, 0));
             let j = w.min_jacobian();
             min_jac = Some(min_jac.map_or(j, |m: f64| m.min(j)));
         }

@@ -84,7 +84,19 @@ pub(super) fn bump_response(
 ) -> Vec<f64> {
     const K0: f64 = 1.15;
     let b = Bump::new(o, K0, 0.0);
-    let g = &labels.grid;
+    // In-plane room around the map, so growth past its edges counts (an imported map is often
+    // cropped close to the body); slices are not padded: beyond them is beyond the field.
+    let l = &labels.grid;
+    let pad = [l.dims[0] / 4, l.dims[1] / 4];
+    let g = &Grid {
+        dims: [l.dims[0] + 2 * pad[0], l.dims[1] + 2 * pad[1], l.dims[2]],
+        spacing_mm: l.spacing_mm,
+        origin_mm: [
+            l.origin_mm[0] - pad[0] as f64 * l.spacing_mm[0],
+            l.origin_mm[1] - pad[1] as f64 * l.spacing_mm[1],
+            l.origin_mm[2],
+        ],
+    };
     let counts = (0..g.dims[2])
         .into_par_iter()
         .map(|k| {
