@@ -16,6 +16,8 @@ const RAYS: usize = 120;
 /// (smooths the ragged voxel outline, which a thicker band would magnify).
 const RAY_SMOOTH: usize = 3;
 const SLICE_SMOOTH: usize = 2;
+/// Thickest band that stretches, in multiples of the median band.
+const BAND_CAP: f64 = 2.0;
 
 /// Per-slice band geometry of an atlas.
 #[derive(Clone, Debug)]
@@ -110,6 +112,14 @@ impl Habitus {
             .collect();
         all.sort_by(f64::total_cmp);
         let median_band_mm = all.get(all.len() / 2).copied().unwrap_or(0.0);
+        // Only the outer BAND_CAP × median of a band stretches: a ray whose "band" is much
+        // thicker runs through something lying against the body (a hand beside the hip in the
+        // abdomen atlas), which would otherwise be pushed far out.
+        let cap = BAND_CAP * median_band_mm;
+        let band = band
+            .into_iter()
+            .map(|rays| rays.map(|(fascia, skin)| (fascia.max(skin - cap), skin)))
+            .collect();
         Habitus {
             centre,
             band,
