@@ -200,6 +200,13 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
 
 /// Parses the command line, sets up logging and runs the command.
 pub fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of stdout goes away
+    // (`synthcohort labels abdomen | head`) instead of panicking on the broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -360,7 +360,7 @@ fn check_condition(c: &mut Checker, p: &Pipeline, path: &str, cond: &ConditionSp
                         if dmax > 0.8 * extent {
                             c.err(
                                 format!("{lp}.diameter_mm"),
-                                format!("lesions up to {dmax:.1} mm cannot fit inside `{}` (about {extent:.0} mm across at its narrowest); keep diameters below {:.0} mm", les.organ, 0.8 * extent),
+                                format!("lesions up to {dmax:.1} mm cannot fit inside `{}` (about {extent:.0} mm across at its narrowest); keep diameters below {:.0} mm, or let them grow out of it with `placement: exophytic`", les.organ, 0.8 * extent),
                             );
                         }
                     }
