@@ -43,7 +43,7 @@ pub const FAT_MAX_HU: f32 = -30.0;
 pub const MUSCLE_MAX_HU: f32 = 150.0;
 /// Fat deeper than this below the skin is never subcutaneous (mm). Tuned on the TotalSegmentator
 /// tissue-types map of the shipped CT's slices 82–96 (Dice of subcutaneous fat 0.73 with no
-/// limit, 0.84 at 45 mm, where the flood no longer leaks through thin abdominal wall into the
+/// limit, 0.86 at 45 mm, where the flood no longer leaks through thin abdominal wall into the
 /// mesentery) and reported on slices 97–111 (see the atlas card).
 pub const SUBCUT_MAX_DEPTH_MM: f64 = 45.0;
 /// Room (mm) on each side in x and y for completing an outline the field of view cut.
