@@ -229,3 +229,64 @@ fn exophytic_renal_tumour_on_a_real_kidney() {
     .unwrap_err();
     assert!(e.to_string().contains("could not place"), "{e}");
 }
+
+/// `anatomy-check` against the segmentation the atlas was built from: the alignment must find
+/// it (liver and kidneys overlap well, the phantom baseline less), and the volume table covers
+/// the organs with norms, with a positive smallest Jacobian.
+#[test]
+fn anatomy_check_finds_the_atlas_in_its_own_segmentation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("check");
+    common::run_ok(&[
+        "anatomy-check",
+        common::repo("pipelines/quickstart.yaml").to_str().unwrap(),
+        "--subjects",
+        "3",
+        "--realism-subjects",
+        "1",
+        "--reference",
+        data("ts_ct_torso_3mm_seg_total.nii.gz").to_str().unwrap(),
+        "--reference-names",
+        data("ts_total_classes.txt").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert!(r["population"]["min_jacobian"].as_f64().unwrap() > 0.0);
+    let organs: Vec<&str> = r["population"]["organs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["organ"].as_str().unwrap())
+        .collect();
+    assert_eq!(organs, ["liver", "spleen", "kidney_left", "kidney_right"]);
+    let dice = |t: &str, o: &str| {
+        r["realism"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["template"] == t && row["organ"] == o)
+            .unwrap()["dice_mean"]
+            .as_f64()
+            .unwrap()
+    };
+    // One generated subject (its own height, organ sizes and deformation) against the scan
+    // itself: well aligned, though not identical.
+    assert!(
+        dice("abdomen", "liver") > 0.75,
+        "{}",
+        dice("abdomen", "liver")
+    );
+    assert!(
+        dice("abdomen", "kidney_right") > 0.6,
+        "{}",
+        dice("abdomen", "kidney_right")
+    );
+    let mean = |t: &str| r["realism"]["mean_dice"][t].as_f64().unwrap();
+    assert!(
+        mean("abdomen") > mean("abdomen_phantom"),
+        "{}",
+        r["realism"]["mean_dice"]
+    );
+}

@@ -351,17 +351,16 @@ fn align(gen: &Volume<u16>, reference: &Volume<u16>, ids: &[u16]) -> Vec<Aligned
     let rg = &reference.grid;
     let gg = &gen.grid;
     let in_set = |l: u16| ids.contains(&l);
-    // Reference: centroid (x, y) of the union of the organs, and its voxels with their organ.
-    let ref_vox: Vec<(usize, [f64; 3], usize)> = (0..rg.len())
-        .filter_map(|v| {
-            let l = reference.data[v];
-            let k = ids.iter().position(|&i| i == l)?;
-            let [i, j, kk] = rg.ijk(v);
-            Some((v, rg.world(i, j, kk), k))
+    // Reference: centroid (x, y) of the union of the organs.
+    let union: Vec<[f64; 3]> = (0..rg.len())
+        .filter(|&v| in_set(reference.data[v]))
+        .map(|v| {
+            let [i, j, k] = rg.ijk(v);
+            rg.world(i, j, k)
         })
         .collect();
-    let n_ref = ref_vox.len().max(1) as f64;
-    let c_ref = [0, 1].map(|a| ref_vox.iter().map(|r| r.1[a]).sum::<f64>() / n_ref);
+    let n_ref = union.len().max(1) as f64;
+    let c_ref = [0, 1].map(|a| union.iter().map(|p| p[a]).sum::<f64>() / n_ref);
     // Generated: per slice, the union's voxel count and x, y sums.
     let [gx, gy, gz] = gg.dims;
     let slices: Vec<(f64, f64, f64)> = (0..gz)
@@ -409,13 +408,19 @@ fn align(gen: &Volume<u16>, reference: &Volume<u16>, ids: &[u16]) -> Vec<Aligned
             )
         })
         .collect();
-    let coarse: Vec<([f64; 3], Option<usize>)> = (0..rg.len())
-        .filter(|&v| {
-            let [i, j, _] = rg.ijk(v);
-            i % 3 == 0 && j % 3 == 0
-        })
-        .map(|v| all_vox[v])
-        .collect();
+    // Subsets for the searches: every third voxel along each axis for the coarse one, every
+    // second in-plane for the fine one; the final Dice uses them all.
+    let subset = |step: [usize; 3]| -> Vec<([f64; 3], Option<usize>)> {
+        (0..rg.len())
+            .filter(|&v| {
+                let [i, j, k] = rg.ijk(v);
+                i % step[0] == 0 && j % step[1] == 0 && k % step[2] == 0
+            })
+            .map(|v| all_vox[v])
+            .collect()
+    };
+    let coarse = subset([3, 3, 3]);
+    let medium = subset([2, 2, 1]);
     let dice_at = |vox: &[([f64; 3], Option<usize>)], s: f64, c: [f64; 3]| -> Vec<f64> {
         let mut inter = vec![0usize; ids.len()];
         let mut gen_count = vec![0usize; ids.len()];
@@ -475,7 +480,7 @@ fn align(gen: &Volume<u16>, reference: &Volume<u16>, ids: &[u16]) -> Vec<Aligned
                 })
             })
             .collect();
-        best_of(&fine, &all_vox)
+        best_of(&fine, &medium)
     });
     let Some((_, s, c)) = best else {
         return ids

@@ -27,7 +27,8 @@ pub const ATLAS_HEIGHT_CM: f64 = 170.0;
 /// nothing at `BUMP_OUTER` × it.
 const BUMP_INNER: f64 = 1.2;
 const BUMP_OUTER: f64 = 3.0;
-/// Linear organ scale factors are kept within these (volume ×0.5 … ×2 at eta = 1).
+/// Linear organ scale factors are kept within these (volume ×0.5 … ×2 where the organ answers
+/// its bump fully).
 const K_MIN: f64 = 0.79;
 const K_MAX: f64 = 1.26;
 /// Subject organ volumes are drawn within ±2.5 SD of the norm.
