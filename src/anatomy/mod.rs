@@ -31,13 +31,7 @@ pub use ontology::{label_by_id, label_by_name, ontology, organ_group, LabelInfo,
 /// nnU-Net class list.
 pub fn template_labels(t: Template) -> Vec<u16> {
     if t.is_atlas() {
-        let Ok(a) = atlas::load(t) else {
-            return Vec::new();
-        };
-        let mut ids: Vec<u16> = a.labels.data.iter().copied().filter(|&l| l != 0).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        return ids;
+        return atlas::load(t).map_or_else(|_| Vec::new(), |a| a.label_ids.clone());
     }
     phantom::template_label_set(t)
 }
@@ -419,7 +413,7 @@ pub fn build(
 ) -> Result<Anatomy, AnatomyError> {
     validate(params, base)?;
     if base.is_none() && params.template.is_atlas() {
-        return build_on_atlas(
+        return warp_and_insert(
             params,
             atlas::load(params.template)?,
             anatomy_rng,
@@ -453,6 +447,16 @@ pub fn build_on_atlas(
     lesion_rng: &mut ChaCha8Rng,
 ) -> Result<Anatomy, AnatomyError> {
     validate(params, None)?;
+    warp_and_insert(params, atlas, anatomy_rng, lesion_rng)
+}
+
+/// [`build_on_atlas`] after validation.
+fn warp_and_insert(
+    params: &AnatomyParams,
+    atlas: &atlas::Atlas,
+    anatomy_rng: &mut ChaCha8Rng,
+    lesion_rng: &mut ChaCha8Rng,
+) -> Result<Anatomy, AnatomyError> {
     let mut labels = subject_warp(params, atlas, anatomy_rng).labels();
     let lesions = insert_lesions(&mut labels, params.template, &params.lesions, lesion_rng)?;
     Ok(Anatomy { labels, lesions })

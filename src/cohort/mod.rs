@@ -10,7 +10,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::anatomy::Template;
-use crate::anatomy::{LesionShape, Sex};
+use crate::anatomy::{BodySize, LesionShape, Sex};
 use crate::pipeline::spec::{DiffuseKind, LesionKind, LesionShapeSpec, Pipeline};
 use crate::rng::{self, Stage};
 use crate::tissue::contrast::LesionEnhancement;
@@ -62,6 +62,25 @@ pub struct Subject {
     pub lesions: Vec<LesionDraw>,
     pub diffuse: Vec<DiffuseDraw>,
     pub prompt: String,
+}
+
+impl Subject {
+    /// The body the anatomy is scaled to: the subject's own with `body_scaling`, else the
+    /// templates' reference adult (170 cm, 72 kg) of the subject's sex.
+    pub fn body_size(&self, body_scaling: bool) -> BodySize {
+        if body_scaling {
+            BodySize {
+                height_cm: self.height_cm,
+                weight_kg: self.weight_kg,
+                sex: self.sex,
+            }
+        } else {
+            BodySize {
+                sex: self.sex,
+                ..BodySize::median()
+            }
+        }
+    }
 }
 
 /// Cohort-wide draws that cannot be made per subject: which subjects carry each exact-count

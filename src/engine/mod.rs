@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::anatomy::{self, ontology, AnatomyParams, BodySize, LesionRequest};
+use crate::anatomy::{self, ontology, AnatomyParams, LesionRequest};
 use crate::cohort::{self, CohortPlan, Subject};
 use crate::generate::{self, procedural::Procedural, Generator, LesionTissue, Needs, TissueObject};
 use crate::io::{self, manifest::LesionRow, manifest::ManifestRow, nifti::ImageDtype};
@@ -443,13 +443,15 @@ fn load_source(
 fn source_base(
     p: &Resolved,
     grid: &Grid,
-    mapped: Volume<u16>,
-) -> (Volume<u16>, Option<anatomy::atlas::Atlas>) {
-    if p.spec.anatomy.body_scaling {
-        let atlas = anatomy::atlas::from_labels(p.spec.anatomy.template, mapped.clone());
-        (mapped, Some(atlas))
-    } else {
-        (subject::labels_on(&mapped, grid), None)
+    mapped: Option<Volume<u16>>,
+) -> (Option<Volume<u16>>, Option<anatomy::atlas::Atlas>) {
+    match mapped {
+        Some(m) if p.spec.anatomy.body_scaling => {
+            let atlas = anatomy::atlas::from_labels(p.spec.anatomy.template, m.clone());
+            (Some(m), Some(atlas))
+        }
+        Some(m) => (Some(subject::labels_on(&m, grid)), None),
+        None => (None, None),
     }
 }
 
@@ -491,14 +493,11 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
                     bad[0]
                 );
             }
-            Some(source_base(p, &grid, v))
+            Some(v)
         }
         None => None,
     };
-    let (base, base_atlas) = match base {
-        Some((v, a)) => (Some(v), a),
-        None => (None, None),
-    };
+    let (base, base_atlas) = source_base(p, &grid, base);
 
     // Inputs are read before anything is written: a bad source leaves no output folder.
     prepare_dir(p, &dir, opts)?;

@@ -71,20 +71,10 @@ pub(super) fn make_subject_with(
     if !lesions {
         subject.lesions.clear();
     }
-    let (height_cm, weight_kg) = if p.anatomy.body_scaling {
-        (subject.height_cm, subject.weight_kg)
-    } else {
-        // The template's reference adult.
-        (170.0, 72.0)
-    };
     let params = AnatomyParams {
         template: p.anatomy.template,
         grid: s.grid.clone(),
-        body: BodySize {
-            height_cm,
-            weight_kg,
-            sex: subject.sex,
-        },
+        body: subject.body_size(p.anatomy.body_scaling),
         deformation_mm: p.anatomy.deformation_mm,
         lesions: subject
             .lesions
@@ -158,13 +148,7 @@ pub(super) fn make_subject_with(
 pub fn build_subject(p: &Resolved, idx: u64) -> Result<SubjectData, EngineError> {
     let a = &p.spec.anatomy;
     let grid = Grid::centered(a.size.map(|d| d as usize), a.spacing_mm);
-    let (base, base_atlas) = match load_source(p)? {
-        Some((v, _)) => {
-            let (v, a) = super::source_base(p, &grid, v);
-            (Some(v), a)
-        }
-        None => (None, None),
-    };
+    let (base, base_atlas) = super::source_base(p, &grid, load_source(p)?.map(|(v, _)| v));
     let s = Shared {
         p,
         plan: CohortPlan::new(&p.spec),

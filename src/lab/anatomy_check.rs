@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::LabError;
 use crate::anatomy::{
-    self, import_labels, norms, ontology, parse_names_file, AnatomyParams, BodySize, Template,
+    self, import_labels, norms, ontology, parse_names_file, AnatomyParams, Template,
 };
 use crate::cohort::{self, CohortPlan};
 use crate::io;
@@ -149,19 +149,10 @@ fn params(
     t: Template,
     grid: &Grid,
 ) -> AnatomyParams {
-    let (height_cm, weight_kg) = if spec.anatomy.body_scaling {
-        (s.height_cm, s.weight_kg)
-    } else {
-        (170.0, 72.0)
-    };
     AnatomyParams {
         template: t,
         grid: grid.clone(),
-        body: BodySize {
-            height_cm,
-            weight_kg,
-            sex: s.sex,
-        },
+        body: s.body_size(spec.anatomy.body_scaling),
         deformation_mm: spec.anatomy.deformation_mm,
         lesions: Vec::new(),
     }

@@ -43,6 +43,9 @@ pub struct Atlas {
     pub template: Template,
     pub labels: Volume<u16>,
     pub habitus: habitus::Habitus,
+    /// Label ids present (sorted, no background), read once: validation asks for them per
+    /// lesion condition.
+    pub label_ids: Vec<u16>,
     pub organs: Vec<AtlasOrgan>,
     /// `response[i][j]`: organ i's volume changes by k^(3·response[i][j]) when organ j's bump
     /// scales by k (measured once on the atlas). The diagonal is below 1 because a bump tapers;
@@ -147,10 +150,14 @@ pub fn from_labels(template: Template, labels: Volume<u16>) -> Atlas {
     let response = (0..organs.len())
         .map(|i| (0..organs.len()).map(|j| response[j][i]).collect())
         .collect();
+    let mut label_ids: Vec<u16> = labels.data.iter().copied().filter(|&l| l != 0).collect();
+    label_ids.sort_unstable();
+    label_ids.dedup();
     Atlas {
         template,
         labels,
         habitus,
+        label_ids,
         organs,
         response,
     }
