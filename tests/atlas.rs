@@ -126,6 +126,7 @@ fn atlas_subjects_follow_organ_norms_and_never_fold() {
             height_cm: 155.0 + 2.0 * s as f64,
             weight_kg: 55.0 + 2.5 * s as f64,
             sex: if s % 2 == 0 { Sex::Female } else { Sex::Male },
+            age_years: 50.0,
         };
         let prm = params(body, &grid, 4.0);
         let a = anatomy::build(
@@ -160,6 +161,7 @@ fn subcutaneous_fat_follows_bmi() {
             height_cm: 175.0,
             weight_kg,
             sex: Sex::Male,
+            age_years: 50.0,
         };
         let a = anatomy::build(
             &params(body, &grid, 0.0),
@@ -181,6 +183,7 @@ fn subcutaneous_fat_follows_bmi() {
             height_cm: 175.0,
             weight_kg,
             sex: Sex::Male,
+            age_years: 50.0,
         };
         norms::organ_norm("liver", &b).unwrap().mean_ml
     };
@@ -204,6 +207,7 @@ fn exophytic_renal_tumour_on_a_real_kidney() {
         diameter_mm: 50.0,
         shape: LesionShape::Sphere,
         placement: LesionPlacement::Exophytic,
+        growth: Default::default(),
     }];
     let a = anatomy::build(
         &prm,
@@ -289,4 +293,118 @@ fn anatomy_check_finds_the_atlas_in_its_own_segmentation() {
         "{}",
         r["realism"]["mean_dice"]
     );
+}
+
+/// The `head` atlas: the real template's grey and white matter, CSF, ventricles enclosed in
+/// brain, and the added skull and scalp around it.
+#[test]
+fn head_atlas_has_real_brain_tissue_inside_added_shells() {
+    let a = atlas::load(Template::Head).unwrap();
+    let want: Vec<u16> = [
+        ontology::SKULL,
+        ontology::SCALP,
+        ontology::CSF,
+        ontology::GREY_MATTER,
+        ontology::WHITE_MATTER,
+        ontology::LATERAL_VENTRICLES,
+    ]
+    .into_iter()
+    .collect::<std::collections::BTreeSet<u16>>()
+    .into_iter()
+    .collect();
+    assert_eq!(a.label_ids, want);
+    let ml = |id: u16| {
+        a.labels.data.iter().filter(|&&l| l == id).count() as f64 * a.labels.grid.voxel_ml()
+    };
+    // MNI152 space is an enlarged average brain: GM + WM about 1.7 L, GM above WM as in
+    // every adult series; ventricles a small fraction of it.
+    let (gm, wm, v) = (
+        ml(ontology::GREY_MATTER),
+        ml(ontology::WHITE_MATTER),
+        ml(ontology::LATERAL_VENTRICLES),
+    );
+    eprintln!("head atlas: GM {gm:.0} mL, WM {wm:.0} mL, ventricles {v:.1} mL");
+    assert!((1500.0..2000.0).contains(&(gm + wm)) && gm > wm);
+    assert!((0.005..0.03).contains(&(v / (gm + wm))), "ventricles {v}");
+    assert!((a.brain_ml.unwrap() - (gm + wm)).abs() < 1e-6);
+    // Every ventricle voxel is surrounded by brain tissue or CSF, never skull.
+    let g = &a.labels.grid;
+    for (idx, &l) in a.labels.data.iter().enumerate() {
+        if l == ontology::LATERAL_VENTRICLES {
+            let [i, j, k] = g.ijk(idx);
+            for o in [[1i64, 0, 0], [0, 1, 0], [0, 0, 1]] {
+                for sgn in [-1i64, 1] {
+                    let q = [0, 1, 2].map(|x| ([i, j, k][x] as i64 + sgn * o[x]) as usize);
+                    let n = a.labels.get(q[0], q[1], q[2]);
+                    assert!(n != ontology::SKULL && n != ontology::SCALP && n != 0);
+                }
+            }
+        }
+    }
+}
+
+/// Brain volumes of head-atlas subjects follow the sex and age norm: within 2 SD in at least
+/// 85 % of draws, women's brains smaller than men's and old brains smaller than young ones by
+/// about the ratios the norm gives (1130/1260; 0.25 %/yr from 30), and nothing folds.
+#[test]
+fn head_atlas_brain_volumes_follow_sex_and_age_norms() {
+    let grid = Grid::centered([64, 72, 64], [3.0; 3]);
+    let brain = anatomy::organ_group("brain").unwrap();
+    let a = atlas::load(Template::Head).unwrap();
+    let n = 40u64;
+    let (mut within, mut min_jac) = (0, f64::INFINITY);
+    // Mean volume ratio to the reference norm (male, 30) per group: (female?, old?).
+    let mut groups: BTreeMap<(bool, bool), Vec<f64>> = BTreeMap::new();
+    for s in 0..n {
+        let (female, old) = (s % 2 == 0, s % 4 >= 2);
+        let body = BodySize {
+            height_cm: 170.0,
+            weight_kg: 70.0,
+            sex: if female { Sex::Female } else { Sex::Male },
+            age_years: if old { 75.0 } else { 30.0 },
+        };
+        let prm = AnatomyParams {
+            template: Template::Head,
+            ..params(body, &grid, 3.0)
+        };
+        let built = anatomy::build(
+            &prm,
+            None,
+            &mut ChaCha8Rng::seed_from_u64(s),
+            &mut ChaCha8Rng::seed_from_u64(500 + s),
+        )
+        .unwrap();
+        let ml = built
+            .labels
+            .data
+            .iter()
+            .filter(|l| brain.contains(l))
+            .count() as f64
+            * grid.voxel_ml();
+        let norm = norms::organ_norm("brain", &body).unwrap();
+        within += (norm.z(ml).abs() <= 2.0) as usize;
+        groups.entry((female, old)).or_default().push(ml);
+        let w = anatomy::subject_warp(&prm, a, &mut ChaCha8Rng::seed_from_u64(s));
+        min_jac = min_jac.min(w.min_jacobian());
+    }
+    let mean = |k: (bool, bool)| groups[&k].iter().sum::<f64>() / groups[&k].len() as f64;
+    let sex_ratio =
+        (mean((true, false)) + mean((true, true))) / (mean((false, false)) + mean((false, true)));
+    let age_ratio =
+        (mean((false, true)) + mean((true, true))) / (mean((false, false)) + mean((true, false)));
+    eprintln!("brain: {within}/{n} within 2 SD, F/M {sex_ratio:.3}, 75/30 y {age_ratio:.3}, min Jacobian {min_jac:.3}");
+    assert!(
+        within * 100 >= 85 * n as usize,
+        "{within} of {n} within 2 SD"
+    );
+    // 10 subjects per group, SD 10 %: each group mean within about ±6 % of its norm.
+    assert!(
+        (sex_ratio - 1130.0 / 1260.0).abs() < 0.08,
+        "F/M {sex_ratio}"
+    );
+    assert!(
+        (age_ratio - (1.0 - 0.0025 * 45.0)).abs() < 0.08,
+        "old/young {age_ratio}"
+    );
+    assert!(min_jac > 0.0);
 }

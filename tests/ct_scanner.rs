@@ -354,6 +354,7 @@ fn tube_current_modulation_evens_liver_noise_across_procedural_body_sizes() {
             height_cm: 170.0,
             weight_kg: kg,
             sex: Sex::Male,
+            age_years: 50.0,
         };
         procedural_ct_of(
             Template::AbdomenPhantom,

@@ -23,7 +23,7 @@ use synthcohort::volume::{Grid, Volume};
 /// A coarse grid (fast to image) whose recon grid is the object grid itself.
 fn grid(t: Template) -> Grid {
     match t {
-        Template::Head => Grid::centered([112, 112, 20], [2.0, 2.0, 6.0]),
+        Template::HeadPhantom => Grid::centered([112, 112, 20], [2.0, 2.0, 6.0]),
         _ => Grid::centered([96, 96, 36], [4.0, 4.0, 8.0]),
     }
 }
@@ -65,7 +65,7 @@ fn organ_rois(labels: &Volume<u16>, t: Template) -> Vec<(String, Vec<usize>)> {
     let mut ids: Vec<u16> = labels.data.clone();
     ids.sort_unstable();
     ids.dedup();
-    let r = if t == Template::Head { 1 } else { 2 };
+    let r = if t == Template::HeadPhantom { 1 } else { 2 };
     ids.into_iter()
         .filter(|&i| i != 0)
         .map(|id| {
@@ -124,7 +124,7 @@ fn procedural_templates_read_their_own_hu_at_120_kvp() {
     for t in [
         Template::ThoraxPhantom,
         Template::AbdomenPhantom,
-        Template::Head,
+        Template::HeadPhantom,
     ] {
         let organs = image_template(t);
         assert!(
@@ -161,7 +161,7 @@ fn procedural_templates_read_their_own_hu_at_120_kvp() {
             }
             by_tissue.entry(o.tissue).or_default().push(err);
         }
-        if t == Template::Head {
+        if t == Template::HeadPhantom {
             let get = |n: &str| organs.iter().find(|o| o.name == n).map(|o| o.read[1]);
             let (gm, wm) = (get("grey_matter").unwrap(), get("white_matter").unwrap());
             println!(
@@ -273,6 +273,7 @@ fn liver_lesions_enhance_by_class_and_attenuate_as_their_material() {
                 diameter_mm: 30.0,
                 shape: LesionShape::Sphere,
                 placement: Default::default(),
+                growth: Default::default(),
             },
             LesionTissue {
                 label_id: 0,

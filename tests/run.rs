@@ -323,6 +323,7 @@ fn real_label_maps_import_by_name_and_take_lesions() {
             } else {
                 anatomy::Sex::Male
             },
+            age_years: r.age,
         };
         let norm = anatomy::norms::organ_norm("liver", &body).unwrap();
         let z = norm.z(liver_ml / in_field);

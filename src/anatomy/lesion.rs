@@ -18,8 +18,82 @@ pub(crate) struct ShapeInst {
     /// Lobulation harmonics: (direction, order, phase, weight); weights sum to 1.
     harmonics: Vec<(V3, f64, f64, f64)>,
     amp: f64,
+    /// Spicules: (unit direction, length beyond the core radius, root radius), mm.
+    spicules: Vec<(V3, f64, f64)>,
+    /// The inner part is the body shrunk by this factor (cystic cavity, necrotic core,
+    /// part-solid nodule's solid component).
+    pub core_scale: Option<f64>,
     pub r_max: f64,
     pub r_min: f64,
+    /// Largest radius of the body (r_max without the spicules).
+    pub r_body: f64,
+}
+
+/// A spicule: a cone along `u` from the core radius `r0` out to `r0 + len`, its radius
+/// tapering from `root` to nothing (a cylinder of `root` inside the core).
+fn in_spicule(d: V3, u: V3, r0: f64, len: f64, root: f64) -> bool {
+    let t = dot(d, u);
+    if t < 0.0 || t > r0 + len {
+        return false;
+    }
+    let perp2 = dot(d, d) - t * t;
+    let rad = root * (1.0 - ((t - r0) / len).max(0.0));
+    perp2 <= rad * rad
+}
+
+fn ellipsoid(axes: [V3; 3], r: f64, rng: &mut ChaCha8Rng) -> ShapeInst {
+    let ratios = [
+        1.0,
+        rng.random_range(0.7..=1.0),
+        rng.random_range(0.7..=1.0),
+    ];
+    let mean = ratios.iter().sum::<f64>() / 3.0;
+    let semi = ratios.map(|q| r * q / mean);
+    let (lo, hi) = (
+        semi.iter().cloned().fold(f64::MAX, f64::min),
+        semi.iter().cloned().fold(0.0, f64::max),
+    );
+    ShapeInst {
+        axes,
+        semi,
+        harmonics: vec![],
+        amp: 0.0,
+        spicules: vec![],
+        core_scale: None,
+        r_max: hi,
+        r_min: lo,
+        r_body: hi,
+    }
+}
+
+/// A sphere whose radius is modulated by four smooth angular harmonics of relative amplitude
+/// `amp`: bumps, not spikes.
+fn lobulated(axes: [V3; 3], r: f64, amp: f64, rng: &mut ChaCha8Rng) -> ShapeInst {
+    let n = 4;
+    let mut harmonics: Vec<(V3, f64, f64, f64)> = (0..n)
+        .map(|_| {
+            let dir = random_unit(rng);
+            let order = rng.random_range(2..=4) as f64;
+            let phase = rng.random_range(0.0..2.0 * PI);
+            let w = rng.random_range(0.5..1.0);
+            (dir, order, phase, w)
+        })
+        .collect();
+    let total: f64 = harmonics.iter().map(|h| h.3).sum();
+    for h in &mut harmonics {
+        h.3 /= total;
+    }
+    ShapeInst {
+        axes,
+        semi: [r; 3],
+        harmonics,
+        amp,
+        spicules: vec![],
+        core_scale: None,
+        r_max: r * (1.0 + amp),
+        r_min: r * (1.0 - amp),
+        r_body: r * (1.0 + amp),
+    }
 }
 
 fn random_unit(rng: &mut ChaCha8Rng) -> V3 {
@@ -30,66 +104,69 @@ impl ShapeInst {
     pub fn draw(shape: LesionShape, diameter_mm: f64, rng: &mut ChaCha8Rng) -> ShapeInst {
         let r = diameter_mm / 2.0;
         let axes = frame(random_unit(rng), random_unit(rng));
+        let round = |axes| ShapeInst {
+            axes,
+            semi: [r; 3],
+            harmonics: vec![],
+            amp: 0.0,
+            spicules: vec![],
+            core_scale: None,
+            r_max: r,
+            r_min: r,
+            r_body: r,
+        };
         match shape {
-            LesionShape::Sphere => ShapeInst {
-                axes,
-                semi: [r; 3],
-                harmonics: vec![],
-                amp: 0.0,
-                r_max: r,
-                r_min: r,
-            },
-            LesionShape::Ellipsoid => {
-                let ratios = [
-                    1.0,
-                    rng.random_range(0.7..=1.0),
-                    rng.random_range(0.7..=1.0),
-                ];
-                let mean = ratios.iter().sum::<f64>() / 3.0;
-                let semi = ratios.map(|q| r * q / mean);
-                let (lo, hi) = (
-                    semi.iter().cloned().fold(f64::MAX, f64::min),
-                    semi.iter().cloned().fold(0.0, f64::max),
-                );
-                ShapeInst {
-                    axes,
-                    semi,
-                    harmonics: vec![],
-                    amp: 0.0,
-                    r_max: hi,
-                    r_min: lo,
-                }
-            }
-            LesionShape::Lobulated => {
-                let n = 4;
-                let mut harmonics: Vec<(V3, f64, f64, f64)> = (0..n)
-                    .map(|_| {
-                        let dir = random_unit(rng);
-                        let order = rng.random_range(2..=4) as f64;
-                        let phase = rng.random_range(0.0..2.0 * PI);
-                        let w = rng.random_range(0.5..1.0);
-                        (dir, order, phase, w)
-                    })
+            LesionShape::Sphere => round(axes),
+            LesionShape::Ellipsoid => ellipsoid(axes, r, rng),
+            LesionShape::Lobulated => lobulated(axes, r, 0.15, rng),
+            LesionShape::Spiculated => {
+                let mut s = lobulated(axes, r, 0.10, rng);
+                let n = rng.random_range(8..=14);
+                let root = (0.18 * r).max(0.8);
+                s.spicules = (0..n)
+                    .map(|_| (random_unit(rng), rng.random_range(0.5..=1.2) * r, root))
                     .collect();
-                let total: f64 = harmonics.iter().map(|h| h.3).sum();
-                for h in &mut harmonics {
-                    h.3 /= total;
-                }
-                let amp = 0.15;
-                ShapeInst {
-                    axes,
-                    semi: [r; 3],
-                    harmonics,
-                    amp,
-                    r_max: r * (1.0 + amp),
-                    r_min: r * (1.0 - amp),
-                }
+                let longest = s.spicules.iter().map(|sp| sp.1).fold(0.0, f64::max);
+                s.r_max = r * (1.0 + s.amp) + longest;
+                s
+            }
+            LesionShape::Cystic => {
+                let mut s = ellipsoid(axes, r, rng);
+                // Thin-walled: 1.5–3 mm, never more than 40 % of the short semi-axis.
+                let wall = rng.random_range(1.5..=3.0f64).min(0.4 * s.r_min);
+                s.core_scale = Some(1.0 - wall / s.r_min);
+                s
+            }
+            LesionShape::Necrotic => {
+                let mut s = lobulated(axes, r, 0.15, rng);
+                s.core_scale = Some(rng.random_range(0.4..=0.7));
+                s
+            }
+            LesionShape::PartSolid => {
+                let mut s = lobulated(axes, r, 0.10, rng);
+                s.core_scale = Some(rng.random_range(0.3..=0.6));
+                s
             }
         }
     }
 
+    /// Whether offset `d` lies in the inner part (see `core_scale`).
+    pub fn in_core(&self, d: V3) -> bool {
+        self.core_scale
+            .is_some_and(|c| self.in_body(d.map(|x| x / c)))
+    }
+
     /// Whether offset `d` (mm from the centre) is inside.
     pub fn contains(&self, d: V3) -> bool {
+        self.in_body(d)
+            || self
+                .spicules
+                .iter()
+                .any(|&(u, len, root)| in_spicule(d, u, self.semi[0], len, root))
+    }
+
+    /// The body without spicules.
+    pub fn in_body(&self, d: V3) -> bool {
         let l = [
             dot(d, self.axes[0]),
             dot(d, self.axes[1]),

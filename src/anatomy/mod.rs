@@ -6,6 +6,7 @@
 //! Everything is deterministic given the two streams.
 
 use std::collections::HashMap;
+use std::f64::consts::PI;
 use std::sync::{Mutex, OnceLock};
 
 use rand::RngExt;
@@ -25,7 +26,9 @@ pub mod ontology;
 mod phantom;
 
 pub use import::{import_labels, parse_names_file, ImportReport};
-pub use ontology::{label_by_id, label_by_name, ontology, organ_group, LabelInfo, LESION_ID_BASE};
+pub use ontology::{
+    label_by_id, label_by_name, ontology, organ_group, surface_of, LabelInfo, LESION_ID_BASE,
+};
 
 /// Ids a template can produce (sorted, no background, no lesions), for labels.json and the
 /// nnU-Net class list.
@@ -48,8 +51,11 @@ pub enum Template {
     ThoraxPhantom,
     /// Procedural abdomen phantom: diaphragm to pelvis (for QA and comparison).
     AbdomenPhantom,
-    /// Head: scalp, skull, CSF, grey and white matter, ventricles.
+    /// Atlas: head from a real brain template (MNI152 2009a) with its grey- and white-matter
+    /// maps; CSF and ventricles derived, skull and scalp added (models/atlas-head/ATLAS.md).
     Head,
+    /// Procedural head phantom: scalp, skull, CSF, grey and white matter, ventricles.
+    HeadPhantom,
     /// 200 mm water cylinder (CT QA).
     WaterCylinder,
     /// Water cylinder with air, fat, acrylic, bone and iodine inserts (CT QA).
@@ -57,11 +63,12 @@ pub enum Template {
 }
 
 impl Template {
-    pub const ALL: [Template; 6] = [
+    pub const ALL: [Template; 7] = [
         Template::Abdomen,
+        Template::Head,
         Template::ThoraxPhantom,
         Template::AbdomenPhantom,
-        Template::Head,
+        Template::HeadPhantom,
         Template::WaterCylinder,
         Template::CtQa,
     ];
@@ -81,6 +88,7 @@ impl Template {
             Template::ThoraxPhantom => "thorax_phantom",
             Template::AbdomenPhantom => "abdomen_phantom",
             Template::Head => "head",
+            Template::HeadPhantom => "head_phantom",
             Template::WaterCylinder => "water_cylinder",
             Template::CtQa => "ct_qa",
         }
@@ -104,7 +112,8 @@ impl Template {
             Template::ThoraxPhantom | Template::AbdomenPhantom => {
                 Grid::centered([144, 104, 168], [2.5, 2.5, 2.5])
             }
-            Template::Head => Grid::centered([120, 120, 120], [2.0; 3]),
+            Template::Head => Grid::centered([100, 118, 104], [2.0; 3]),
+            Template::HeadPhantom => Grid::centered([120, 120, 120], [2.0; 3]),
             Template::WaterCylinder | Template::CtQa => Grid::centered([112, 112, 20], [2.0; 3]),
         }
     }
@@ -122,7 +131,8 @@ impl schemars::JsonSchema for Template {
             Template::Abdomen => "Atlas: abdomen and pelvis (lung bases to proximal femora) from a real contrast CT and its TotalSegmentator segmentation, with body outline, subcutaneous and visceral fat, muscle and gas derived from the CT (models/atlas-abdomen/ATLAS.md). Organs scale to literature volumes for each subject, the fat band to its BMI.",
             Template::ThoraxPhantom => "Procedural chest phantom: neck base to upper abdomen.",
             Template::AbdomenPhantom => "Procedural abdomen phantom: diaphragm to pelvis (for QA and comparison).",
-            Template::Head => "Head: scalp, skull, CSF, grey and white matter, ventricles.",
+            Template::Head => "Atlas: head from a real brain template (ICBM 2009a MNI152, skull-stripped T1 with grey- and white-matter maps): grey and white matter by the larger probability, CSF and ventricles derived, subarachnoid CSF, skull and scalp added as shells (models/atlas-head/ATLAS.md). The head scales to each subject's brain volume norm for sex and age.",
+            Template::HeadPhantom => "Procedural head phantom: scalp, skull, CSF, grey and white matter, ventricles (for QA and comparison).",
             Template::WaterCylinder => "200 mm water cylinder (CT QA).",
             Template::CtQa => "Water cylinder with air, fat, acrylic, bone and iodine inserts (CT QA).",
         }
@@ -157,21 +167,29 @@ pub enum Sex {
     Male,
 }
 
-/// Subject body size: organs scale with height, subcutaneous fat with BMI.
+/// Subject body size: organs scale with height, subcutaneous fat with BMI, the brain with sex
+/// and age.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BodySize {
     pub height_cm: f64,
     pub weight_kg: f64,
     pub sex: Sex,
+    #[serde(default = "reference_age")]
+    pub age_years: f64,
+}
+
+fn reference_age() -> f64 {
+    BodySize::median().age_years
 }
 
 impl BodySize {
-    /// The reference adult the phantom dimensions describe: 170 cm, 72 kg, male.
+    /// The reference adult the phantom dimensions describe: 170 cm, 72 kg, male, 45 years.
     pub fn median() -> Self {
         BodySize {
             height_cm: 170.0,
             weight_kg: 72.0,
             sex: Sex::Male,
+            age_years: 45.0,
         }
     }
 
@@ -186,12 +204,31 @@ impl Default for BodySize {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A lesion's shape family. The last four carry a second part in the label map (see
+/// [`LesionPart`]): the label map marks each part with its own id.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LesionShape {
+    #[default]
     Sphere,
+    /// Triaxial, axis ratios 0.7–1.
     Ellipsoid,
+    /// A sphere with smooth bumps (±15 % of the radius).
     Lobulated,
+    /// A slightly lobulated core with 8–14 tapering spicules radiating into the surrounding
+    /// tissue (the "corona radiata" of a spiculated lung nodule); the diameter is the core's.
+    Spiculated,
+    /// A fluid-filled cavity inside a soft-tissue wall 1.5–3 mm thick (at least one voxel):
+    /// parts `wall` (the lesion's own tissue) and `fluid`.
+    Cystic,
+    /// A lobulated viable rim around a necrotic core of 40–70 % of the diameter: parts `rim`
+    /// (the lesion's tissue) and `necrotic_core` (unenhancing, fluid-like).
+    Necrotic,
+    /// A part-solid lung nodule: a solid component of 30–60 % of the diameter (the lesion's
+    /// tissue) inside a ground-glass component (about −650 HU).
+    PartSolid,
 }
 
 impl LesionShape {
@@ -200,8 +237,71 @@ impl LesionShape {
             LesionShape::Sphere => "sphere",
             LesionShape::Ellipsoid => "ellipsoid",
             LesionShape::Lobulated => "lobulated",
+            LesionShape::Spiculated => "spiculated",
+            LesionShape::Cystic => "cystic",
+            LesionShape::Necrotic => "necrotic",
+            LesionShape::PartSolid => "part_solid",
         }
     }
+
+    /// The second part this shape carries, if any.
+    pub fn second_part(self) -> Option<LesionPart> {
+        match self {
+            LesionShape::Cystic => Some(LesionPart::Fluid),
+            LesionShape::Necrotic => Some(LesionPart::NecroticCore),
+            LesionShape::PartSolid => Some(LesionPart::GroundGlass),
+            _ => None,
+        }
+    }
+}
+
+/// A lesion component with its own label id and tissue, beside the lesion's own id (which
+/// always carries the lesion's tissue as the pipeline gives it: the cyst's wall, the viable
+/// rim, the solid component).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LesionPart {
+    /// The content of a cystic lesion.
+    Fluid,
+    /// The necrotic centre of a tumour.
+    NecroticCore,
+    /// The ground-glass component around a part-solid nodule's solid core.
+    GroundGlass,
+}
+
+impl LesionPart {
+    pub fn name(self) -> &'static str {
+        match self {
+            LesionPart::Fluid => "fluid",
+            LesionPart::NecroticCore => "necrotic_core",
+            LesionPart::GroundGlass => "ground_glass",
+        }
+    }
+}
+
+/// One extra part of a lesion in the label map.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LesionPartRecord {
+    pub part: LesionPart,
+    pub label_id: u16,
+    pub volume_ml: f64,
+}
+
+/// What a growing lesion does to the tissue around it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LesionGrowth {
+    /// The lesion takes the place of the tissue it occupies (infiltrative growth; the organ
+    /// loses the lesion's volume).
+    #[default]
+    Replace,
+    /// The lesion pushes the surrounding tissue outward (expansile growth, mass effect): the
+    /// tissue it would occupy is moved radially out as an incompressible medium would be
+    /// (fading to nothing at three radii), so the organ keeps its volume and neighbouring
+    /// structures shift.
+    Displace,
 }
 
 impl std::fmt::Display for LesionShape {
@@ -254,6 +354,8 @@ pub struct LesionRequest {
     pub shape: LesionShape,
     #[serde(default)]
     pub placement: LesionPlacement,
+    #[serde(default)]
+    pub growth: LesionGrowth,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -283,8 +385,21 @@ pub struct LesionRecord {
     pub center_mm: [f64; 3],
     /// Requested mean diameter (mm).
     pub diameter_mm: f64,
-    /// Voxel count × voxel volume.
+    /// Voxel count × voxel volume (every part).
     pub volume_ml: f64,
+    #[serde(default)]
+    pub growth: LesionGrowth,
+    /// The lesion's other parts (cystic fluid, necrotic core, ground glass), each with its
+    /// own label id; `label_id` marks the rest.
+    #[serde(default)]
+    pub parts: Vec<LesionPartRecord>,
+}
+
+impl LesionRecord {
+    /// Every label id this lesion uses: its own, then its parts'.
+    pub fn label_ids(&self) -> impl Iterator<Item = u16> + '_ {
+        std::iter::once(self.label_id).chain(self.parts.iter().map(|p| p.label_id))
+    }
 }
 
 fn one() -> f64 {
@@ -315,7 +430,7 @@ pub enum AnatomyError {
         condition: String,
         diameter_mm: f64,
     },
-    #[error("too many lesions: {0} requested, ids {LESION_ID_BASE}..=65535 allow at most {max}", max = u16::MAX - LESION_ID_BASE + 1)]
+    #[error("too many lesions: {0} label ids (lesions and their parts) requested, ids {LESION_ID_BASE}..=65535 allow at most {max}", max = u16::MAX - LESION_ID_BASE + 1)]
     TooManyLesions(usize),
     #[error("lesion for `{condition}`: unknown organ `{organ}` (expected a label name such as `liver` or a group: lung, lung_left, lung_right, kidney, brain, bowel, ribs, vertebrae)")]
     UnknownOrgan { organ: String, condition: String },
@@ -336,6 +451,8 @@ pub enum AnatomyError {
         tries: usize,
         deepest_mm: f64,
     },
+    #[error("lesion for `{condition}`: `placement: surface` needs an organ with a surface to lie against (pleura, capsule, serosa, bone cortex, pia), and `{organ}` has none; use `inside` or `exophytic`")]
+    NoSurface { organ: String, condition: String },
     #[error("imported base label map is on grid {got:?} but the anatomy grid is {want:?}; resample it with import_labels first")]
     GridMismatch { got: Box<Grid>, want: Box<Grid> },
     #[error("atlas: {0}")]
@@ -372,8 +489,13 @@ fn validate(params: &AnatomyParams, base: Option<&Volume<u16>>) -> Result<(), An
     if !params.deformation_mm.is_finite() || params.deformation_mm < 0.0 {
         return Err(AnatomyError::InvalidDeformation(params.deformation_mm));
     }
-    if params.lesions.len() > (u16::MAX - LESION_ID_BASE) as usize + 1 {
-        return Err(AnatomyError::TooManyLesions(params.lesions.len()));
+    let ids_needed: usize = params
+        .lesions
+        .iter()
+        .map(|l| 1 + l.shape.second_part().is_some() as usize)
+        .sum();
+    if ids_needed > (u16::MAX - LESION_ID_BASE) as usize + 1 {
+        return Err(AnatomyError::TooManyLesions(ids_needed));
     }
     for (index, l) in params.lesions.iter().enumerate() {
         if !l.diameter_mm.is_finite() || l.diameter_mm <= 0.0 {
@@ -385,6 +507,12 @@ fn validate(params: &AnatomyParams, base: Option<&Volume<u16>>) -> Result<(), An
         }
         if organ_group(&l.organ).is_none() {
             return Err(AnatomyError::UnknownOrgan {
+                organ: l.organ.clone(),
+                condition: l.condition.clone(),
+            });
+        }
+        if l.placement == LesionPlacement::Surface && surface_of(&l.organ).is_none() {
+            return Err(AnatomyError::NoSurface {
                 organ: l.organ.clone(),
                 condition: l.condition.clone(),
             });
@@ -494,12 +622,15 @@ fn insert_lesions(
     // candidate is checked exactly, so one map per group suffices.
     let mut depth_cache: HashMap<Vec<u16>, Vec<f32>> = HashMap::new();
     let mut out = Vec::with_capacity(reqs.len());
-    for (k, req) in reqs.iter().enumerate() {
+    // Ids run in request order, a lesion's parts right after it.
+    let mut next_id = LESION_ID_BASE;
+    for req in reqs {
         let ids = organ_group(&req.organ).ok_or_else(|| AnatomyError::UnknownOrgan {
             organ: req.organ.clone(),
             condition: req.condition.clone(),
         })?;
-        let label_id = LESION_ID_BASE + k as u16;
+        let label_id = next_id;
+        next_id += 1;
         let shape = lesion::ShapeInst::draw(req.shape, req.diameter_mm, rng);
         if !depth_cache.contains_key(&ids) {
             let d = lesion::edt_full(labels, &ids).ok_or_else(|| AnatomyError::OrganAbsent {
@@ -520,12 +651,25 @@ fn insert_lesions(
             LesionPlacement::Surface => (need, need + (2.0 * half_diag) as f32),
             LesionPlacement::Exophytic => (0.0, (0.5 * shape.r_min).max(2.0 * half_diag) as f32),
         };
-        let candidates: Vec<usize> = depth
-            .iter()
-            .enumerate()
-            .filter(|(_, &d)| d > 0.0 && d >= lo && d <= hi)
-            .map(|(i, _)| i)
-            .collect();
+        let within = |lo: f32, hi: f32| -> Vec<usize> {
+            depth
+                .iter()
+                .enumerate()
+                .filter(|(_, &d)| d > 0.0 && d >= lo && d <= hi)
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let mut candidates = within(lo, hi);
+        if req.placement == LesionPlacement::Inside {
+            // Wholly inside with its 26-neighbourhood in the organ: a voxel diagonal beyond
+            // r_body, less the centre's jitter, is the likely-fit depth; in a thin organ (lung
+            // bases) the loose bound leaves too many misses for the tries, so prefer the deep
+            // centres when there are any.
+            let deep = within((shape.r_body + half_diag) as f32, hi);
+            if !deep.is_empty() {
+                candidates = deep;
+            }
+        }
         let fail = || AnatomyError::LesionDoesNotFit {
             diameter_mm: req.diameter_mm,
             shape: req.shape,
@@ -543,7 +687,7 @@ fn insert_lesions(
             let [ci, cj, ck] = grid.ijk(c);
             let w = grid.world(ci, cj, ck);
             let centre = [0, 1, 2].map(|a| w[a] + grid.spacing_mm[a] * (rng.random::<f64>() - 0.5));
-            let vox = voxelise(&grid, &shape, centre, c);
+            let (vox, spicules) = voxelise(&grid, &shape, centre, c);
             let interior = |v: usize| {
                 let [i, j, kk] = grid.ijk(v);
                 i > 0 && j > 0 && kk > 0 && i + 1 < nx && j + 1 < ny && kk + 1 < nz
@@ -599,17 +743,46 @@ fn insert_lesions(
                 }
             };
             if fits {
-                placed = Some((centre, vox));
+                placed = Some((centre, vox, spicules));
                 break;
             }
         }
-        let (centre, vox) = placed.ok_or_else(fail)?;
+        let (centre, mut vox, spicules) = placed.ok_or_else(fail)?;
+        // Spicules radiate into what surrounds the core: kept inside the organ (or, growing
+        // out of it, in the body's tissue), never into air or another lesion.
+        vox.extend(spicules.into_iter().filter(|&v| {
+            let l = labels.data[v];
+            match req.placement {
+                LesionPlacement::Exophytic => l != 0 && l < LESION_ID_BASE,
+                _ => ids.contains(&l),
+            }
+        }));
         let in_organ = vox
             .iter()
             .filter(|&&v| ids.contains(&labels.data[v]))
             .count();
-        for &v in &vox {
-            labels.data[v] = label_id;
+        if req.growth == LesionGrowth::Displace {
+            let radius = (3.0 * vox.len() as f64 * grid.voxel_ml() * 1000.0 / (4.0 * PI)).cbrt();
+            displace(labels, centre, radius);
+        }
+        let parts = split_parts(&grid, &shape, req.shape, centre, &vox);
+        let mut part_records = Vec::new();
+        if let Some(part) = req.shape.second_part() {
+            let n = parts.iter().filter(|&&p| p).count();
+            if n > 0 {
+                part_records.push(LesionPartRecord {
+                    part,
+                    label_id: next_id,
+                    volume_ml: n as f64 * grid.voxel_ml(),
+                });
+                next_id += 1;
+            }
+        }
+        for (&v, &is_part) in vox.iter().zip(&parts) {
+            labels.data[v] = match part_records.first() {
+                Some(p) if is_part => p.label_id,
+                _ => label_id,
+            };
         }
         out.push(LesionRecord {
             label_id,
@@ -622,18 +795,114 @@ fn insert_lesions(
             center_mm: centre,
             diameter_mm: req.diameter_mm,
             volume_ml: vox.len() as f64 * grid.voxel_ml(),
+            growth: req.growth,
+            parts: part_records,
         });
     }
     Ok(out)
 }
 
-/// Voxel indices whose centres fall inside the shape at `centre`; at least `fallback`.
+/// Which of a placed lesion's voxels belong to its second part (see
+/// [`LesionShape::second_part`]). A cavity or necrotic core never reaches the lesion's outer
+/// voxel layer, so the wall or rim shows at any spacing; a part-solid nodule keeps at least
+/// its centre voxel solid.
+fn split_parts(
+    grid: &Grid,
+    shape: &lesion::ShapeInst,
+    family: LesionShape,
+    centre: [f64; 3],
+    vox: &[usize],
+) -> Vec<bool> {
+    let Some(part) = family.second_part() else {
+        return vec![false; vox.len()];
+    };
+    let set: std::collections::HashSet<usize> = vox.iter().copied().collect();
+    let offset = |v: usize| {
+        let [i, j, k] = grid.ijk(v);
+        let p = grid.world(i, j, k);
+        [p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]]
+    };
+    let [nx, ny, nz] = grid.dims;
+    let on_rim = |v: usize| {
+        let [i, j, k] = grid.ijk(v);
+        if i == 0 || j == 0 || k == 0 || i + 1 == nx || j + 1 == ny || k + 1 == nz {
+            return true;
+        }
+        [v - 1, v + 1, v - nx, v + nx, v - nx * ny, v + nx * ny]
+            .iter()
+            .any(|q| !set.contains(q))
+    };
+    match part {
+        LesionPart::Fluid | LesionPart::NecroticCore => vox
+            .iter()
+            .map(|&v| shape.in_core(offset(v)) && !on_rim(v))
+            .collect(),
+        LesionPart::GroundGlass => {
+            let mut glass: Vec<bool> = vox.iter().map(|&v| !shape.in_core(offset(v))).collect();
+            if glass.iter().all(|&g| g) {
+                let d2 = |v: usize| offset(v).iter().map(|x| x * x).sum::<f64>();
+                if let Some((i, _)) = vox
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| d2(*a.1).total_cmp(&d2(*b.1)))
+                {
+                    glass[i] = false;
+                }
+            }
+            glass
+        }
+    }
+}
+
+/// Mass effect: moves the tissue within three radii of `centre` radially outward as an
+/// incompressible medium around a sphere of `radius` growing from nothing would move
+/// (a point at distance ρ comes from (ρ³ − R³)^⅓), blended smoothly to no displacement
+/// between two and three radii. The radial map stays monotonic, so nothing folds.
+fn displace(labels: &mut Volume<u16>, centre: [f64; 3], radius: f64) {
+    let grid = labels.grid.clone();
+    let src = labels.data.clone();
+    let reach = 3.0 * radius;
+    let mut range = [(0usize, 0usize); 3];
+    for a in 0..3 {
+        let lo = ((centre[a] - reach - grid.origin_mm[a]) / grid.spacing_mm[a]).floor();
+        let hi = ((centre[a] + reach - grid.origin_mm[a]) / grid.spacing_mm[a]).ceil();
+        let top = grid.dims[a] as f64 - 1.0;
+        range[a] = (lo.clamp(0.0, top) as usize, hi.clamp(0.0, top) as usize);
+    }
+    let r3 = radius.powi(3);
+    for k in range[2].0..=range[2].1 {
+        for j in range[1].0..=range[1].1 {
+            for i in range[0].0..=range[0].1 {
+                let p = grid.world(i, j, k);
+                let d = [p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]];
+                let rho = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
+                if rho >= reach {
+                    continue;
+                }
+                let incompressible = (rho.powi(3) - r3).max(0.0).cbrt();
+                let t = ((rho - 2.0 * radius) / radius).clamp(0.0, 1.0);
+                let w = 1.0 - t * t * (3.0 - 2.0 * t);
+                let rho_src = rho - (rho - incompressible) * w;
+                let f = if rho > 0.0 { rho_src / rho } else { 0.0 };
+                let q = [0, 1, 2].map(|a| centre[a] + d[a] * f);
+                let ijk = [0, 1, 2].map(|a| {
+                    (((q[a] - grid.origin_mm[a]) / grid.spacing_mm[a]).round())
+                        .clamp(0.0, grid.dims[a] as f64 - 1.0) as usize
+                });
+                labels.data[grid.index(i, j, k)] = src[grid.index(ijk[0], ijk[1], ijk[2])];
+            }
+        }
+    }
+}
+
+/// Voxel indices whose centres fall inside the shape's body at `centre` (at least
+/// `fallback`), and those only its spicules reach.
 fn voxelise(
     grid: &Grid,
     shape: &lesion::ShapeInst,
     centre: [f64; 3],
     fallback: usize,
-) -> Vec<usize> {
+) -> (Vec<usize>, Vec<usize>) {
     let mut rng_ijk = [(0usize, 0usize); 3];
     for a in 0..3 {
         let lo = ((centre[a] - shape.r_max - grid.origin_mm[a]) / grid.spacing_mm[a])
@@ -645,21 +914,24 @@ fn voxelise(
             .min(grid.dims[a] - 1);
         rng_ijk[a] = (lo, hi);
     }
-    let mut out = Vec::new();
+    let (mut body, mut spicules) = (Vec::new(), Vec::new());
     for k in rng_ijk[2].0..=rng_ijk[2].1 {
         for j in rng_ijk[1].0..=rng_ijk[1].1 {
             for i in rng_ijk[0].0..=rng_ijk[0].1 {
                 let p = grid.world(i, j, k);
-                if shape.contains([p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]]) {
-                    out.push(grid.index(i, j, k));
+                let d = [p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]];
+                if shape.in_body(d) {
+                    body.push(grid.index(i, j, k));
+                } else if shape.contains(d) {
+                    spicules.push(grid.index(i, j, k));
                 }
             }
         }
     }
-    if out.is_empty() {
-        out.push(fallback);
+    if body.is_empty() {
+        body.push(fallback);
     }
-    out
+    (body, spicules)
 }
 
 /// Smallest typical extent (mm) of an organ (or group) in a template at median adult size:

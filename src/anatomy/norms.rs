@@ -14,6 +14,12 @@
 //!   (Johnson et al., Clin J Am Soc Nephrol 2011;6:70, CT of 224 donors); 140 mL at BSA 1.9 m²
 //!   (mean of the left and right 146 and 134 mL of Emamian et al., AJR 1993;160:83), SD 20 % of
 //!   the mean (the spread of that series).
+//! - Brain (grey + white matter): 1260 mL in men and 1130 mL in women (young and middle-aged
+//!   adults; Cosgrove, Mazure & Staley, Biol Psychiatry 2007;62:847, review of MRI volumetry),
+//!   SD 10 % of the mean (the spread of adult series, e.g. Allen et al., Am J Phys Anthropol
+//!   2002;118:341); from age 30 the brain loses about 0.25 % of its volume a year (healthy-aging
+//!   series report 0.2–0.3 %/yr, rising after 60: Fotenos et al., Neurology 2005;64:1032;
+//!   Scahill et al., Arch Neurol 2003;60:989), modelled linearly.
 
 use super::{BodySize, Sex};
 
@@ -37,7 +43,12 @@ pub fn bsa_m2(body: &BodySize) -> f64 {
 }
 
 /// Organs (label names) with a literature norm, in report order.
-pub const ORGANS: [&str; 4] = ["liver", "spleen", "kidney_left", "kidney_right"];
+/// Names are labels or groups (`brain`: grey + white matter, see `ontology::organ_group`).
+pub const ORGANS: [&str; 5] = ["liver", "spleen", "kidney_left", "kidney_right", "brain"];
+
+/// Relative brain volume loss per year of age past [`BRAIN_LOSS_FROM_AGE`].
+pub const BRAIN_LOSS_PER_YEAR: f64 = 0.0025;
+pub const BRAIN_LOSS_FROM_AGE: f64 = 30.0;
 
 /// The literature norm of an organ (a label name from [`ORGANS`]); None for others.
 pub fn organ_norm(organ: &str, body: &BodySize) -> Option<Norm> {
@@ -62,6 +73,19 @@ pub fn organ_norm(organ: &str, body: &BodySize) -> Option<Norm> {
                 sd_ml: 0.2 * mean,
             })
         }
+        "brain" => {
+            let young = if body.sex == Sex::Male {
+                1260.0
+            } else {
+                1130.0
+            };
+            let aged = 1.0 - BRAIN_LOSS_PER_YEAR * (body.age_years - BRAIN_LOSS_FROM_AGE).max(0.0);
+            let mean = young * aged.max(0.5);
+            Some(Norm {
+                mean_ml: mean,
+                sd_ml: 0.1 * mean,
+            })
+        }
         _ => None,
     }
 }
@@ -77,6 +101,7 @@ mod tests {
             height_cm: 180.0,
             weight_kg: 80.0,
             sex: Sex::Male,
+            age_years: 50.0,
         };
         assert!((bsa_m2(&b) - 2.0).abs() < 1e-12);
         let liver = organ_norm("liver", &b).unwrap();
@@ -92,6 +117,22 @@ mod tests {
         );
         assert!((km / kf - 1.035 / 0.965).abs() < 1e-12 && km > 140.0);
         assert!(organ_norm("heart", &b).is_none());
+        // Brain: sex difference and 0.25 %/yr from 30 (at 70: 10 % less than at 30).
+        let young = BodySize {
+            age_years: 30.0,
+            ..b
+        };
+        let old = BodySize {
+            age_years: 70.0,
+            ..b
+        };
+        assert_eq!(organ_norm("brain", &young).unwrap().mean_ml, 1260.0);
+        assert!((organ_norm("brain", &old).unwrap().mean_ml - 1260.0 * 0.9).abs() < 1e-9);
+        let fy = BodySize {
+            sex: Sex::Female,
+            ..young
+        };
+        assert_eq!(organ_norm("brain", &fy).unwrap().mean_ml, 1130.0);
         assert!((liver.z(liver.mean_ml + liver.sd_ml) - 1.0).abs() < 1e-12);
     }
 }

@@ -371,6 +371,75 @@ pub fn organ_group(name: &str) -> Option<Vec<u16>> {
     Some(ids)
 }
 
+/// The anatomical surface a `placement: surface` lesion of `organ` (a label or a group) lies
+/// against: pleura for the lungs, the capsule of solid abdominal organs, the serosa of hollow
+/// viscera, the cortex (periosteum) of bones, the pia of the brain's surface. None where the
+/// organ has no such free surface (white matter, ventricles and CSF lie inside other tissue;
+/// vessels, fat, muscle and the body outline are not organs with a lining), so such a request
+/// is refused instead of silently touching whatever neighbour is nearest.
+pub fn surface_of(organ: &str) -> Option<&'static str> {
+    let n = normalize(organ);
+    let bone = [
+        "vertebrae",
+        "spine",
+        "rib",
+        "ribs",
+        "sacrum",
+        "skull",
+        "sternum",
+        "hip",
+        "femur",
+        "humerus",
+        "scapula",
+        "clavicula",
+    ];
+    if n.starts_with("lung") || n.ends_with("_lung") || n == "lungs" {
+        Some("pleura")
+    } else if bone
+        .iter()
+        .any(|b| n == *b || n.starts_with(&format!("{b}_")))
+    {
+        Some("cortex (periosteum)")
+    } else if [
+        "liver",
+        "spleen",
+        "kidney",
+        "kidneys",
+        "kidney_left",
+        "kidney_right",
+        "adrenal_gland",
+        "adrenal_glands",
+        "adrenal_gland_left",
+        "adrenal_gland_right",
+        "thyroid_gland",
+        "prostate",
+    ]
+    .contains(&n.as_str())
+    {
+        Some("capsule")
+    } else if [
+        "stomach",
+        "bowel",
+        "intestine",
+        "small_bowel",
+        "duodenum",
+        "colon",
+        "urinary_bladder",
+        "gallbladder",
+        "esophagus",
+    ]
+    .contains(&n.as_str())
+    {
+        Some("serosa (wall)")
+    } else if ["brain", "grey_matter"].contains(&n.as_str()) {
+        Some("pia (cortical surface)")
+    } else if n == "heart" {
+        Some("epicardium")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ pub(crate) fn sizing(t: Template, body: &BodySize) -> Sizing {
     let lin = body.height_cm / 170.0;
     let s = match t {
         // Head size grows much more slowly than height; female brains ~9 % smaller by volume.
-        Template::Head => lin.powf(0.33) * if body.sex == Sex::Female { 0.97 } else { 1.0 },
+        Template::HeadPhantom => lin.powf(0.33) * if body.sex == Sex::Female { 0.97 } else { 1.0 },
         Template::WaterCylinder | Template::CtQa => 1.0,
         _ => lin,
     };
@@ -87,9 +87,9 @@ fn objects(t: Template, sz: &Sizing, seed: u64) -> (f64, Vec<Obj>) {
                 .collect();
             (shift, objs)
         }
-        Template::Head => (0.0, head(seed)),
+        Template::HeadPhantom => (0.0, head(seed)),
         // An atlas is read, not drawn: nothing procedural.
-        Template::Abdomen => (0.0, Vec::new()),
+        Template::Abdomen | Template::Head => (0.0, Vec::new()),
         Template::WaterCylinder => (0.0, qa(false)),
         Template::CtQa => (0.0, qa(true)),
     }

@@ -156,7 +156,10 @@ fn abdomen_organ_volumes_are_plausible() {
 
 #[test]
 fn head_brain_volume_is_plausible() {
-    let v = render(Template::Head, Grid::centered([128, 128, 128], [1.75; 3]));
+    let v = render(
+        Template::HeadPhantom,
+        Grid::centered([128, 128, 128], [1.75; 3]),
+    );
     let brain = volume_ml(&v, &[GREY_MATTER, WHITE_MATTER]);
     let (gm, wm) = (
         volume_ml(&v, &[GREY_MATTER]),
@@ -171,7 +174,7 @@ fn head_brain_volume_is_plausible() {
     assert!(gm > 0.3 * brain && wm > 0.3 * brain);
     assert!((5.0..=60.0).contains(&vent));
     assert!(wholly_inside(&v, &[SKULL, SCALP, GREY_MATTER]));
-    assert_labels_declared(Template::Head, &v);
+    assert_labels_declared(Template::HeadPhantom, &v);
 }
 
 #[test]
@@ -182,6 +185,7 @@ fn fat_thickness_follows_bmi() {
             height_cm: 170.0,
             weight_kg: w,
             sex: Sex::Male,
+            age_years: 45.0,
         };
         volume_ml(
             &phantom::render_template(Template::AbdomenPhantom, &g, &b, 0),
@@ -251,6 +255,7 @@ fn lesion(organ: &str, d: f64, shape: LesionShape) -> LesionRequest {
         diameter_mm: d,
         shape,
         placement: LesionPlacement::Inside,
+        growth: LesionGrowth::Replace,
     }
 }
 
@@ -349,7 +354,7 @@ fn lesion_errors_name_the_organ_and_values() {
     );
     let e = build(
         &params(
-            Template::Head,
+            Template::HeadPhantom,
             Grid::centered([32, 32, 32], [6.0; 3]),
             0.0,
             vec![lesion("liver", 10.0, LesionShape::Sphere)],
@@ -366,7 +371,7 @@ fn lesion_errors_name_the_organ_and_values() {
     );
     let e = build(
         &params(
-            Template::Head,
+            Template::HeadPhantom,
             g.clone(),
             0.0,
             vec![lesion("spleen_of_mars", 10.0, LesionShape::Sphere)],
@@ -380,7 +385,7 @@ fn lesion_errors_name_the_organ_and_values() {
     assert!(e.contains("unknown organ `spleen_of_mars`"), "{e}");
     let e = build(
         &params(
-            Template::Head,
+            Template::HeadPhantom,
             g,
             0.0,
             vec![lesion("brain", -1.0, LesionShape::Sphere)],
@@ -433,9 +438,9 @@ fn min_extents_are_inscribed_diameters() {
     eprintln!("kidney {kid} liver {liver} lung {lung}");
     assert!((25.0..=60.0).contains(&kid), "kidney {kid}");
     assert!(liver > 60.0 && lung > 60.0);
-    assert!(organ_min_extent_mm(Template::Head, "liver").is_none());
-    assert!(organ_min_extent_mm(Template::Head, "nonsense").is_none());
-    let brain = organ_min_extent_mm(Template::Head, "brain").unwrap();
+    assert!(organ_min_extent_mm(Template::HeadPhantom, "liver").is_none());
+    assert!(organ_min_extent_mm(Template::HeadPhantom, "nonsense").is_none());
+    let brain = organ_min_extent_mm(Template::HeadPhantom, "brain").unwrap();
     eprintln!("brain {brain}");
     assert!(brain > 25.0);
 }
@@ -449,7 +454,7 @@ fn template_label_lists() {
     for n in 1..=12 {
         assert!(th.contains(&rib_id(true, n)) && th.contains(&rib_id(false, n)));
     }
-    let head = template_labels(Template::Head);
+    let head = template_labels(Template::HeadPhantom);
     assert!(head.contains(&GREY_MATTER) && !head.contains(&LIVER));
     for t in Template::ALL {
         assert!(template_labels(t)
@@ -530,7 +535,10 @@ fn procedural_templates_put_each_organ_on_its_side() {
 fn head_template_is_mirror_symmetric_in_its_labels() {
     // The head's labels (scalp, skull, CSF, grey and white matter, ventricles) have no side:
     // nothing to put on the wrong side, and the label volumes are the same on both halves.
-    let v = render(Template::Head, Grid::centered([64, 72, 64], [3.0; 3]));
+    let v = render(
+        Template::HeadPhantom,
+        Grid::centered([64, 72, 64], [3.0; 3]),
+    );
     assert!(laterality::laterality(&v).checks.is_empty());
     for id in [SKULL, LATERAL_VENTRICLES, GREY_MATTER, WHITE_MATTER] {
         let half = |right: bool| {
@@ -649,4 +657,169 @@ fn exophytic_and_surface_lesions_sit_against_their_organ_boundary() {
         })
     });
     assert!(touches, "pleural-based nodule away from the pleura");
+}
+
+/// A ball-shaped organ (liver id, radius `r_mm`) filling the middle of a 2 mm grid.
+fn ball_organ(r_mm: f64) -> Volume<u16> {
+    let g = Grid::centered([64, 64, 64], [2.0, 2.0, 2.0]);
+    let mut v = Volume::filled(g.clone(), ontology::BODY);
+    for idx in 0..g.len() {
+        let [i, j, k] = g.ijk(idx);
+        let p = g.world(i, j, k);
+        if (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt() <= r_mm {
+            v.data[idx] = LIVER;
+        }
+    }
+    v
+}
+
+fn on_ball(reqs: Vec<LesionRequest>, seed: u64) -> (Anatomy, Volume<u16>) {
+    let base = ball_organ(50.0);
+    let p = params(Template::AbdomenPhantom, base.grid.clone(), 0.0, reqs);
+    let (mut a, mut l) = rngs(seed, seed + 1);
+    (build(&p, Some(&base), &mut a, &mut l).unwrap(), base)
+}
+
+/// Each family with a second part carries it under its own id, nested as the family says:
+/// the fluid and the necrotic core never touch the lesion's outside (the wall and rim are
+/// there at every spacing), a part-solid nodule's solid component lies inside its ground
+/// glass; parts' volumes match their voxels, and a spiculated nodule reaches beyond its core.
+#[test]
+fn shape_families_carry_their_parts_nested_as_drawn() {
+    for (shape, part) in [
+        (LesionShape::Cystic, LesionPart::Fluid),
+        (LesionShape::Necrotic, LesionPart::NecroticCore),
+        (LesionShape::PartSolid, LesionPart::GroundGlass),
+    ] {
+        let (got, _) = on_ball(vec![lesion("liver", 30.0, shape)], 11);
+        let rec = &got.lesions[0];
+        assert_eq!(rec.parts.len(), 1, "{shape}");
+        let pr = rec.parts[0];
+        assert_eq!(pr.part, part);
+        assert_eq!(pr.label_id, rec.label_id + 1);
+        let g = &got.labels.grid;
+        let count = |id: u16| got.labels.data.iter().filter(|&&l| l == id).count();
+        let (own, second) = (count(rec.label_id), count(pr.label_id));
+        assert!((pr.volume_ml - second as f64 * g.voxel_ml()).abs() < 1e-9);
+        assert!((rec.volume_ml - (own + second) as f64 * g.voxel_ml()).abs() < 1e-9);
+        let lesion_ids = [rec.label_id, pr.label_id];
+        // The inner part (fluid, core, solid) never has a face neighbour outside the lesion.
+        let inner = if part == LesionPart::GroundGlass {
+            rec.label_id
+        } else {
+            pr.label_id
+        };
+        let [nx, ny, _] = g.dims;
+        for (v, &l) in got.labels.data.iter().enumerate() {
+            if l == inner {
+                for q in [v - 1, v + 1, v - nx, v + nx, v - nx * ny, v + nx * ny] {
+                    assert!(
+                        lesion_ids.contains(&got.labels.data[q]),
+                        "{shape}: {part:?} exposed"
+                    );
+                }
+            }
+        }
+        // Inner fraction as drawn: cystic (1 − wall/r)³ with a 1.5–3 mm wall (r 12–17 mm for a
+        // 30 mm ellipsoid), necrotic core
+        // 0.4–0.7 of the size, solid 0.3–0.6 (the cube, less the outer voxel layer).
+        let inner_n = if inner == rec.label_id { own } else { second };
+        let f = inner_n as f64 / (own + second) as f64;
+        let (lo, hi) = match shape {
+            LesionShape::Cystic => (0.2, 0.8),
+            LesionShape::Necrotic => (0.02, 0.7f64.powi(3) * 1.2),
+            _ => (0.005, 0.6f64.powi(3) * 1.2),
+        };
+        eprintln!("{shape}: inner {:.3} of {} voxels", f, own + second);
+        assert!((lo..=hi).contains(&f), "{shape}: inner fraction {f}");
+    }
+    // Spiculated: the core's volume, with spicules reaching past 1.2 core radii.
+    let (got, _) = on_ball(vec![lesion("liver", 20.0, LesionShape::Spiculated)], 5);
+    let rec = &got.lesions[0];
+    assert!(rec.parts.is_empty());
+    let g = &got.labels.grid;
+    let far = (0..g.len())
+        .filter(|&i| got.labels.data[i] == rec.label_id)
+        .map(|i| {
+            let [a, b, c] = g.ijk(i);
+            let p = g.world(a, b, c);
+            (0..3)
+                .map(|x| (p[x] - rec.center_mm[x]).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        })
+        .fold(0.0, f64::max);
+    assert!(far > 12.0, "spicules reach only {far} mm");
+    let sphere_ml = std::f64::consts::PI / 6.0 * 8.0;
+    assert!(
+        rec.volume_ml > 0.7 * sphere_ml && rec.volume_ml < 1.5 * sphere_ml,
+        "{}",
+        rec.volume_ml
+    );
+}
+
+/// Mass effect: a displacing lesion leaves its organ's tissue volume as it was (the medium
+/// is pushed aside, not removed), where a replacing one takes its own volume out of it; the
+/// organ's outline moves outward near the lesion.
+#[test]
+fn displacing_lesions_push_tissue_aside_and_keep_the_organ_volume() {
+    let organ_ml = |a: &Anatomy| {
+        a.labels.data.iter().filter(|&&l| l == LIVER).count() as f64 * a.labels.grid.voxel_ml()
+    };
+    let mk = |growth| LesionRequest {
+        growth,
+        ..lesion("liver", 40.0, LesionShape::Sphere)
+    };
+    let (replace, base) = on_ball(vec![mk(LesionGrowth::Replace)], 3);
+    let (displace, _) = on_ball(vec![mk(LesionGrowth::Displace)], 3);
+    let before = base.data.iter().filter(|&&l| l == LIVER).count() as f64 * base.grid.voxel_ml();
+    let les = replace.lesions[0].volume_ml;
+    let (r, d) = (organ_ml(&replace), organ_ml(&displace));
+    eprintln!("liver {before:.1} ml, lesion {les:.1} ml: replace leaves {r:.1}, displace {d:.1}");
+    assert!((r - (before - les)).abs() < 1e-6);
+    assert!(
+        (d - before).abs() < 0.04 * before,
+        "displace: {d} vs {before}"
+    );
+    assert_eq!(displace.lesions[0].growth, LesionGrowth::Displace);
+    // Same centre and shape (the lesion stream is the same), so the lesion voxels agree.
+    assert_eq!(replace.lesions[0].center_mm, displace.lesions[0].center_mm);
+}
+
+#[test]
+fn a_surface_lesion_needs_an_organ_with_a_surface() {
+    let g = Grid::centered([48, 48, 40], [8.0, 8.0, 8.0]);
+    let req = LesionRequest {
+        placement: LesionPlacement::Surface,
+        ..lesion("pancreas", 8.0, LesionShape::Sphere)
+    };
+    let (mut a, mut l) = rngs(1, 2);
+    let err = build(
+        &params(Template::AbdomenPhantom, g, 0.0, vec![req]),
+        None,
+        &mut a,
+        &mut l,
+    )
+    .unwrap_err();
+    assert!(matches!(err, AnatomyError::NoSurface { .. }), "{err}");
+    for organ in [
+        "lung",
+        "liver",
+        "kidney_left",
+        "ribs",
+        "vertebrae_L1",
+        "colon",
+        "brain",
+    ] {
+        assert!(surface_of(organ).is_some(), "{organ}");
+    }
+    for organ in [
+        "pancreas",
+        "white_matter",
+        "aorta",
+        "subcutaneous_fat",
+        "csf",
+    ] {
+        assert!(surface_of(organ).is_none(), "{organ}");
+    }
 }

@@ -73,9 +73,6 @@ pub fn atlas(ct: &Path, seg: &Path, names: &Path, out: &Path) -> Result<ExitCode
     }
     let (mapped, import) = import_labels(&seg_vol, &table, &ct_vol.grid);
     let (labels, report) = derive::derive(&ct_vol, &mapped).map_err(|e| fail(ct, &e))?;
-    let bytes =
-        nifti::encode_labels(&labels, true, "synthcohort atlas").map_err(|e| fail(out, &e))?;
-    io::atomic::write_atomic(out, &bytes).map_err(|e| fail(out, &e))?;
     let json = serde_json::json!({
         "ct": ct.file_name().map(|f| f.to_string_lossy().to_string()),
         "segmentation": seg.file_name().map(|f| f.to_string_lossy().to_string()),
@@ -88,12 +85,64 @@ pub fn atlas(ct: &Path, seg: &Path, names: &Path, out: &Path) -> Result<ExitCode
         "subcutaneous_max_depth_mm": derive::SUBCUT_MAX_DEPTH_MM,
         "report": report,
     });
+    write_atlas(&labels, &json, out)
+}
+
+/// Writes an atlas label map and its derivation report (`<out stem>.json`, also printed).
+fn write_atlas(
+    labels: &synthcohort::volume::Volume<u16>,
+    report: &serde_json::Value,
+    out: &Path,
+) -> Result<ExitCode, CliError> {
+    use synthcohort::io::{self, nifti};
+    let fail = |what: &Path, e: &dyn std::fmt::Display| {
+        CliError::Usage(format!("{}: {e}", what.display()))
+    };
+    let bytes =
+        nifti::encode_labels(labels, true, "synthcohort atlas").map_err(|e| fail(out, &e))?;
+    io::atomic::write_atomic(out, &bytes).map_err(|e| fail(out, &e))?;
     let report_path = out.with_extension("").with_extension("json");
-    let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+    let text = serde_json::to_string_pretty(report).unwrap_or_default() + "\n";
     io::atomic::write_atomic(&report_path, text.as_bytes()).map_err(|e| fail(&report_path, &e))?;
     println!("{text}");
     println!("wrote {} and {}", out.display(), report_path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn atlas_head(t1: &Path, gm: &Path, wm: &Path, out: &Path) -> Result<ExitCode, CliError> {
+    use synthcohort::anatomy::atlas::derive_head;
+    use synthcohort::io::nifti;
+    let fail = |what: &Path, e: &dyn std::fmt::Display| {
+        CliError::Usage(format!("{}: {e}", what.display()))
+    };
+    let read = |p: &Path| nifti::read_image(p).map_err(|e| fail(p, &e));
+    // Probability maps stored as uint8 (p · 255) are brought to 0–1.
+    let probability = |p: &Path| -> Result<_, CliError> {
+        let mut v = read(p)?;
+        if v.data.iter().any(|&x| x > 1.0) {
+            v.data.iter_mut().for_each(|x| *x /= 255.0);
+        }
+        Ok(v)
+    };
+    let (t1_vol, gm_vol, wm_vol) = (read(t1)?, probability(gm)?, probability(wm)?);
+    let (labels, report) =
+        derive_head::derive_head(&t1_vol, &gm_vol, &wm_vol).map_err(|e| fail(t1, &e))?;
+    let name = |p: &Path| p.file_name().map(|f| f.to_string_lossy().to_string());
+    let json = serde_json::json!({
+        "t1": name(t1),
+        "gm": name(gm),
+        "wm": name(wm),
+        "rules": {
+            "ventricle_min_depth_mm": derive_head::VENTRICLE_MIN_DEPTH_MM,
+            "csf_shell_mm": derive_head::CSF_SHELL_MM,
+            "skull_outer_mm": derive_head::SKULL_OUTER_MM,
+            "scalp_outer_mm": derive_head::SCALP_OUTER_MM,
+            "base_pad_mm": derive_head::BASE_PAD_MM,
+        },
+        "voxel_ml": labels.grid.voxel_ml(),
+        "report": report,
+    });
+    write_atlas(&labels, &json, out)
 }
 
 pub fn anatomy_check(
@@ -110,6 +159,7 @@ pub fn anatomy_check(
         let mut v = vec![own];
         let phantom = match own {
             Template::Abdomen => Some(Template::AbdomenPhantom),
+            Template::Head => Some(Template::HeadPhantom),
             _ => None,
         };
         v.extend(phantom);

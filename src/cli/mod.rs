@@ -80,7 +80,8 @@ pub enum Command {
     Schema,
     /// List the labels a template produces (id, name, colour).
     Labels {
-        /// thorax, abdomen, head, water_cylinder or ct_qa.
+        /// abdomen, head, thorax_phantom, abdomen_phantom, head_phantom, water_cylinder or
+        /// ct_qa.
         template: String,
     },
     /// Build an atlas label map from a real CT (HU) and its organ segmentation: organs by
@@ -96,6 +97,24 @@ pub enum Command {
         /// Class names of the segmentation (`id<TAB>name` per line).
         #[arg(long)]
         names: PathBuf,
+        /// Label map to write (.nii.gz); the derivation report goes beside it as .json.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build a head atlas label map from a skull-stripped T1 brain template and its grey- and
+    /// white-matter probability maps (0–1, or 0–255 as uint8 maps store them): GM/WM by the
+    /// larger probability, CSF and ventricles derived, CSF/skull/scalp shells added (see
+    /// models/atlas-head/ATLAS.md).
+    AtlasHead {
+        /// Skull-stripped T1 (NIfTI; voxels > 0 are brain).
+        #[arg(long)]
+        t1: PathBuf,
+        /// Grey-matter probability map on the same grid.
+        #[arg(long)]
+        gm: PathBuf,
+        /// White-matter probability map on the same grid.
+        #[arg(long)]
+        wm: PathBuf,
         /// Label map to write (.nii.gz); the derivation report goes beside it as .json.
         #[arg(long)]
         out: PathBuf,
@@ -241,6 +260,7 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             names,
             out,
         } => commands::atlas(&ct, &seg, &names, &out),
+        Command::AtlasHead { t1, gm, wm, out } => commands::atlas_head(&t1, &gm, &wm, &out),
         Command::Train {
             data,
             config,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::anatomy::Template;
 use crate::anatomy::{BodySize, LesionShape, Sex};
-use crate::pipeline::spec::{DiffuseKind, LesionKind, LesionShapeSpec, Pipeline};
+use crate::pipeline::spec::{DiffuseKind, LesionKind, Pipeline};
 use crate::rng::{self, Stage};
 use crate::tissue::contrast::LesionEnhancement;
 
@@ -23,6 +23,8 @@ pub struct LesionDraw {
     pub organ: String,
     pub shape: LesionShape,
     pub placement: crate::anatomy::LesionPlacement,
+    #[serde(default)]
+    pub growth: crate::anatomy::LesionGrowth,
     pub diameter_mm: f64,
     /// CT attenuation (HU), unenhanced.
     pub hu: f64,
@@ -73,6 +75,7 @@ impl Subject {
                 height_cm: self.height_cm,
                 weight_kg: self.weight_kg,
                 sex: self.sex,
+                age_years: self.age,
             }
         } else {
             BodySize {
@@ -204,12 +207,9 @@ pub fn sample(p: &Pipeline, plan: &CohortPlan, index: u64) -> Subject {
                     condition: c.name.clone(),
                     kind: l.kind,
                     organ: l.organ.clone(),
-                    shape: match l.shape {
-                        LesionShapeSpec::Sphere => LesionShape::Sphere,
-                        LesionShapeSpec::Ellipsoid => LesionShape::Ellipsoid,
-                        LesionShapeSpec::Lobulated => LesionShape::Lobulated,
-                    },
+                    shape: l.shape,
                     placement: l.placement,
+                    growth: l.growth,
                     diameter_mm: dist::sample(&l.diameter_mm, &mut r, 0.1, 300.0),
                     hu,
                     material: l.material.clone().unwrap_or_else(|| "water".into()),
@@ -252,6 +252,11 @@ fn standard_normal(r: &mut rand_chacha::ChaCha8Rng) -> f64 {
 /// Typical lesion properties by kind: (HU, PD, T1 ms, T2 ms). CT values are portal-venous
 /// soft-tissue lesions (solid ~20–40 HU) and water-like cysts; MRI values are generic solid
 /// tumour (long T1/T2 relative to parenchyma) and fluid.
+/// (HU, PD, T1 ms, T2 ms) of simple fluid as a cyst holds it: the content of cystic lesions.
+pub fn fluid_lesion_properties() -> (f64, f64, f64, f64) {
+    default_lesion_properties(LesionKind::Cyst)
+}
+
 fn default_lesion_properties(kind: LesionKind) -> (f64, f64, f64, f64) {
     match kind {
         LesionKind::Nodule => (30.0, 0.85, 1300.0, 110.0),
@@ -288,7 +293,7 @@ pub fn prompt(p: &Pipeline, s: &Subject) -> String {
     let template = match p.anatomy.template {
         Template::ThoraxPhantom => "chest",
         Template::AbdomenPhantom | Template::Abdomen => "abdomen",
-        Template::Head => "head",
+        Template::Head | Template::HeadPhantom => "head",
         Template::WaterCylinder => "water phantom",
         Template::CtQa => "CT QA phantom",
     };

@@ -56,7 +56,10 @@ pub(super) fn nnunet_labels(
     }
     for l in lesions {
         if let Some(ci) = conds.iter().position(|c| *c == l.condition) {
-            map.insert(l.label_id, (organs.len() + 1 + ci) as u16);
+            // A lesion's parts (fluid, necrotic core, ground glass) are the lesion's class.
+            for id in l.label_ids() {
+                map.insert(id, (organs.len() + 1 + ci) as u16);
+            }
         }
     }
     labels.map(|v| map.get(&v).copied().unwrap_or(0))
@@ -130,15 +133,41 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
             color: l.color,
         })
         .collect();
-    let lesion_ids: BTreeSet<u16> = records
-        .iter()
-        .flat_map(|r| r.lesion_ids.iter().copied())
-        .collect();
-    for id in lesion_ids {
+    // Ids are per subject: one id may be lesion 2 in one subject and lesion 1's fluid in
+    // another, so an entry names every role its id has in this run.
+    let mut roles: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
+    for r in &records {
+        for id in &r.lesion_ids {
+            roles.entry(*id).or_default();
+        }
+        let Some(row) = r.rows.first() else { continue };
+        for (n, l) in row.lesions.iter().enumerate() {
+            roles
+                .entry(l.label_id)
+                .or_default()
+                .insert(format!("lesion_{}", n + 1));
+            for part in l.parts.split(',').filter(|s| !s.is_empty()) {
+                if let Some((name, id)) = part.split_once(':') {
+                    if let Ok(id) = id.parse::<u16>() {
+                        roles
+                            .entry(id)
+                            .or_default()
+                            .insert(format!("lesion_{}_{name}", n + 1));
+                    }
+                }
+            }
+        }
+    }
+    for (id, names) in roles {
         let k = id - ontology::LESION_ID_BASE + 1;
+        let name = if names.is_empty() {
+            format!("lesion_{k}")
+        } else {
+            names.into_iter().collect::<Vec<_>>().join("|")
+        };
         entries.push(io::labels_json::LabelEntry {
             id,
-            name: format!("lesion_{k}"),
+            name,
             color: lesion_colour(k),
         });
     }

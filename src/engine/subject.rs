@@ -1,6 +1,7 @@
 use super::*;
 
-/// The lesion-free part of the label map keeps organ ids; lesions are LESION_ID_BASE + k.
+/// The lesion-free part of the label map keeps organ ids; lesions and their parts take ids
+/// from LESION_ID_BASE up, in order.
 pub(super) fn lesion_rows(rec: &[anatomy::LesionRecord]) -> Vec<LesionRow> {
     rec.iter()
         .map(|l| LesionRow {
@@ -8,12 +9,19 @@ pub(super) fn lesion_rows(rec: &[anatomy::LesionRecord]) -> Vec<LesionRow> {
             condition: l.condition.clone(),
             kind: l.kind.clone(),
             organ: l.organ.clone(),
-            shape: format!("{:?}", l.shape).to_lowercase(),
+            shape: l.shape.name().to_string(),
             placement: format!("{:?}", l.placement).to_lowercase(),
             center_mm: l.center_mm,
             diameter_mm: l.diameter_mm,
             volume_ml: l.volume_ml,
             fraction_in_organ: l.fraction_in_organ,
+            growth: format!("{:?}", l.growth).to_lowercase(),
+            parts: l
+                .parts
+                .iter()
+                .map(|p| format!("{}:{}", p.part.name(), p.label_id))
+                .collect::<Vec<_>>()
+                .join(","),
         })
         .collect()
 }
@@ -86,6 +94,7 @@ pub(super) fn make_subject_with(
                 diameter_mm: l.diameter_mm,
                 shape: l.shape,
                 placement: l.placement,
+                growth: l.growth,
             })
             .collect(),
     };
@@ -118,6 +127,15 @@ pub(super) fn make_subject_with(
             adc_um2_ms: draw.adc_um2_ms,
         })
         .collect();
+    // Second parts (cyst fluid, necrotic core, ground glass) take their lesion's tissue as
+    // their starting point.
+    let parts: Vec<LesionTissue> = anat
+        .lesions
+        .iter()
+        .zip(&lesions)
+        .flat_map(|(rec, own)| rec.parts.iter().map(|p| own.part(p.part, p.label_id)))
+        .collect();
+    let lesions: Vec<LesionTissue> = lesions.into_iter().chain(parts).collect();
     let diffuse: Vec<generate::diffuse::DiffuseEffect> = subject
         .diffuse
         .iter()
@@ -481,7 +499,12 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
     let rec = SubjectRecord {
         index: idx,
         rows,
-        lesion_ids: data.anatomy.lesions.iter().map(|l| l.label_id).collect(),
+        lesion_ids: data
+            .anatomy
+            .lesions
+            .iter()
+            .flat_map(|l| l.label_ids())
+            .collect(),
         files,
         absent_sites,
     };

@@ -49,6 +49,60 @@ pub struct LesionTissue {
     pub adc_um2_ms: f64,
 }
 
+/// Tissue fraction of a ground-glass component: the rest of the voxel is air, which puts a
+/// nodule of 30–40 HU near −650 HU, in the range measured for pure ground-glass nodules
+/// (about −750 to −450 HU; the Fleischner glossary's "hazy increased attenuation with
+/// preserved bronchial and vascular margins", Hansell et al., Radiology 2008).
+pub const GROUND_GLASS_TISSUE_FRACTION: f64 = 0.35;
+
+impl LesionTissue {
+    /// The tissue of a lesion's second part, from the lesion's own (`self`): cyst fluid is
+    /// simple fluid (unenhancing, long T1 and T2, free diffusion); a necrotic core is tissue
+    /// half liquefied — halfway between the lesion's tissue and fluid in every property, no
+    /// enhancement (so an ADC of 0.9 becomes about 1.9 µm²/ms, as necrosis measures above
+    /// viable tumour); ground glass is the lesion's tissue filling a fraction of the air
+    /// space ([`GROUND_GLASS_TISSUE_FRACTION`]): its HU and proton density scale with it,
+    /// the rest is kept.
+    pub fn part(&self, part: crate::anatomy::LesionPart, label_id: u16) -> LesionTissue {
+        use crate::anatomy::LesionPart;
+        use crate::tissue::contrast::Perfusion;
+        let (hu, pd, t1_ms, t2_ms) = crate::cohort::fluid_lesion_properties();
+        let adc = crate::tissue::diffusion::lesion_adc_um2_ms("cyst");
+        let fluid = LesionTissue {
+            label_id,
+            hu,
+            material: "water",
+            perfusion: Perfusion::None,
+            pd,
+            t1_ms,
+            t2_ms,
+            adc_um2_ms: adc,
+            ..*self
+        };
+        let mid = |a: f64, b: f64| 0.5 * (a + b);
+        match part {
+            LesionPart::Fluid => fluid,
+            LesionPart::NecroticCore => LesionTissue {
+                hu: mid(self.hu, fluid.hu),
+                pd: mid(self.pd, fluid.pd),
+                t1_ms: mid(self.t1_ms, fluid.t1_ms),
+                t2_ms: mid(self.t2_ms, fluid.t2_ms),
+                adc_um2_ms: mid(self.adc_um2_ms, fluid.adc_um2_ms),
+                ..fluid
+            },
+            LesionPart::GroundGlass => {
+                let f = GROUND_GLASS_TISSUE_FRACTION;
+                LesionTissue {
+                    label_id,
+                    hu: f * self.hu + (1.0 - f) * -1000.0,
+                    pd: f * self.pd,
+                    ..*self
+                }
+            }
+        }
+    }
+}
+
 /// The magnetic susceptibility (ppm relative to water) of every voxel from its label's
 /// tissue; background is air, lesions are water-like soft tissue.
 pub fn susceptibility_map(labels: &Volume<u16>, lesions: &[LesionTissue]) -> Volume<f32> {
@@ -119,4 +173,45 @@ pub trait Generator: Send + Sync {
     fn name(&self) -> String;
     fn capabilities(&self) -> Capabilities;
     fn generate(&self, req: &Request) -> Result<TissueObject, GenerateError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anatomy::LesionPart;
+    use crate::tissue::contrast::Perfusion;
+
+    /// Second parts against reference values: a solid nodule's ground glass lands in the
+    /// −750…−450 HU measured for pure ground-glass nodules; cyst fluid is water-like and
+    /// unenhancing with free diffusion (ADC near free water at 37 °C, 3.0 µm²/ms); a necrotic
+    /// core diffuses faster than its viable rim and slower than fluid, and takes no contrast.
+    #[test]
+    fn lesion_parts_take_their_properties_from_the_lesion() {
+        let nodule = LesionTissue {
+            label_id: 201,
+            host: crate::tissue::tissue_for_label("lung_lower_lobe_left"),
+            hu: 30.0,
+            material: "water",
+            perfusion: Perfusion::Liver,
+            pd: 0.85,
+            t1_ms: 1300.0,
+            t2_ms: 110.0,
+            adc_um2_ms: 1.1,
+        };
+        let glass = nodule.part(LesionPart::GroundGlass, 202);
+        assert_eq!(glass.label_id, 202);
+        assert!((-750.0..=-450.0).contains(&glass.hu), "{}", glass.hu);
+        assert!(glass.pd < nodule.pd && glass.perfusion == nodule.perfusion);
+        let fluid = nodule.part(LesionPart::Fluid, 203);
+        assert!((-10.0..=20.0).contains(&fluid.hu), "{}", fluid.hu);
+        assert_eq!(fluid.perfusion, Perfusion::None);
+        assert!((2.5..=3.2).contains(&fluid.adc_um2_ms));
+        assert!(fluid.t2_ms > 5.0 * nodule.t2_ms);
+        let core = nodule.part(LesionPart::NecroticCore, 204);
+        assert!(core.adc_um2_ms > nodule.adc_um2_ms && core.adc_um2_ms < fluid.adc_um2_ms);
+        assert!(core.hu < nodule.hu && core.hu > fluid.hu);
+        assert_eq!(core.perfusion, Perfusion::None);
+        // The host organ stays the lesion's (it keeps the organ's T2′).
+        assert!(std::ptr::eq(core.host, nodule.host));
+    }
 }

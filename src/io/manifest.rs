@@ -41,6 +41,16 @@ pub struct LesionRow {
     /// Fraction of the lesion's voxels inside its organ (1 unless exophytic).
     #[serde(default = "whole")]
     pub fraction_in_organ: f64,
+    /// `replace` or `displace` (see `anatomy::LesionGrowth`).
+    #[serde(default = "replace")]
+    pub growth: String,
+    /// The lesion's second part with its label id, `name:id` (`fluid:205`), or empty.
+    #[serde(default)]
+    pub parts: String,
+}
+
+fn replace() -> String {
+    "replace".into()
 }
 
 fn inside() -> String {
@@ -115,6 +125,8 @@ fn lesion_fields() -> Fields {
         Field::new("diameter_mm", DataType::Float64, false),
         Field::new("volume_ml", DataType::Float64, false),
         Field::new("fraction_in_organ", DataType::Float64, false),
+        Field::new("growth", DataType::Utf8, false),
+        Field::new("parts", DataType::Utf8, false),
     ])
 }
 
@@ -200,6 +212,8 @@ fn batch(rows: &[ManifestRow]) -> Result<RecordBatch, IoError> {
             f64s(lesions.iter().map(|l| l.diameter_mm)),
             f64s(lesions.iter().map(|l| l.volume_ml)),
             f64s(lesions.iter().map(|l| l.fraction_in_organ)),
+            strings(lesions.iter().map(|l| l.growth.as_str())),
+            strings(lesions.iter().map(|l| l.parts.as_str())),
         ],
         None,
     )
@@ -437,6 +451,9 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), ColumnErro
     let l_vol = struct_col::<Float64Array>(les, "volume_ml")?;
     let l_place = ls("placement")?;
     let l_frac = struct_col::<Float64Array>(les, "fraction_in_organ")?;
+    // Manifests written before lesion parts existed lack these two.
+    let l_growth = ls("growth").ok();
+    let l_parts = ls("parts").ok();
     let lesion = |i: usize| -> Result<LesionRow, ColumnError> {
         Ok(LesionRow {
             label_id: l_id.value(i),
@@ -449,6 +466,8 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), ColumnErro
             diameter_mm: l_diam.value(i),
             volume_ml: l_vol.value(i),
             fraction_in_organ: l_frac.value(i),
+            growth: l_growth.map_or_else(replace, |c| c.value(i).to_string()),
+            parts: l_parts.map_or_else(String::new, |c| c.value(i).to_string()),
         })
     };
 
@@ -519,6 +538,12 @@ mod tests {
                     diameter_mm: 6.0,
                     volume_ml: 0.113,
                     fraction_in_organ: 1.0,
+                    growth: "replace".into(),
+                    parts: if l == 1 {
+                        "fluid:202".into()
+                    } else {
+                        String::new()
+                    },
                 })
                 .collect(),
             prompt: "chest CT, female, 62 years, solid nodule".into(),

@@ -193,9 +193,10 @@ fn population(spec: &crate::pipeline::Pipeline) -> Result<Population, LabError> 
     } else {
         Vec::new()
     };
-    let ids: Vec<(&str, u16)> = norms::ORGANS
+    // Labels or groups (the brain is grey + white matter).
+    let ids: Vec<(&str, Vec<u16>)> = norms::ORGANS
         .iter()
-        .filter_map(|n| ontology::label_by_name(n).map(|l| (*n, l.id)))
+        .filter_map(|n| ontology::organ_group(n).map(|g| (*n, g)))
         .collect();
     // (volume, norm) per organ per subject.
     let mut vols: Vec<Vec<(f64, norms::Norm)>> = vec![Vec::new(); ids.len()];
@@ -209,8 +210,11 @@ fn population(spec: &crate::pipeline::Pipeline) -> Result<Population, LabError> 
         for &l in &labels.data {
             *counts.entry(l).or_default() += 1;
         }
-        for (k, (name, id)) in ids.iter().enumerate() {
-            let n = counts.get(id).copied().unwrap_or(0);
+        for (k, (name, group)) in ids.iter().enumerate() {
+            let n: usize = group
+                .iter()
+                .map(|id| counts.get(id).copied().unwrap_or(0))
+                .sum();
             if let (true, Some(norm)) = (n > 0, norms::organ_norm(name, &prm.body)) {
                 // A cut organ is compared with the same fraction of its norm.
                 let f = cut.iter().find(|c| c.0 == *name).map_or(1.0, |c| c.1);

@@ -270,14 +270,24 @@ pub struct LesionSpec {
     pub count: Dist,
     /// Lesion diameter in mm.
     pub diameter_mm: Dist,
+    /// Shape family: `sphere` (default), `ellipsoid`, `lobulated`, `spiculated`, or one with
+    /// a second part carrying its own label id: `cystic` (wall + fluid), `necrotic` (rim +
+    /// necrotic core), `part_solid` (solid component + ground glass). The properties below
+    /// describe the lesion's own tissue (wall, rim, solid component); the second part's
+    /// follow from them (see the README's lesion section).
     #[serde(default)]
-    pub shape: LesionShapeSpec,
+    pub shape: crate::anatomy::LesionShape,
     /// Where the lesion sits against its organ: `inside` (default, wholly inside), `surface`
     /// (inside and touching the boundary: pleural-based nodules, subcapsular lesions) or
     /// `exophytic` (growing out of the organ into the body's neighbouring tissue, a quarter to
     /// three quarters outside; it may be larger than the organ is thick).
     #[serde(default)]
     pub placement: crate::anatomy::LesionPlacement,
+    /// `replace` (default: the lesion takes the place of the tissue it occupies) or
+    /// `displace` (mass effect: surrounding tissue is pushed outward, the organ keeps its
+    /// volume and neighbours shift).
+    #[serde(default)]
+    pub growth: crate::anatomy::LesionGrowth,
     /// CT attenuation of the lesion in HU, unenhanced (default by kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hu: Option<Dist>,
@@ -326,15 +336,6 @@ impl LesionKind {
             LesionKind::Metastasis => "metastasis",
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum LesionShapeSpec {
-    #[default]
-    Sphere,
-    Ellipsoid,
-    Lobulated,
 }
 
 /// Lesion relaxation properties (at the arm's field strength).

@@ -346,6 +346,15 @@ fn check_condition(c: &mut Checker, p: &Pipeline, path: &str, cond: &ConditionSp
                 "ms",
             );
         }
+        if les.placement == anatomy::LesionPlacement::Surface
+            && anatomy::organ_group(&les.organ).is_some()
+            && anatomy::surface_of(&les.organ).is_none()
+        {
+            c.err(
+                format!("{lp}.placement"),
+                format!("`surface` places a lesion against an organ's lining (pleura, capsule, serosa, bone cortex, pia), and `{}` has none; use `inside` or `exophytic`, or a lined organ", les.organ),
+            );
+        }
         match anatomy::organ_group(&les.organ) {
             None => c.err(format!("{lp}.organ"), format!("unknown organ `{}`; use a label name from `synthcohort labels {}` or a group (lung, kidney, brain)", les.organ, p.anatomy.template.name())),
             Some(ids) => {

@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::ontology::{label_by_name, SUBCUTANEOUS_FAT};
+use super::ontology::{label_by_name, GREY_MATTER, SUBCUTANEOUS_FAT, WHITE_MATTER};
 use super::{AnatomyError, Template};
 use crate::volume::{Grid, Volume};
 
 pub mod derive;
+pub mod derive_head;
 pub(crate) mod habitus;
 pub(crate) mod warp;
 
@@ -51,12 +52,16 @@ pub struct Atlas {
     /// scales by k (measured once on the atlas). The diagonal is below 1 because a bump tapers;
     /// off-diagonal terms are neighbours caught in a bump (the liver's reaches the right kidney).
     pub response: Vec<Vec<f64>>,
+    /// Grey + white matter volume (mL) of a head atlas: the whole head scales to the subject's
+    /// brain norm instead of height and organ bumps.
+    pub brain_ml: Option<f64>,
 }
 
 /// Folder (under the models directory) an atlas template ships in.
 pub fn folder(t: Template) -> Option<&'static str> {
     match t {
         Template::Abdomen => Some("atlas-abdomen"),
+        Template::Head => Some("atlas-head"),
         _ => None,
     }
 }
@@ -70,8 +75,10 @@ pub fn labels_path(t: Template) -> Option<PathBuf> {
 /// cannot be read.
 pub fn load(t: Template) -> Result<&'static Atlas, AnatomyError> {
     static ABDOMEN: OnceLock<Result<Atlas, AnatomyError>> = OnceLock::new();
+    static HEAD: OnceLock<Result<Atlas, AnatomyError>> = OnceLock::new();
     let cell = match t {
         Template::Abdomen => &ABDOMEN,
+        Template::Head => &HEAD,
         _ => {
             return Err(AnatomyError::Atlas(format!(
                 "`{}` is not an atlas template",
@@ -153,6 +160,14 @@ pub fn from_labels(template: Template, labels: Volume<u16>) -> Atlas {
     let mut label_ids: Vec<u16> = labels.data.iter().copied().filter(|&l| l != 0).collect();
     label_ids.sort_unstable();
     label_ids.dedup();
+    let brain_ml = label_ids.contains(&GREY_MATTER).then(|| {
+        let n = labels
+            .data
+            .iter()
+            .filter(|&&l| l == GREY_MATTER || l == WHITE_MATTER)
+            .count();
+        n as f64 * labels.grid.voxel_ml()
+    });
     Atlas {
         template,
         labels,
@@ -160,6 +175,7 @@ pub fn from_labels(template: Template, labels: Volume<u16>) -> Atlas {
         label_ids,
         organs,
         response,
+        brain_ml,
     }
 }
 

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::super::deform::Ffd;
 use super::super::geom::{smoothstep, solve_linear};
 use super::super::norms::organ_norm;
+use super::super::ontology::SUBCUTANEOUS_FAT;
 use super::super::phantom::subcutaneous_fat_mm;
 use super::{Atlas, AtlasOrgan};
 use crate::anatomy::BodySize;
@@ -150,9 +151,24 @@ impl<'a> SubjectWarp<'a> {
         deformation_mm: f64,
         rng: &mut ChaCha8Rng,
     ) -> SubjectWarp<'a> {
-        let scale = body.height_cm / ATLAS_HEIGHT_CM;
-        let band = (subcutaneous_fat_mm(body.bmi()) / atlas.habitus.median_band_mm.max(1.0))
-            .clamp(BAND_RANGE[0], BAND_RANGE[1]);
+        // A head scales as a whole to the brain volume drawn for the subject's sex and age (the
+        // skull follows the brain; atrophy therefore shows as a smaller head, not wider sulci);
+        // a trunk scales with height, then per organ.
+        let scale = match (atlas.brain_ml, organ_norm("brain", body)) {
+            (Some(atlas_ml), Some(norm)) => {
+                let z: f64 = rng.sample::<f64, _>(StandardNormal).clamp(-Z_MAX, Z_MAX);
+                let target = (norm.mean_ml + z * norm.sd_ml).max(0.3 * norm.mean_ml);
+                (target / atlas_ml).cbrt()
+            }
+            _ => body.height_cm / ATLAS_HEIGHT_CM,
+        };
+        // No subcutaneous fat label (a head): no band to stretch.
+        let band = if atlas.label_ids.binary_search(&SUBCUTANEOUS_FAT).is_err() {
+            1.0
+        } else {
+            (subcutaneous_fat_mm(body.bmi()) / atlas.habitus.median_band_mm.max(1.0))
+                .clamp(BAND_RANGE[0], BAND_RANGE[1])
+        };
         // Each organ's target volume, as a ratio to the atlas organ's whole volume after the
         // height scale (a cut organ's whole volume is estimated: `AtlasOrgan::full_ml`).
         // Organs without a norm keep their size (ratio 1).
