@@ -400,3 +400,53 @@ fn a_body_beyond_the_scan_field_is_imaged_with_a_truncation_warning() {
         rows[0].protocol
     );
 }
+
+/// Several real label maps: each subject is built on one, drawn per subject (a draw that
+/// depends on the subject's seed only, so `--jobs` and shards agree), recorded in the manifest,
+/// and a subject's labels come from its own map (the MR map has no femur; the CT map has).
+#[test]
+fn several_label_maps_are_drawn_per_subject_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pipeline = common::repo("tests/pipelines/import_two_sources.yaml");
+    let run = |name: &str, jobs: &str| {
+        let out = tmp.path().join(name);
+        common::run_ok(&[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--jobs",
+            jobs,
+            "--quiet",
+        ]);
+        out
+    };
+    let (a, b) = (run("a", "1"), run("b", "2"));
+    common::assert_same_files(&a, &b);
+    let rows = io::read_manifest(&a.join("manifest.parquet")).unwrap();
+    let (ct, mr) = (
+        "ts_ct_torso_3mm_seg_total.nii.gz",
+        "ts_mr_abdomen_3mm_seg_total_mr.nii.gz",
+    );
+    let used: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.anatomy_source.as_str()).collect();
+    assert_eq!(used, [ct, mr].into_iter().collect());
+    let femur = ontology::label_by_name("femur_left").unwrap().id;
+    let liver = ontology::label_by_name("liver").unwrap().id;
+    for r in &rows {
+        let lab = io::read_labels(&a.join(&r.label_path)).unwrap();
+        let has = |id: u16| lab.data.contains(&id);
+        assert!(has(liver), "{}: no liver", r.subject_id);
+        assert_eq!(has(femur), r.anatomy_source == ct, "{}", r.subject_id);
+    }
+    // labels.json lists the union of both maps' classes.
+    let labels: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("labels.json")).unwrap()).unwrap();
+    let names: Vec<&str> = labels
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"femur_left") && names.contains(&"liver"));
+}

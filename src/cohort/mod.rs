@@ -252,17 +252,12 @@ fn standard_normal(r: &mut rand_chacha::ChaCha8Rng) -> f64 {
 /// Typical lesion properties by kind: (HU, PD, T1 ms, T2 ms). CT values are portal-venous
 /// soft-tissue lesions (solid ~20–40 HU) and water-like cysts; MRI values are generic solid
 /// tumour (long T1/T2 relative to parenchyma) and fluid.
-/// (HU, PD, T1 ms, T2 ms) of simple fluid as a cyst holds it: the content of cystic lesions.
-pub fn fluid_lesion_properties() -> (f64, f64, f64, f64) {
-    default_lesion_properties(LesionKind::Cyst)
-}
-
 fn default_lesion_properties(kind: LesionKind) -> (f64, f64, f64, f64) {
     match kind {
         LesionKind::Nodule => (30.0, 0.85, 1300.0, 110.0),
         LesionKind::Tumour => (40.0, 0.85, 1400.0, 120.0),
         LesionKind::Metastasis => (35.0, 0.85, 1450.0, 130.0),
-        LesionKind::Cyst => (5.0, 0.97, 3500.0, 1200.0),
+        LesionKind::Cyst => crate::tissue::CYST_FLUID,
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::RngExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -375,12 +376,8 @@ struct Shared<'a> {
     p: &'a Resolved,
     plan: CohortPlan,
     grid: Grid,
-    /// The imported label map (`anatomy.source`): on the anatomy grid, or on its own grid
-    /// when `base_atlas` is set (then only its label set is used from here).
-    base: Option<Volume<u16>>,
-    /// With `body_scaling`, the imported map made into an atlas, so its subjects vary like the
-    /// shipped atlas's (organ norms, fat band, deformation).
-    base_atlas: Option<anatomy::atlas::Atlas>,
+    /// Imported label maps (`anatomy.source`), see [`SourceMaps`].
+    sources: SourceMaps,
     generator: Box<dyn Generator>,
     needs: Needs,
     dir: PathBuf,
@@ -407,18 +404,46 @@ impl Shared<'_> {
     }
 }
 
-/// Loads an imported label map (anatomy.source) and maps its names onto the ontology, on its
-/// own grid (centred on the world origin).
+/// One imported label map: its file name, the map on its own grid with ontology ids, and
+/// what did not map.
+struct LoadedSource {
+    name: String,
+    map: Volume<u16>,
+    report: anatomy::import::ImportReport,
+}
+
+/// Loads the imported label maps (anatomy.source) and maps their names onto the ontology,
+/// each on its own grid (centred on the world origin). Empty without a source.
+fn load_sources(p: &Resolved) -> Result<Vec<LoadedSource>, EngineError> {
+    let Some(sources) = &p.spec.anatomy.source else {
+        return Ok(Vec::new());
+    };
+    sources
+        .list()
+        .into_iter()
+        .enumerate()
+        .map(|(i, src)| {
+            let (map, report) = load_source(p, src, &sources.path(i))?;
+            Ok(LoadedSource {
+                name: std::path::Path::new(&src.file)
+                    .file_name()
+                    .map_or_else(|| src.file.clone(), |f| f.to_string_lossy().to_string()),
+                map,
+                report,
+            })
+        })
+        .collect()
+}
+
 fn load_source(
     p: &Resolved,
-) -> Result<Option<(Volume<u16>, anatomy::import::ImportReport)>, EngineError> {
-    let Some(src) = &p.spec.anatomy.source else {
-        return Ok(None);
-    };
+    src: &crate::pipeline::spec::SourceSpec,
+    field: &str,
+) -> Result<(Volume<u16>, anatomy::import::ImportReport), EngineError> {
     let file = p.resolve_input(&src.file);
     let names_path = p.resolve_input(&src.names);
     let mut vol = io::nifti::read_labels(&file)
-        .map_err(|e| EngineError::Source(format!("anatomy.source.file: {e}")))?;
+        .map_err(|e| EngineError::Source(format!("{field}.file: {e}")))?;
     // Scanner coordinates put real scans anywhere in space; synthcohort grids are centred on
     // the world origin, so the source is centred too (its spacing and orientation kept).
     vol.grid = Grid::centered(vol.grid.dims, vol.grid.spacing_mm);
@@ -427,31 +452,79 @@ fn load_source(
         io::bounded::SMALL_TEXT_BYTES,
         "label-name table",
     )
-    .map_err(|e| EngineError::Source(format!("anatomy.source.names: {e}")))?;
+    .map_err(|e| EngineError::Source(format!("{field}.names: {e}")))?;
     let names = anatomy::import::parse_names_file(&text).map_err(|e| {
-        EngineError::Source(format!(
-            "anatomy.source.names: {}: {e}",
-            names_path.display()
-        ))
+        EngineError::Source(format!("{field}.names: {}: {e}", names_path.display()))
     })?;
-    let (mapped, report) = anatomy::import::import_labels(&vol, &names, &vol.grid.clone());
-    Ok(Some((mapped, report)))
+    Ok(anatomy::import::import_labels(
+        &vol,
+        &names,
+        &vol.grid.clone(),
+    ))
 }
 
-/// The imported map as the engine uses it: with `body_scaling`, kept on its own grid and made
-/// into an atlas; without, resampled onto the anatomy grid.
-fn source_base(
-    p: &Resolved,
-    grid: &Grid,
-    mapped: Option<Volume<u16>>,
-) -> (Option<Volume<u16>>, Option<anatomy::atlas::Atlas>) {
-    match mapped {
-        Some(m) if p.spec.anatomy.body_scaling => {
-            let atlas = anatomy::atlas::from_labels(p.spec.anatomy.template, m.clone());
-            (Some(m), Some(atlas))
+/// The imported maps as the engine uses them.
+#[derive(Default)]
+struct SourceMaps {
+    /// Without `body_scaling`: the one map, resampled onto the anatomy grid.
+    base: Option<Volume<u16>>,
+    /// With `body_scaling`: each map made into an atlas, so its subjects vary like the
+    /// shipped atlases' (organ norms, fat band, deformation); a subject is drawn from one.
+    atlases: Vec<anatomy::atlas::Atlas>,
+    /// File names, in the order of `atlases` (or the one of `base`).
+    names: Vec<String>,
+    /// Every label id any map carries (labels.json and the nnU-Net class list); None without
+    /// a source (the template's set applies).
+    label_ids: Option<Vec<u16>>,
+}
+
+impl SourceMaps {
+    fn new(p: &Resolved, grid: &Grid, loaded: Vec<LoadedSource>) -> SourceMaps {
+        if loaded.is_empty() {
+            return SourceMaps::default();
         }
-        Some(m) => (Some(subject::labels_on(&m, grid)), None),
-        None => (None, None),
+        let ids: BTreeSet<u16> = loaded
+            .iter()
+            .flat_map(|s| s.map.data.iter().copied().filter(|&l| l != 0))
+            .collect();
+        let names = loaded.iter().map(|s| s.name.clone()).collect();
+        let (base, atlases) = if p.spec.anatomy.body_scaling {
+            let t = p.spec.anatomy.template;
+            let atlases = loaded
+                .into_iter()
+                .map(|s| anatomy::atlas::from_labels(t, s.map))
+                .collect();
+            (None, atlases)
+        } else {
+            let one = loaded
+                .into_iter()
+                .next()
+                .map(|s| subject::labels_on(&s.map, grid));
+            (one, Vec::new())
+        };
+        SourceMaps {
+            base,
+            atlases,
+            names,
+            label_ids: Some(ids.into_iter().collect()),
+        }
+    }
+
+    /// What subject `seed`'s anatomy is built on, as the manifest records it.
+    fn name_for(&self, seed: u64, template: anatomy::Template) -> String {
+        match self.names.get(self.pick(seed)) {
+            Some(n) => n.clone(),
+            None => template.name().to_string(),
+        }
+    }
+
+    /// Which map subject `seed` is built on: a uniform draw from its own stream (index 1 of
+    /// the anatomy stage, so the anatomy stream itself is the same with one map or several).
+    fn pick(&self, seed: u64) -> usize {
+        if self.atlases.len() < 2 {
+            return 0;
+        }
+        rng::stream(seed, Stage::Anatomy, 1).random_range(0..self.atlases.len())
     }
 }
 
@@ -466,38 +539,40 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
     let a = &p.spec.anatomy;
     let grid = Grid::centered(a.size.map(|d| d as usize), a.spacing_mm);
     let mut import_note = None;
-    let base = match load_source(p)? {
-        Some((v, report)) => {
-            if !report.unmapped.is_empty() {
-                let names: Vec<String> = report
-                    .unmapped
-                    .iter()
-                    .map(|(id, n)| format!("{id} {n}"))
-                    .collect();
-                tracing::info!(
-                    "note: {} source label(s) have no synthcohort name and become background: {}",
-                    names.len(),
-                    names.join(", ")
-                );
-                import_note = Some(names);
-            }
-            // A source whose affine lies about its orientation images fine but puts every
-            // organ on the wrong side; say so before a whole cohort inherits it.
-            let sides = anatomy::laterality::laterality(&v);
-            if sides.looks_mirrored() {
-                let bad: Vec<String> = sides.violations().iter().map(|c| c.to_string()).collect();
-                tracing::warn!(
-                    "warning: anatomy.source looks mirrored left-right (RAS+: +x is the patient's right): {} of {} side checks fail, e.g. {}; check the file's affine",
-                    bad.len(),
-                    sides.checks.len(),
-                    bad[0]
-                );
-            }
-            Some(v)
+    let loaded = load_sources(p)?;
+    for s in &loaded {
+        if !s.report.unmapped.is_empty() {
+            let names: Vec<String> = s
+                .report
+                .unmapped
+                .iter()
+                .map(|(id, n)| format!("{id} {n}"))
+                .collect();
+            tracing::info!(
+                "note: {}: {} source label(s) have no synthcohort name and become background: {}",
+                s.name,
+                names.len(),
+                names.join(", ")
+            );
+            import_note
+                .get_or_insert_with(Vec::new)
+                .extend(names.into_iter().map(|n| format!("{}: {n}", s.name)));
         }
-        None => None,
-    };
-    let (base, base_atlas) = source_base(p, &grid, base);
+        // A source whose affine lies about its orientation images fine but puts every
+        // organ on the wrong side; say so before a whole cohort inherits it.
+        let sides = anatomy::laterality::laterality(&s.map);
+        if sides.looks_mirrored() {
+            let bad: Vec<String> = sides.violations().iter().map(|c| c.to_string()).collect();
+            tracing::warn!(
+                "warning: anatomy.source {} looks mirrored left-right (RAS+: +x is the patient's right): {} of {} side checks fail, e.g. {}; check the file's affine",
+                s.name,
+                bad.len(),
+                sides.checks.len(),
+                bad[0]
+            );
+        }
+    }
+    let sources = SourceMaps::new(p, &grid, loaded);
 
     // Inputs are read before anything is written: a bad source leaves no output folder.
     prepare_dir(p, &dir, opts)?;
@@ -507,8 +582,7 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
         p,
         plan: CohortPlan::new(&p.spec),
         grid,
-        base,
-        base_atlas,
+        sources,
         generator: generator(p)?,
         needs: needs(p),
         dir: dir.clone(),
@@ -605,7 +679,7 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
         None => {
             let f = Finish {
                 p,
-                base: shared.base.as_ref(),
+                source_ids: shared.sources.label_ids.as_deref(),
                 generator: shared.generator.name(),
                 provenance: facts,
             };

@@ -1,12 +1,9 @@
 use super::*;
 
 /// Organ classes of the run (ontology ids the anatomy can produce), in id order.
-pub(super) fn organ_ids(p: &Resolved, base: Option<&Volume<u16>>) -> Vec<u16> {
-    match base {
-        Some(v) => {
-            let set: BTreeSet<u16> = v.data.iter().copied().filter(|&l| l != 0).collect();
-            set.into_iter().collect()
-        }
+pub(super) fn organ_ids(p: &Resolved, source_ids: Option<&[u16]>) -> Vec<u16> {
+    match source_ids {
+        Some(ids) => ids.to_vec(),
         None => {
             let mut ids = anatomy::template_labels(p.spec.anatomy.template);
             ids.sort_unstable();
@@ -29,9 +26,9 @@ pub(super) fn lesion_conditions(p: &Resolved) -> Vec<String> {
 
 /// nnU-Net needs consecutive class ids and semantic (not instance) classes: organs keep their
 /// order, each lesion condition becomes one class.
-pub(super) fn nnunet_classes(p: &Resolved, base: Option<&Volume<u16>>) -> Vec<(String, u16)> {
+pub(super) fn nnunet_classes(p: &Resolved, source_ids: Option<&[u16]>) -> Vec<(String, u16)> {
     let mut classes = vec![("background".to_string(), 0u16)];
-    for id in organ_ids(p, base) {
+    for id in organ_ids(p, source_ids) {
         let name =
             ontology::label_by_id(id).map_or_else(|| format!("label_{id}"), |l| l.name.to_string());
         classes.push((name, classes.len() as u16));
@@ -44,11 +41,11 @@ pub(super) fn nnunet_classes(p: &Resolved, base: Option<&Volume<u16>>) -> Vec<(S
 
 pub(super) fn nnunet_labels(
     p: &Resolved,
-    base: Option<&Volume<u16>>,
+    source_ids: Option<&[u16]>,
     labels: &Volume<u16>,
     lesions: &[anatomy::LesionRecord],
 ) -> Volume<u16> {
-    let organs = organ_ids(p, base);
+    let organs = organ_ids(p, source_ids);
     let conds = lesion_conditions(p);
     let mut map: BTreeMap<u16, u16> = BTreeMap::new();
     for (i, id) in organs.iter().enumerate() {
@@ -69,8 +66,8 @@ pub(super) fn nnunet_labels(
 /// What the run-level files need besides the subject records.
 pub(super) struct Finish<'a> {
     pub p: &'a Resolved,
-    /// The imported label map (its classes define the label list), if any.
-    pub base: Option<&'a Volume<u16>>,
+    /// The label ids of the imported maps (they define the label list), if any.
+    pub source_ids: Option<&'a [u16]>,
     pub generator: String,
     /// Run facts for provenance.json (selection, jobs, timings, …).
     pub provenance: serde_json::Value,
@@ -124,7 +121,7 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
     write("manifest.parquet", &io::manifest::encode_manifest(&rows)?)?;
 
     // labels.json: the organ classes plus one entry per lesion id used.
-    let mut entries: Vec<io::labels_json::LabelEntry> = organ_ids(p, f.base)
+    let mut entries: Vec<io::labels_json::LabelEntry> = organ_ids(p, f.source_ids)
         .into_iter()
         .filter_map(ontology::label_by_id)
         .map(|l| io::labels_json::LabelEntry {
@@ -185,7 +182,7 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
             Some(Protocol::Mri(m)) => format!("MRI {:?}", m.sequence),
             None => "image".to_string(),
         };
-        let classes = nnunet_classes(p, f.base);
+        let classes = nnunet_classes(p, f.source_ids);
         let ds =
             io::nnunet::dataset_json(&p.spec.name, &[channel], &classes, rows.len(), extension(p));
         let mut bytes = serde_json::to_vec_pretty(&ds)?;

@@ -101,9 +101,11 @@ pub(super) fn make_subject_with(
     let mut arng = rng::stream(subject.seed, Stage::Anatomy, 0);
     let mut lrng = rng::stream(subject.seed, Stage::Lesions, 0);
     let anat = s
-        .time("anatomy", || match &s.base_atlas {
-            Some(a) => anatomy::build_on_atlas(&params, a, &mut arng, &mut lrng),
-            None => anatomy::build(&params, s.base.as_ref(), &mut arng, &mut lrng),
+        .time("anatomy", || {
+            match s.sources.atlases.get(s.sources.pick(subject.seed)) {
+                Some(a) => anatomy::build_on_atlas(&params, a, &mut arng, &mut lrng),
+                None => anatomy::build(&params, s.sources.base.as_ref(), &mut arng, &mut lrng),
+            }
         })
         .map_err(SubjectError::from)?;
     let lesions: Vec<LesionTissue> = anat
@@ -166,13 +168,12 @@ pub(super) fn make_subject_with(
 pub fn build_subject(p: &Resolved, idx: u64) -> Result<SubjectData, EngineError> {
     let a = &p.spec.anatomy;
     let grid = Grid::centered(a.size.map(|d| d as usize), a.spacing_mm);
-    let (base, base_atlas) = super::source_base(p, &grid, load_source(p)?.map(|(v, _)| v));
+    let sources = SourceMaps::new(p, &grid, load_sources(p)?);
     let s = Shared {
         p,
         plan: CohortPlan::new(&p.spec),
         grid,
-        base,
-        base_atlas,
+        sources,
         generator: generator(p)?,
         needs: needs(p),
         dir: PathBuf::new(),
@@ -393,7 +394,7 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
                 let nn = if nnunet {
                     Some(encode_labels(&nnunet_labels(
                         p,
-                        s.base.as_ref(),
+                        s.sources.label_ids.as_deref(),
                         &on_grid,
                         &data.anatomy.lesions,
                     ))?)
@@ -470,6 +471,7 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
             generator: s.generator.name(),
             pipeline_sha256: p.sha256.clone(),
             synthcohort_version: crate::VERSION.to_string(),
+            anatomy_source: s.sources.name_for(subj.seed, p.spec.anatomy.template),
         });
     }
     // Virtual trial: the lesion-free twin under every arm (independent noise), and for

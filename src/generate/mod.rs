@@ -66,7 +66,7 @@ impl LesionTissue {
     pub fn part(&self, part: crate::anatomy::LesionPart, label_id: u16) -> LesionTissue {
         use crate::anatomy::LesionPart;
         use crate::tissue::contrast::Perfusion;
-        let (hu, pd, t1_ms, t2_ms) = crate::cohort::fluid_lesion_properties();
+        let (hu, pd, t1_ms, t2_ms) = crate::tissue::CYST_FLUID;
         let adc = crate::tissue::diffusion::lesion_adc_um2_ms("cyst");
         let fluid = LesionTissue {
             label_id,

@@ -101,6 +101,10 @@ pub struct ManifestRow {
     pub generator: String,
     pub pipeline_sha256: String,
     pub synthcohort_version: String,
+    /// What the subject's anatomy was built on: the template's name, or the file name of the
+    /// imported label map it was drawn from (`anatomy.source` may list several).
+    #[serde(default)]
+    pub anatomy_source: String,
 }
 
 const ZSTD_LEVEL: i32 = 3;
@@ -162,6 +166,7 @@ pub fn manifest_schema() -> SchemaRef {
         f("generator", DataType::Utf8),
         f("pipeline_sha256", DataType::Utf8),
         f("synthcohort_version", DataType::Utf8),
+        f("anatomy_source", DataType::Utf8),
     ]))
 }
 
@@ -281,6 +286,7 @@ fn batch(rows: &[ManifestRow]) -> Result<RecordBatch, IoError> {
         strings(rows.iter().map(|r| r.generator.as_str())),
         strings(rows.iter().map(|r| r.pipeline_sha256.as_str())),
         strings(rows.iter().map(|r| r.synthcohort_version.as_str())),
+        strings(rows.iter().map(|r| r.anatomy_source.as_str())),
     ];
     RecordBatch::try_new(manifest_schema(), columns).map_err(|e| IoError::ManifestWrite(e.into()))
 }
@@ -421,6 +427,8 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), ColumnErro
         s("prompt")?,
     );
     let (image_path, label_path) = (s("image_path")?, s("label_path")?);
+    // Manifests written before anatomy sources were recorded lack it.
+    let anatomy_source = s("anatomy_source").ok();
     let (image_sha, label_sha) = (s("image_sha256")?, s("label_sha256")?);
     let (generator, pipeline_sha, version) = (
         s("generator")?,
@@ -504,6 +512,7 @@ fn decode(b: &RecordBatch, rows: &mut Vec<ManifestRow>) -> Result<(), ColumnErro
             generator: generator.value(i).to_string(),
             pipeline_sha256: pipeline_sha.value(i).to_string(),
             synthcohort_version: version.value(i).to_string(),
+            anatomy_source: anatomy_source.map_or_else(String::new, |c| c.value(i).to_string()),
         });
     }
     Ok(())
@@ -562,6 +571,7 @@ mod tests {
             generator: "procedural".into(),
             pipeline_sha256: "ef".repeat(32),
             synthcohort_version: "0.1.0".into(),
+            anatomy_source: "abdomen".into(),
         }
     }
 

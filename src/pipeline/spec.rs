@@ -357,9 +357,11 @@ pub struct RelaxationSpec {
 pub struct AnatomySpec {
     /// Procedural phantom (also names the body region when `source` is given).
     pub template: crate::anatomy::Template,
-    /// Import a real label map instead of the procedural phantom.
+    /// Import a real label map instead of the template, or a list of them: with
+    /// `body_scaling`, each subject is drawn from one of the list (seeded, uniform), so a
+    /// cohort spans several real anatomies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<SourceSpec>,
+    pub source: Option<Sources>,
     /// Grid size in voxels (x, y, z).
     pub size: [u32; 3],
     /// Voxel spacing in mm (x, y, z).
@@ -387,6 +389,32 @@ pub struct SourceSpec {
     pub file: String,
     #[schemars(length(min = 1))]
     pub names: String,
+}
+
+/// One imported label map or several.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Sources {
+    One(SourceSpec),
+    Many(Vec<SourceSpec>),
+}
+
+impl Sources {
+    /// The maps in pipeline order.
+    pub fn list(&self) -> Vec<&SourceSpec> {
+        match self {
+            Sources::One(s) => vec![s],
+            Sources::Many(v) => v.iter().collect(),
+        }
+    }
+
+    /// The field path of map `i` in error messages.
+    pub fn path(&self, i: usize) -> String {
+        match self {
+            Sources::One(_) => "anatomy.source".into(),
+            Sources::Many(_) => format!("anatomy.source[{i}]"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

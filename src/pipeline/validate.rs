@@ -406,14 +406,29 @@ fn check_anatomy(c: &mut Checker, a: &AnatomySpec, base_dir: &Path) {
             ),
         );
     }
-    if let Some(src) = &a.source {
-        for (field, f) in [("file", &src.file), ("names", &src.names)] {
-            let path = base_dir.join(f);
-            if !path.is_file() {
-                c.err(
-                    format!("anatomy.source.{field}"),
-                    format!("file not found: {}", path.display()),
-                );
+    if let Some(sources) = &a.source {
+        let list = sources.list();
+        if list.is_empty() {
+            c.err(
+                "anatomy.source",
+                "an empty list; give one label map or several",
+            );
+        }
+        if list.len() > 1 && !a.body_scaling {
+            c.err(
+                "anatomy.source",
+                format!("{} label maps need `body_scaling: true` (each subject is drawn from one of them as an atlas); without it give one map", list.len()),
+            );
+        }
+        for (i, src) in list.into_iter().enumerate() {
+            for (field, f) in [("file", &src.file), ("names", &src.names)] {
+                let path = base_dir.join(f);
+                if !path.is_file() {
+                    c.err(
+                        format!("{}.{field}", sources.path(i)),
+                        format!("file not found: {}", path.display()),
+                    );
+                }
             }
         }
     }

@@ -357,6 +357,10 @@ pub fn tissue(name: &str) -> &'static Tissue {
         .unwrap_or_else(|| panic!("tissue table has no `{name}`"))
 }
 
+/// Simple fluid as a cyst holds it: (unenhanced HU, proton density relative to CSF, T1 ms,
+/// T2 ms) — the default of `kind: cyst` lesions and the content of cystic lesion parts.
+pub const CYST_FLUID: (f64, f64, f64, f64) = (5.0, 0.97, 3500.0, 1200.0);
+
 /// The tissue of an anatomy label, by the label's name. Unknown labels (e.g. imported organs
 /// without a row here) are soft tissue.
 pub fn tissue_for_label(label_name: &str) -> &'static Tissue {
