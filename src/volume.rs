@@ -160,6 +160,23 @@ pub fn neighbours4(p: usize, nx: usize, ny: usize) -> impl Iterator<Item = usize
     .flatten()
 }
 
+/// The up-to-six face neighbours of voxel `v` (x-fastest index) inside `grid`.
+pub fn neighbours6(grid: &Grid, v: usize) -> impl Iterator<Item = usize> {
+    let [nx, ny, nz] = grid.dims;
+    let [i, j, k] = grid.ijk(v);
+    let plane = nx * ny;
+    [
+        (i > 0).then(|| v - 1),
+        (i + 1 < nx).then(|| v + 1),
+        (j > 0).then(|| v - nx),
+        (j + 1 < ny).then(|| v + nx),
+        (k > 0).then(|| v - plane),
+        (k + 1 < nz).then(|| v + plane),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

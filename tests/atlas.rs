@@ -408,3 +408,88 @@ fn head_atlas_brain_volumes_follow_sex_and_age_norms() {
     );
     assert!(min_jac > 0.0);
 }
+
+/// The `chest` atlas: real lungs (right larger than left, as in every adult), airways running
+/// from the top of the field into the lungs' midline, vessels inside the lungs' outline, the
+/// heart between them, bone; and subjects whose lungs follow the lung-capacity norm's height
+/// dependence (a 190 cm man's lungs larger than a 155 cm woman's by about the norm's ratio)
+/// without folding.
+#[test]
+fn chest_atlas_has_real_lungs_that_vary_with_the_lung_capacity_norm() {
+    let a = atlas::load(Template::Chest).unwrap();
+    let g = &a.labels.grid;
+    let ml = |id: u16| a.labels.data.iter().filter(|&&l| l == id).count() as f64 * g.voxel_ml();
+    let (left, right) = (ml(ontology::LUNG_LEFT), ml(ontology::LUNG_RIGHT));
+    eprintln!("chest atlas: lungs L {left:.0} R {right:.0} mL, heart {:.0}, airways {:.0}, pulmonary vessels {:.0}, great vessels {:.0}, bone {:.0}",
+        ml(ontology::HEART), ml(ontology::TRACHEA), ml(ontology::PULMONARY_VESSELS), ml(ontology::GREAT_VESSELS), ml(ontology::BONE));
+    assert!(right > left && (2500.0..8000.0).contains(&(left + right)));
+    assert!((300.0..1200.0).contains(&ml(ontology::HEART)));
+    assert!((10.0..150.0).contains(&ml(ontology::TRACHEA)));
+    // Sides in RAS+: the right lung at +x, the heart's centroid left of the midline.
+    let cx = |id: u16| {
+        let (mut s, mut n) = (0.0, 0.0);
+        for (v, &l) in a.labels.data.iter().enumerate() {
+            if l == id {
+                let [i, j, k] = g.ijk(v);
+                s += g.world(i, j, k)[0];
+                n += 1.0;
+            }
+        }
+        s / n
+    };
+    assert!(cx(ontology::LUNG_RIGHT) > 0.0 && cx(ontology::LUNG_LEFT) < 0.0);
+    assert!(
+        cx(ontology::HEART) < cx(ontology::TRACHEA),
+        "heart not left of the airways"
+    );
+    // The lung organs are scaled relative to the norm (breath-hold, not capacity).
+    let lungs: Vec<&atlas::AtlasOrgan> = a
+        .organs
+        .iter()
+        .filter(|o| o.name.starts_with("lung"))
+        .collect();
+    assert_eq!(lungs.len(), 2);
+    assert!(lungs.iter().all(|o| o.cut && o.full_ml > o.volume_ml));
+
+    let grid = Grid::centered([128, 100, 72], [3.5, 3.5, 4.0]);
+    let lung_ml = |body: BodySize, seed: u64| {
+        let prm = AnatomyParams {
+            template: Template::Chest,
+            ..params(body, &grid, 3.0)
+        };
+        let w = anatomy::subject_warp(&prm, a, &mut ChaCha8Rng::seed_from_u64(seed));
+        let min_jac = w.min_jacobian();
+        let l = w.labels();
+        let group = anatomy::organ_group("lung").unwrap();
+        let v = l.data.iter().filter(|x| group.contains(x)).count() as f64 * grid.voxel_ml();
+        (v, min_jac)
+    };
+    let tall = BodySize {
+        height_cm: 190.0,
+        weight_kg: 85.0,
+        sex: Sex::Male,
+        age_years: 40.0,
+    };
+    let short = BodySize {
+        height_cm: 155.0,
+        weight_kg: 55.0,
+        sex: Sex::Female,
+        age_years: 40.0,
+    };
+    let (mut t, mut s, mut min_jac) = (0.0, 0.0, f64::INFINITY);
+    for seed in 0..6 {
+        let (a1, j1) = lung_ml(tall, seed);
+        let (a2, j2) = lung_ml(short, seed);
+        t += a1;
+        s += a2;
+        min_jac = min_jac.min(j1).min(j2);
+    }
+    let tlc = |b: &BodySize| {
+        norms::organ_norm("lung_left", b).unwrap().mean_ml
+            + norms::organ_norm("lung_right", b).unwrap().mean_ml
+    };
+    let (got, want) = (t / s, tlc(&tall) / tlc(&short));
+    eprintln!("lungs tall/short {got:.2} (norm {want:.2}), min Jacobian {min_jac:.3}");
+    assert!((got / want - 1.0).abs() < 0.2, "{got} vs {want}");
+    assert!(min_jac > 0.0);
+}

@@ -45,8 +45,10 @@ pub fn template_labels(t: Template) -> Vec<u16> {
 pub enum Template {
     /// Atlas: abdomen and pelvis from a real CT and its segmentation (see the schema text).
     Abdomen,
-    /// Procedural chest phantom: neck base to upper abdomen (`thorax` reads as this until a
-    /// chest atlas ships).
+    /// Atlas: chest from a real CT angiogram and its heart mask (models/atlas-chest/ATLAS.md).
+    Chest,
+    /// Procedural chest phantom: neck base to upper abdomen (`thorax` reads as this: pipelines
+    /// that need abdominal organs in the chest field, which the chest atlas does not name).
     #[serde(alias = "thorax")]
     ThoraxPhantom,
     /// Procedural abdomen phantom: diaphragm to pelvis (for QA and comparison).
@@ -63,9 +65,10 @@ pub enum Template {
 }
 
 impl Template {
-    pub const ALL: [Template; 7] = [
+    pub const ALL: [Template; 8] = [
         Template::Abdomen,
         Template::Head,
+        Template::Chest,
         Template::ThoraxPhantom,
         Template::AbdomenPhantom,
         Template::HeadPhantom,
@@ -85,6 +88,7 @@ impl Template {
     pub fn name(self) -> &'static str {
         match self {
             Template::Abdomen => "abdomen",
+            Template::Chest => "chest",
             Template::ThoraxPhantom => "thorax_phantom",
             Template::AbdomenPhantom => "abdomen_phantom",
             Template::Head => "head",
@@ -109,6 +113,7 @@ impl Template {
     pub fn covering_grid(self) -> Grid {
         match self {
             Template::Abdomen => Grid::centered([160, 124, 112], [3.0; 3]),
+            Template::Chest => Grid::centered([168, 124, 104], [3.0; 3]),
             Template::ThoraxPhantom | Template::AbdomenPhantom => {
                 Grid::centered([144, 104, 168], [2.5, 2.5, 2.5])
             }
@@ -131,6 +136,7 @@ impl schemars::JsonSchema for Template {
             Template::Abdomen => "Atlas: abdomen and pelvis (lung bases to proximal femora) from a real contrast CT and its TotalSegmentator segmentation, with body outline, subcutaneous and visceral fat, muscle and gas derived from the CT (models/atlas-abdomen/ATLAS.md). Organs scale to literature volumes for each subject, the fat band to its BMI.",
             Template::ThoraxPhantom => "Procedural chest phantom: neck base to upper abdomen.",
             Template::AbdomenPhantom => "Procedural abdomen phantom: diaphragm to pelvis (for QA and comparison).",
+            Template::Chest => "Atlas: chest (lung apices to the upper abdomen) from a real contrast CT angiogram and its heart mask: lungs, airways, pulmonary vessels, great vessels and bone segmented by documented HU rules, body outline, fat and muscle by the abdomen atlas's windows (models/atlas-chest/ATLAS.md). No abdominal organs are named. Lungs vary with the subject's height and sex by the lung-capacity norm.",
             Template::Head => "Atlas: head from a real brain template (ICBM 2009a MNI152, skull-stripped T1 with grey- and white-matter maps): grey and white matter by the larger probability, CSF and ventricles derived, subarachnoid CSF, skull and scalp added as shells (models/atlas-head/ATLAS.md). The head scales to each subject's brain volume norm for sex and age.",
             Template::HeadPhantom => "Procedural head phantom: scalp, skull, CSF, grey and white matter, ventricles (for QA and comparison).",
             Template::WaterCylinder => "200 mm water cylinder (CT QA).",
@@ -144,7 +150,7 @@ impl schemars::JsonSchema for Template {
         one_of.push(serde_json::json!({
             "type": "string",
             "const": "thorax",
-            "description": "Read as `thorax_phantom` (its name before atlases), until a chest atlas ships."
+            "description": "Read as `thorax_phantom` (its name before atlases); the chest atlas is `chest`."
         }));
         schemars::Schema::try_from(serde_json::json!({
             "description": "Anatomy templates: atlases built from real segmentations, procedural phantoms, QA objects.",

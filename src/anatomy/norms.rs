@@ -14,6 +14,12 @@
 //!   (Johnson et al., Clin J Am Soc Nephrol 2011;6:70, CT of 224 donors); 140 mL at BSA 1.9 m²
 //!   (mean of the left and right 146 and 134 mL of Emamian et al., AJR 1993;160:83), SD 20 % of
 //!   the mean (the spread of that series).
+//! - Lungs: total lung capacity (L) = 7.99·H − 7.08 in men and 6.60·H − 5.79 in women (H in m),
+//!   residual SD 0.70 and 0.60 L (Stocks & Quanjer, Eur Respir J 1995;8:492, the ERS/ECSC
+//!   reference); the right lung holds 53 % of it (three lobes against two; CT volumetry puts
+//!   the right share at 52–55 %). A CT's lungs are at whatever breath-hold the patient managed,
+//!   below capacity, so an atlas keeps its own inspiration level and varies its lungs by the
+//!   norm's ratio between subject and reference adult (see `atlas::AtlasOrgan::full_ml`).
 //! - Brain (grey + white matter): 1260 mL in men and 1130 mL in women (young and middle-aged
 //!   adults; Cosgrove, Mazure & Staley, Biol Psychiatry 2007;62:847, review of MRI volumetry),
 //!   SD 10 % of the mean (the spread of adult series, e.g. Allen et al., Am J Phys Anthropol
@@ -44,7 +50,18 @@ pub fn bsa_m2(body: &BodySize) -> f64 {
 
 /// Organs (label names) with a literature norm, in report order.
 /// Names are labels or groups (`brain`: grey + white matter, see `ontology::organ_group`).
-pub const ORGANS: [&str; 5] = ["liver", "spleen", "kidney_left", "kidney_right", "brain"];
+pub const ORGANS: [&str; 7] = [
+    "liver",
+    "spleen",
+    "kidney_left",
+    "kidney_right",
+    "lung_left",
+    "lung_right",
+    "brain",
+];
+
+/// Share of total lung capacity in the right lung.
+pub const RIGHT_LUNG_SHARE: f64 = 0.53;
 
 /// Relative brain volume loss per year of age past [`BRAIN_LOSS_FROM_AGE`].
 pub const BRAIN_LOSS_PER_YEAR: f64 = 0.0025;
@@ -71,6 +88,24 @@ pub fn organ_norm(organ: &str, body: &BodySize) -> Option<Norm> {
             Some(Norm {
                 mean_ml: mean,
                 sd_ml: 0.2 * mean,
+            })
+        }
+        "lung_left" | "lung_right" => {
+            let h = body.height_cm / 100.0;
+            let (tlc, rsd) = if body.sex == Sex::Male {
+                (7.99 * h - 7.08, 0.70)
+            } else {
+                (6.60 * h - 5.79, 0.60)
+            };
+            let share = if organ == "lung_right" {
+                RIGHT_LUNG_SHARE
+            } else {
+                1.0 - RIGHT_LUNG_SHARE
+            };
+            let mean = 1000.0 * tlc.max(1.0) * share;
+            Some(Norm {
+                mean_ml: mean,
+                sd_ml: 1000.0 * rsd * share,
             })
         }
         "brain" => {
@@ -117,6 +152,9 @@ mod tests {
         );
         assert!((km / kf - 1.035 / 0.965).abs() < 1e-12 && km > 140.0);
         assert!(organ_norm("heart", &b).is_none());
+        // Lungs: 180 cm man, TLC 7.99 · 1.8 − 7.08 = 7.302 L, 53 % right.
+        let r = organ_norm("lung_right", &b).unwrap();
+        assert!((r.mean_ml - 7302.0 * 0.53).abs() < 1e-6 && (r.sd_ml - 700.0 * 0.53).abs() < 1e-9);
         // Brain: sex difference and 0.25 %/yr from 30 (at 70: 10 % less than at 30).
         let young = BodySize {
             age_years: 30.0,

@@ -160,8 +160,17 @@ pub const INSERT_FAT: u16 = 132;
 pub const INSERT_ACRYLIC: u16 = 133;
 pub const INSERT_BONE: u16 = 134;
 pub const INSERT_IODINE: u16 = 135;
+/// Whole lungs, where a segmentation does not split them into lobes (the chest atlas).
+pub const LUNG_LEFT: u16 = 136;
+pub const LUNG_RIGHT: u16 = 137;
+/// Vessels (and fissures) inside the lungs' outline.
+pub const PULMONARY_VESSELS: u16 = 138;
+/// Contrast blood pool outside the heart: aorta, pulmonary trunk, cavae, arch branches.
+pub const GREAT_VESSELS: u16 = 139;
+/// Bone of unknown name (a threshold segmentation).
+pub const BONE: u16 = 140;
 
-const OWN: [(u16, &str); 16] = [
+const OWN: [(u16, &str); 21] = [
     (BODY, "body"),
     (SUBCUTANEOUS_FAT, "subcutaneous_fat"),
     (SKELETAL_MUSCLE, "skeletal_muscle"),
@@ -178,6 +187,11 @@ const OWN: [(u16, &str); 16] = [
     (INSERT_ACRYLIC, "insert_acrylic"),
     (INSERT_BONE, "insert_bone"),
     (INSERT_IODINE, "insert_iodine"),
+    (LUNG_LEFT, "lung_left"),
+    (LUNG_RIGHT, "lung_right"),
+    (PULMONARY_VESSELS, "pulmonary_vessels"),
+    (GREAT_VESSELS, "great_vessels"),
+    (BONE, "bone"),
 ];
 
 // TotalSegmentator ids the phantoms paint, named so the phantom code reads as anatomy.
@@ -252,6 +266,7 @@ fn family_color(id: u16, name: &str) -> [u8; 3] {
         || has("scapula")
         || has("clavicula")
         || name == "insert_bone"
+        || name == "bone"
     {
         [235, 230, 215]
     } else if has("cartilage") {
@@ -355,9 +370,10 @@ fn ids_where(pred: impl Fn(&str) -> bool) -> Vec<u16> {
 pub fn organ_group(name: &str) -> Option<Vec<u16>> {
     let n = normalize(name);
     let ids = match n.as_str() {
-        "lung" | "lungs" => vec![10, 11, 12, 13, 14],
-        "lung_left" | "left_lung" => vec![10, 11],
-        "lung_right" | "right_lung" => vec![12, 13, 14],
+        // Vessels inside the lung's outline belong to it: a nodule engulfs them.
+        "lung" | "lungs" => vec![10, 11, 12, 13, 14, LUNG_LEFT, LUNG_RIGHT, PULMONARY_VESSELS],
+        "lung_left" | "left_lung" => vec![10, 11, LUNG_LEFT, PULMONARY_VESSELS],
+        "lung_right" | "right_lung" => vec![12, 13, 14, LUNG_RIGHT, PULMONARY_VESSELS],
         "kidney" | "kidneys" => vec![KIDNEY_RIGHT, KIDNEY_LEFT],
         "adrenal_gland" | "adrenal_glands" => vec![8, 9],
         "brain" => vec![BRAIN_TS, GREY_MATTER, WHITE_MATTER],
@@ -380,6 +396,7 @@ pub fn organ_group(name: &str) -> Option<Vec<u16>> {
 pub fn surface_of(organ: &str) -> Option<&'static str> {
     let n = normalize(organ);
     let bone = [
+        "bone",
         "vertebrae",
         "spine",
         "rib",
@@ -447,7 +464,7 @@ mod tests {
     #[test]
     fn ontology_has_all_totalsegmentator_classes_and_unique_ids_names_colours() {
         let o = ontology();
-        assert_eq!(o.len(), 117 + 16);
+        assert_eq!(o.len(), 117 + 21);
         for id in 1..=117u16 {
             assert!(
                 label_by_id(id).is_some(),

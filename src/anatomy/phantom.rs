@@ -89,7 +89,7 @@ fn objects(t: Template, sz: &Sizing, seed: u64) -> (f64, Vec<Obj>) {
         }
         Template::HeadPhantom => (0.0, head(seed)),
         // An atlas is read, not drawn: nothing procedural.
-        Template::Abdomen | Template::Head => (0.0, Vec::new()),
+        Template::Abdomen | Template::Head | Template::Chest => (0.0, Vec::new()),
         Template::WaterCylinder => (0.0, qa(false)),
         Template::CtQa => (0.0, qa(true)),
     }

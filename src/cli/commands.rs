@@ -109,6 +109,38 @@ fn write_atlas(
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn atlas_chest(ct: &Path, heart: &Path, out: &Path) -> Result<ExitCode, CliError> {
+    use synthcohort::anatomy::atlas::{derive, derive_chest};
+    use synthcohort::io::nifti;
+    let fail = |what: &Path, e: &dyn std::fmt::Display| {
+        CliError::Usage(format!("{}: {e}", what.display()))
+    };
+    let ct_vol = nifti::read_image(ct).map_err(|e| fail(ct, &e))?;
+    let heart_vol = nifti::read_labels(heart).map_err(|e| fail(heart, &e))?;
+    let (seg, chest) =
+        derive_chest::segment_chest(&ct_vol, &heart_vol).map_err(|e| fail(ct, &e))?;
+    let (labels, report) = derive::derive(&ct_vol, &seg).map_err(|e| fail(ct, &e))?;
+    let name = |p: &Path| p.file_name().map(|f| f.to_string_lossy().to_string());
+    let json = serde_json::json!({
+        "ct": name(ct),
+        "heart": name(heart),
+        "rules_hu": {
+            "air": derive::BODY_HU,
+            "airway_lumen": derive_chest::AIRWAY_LUMEN_HU,
+            "blood_pool": [derive_chest::BLOOD_MIN_HU, derive_chest::BLOOD_MAX_HU],
+            "bone_min": derive_chest::BONE_MIN_HU,
+            "fat_max": derive::FAT_MAX_HU,
+            "muscle_max": derive::MUSCLE_MAX_HU,
+        },
+        "airway_seed_mm": derive_chest::AIRWAY_SEED_MM,
+        "subcutaneous_max_depth_mm": derive::SUBCUT_MAX_DEPTH_MM,
+        "chest": chest,
+        "report": report,
+        "voxel_ml": labels.grid.voxel_ml(),
+    });
+    write_atlas(&labels, &json, out)
+}
+
 pub fn atlas_head(t1: &Path, gm: &Path, wm: &Path, out: &Path) -> Result<ExitCode, CliError> {
     use synthcohort::anatomy::atlas::derive_head;
     use synthcohort::io::nifti;
@@ -160,6 +192,7 @@ pub fn anatomy_check(
         let phantom = match own {
             Template::Abdomen => Some(Template::AbdomenPhantom),
             Template::Head => Some(Template::HeadPhantom),
+            Template::Chest => Some(Template::ThoraxPhantom),
             _ => None,
         };
         v.extend(phantom);

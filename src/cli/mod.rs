@@ -119,6 +119,20 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Build a chest atlas label map from a real contrast chest CT (HU) and its heart mask:
+    /// lungs, airways, pulmonary and great vessels and bone by HU rules, then body outline, fat
+    /// and muscle as `atlas` does (see models/atlas-chest/ATLAS.md).
+    AtlasChest {
+        /// The chest CT in Hounsfield units (NIfTI).
+        #[arg(long)]
+        ct: PathBuf,
+        /// Its heart mask on the same grid (non-zero = heart).
+        #[arg(long)]
+        heart: PathBuf,
+        /// Label map to write (.nii.gz); the derivation report goes beside it as .json.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Measure a pipeline's anatomy: organ volumes of N subjects against literature norms,
     /// the deformation's smallest Jacobian, and (with --reference) Dice, centroids and
     /// compactness against a real segmentation, template by template.
@@ -261,6 +275,7 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             out,
         } => commands::atlas(&ct, &seg, &names, &out),
         Command::AtlasHead { t1, gm, wm, out } => commands::atlas_head(&t1, &gm, &wm, &out),
+        Command::AtlasChest { ct, heart, out } => commands::atlas_chest(&ct, &heart, &out),
         Command::Train {
             data,
             config,

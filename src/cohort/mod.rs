@@ -286,7 +286,7 @@ pub fn prompt(p: &Pipeline, s: &Subject) -> String {
             .join(", ")
     };
     let template = match p.anatomy.template {
-        Template::ThoraxPhantom => "chest",
+        Template::ThoraxPhantom | Template::Chest => "chest",
         Template::AbdomenPhantom | Template::Abdomen => "abdomen",
         Template::Head | Template::HeadPhantom => "head",
         Template::WaterCylinder => "water phantom",

@@ -210,11 +210,24 @@ fn population(spec: &crate::pipeline::Pipeline) -> Result<Population, LabError> 
         for &l in &labels.data {
             *counts.entry(l).or_default() += 1;
         }
+        // Labels on the grid's first or last slice: cut by the subject's field.
+        let plane = grid.dims[0] * grid.dims[1];
+        let edge: std::collections::BTreeSet<u16> = labels.data[..plane]
+            .iter()
+            .chain(&labels.data[labels.data.len() - plane..])
+            .copied()
+            .collect();
         for (k, (name, group)) in ids.iter().enumerate() {
             let n: usize = group
                 .iter()
                 .map(|id| counts.get(id).copied().unwrap_or(0))
                 .sum();
+            // An organ the field cuts is compared only where the atlas knows what part of it
+            // is in the field (the abdomen atlas's liver); lung bases in an abdomen are not.
+            let known_cut = cut.iter().any(|c| c.0 == *name);
+            if !known_cut && group.iter().any(|id| edge.contains(id)) {
+                continue;
+            }
             if let (true, Some(norm)) = (n > 0, norms::organ_norm(name, &prm.body)) {
                 // A cut organ is compared with the same fraction of its norm.
                 let f = cut.iter().find(|c| c.0 == *name).map_or(1.0, |c| c.1);
@@ -574,7 +587,13 @@ fn markdown(r: &AnatomyCheck) -> String {
             "| {}{} | {} | {:.0} ± {:.0} | {:.0} ± {:.0} | {:.0} % |\n",
             o.organ,
             o.in_field_fraction
-                .map(|f| format!(" (cut by the atlas field: in-field part, norm × {f:.2})"))
+                .map(|f| {
+                    if o.organ.starts_with("lung") {
+                        format!(" (at the atlas scan's breath-hold: norm × {f:.2})")
+                    } else {
+                        format!(" (cut by the atlas field: in-field part, norm × {f:.2})")
+                    }
+                })
                 .unwrap_or_default(),
             o.subjects,
             o.mean_ml,

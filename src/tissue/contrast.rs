@@ -189,6 +189,9 @@ pub fn perfusion_for_label(label_name: &str) -> Perfusion {
         "gallbladder" | "urinary_bladder" => P::None,
         _ if n.starts_with("kidney") => P::Kidney,
         _ if n == "aorta" || n.contains("artery") || n == "brachiocephalic_trunk" => P::Artery,
+        // Mixed pulmonary arteries and veins, and the aorta with the pulmonary trunk and the
+        // cavae: the arterial curve, as their largest part fills first.
+        "pulmonary_vessels" | "great_vessels" => P::Artery,
         _ if n.contains("vena") || n.contains("vein") => P::Vein,
         _ if n.starts_with("autochthon_")
             || n.starts_with("iliopsoas_")

@@ -386,6 +386,9 @@ pub fn tissue_for_label(label_name: &str) -> &'static Tissue {
         "grey_matter" => "grey_matter",
         "white_matter" | "brain" => "white_matter",
         "skeletal_muscle" => "muscle",
+        "pulmonary_vessels" | "great_vessels" => "blood",
+        // A threshold-segmented bone of any name: mostly ribs and vertebrae.
+        "bone" => "cancellous_bone",
         "body" => "soft_tissue",
         _ if n.starts_with("lung_") => "lung",
         _ if n.starts_with("kidney") => "kidney",

@@ -107,8 +107,6 @@ pub fn derive(
             g0.origin_mm[2],
         ],
     };
-    let [nx, ny, _] = grid.dims;
-    let plane = nx * ny;
     // Padded index → original index, None in the padding.
     let orig = |i: usize, j: usize, k: usize| -> Option<usize> {
         let (io, jo) = (i.checked_sub(pad[0])?, j.checked_sub(pad[1])?);
@@ -117,18 +115,10 @@ pub fn derive(
     let mut report = DeriveReport::default();
 
     // Body: closed per slice, then the largest 3-D part.
-    let mut body = vec![false; grid.len()];
-    for k in 0..nz {
-        let cand: Vec<bool> = (0..plane)
-            .map(|p| {
-                orig(p % nx, p / nx, k).is_some_and(|o| ct.data[o] > BODY_HU || seg.data[o] != 0)
-            })
-            .collect();
-        let outside = flood_2d(nx, ny, &open_2d(nx, ny, &cand));
-        for p in 0..plane {
-            body[k * plane + p] = !outside[p];
-        }
-    }
+    let mut body = close_slices(&grid, |v| {
+        let [i, j, k] = grid.ijk(v);
+        orig(i, j, k).is_some_and(|o| ct.data[o] > BODY_HU || seg.data[o] != 0)
+    });
     let (keep, dropped) = largest_component(&grid, &mut body);
     if keep == 0 {
         return Err(DeriveError::NoBody);
@@ -185,9 +175,25 @@ pub fn derive(
     Ok((Volume::from_vec(grid, labels), report))
 }
 
+/// Per axial slice, everything air cannot reach from the slice's border through voxels
+/// outside `wall` (after one-pixel lines are opened away): the body, gas inside it included.
+pub(super) fn close_slices(grid: &Grid, wall: impl Fn(usize) -> bool) -> Vec<bool> {
+    let [nx, ny, nz] = grid.dims;
+    let plane = nx * ny;
+    let mut body = vec![false; grid.len()];
+    for k in 0..nz {
+        let cand: Vec<bool> = (0..plane).map(|p| wall(k * plane + p)).collect();
+        let outside = flood_2d(nx, ny, &open_2d(nx, ny, &cand));
+        for (p, out) in outside.into_iter().enumerate() {
+            body[k * plane + p] = !out;
+        }
+    }
+    body
+}
+
 /// Binary opening by the 4-neighbour cross: drops lines one pixel thick (the table top and
 /// blankets where they touch the skin) and keeps everything thicker.
-fn open_2d(nx: usize, ny: usize, m: &[bool]) -> Vec<bool> {
+pub(super) fn open_2d(nx: usize, ny: usize, m: &[bool]) -> Vec<bool> {
     let full = |p: usize| {
         let (i, j) = (p % nx, p / nx);
         i > 0 && j > 0 && i + 1 < nx && j + 1 < ny
@@ -202,7 +208,7 @@ fn open_2d(nx: usize, ny: usize, m: &[bool]) -> Vec<bool> {
 
 /// Pixels of an nx × ny slice that air reaches from the border (4-connected) through pixels
 /// not in `wall`.
-fn flood_2d(nx: usize, ny: usize, wall: &[bool]) -> Vec<bool> {
+pub(super) fn flood_2d(nx: usize, ny: usize, wall: &[bool]) -> Vec<bool> {
     let mut out = vec![false; nx * ny];
     let mut q = VecDeque::new();
     for i in 0..nx {
@@ -226,7 +232,7 @@ fn flood_2d(nx: usize, ny: usize, wall: &[bool]) -> Vec<bool> {
 }
 
 /// Keeps only the largest 6-connected part of `mask`; returns (its size, parts dropped).
-fn largest_component(grid: &Grid, mask: &mut [bool]) -> (usize, usize) {
+pub(super) fn largest_component(grid: &Grid, mask: &mut [bool]) -> (usize, usize) {
     let [nx, ny, nz] = grid.dims;
     let mut comp = vec![0u32; mask.len()];
     let mut sizes = vec![0usize];

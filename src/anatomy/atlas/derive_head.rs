@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::super::lesion::edt_sq;
 use super::super::ontology::{CSF, GREY_MATTER, LATERAL_VENTRICLES, SCALP, SKULL, WHITE_MATTER};
-use crate::volume::{Grid, Volume};
+use crate::volume::{neighbours6, Grid, Volume};
 
 /// CSF parts whose every voxel lies deeper than this inside the brain mask are ventricles (mm).
 /// On the MNI152 2009a template the lateral ventricles' part comes no nearer than 16 mm; the
@@ -211,22 +211,6 @@ fn dense_edt(grid: &Grid, mask: &[bool]) -> Vec<f64> {
         }
     }
     out
-}
-
-fn neighbours6(grid: &Grid, v: usize) -> impl Iterator<Item = usize> {
-    let [nx, ny, nz] = grid.dims;
-    let [i, j, k] = grid.ijk(v);
-    let plane = nx * ny;
-    [
-        (i > 0).then(|| v - 1),
-        (i + 1 < nx).then(|| v + 1),
-        (j > 0).then(|| v - nx),
-        (j + 1 < ny).then(|| v + nx),
-        (k > 0).then(|| v - plane),
-        (k + 1 < nz).then(|| v + plane),
-    ]
-    .into_iter()
-    .flatten()
 }
 
 #[cfg(test)]

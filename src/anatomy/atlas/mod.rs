@@ -13,6 +13,7 @@ use super::{AnatomyError, Template};
 use crate::volume::{Grid, Volume};
 
 pub mod derive;
+pub mod derive_chest;
 pub mod derive_head;
 pub(crate) mod habitus;
 pub(crate) mod warp;
@@ -30,11 +31,13 @@ pub struct AtlasOrgan {
     pub volume_ml: f64,
     /// Radius of the ball of the same volume (mm).
     pub r_eq_mm: f64,
-    /// True when the organ reaches the atlas's first or last slice: the field cut it, so its
-    /// full volume is unknown.
+    /// True when the atlas holds only part of the organ's norm volume: the field cut it (it
+    /// reaches the first or last slice), or it is a lung, scanned at the patient's breath-hold
+    /// rather than at capacity.
     pub cut: bool,
     /// The organ's whole volume (mL) as the atlas takes it: what is in the field, or for a cut
-    /// organ the larger of that and the literature mean for the reference adult.
+    /// organ the larger of that and the literature mean for the reference adult (so a subject's
+    /// organ is the atlas's scaled by the norm's ratio between subject and reference).
     pub full_ml: f64,
 }
 
@@ -62,6 +65,7 @@ pub fn folder(t: Template) -> Option<&'static str> {
     match t {
         Template::Abdomen => Some("atlas-abdomen"),
         Template::Head => Some("atlas-head"),
+        Template::Chest => Some("atlas-chest"),
         _ => None,
     }
 }
@@ -76,7 +80,9 @@ pub fn labels_path(t: Template) -> Option<PathBuf> {
 pub fn load(t: Template) -> Result<&'static Atlas, AnatomyError> {
     static ABDOMEN: OnceLock<Result<Atlas, AnatomyError>> = OnceLock::new();
     static HEAD: OnceLock<Result<Atlas, AnatomyError>> = OnceLock::new();
+    static CHEST: OnceLock<Result<Atlas, AnatomyError>> = OnceLock::new();
     let cell = match t {
+        Template::Chest => &CHEST,
         Template::Abdomen => &ABDOMEN,
         Template::Head => &HEAD,
         _ => {
@@ -187,9 +193,9 @@ fn measure_organs(labels: &Volume<u16>) -> Vec<AtlasOrgan> {
         .filter_map(|n| label_by_name(n).map(|l| (l.id, l.name)))
         .collect();
     for (idx, &l) in labels.data.iter().enumerate() {
-        if !wanted.iter().any(|w| w.0 == l) {
+        let Some(&(_, name)) = wanted.iter().find(|w| w.0 == l) else {
             continue;
-        }
+        };
         let [i, j, k] = g.ijk(idx);
         let p = g.world(i, j, k);
         let e = sums.entry(l).or_insert(([0.0; 3], 0, false));
@@ -197,7 +203,7 @@ fn measure_organs(labels: &Volume<u16>) -> Vec<AtlasOrgan> {
             *acc += x;
         }
         e.1 += 1;
-        e.2 |= k == 0 || k + 1 == g.dims[2];
+        e.2 |= k == 0 || k + 1 == g.dims[2] || name.starts_with("lung");
     }
     wanted
         .into_iter()

@@ -34,6 +34,9 @@ const K_MIN: f64 = 0.79;
 const K_MAX: f64 = 1.26;
 /// Subject organ volumes are drawn within ±2.5 SD of the norm.
 const Z_MAX: f64 = 2.5;
+/// An atlas whose median subcutaneous band is thinner than this (mm) keeps its fat as
+/// scanned: stretching it to a BMI would mean ×10 and more.
+pub const MIN_STRETCHABLE_BAND_MM: f64 = 5.0;
 /// Band factors outside this are clamped (BMI far outside 15–45).
 const BAND_RANGE: [f64; 2] = [0.15, 4.0];
 
@@ -162,8 +165,11 @@ impl<'a> SubjectWarp<'a> {
             }
             _ => body.height_cm / ATLAS_HEIGHT_CM,
         };
-        // No subcutaneous fat label (a head): no band to stretch.
-        let band = if atlas.label_ids.binary_search(&SUBCUTANEOUS_FAT).is_err() {
+        // No subcutaneous fat label (a head), or a band too thin to stretch to a BMI without
+        // folding (the chest atlas's lean patient: 2 mm): the fat stays as scanned.
+        let band = if atlas.label_ids.binary_search(&SUBCUTANEOUS_FAT).is_err()
+            || atlas.habitus.median_band_mm < MIN_STRETCHABLE_BAND_MM
+        {
             1.0
         } else {
             (subcutaneous_fat_mm(body.bmi()) / atlas.habitus.median_band_mm.max(1.0))
