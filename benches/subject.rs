@@ -1,5 +1,5 @@
-//! One subject end to end at 128³: anatomy (thorax phantom, or the abdomen atlas with its
-//! per-subject pull-back; deformation, lesions) + procedural object + NIfTI encoding of image
+//! One subject end to end at 128³: anatomy (thorax phantom, or the abdomen or chest atlas
+//! with its per-subject pull-back; deformation, lesions) + procedural object + NIfTI encoding of image
 //! and labels (what the engine writes).
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -32,6 +32,17 @@ anatomy: {template: abdomen, size: [128, 128, 128], spacing_mm: [3, 3, 2.5], def
 acquisition: {arms: [{name: hu, modality: none}]}
 ";
 
+const CHEST_PIPELINE: &str = "version: 1
+name: bench-chest
+seed: 1
+cohort:
+  size: 4
+  conditions:
+    - {name: nodule, prevalence: 1.0, lesion: {organ: lung, count: 2, diameter_mm: 10, shape: part_solid}}
+anatomy: {template: chest, size: [128, 128, 128], spacing_mm: [3, 3, 2.5], deformation_mm: 4}
+acquisition: {arms: [{name: hu, modality: none}]}
+";
+
 fn subject_128(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut g = c.benchmark_group("subject");
@@ -42,6 +53,7 @@ fn subject_128(c: &mut Criterion) {
             "abdomen_atlas_128cubed_anatomy_object_write",
             ATLAS_PIPELINE,
         ),
+        ("chest_atlas_128cubed_anatomy_object_write", CHEST_PIPELINE),
     ] {
         let p = pipeline::parse(text.as_bytes(), "bench.yaml", Path::new("."))
             .expect("bench pipeline is valid");

@@ -805,7 +805,41 @@ fn insert_lesions(
             parts: part_records,
         });
     }
+    // A displacing lesion moves the lesions placed before it: measure those again.
+    if let Some(last) = reqs
+        .iter()
+        .rposition(|r| r.growth == LesionGrowth::Displace)
+    {
+        remeasure(labels, &mut out[..last]);
+    }
     Ok(out)
+}
+
+/// Volumes and centres (centroid of the voxels) of `records` as the label map now has them.
+fn remeasure(labels: &Volume<u16>, records: &mut [LesionRecord]) {
+    let g = &labels.grid;
+    for rec in records {
+        let ids: Vec<u16> = rec.label_ids().collect();
+        let (mut sum, mut n) = ([0.0f64; 3], 0usize);
+        let mut per_id = vec![0usize; ids.len()];
+        for (v, l) in labels.data.iter().enumerate() {
+            if let Some(x) = ids.iter().position(|id| id == l) {
+                let [i, j, k] = g.ijk(v);
+                let p = g.world(i, j, k);
+                (0..3).for_each(|a| sum[a] += p[a]);
+                n += 1;
+                per_id[x] += 1;
+            }
+        }
+        if n == 0 {
+            continue;
+        }
+        rec.center_mm = sum.map(|s| s / n as f64);
+        rec.volume_ml = n as f64 * g.voxel_ml();
+        for (part, &m) in rec.parts.iter_mut().zip(&per_id[1..]) {
+            part.volume_ml = m as f64 * g.voxel_ml();
+        }
+    }
 }
 
 /// Which of a placed lesion's voxels belong to its second part (see

@@ -501,7 +501,10 @@ mod tests {
 
     #[test]
     fn groups_resolve() {
-        assert_eq!(organ_group("lung").unwrap(), vec![10, 11, 12, 13, 14]);
+        assert_eq!(
+            organ_group("lung").unwrap(),
+            vec![10, 11, 12, 13, 14, LUNG_LEFT, LUNG_RIGHT, PULMONARY_VESSELS]
+        );
         assert_eq!(organ_group("kidney").unwrap(), vec![2, 3]);
         let brain = organ_group("brain").unwrap();
         assert!(brain.contains(&GREY_MATTER) && brain.contains(&WHITE_MATTER));

@@ -77,7 +77,8 @@ fn thorax_organ_volumes_and_layout_are_plausible() {
     let t0 = std::time::Instant::now();
     let v = render(Template::ThoraxPhantom, g);
     eprintln!("thorax 192x192x160 rendered in {:?}", t0.elapsed());
-    let lungs = organ_group("lung").unwrap();
+    // The phantom's lungs are its five lobes (the group also names whole lungs and vessels).
+    let lungs: Vec<u16> = vec![10, 11, 12, 13, 14];
     let lung_ml = volume_ml(&v, &lungs);
     let heart_ml = volume_ml(&v, &[HEART]);
     eprintln!("lungs {lung_ml:.0} mL, heart {heart_ml:.0} mL");
@@ -784,6 +785,26 @@ fn displacing_lesions_push_tissue_aside_and_keep_the_organ_volume() {
     assert_eq!(displace.lesions[0].growth, LesionGrowth::Displace);
     // Same centre and shape (the lesion stream is the same), so the lesion voxels agree.
     assert_eq!(replace.lesions[0].center_mm, displace.lesions[0].center_mm);
+
+    // A lesion placed before a displacing one is measured again where it was pushed to.
+    let small = LesionRequest {
+        shape: LesionShape::Cystic,
+        ..lesion("liver", 16.0, LesionShape::Sphere)
+    };
+    let (two, _) = on_ball(vec![small, mk(LesionGrowth::Displace)], 9);
+    let first = &two.lesions[0];
+    let g = &two.labels.grid;
+    let ids: Vec<u16> = first.label_ids().collect();
+    let n = two.labels.data.iter().filter(|l| ids.contains(l)).count();
+    assert!((first.volume_ml - n as f64 * g.voxel_ml()).abs() < 1e-9);
+    let part = two
+        .labels
+        .data
+        .iter()
+        .filter(|&&l| l == first.parts[0].label_id)
+        .count();
+    assert!((first.parts[0].volume_ml - part as f64 * g.voxel_ml()).abs() < 1e-9);
+    assert!(ids.contains(&two.labels.sample_nearest(first.center_mm).unwrap()));
 }
 
 #[test]

@@ -182,6 +182,19 @@ fn population(spec: &crate::pipeline::Pipeline) -> Result<Population, LabError> 
     );
     let plan = CohortPlan::new(spec);
     // Organs the atlas's field cut: (name, in-field fraction of the whole organ).
+    // Labels on an atlas's first or last slice: its field cut them.
+    let atlas_edge: std::collections::BTreeSet<u16> = if t.is_atlas() {
+        let a = anatomy::atlas::load(t).map_err(|e| LabError::Input(e.to_string()))?;
+        let plane = a.labels.grid.dims[0] * a.labels.grid.dims[1];
+        let n = a.labels.data.len();
+        a.labels.data[..plane]
+            .iter()
+            .chain(&a.labels.data[n - plane..])
+            .copied()
+            .collect()
+    } else {
+        Default::default()
+    };
     let cut: Vec<(&str, f64)> = if t.is_atlas() {
         anatomy::atlas::load(t)
             .map_err(|e| LabError::Input(e.to_string()))?
@@ -210,11 +223,13 @@ fn population(spec: &crate::pipeline::Pipeline) -> Result<Population, LabError> 
         for &l in &labels.data {
             *counts.entry(l).or_default() += 1;
         }
-        // Labels on the grid's first or last slice: cut by the subject's field.
+        // Labels on the grid's first or last slice (cut by the subject's field) or on the
+        // atlas's (cut by the scan's).
         let plane = grid.dims[0] * grid.dims[1];
         let edge: std::collections::BTreeSet<u16> = labels.data[..plane]
             .iter()
             .chain(&labels.data[labels.data.len() - plane..])
+            .chain(&atlas_edge)
             .copied()
             .collect();
         for (k, (name, group)) in ids.iter().enumerate() {
