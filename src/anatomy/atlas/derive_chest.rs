@@ -11,8 +11,9 @@
 //!   [`AIRWAY_LUMEN_HU`] connected to the air tree's topmost slice near the midline (the
 //!   tracheal lumen is air; lung parenchyma at inspiration reads −900…−750 HU).
 //! - **lungs** (`lung_left`, `lung_right`): the air tree without the airways; its two largest
-//!   parts, by the side of their centroid (RAS+: +x is the patient's right). If they touch,
-//!   the split is at the airways' midline.
+//!   parts, the one further toward +x the right (RAS+: +x is the patient's right). If they
+//!   touch, the split is at the airways' midline; small air parts left over go to the
+//!   derivation (gas).
 //! - **pulmonary vessels**: voxels above −500 HU enclosed by a lung on their axial slice
 //!   (vessels and fissures inside the lung's outline).
 //! - **heart**: the mask.
@@ -136,12 +137,15 @@ pub fn segment_chest(
     let airway_x = mean_x(g, (0..g.len()).filter(|&v| airway[v])).unwrap_or(centre_x);
     let two_parts = order.len() >= 2 && sizes[order[1]] * 5 >= sizes[order[0]];
     if two_parts {
+        // The part further toward +x is the right lung.
+        let (a, b) = (order[0], order[1]);
+        let right = if centroid_x(a as u32) >= centroid_x(b as u32) {
+            a
+        } else {
+            b
+        };
         for &c in &order[..2] {
-            let id = if centroid_x(c as u32) > airway_x {
-                LUNG_RIGHT
-            } else {
-                LUNG_LEFT
-            };
+            let id = if c == right { LUNG_RIGHT } else { LUNG_LEFT };
             for (v, &cv) in comp.iter().enumerate() {
                 if cv == c as u32 {
                     side[v] = id;
@@ -280,4 +284,71 @@ fn mean_x(g: &Grid, vs: impl Iterator<Item = usize>) -> Option<f64> {
         n += 1;
     }
     (n > 0).then(|| s / n as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic chest on a 2 mm grid: a soft-tissue body (40 HU) holding two lungs
+    /// (−850 HU ellipsoids, the right one at +x, each with a 60 HU vessel), a trachea (−1000 HU)
+    /// from the top slice down to the carina, a heart (mask, 450 HU blood) with an aorta (450 HU
+    /// tube) rising from it, and a spine (700 HU) behind. Each rule finds its structure.
+    #[test]
+    fn each_rule_finds_its_structure() {
+        let g = Grid::centered([100, 80, 70], [2.0; 3]);
+        let mut ct = Volume::filled(g.clone(), -1000.0f32);
+        let mut heart = Volume::filled(g.clone(), 0u16);
+        for v in 0..g.len() {
+            let [i, j, k] = g.ijk(v);
+            let [x, y, z] = g.world(i, j, k);
+            let inside_ell = |c: [f64; 3], r: [f64; 3]| {
+                ((x - c[0]) / r[0]).powi(2)
+                    + ((y - c[1]) / r[1]).powi(2)
+                    + ((z - c[2]) / r[2]).powi(2)
+                    <= 1.0
+            };
+            if (x / 90.0).powi(2) + (y / 70.0).powi(2) > 1.0 {
+                continue; // air outside the body
+            }
+            let mut hu = 40.0;
+            for side in [-1.0, 1.0] {
+                if inside_ell([side * 40.0, 0.0, 0.0], [28.0, 45.0, 55.0]) {
+                    hu = -850.0;
+                    if ((x - side * 40.0).powi(2) + (y - 10.0).powi(2)).sqrt() < 3.0 {
+                        hu = 60.0; // a vessel running through the lung
+                    }
+                }
+            }
+            if x.hypot(y + 10.0) < 7.0 && z > 20.0 {
+                hu = -1000.0; // trachea from the carina up
+            }
+            if z > 20.0 && z < 24.0 && (x.abs() < 34.0) && (y + 10.0).abs() < 4.0 {
+                hu = -1000.0; // main bronchi into each lung
+            }
+            if inside_ell([-5.0, 35.0, -25.0], [22.0, 20.0, 22.0]) {
+                hu = 450.0;
+                heart.data[v] = 1;
+            }
+            if (x + 5.0).hypot(y - 25.0) < 6.0 && z > -25.0 && z < 40.0 && heart.data[v] == 0 {
+                hu = 450.0; // aorta rising from the heart
+            }
+            if x.hypot(y + 50.0) < 10.0 {
+                hu = 700.0; // spine
+            }
+            ct.data[v] = hu as f32;
+        }
+        let (lab, rep) = segment_chest(&ct, &heart).unwrap();
+        let at = |p: [f64; 3]| lab.sample_nearest(p).unwrap();
+        assert_eq!(at([40.0, -20.0, 0.0]), LUNG_RIGHT, "{rep:?}");
+        assert_eq!(at([-40.0, -20.0, 0.0]), LUNG_LEFT);
+        assert_eq!(at([0.0, -10.0, 60.0]), TRACHEA);
+        assert_eq!(at([40.0, 10.0, 0.0]), PULMONARY_VESSELS);
+        assert_eq!(at([-5.0, 35.0, -25.0]), HEART);
+        assert_eq!(at([-5.0, 25.0, 30.0]), GREAT_VESSELS);
+        assert_eq!(at([0.0, -50.0, 0.0]), BONE);
+        // Soft tissue is left to the derivation's windows.
+        assert_eq!(at([0.0, 60.0, -50.0]), 0);
+        assert!(!rep.split_at_midline);
+    }
 }
