@@ -202,11 +202,11 @@ pub fn merge(out: &Path, shard_dirs: &[PathBuf]) -> Result<MergeSummary, EngineE
     }
 
     // 5. Run-level files, exactly as a single run writes them.
-    // Only the imported maps' label set matters here, so their own grids will do.
-    let sources = SourceMaps::new(&p, &Grid::centered([1, 1, 1], [1.0; 3]), load_sources(&p)?);
+    // Only the imported maps' label set matters here: no atlas needs building.
+    let source_ids = SourceMaps::label_ids_of(&load_sources(&p)?);
     let f = Finish {
         p: &p,
-        source_ids: sources.label_ids.as_deref(),
+        source_ids: source_ids.as_deref(),
         generator: generator(&p)?.name(),
         provenance: serde_json::json!({"merged_from": dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>()}),
     };

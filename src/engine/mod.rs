@@ -480,13 +480,9 @@ struct SourceMaps {
 
 impl SourceMaps {
     fn new(p: &Resolved, grid: &Grid, loaded: Vec<LoadedSource>) -> SourceMaps {
-        if loaded.is_empty() {
+        let Some(ids) = SourceMaps::label_ids_of(&loaded) else {
             return SourceMaps::default();
-        }
-        let ids: BTreeSet<u16> = loaded
-            .iter()
-            .flat_map(|s| s.map.data.iter().copied().filter(|&l| l != 0))
-            .collect();
+        };
         let names = loaded.iter().map(|s| s.name.clone()).collect();
         let (base, atlases) = if p.spec.anatomy.body_scaling {
             let t = p.spec.anatomy.template;
@@ -506,8 +502,20 @@ impl SourceMaps {
             base,
             atlases,
             names,
-            label_ids: Some(ids.into_iter().collect()),
+            label_ids: Some(ids),
         }
+    }
+
+    /// Every label id the maps carry (sorted), None without a map.
+    fn label_ids_of(loaded: &[LoadedSource]) -> Option<Vec<u16>> {
+        if loaded.is_empty() {
+            return None;
+        }
+        let ids: BTreeSet<u16> = loaded
+            .iter()
+            .flat_map(|s| s.map.data.iter().copied().filter(|&l| l != 0))
+            .collect();
+        Some(ids.into_iter().collect())
     }
 
     /// What subject `seed`'s anatomy is built on, as the manifest records it.
