@@ -169,8 +169,12 @@ pub const PULMONARY_VESSELS: u16 = 138;
 pub const GREAT_VESSELS: u16 = 139;
 /// Bone of unknown name (a threshold segmentation).
 pub const BONE: u16 = 140;
+/// The spine as one class, where a segmentation does not name each vertebra (TotalSegmentator
+/// `total_mr`'s `vertebrae`), and the discs between them.
+pub const VERTEBRAE: u16 = 141;
+pub const INTERVERTEBRAL_DISCS: u16 = 142;
 
-const OWN: [(u16, &str); 21] = [
+const OWN: [(u16, &str); 23] = [
     (BODY, "body"),
     (SUBCUTANEOUS_FAT, "subcutaneous_fat"),
     (SKELETAL_MUSCLE, "skeletal_muscle"),
@@ -192,6 +196,8 @@ const OWN: [(u16, &str); 21] = [
     (PULMONARY_VESSELS, "pulmonary_vessels"),
     (GREAT_VESSELS, "great_vessels"),
     (BONE, "bone"),
+    (VERTEBRAE, "vertebrae"),
+    (INTERVERTEBRAL_DISCS, "intervertebral_discs"),
 ];
 
 // TotalSegmentator ids the phantoms paint, named so the phantom code reads as anatomy.
@@ -378,7 +384,7 @@ pub fn organ_group(name: &str) -> Option<Vec<u16>> {
         "adrenal_gland" | "adrenal_glands" => vec![8, 9],
         "brain" => vec![BRAIN_TS, GREY_MATTER, WHITE_MATTER],
         "bowel" | "intestine" => vec![SMALL_BOWEL, 19, COLON],
-        "vertebrae" | "spine" => ids_where(|s| s.starts_with("vertebrae_") || s == "sacrum"),
+        "vertebrae" | "spine" => ids_where(|s| s.starts_with("vertebrae") || s == "sacrum"),
         "ribs" | "rib" => ids_where(|s| s.starts_with("rib_")),
         "autochthon" => vec![AUTOCHTHON_LEFT, AUTOCHTHON_RIGHT],
         "iliopsoas" => vec![ILIOPSOAS_LEFT, ILIOPSOAS_RIGHT],
@@ -464,7 +470,7 @@ mod tests {
     #[test]
     fn ontology_has_all_totalsegmentator_classes_and_unique_ids_names_colours() {
         let o = ontology();
-        assert_eq!(o.len(), 117 + 21);
+        assert_eq!(o.len(), 117 + 23);
         for id in 1..=117u16 {
             assert!(
                 label_by_id(id).is_some(),

@@ -392,14 +392,14 @@ pub fn tissue_for_label(label_name: &str) -> &'static Tissue {
         "body" => "soft_tissue",
         _ if n.starts_with("lung_") => "lung",
         _ if n.starts_with("kidney") => "kidney",
-        _ if n.starts_with("vertebrae_")
+        _ if n.starts_with("vertebrae")
             || n == "sacrum"
             || n.starts_with("hip_")
             || n.starts_with("femur_") =>
         {
             "cancellous_bone"
         }
-        "costal_cartilages" => "cartilage",
+        "costal_cartilages" | "intervertebral_discs" => "cartilage",
         _ if n.starts_with("rib_")
             || n == "sternum"
             || n.starts_with("scapula_")
