@@ -10,50 +10,40 @@ use synthcohort::engine;
 use synthcohort::io;
 use synthcohort::pipeline;
 
-const PIPELINE: &str = "version: 1
-name: bench
+/// Pipeline `name`: 4 subjects on `template`, each with two 10 mm lesions (`condition`) in
+/// `organ`.
+fn bench_pipeline(name: &str, template: &str, condition: &str, organ: &str, shape: &str) -> String {
+    format!(
+        "version: 1
+name: {name}
 seed: 1
 cohort:
   size: 4
   conditions:
-    - {name: nodule, prevalence: 1.0, lesion: {organ: lung, count: 2, diameter_mm: 10, shape: lobulated}}
-anatomy: {template: thorax, size: [128, 128, 128], spacing_mm: [3, 3, 2.5], deformation_mm: 4}
-acquisition: {arms: [{name: hu, modality: none}]}
-";
-
-const ATLAS_PIPELINE: &str = "version: 1
-name: bench-atlas
-seed: 1
-cohort:
-  size: 4
-  conditions:
-    - {name: metastasis, prevalence: 1.0, lesion: {organ: liver, count: 2, diameter_mm: 10, shape: lobulated}}
-anatomy: {template: abdomen, size: [128, 128, 128], spacing_mm: [3, 3, 2.5], deformation_mm: 4}
-acquisition: {arms: [{name: hu, modality: none}]}
-";
-
-const CHEST_PIPELINE: &str = "version: 1
-name: bench-chest
-seed: 1
-cohort:
-  size: 4
-  conditions:
-    - {name: nodule, prevalence: 1.0, lesion: {organ: lung, count: 2, diameter_mm: 10, shape: part_solid}}
-anatomy: {template: chest, size: [128, 128, 128], spacing_mm: [3, 3, 2.5], deformation_mm: 4}
-acquisition: {arms: [{name: hu, modality: none}]}
-";
+    - {{name: {condition}, prevalence: 1.0, lesion: {{organ: {organ}, count: 2, diameter_mm: 10, shape: {shape}}}}}
+anatomy: {{template: {template}, size: [128, 128, 128], spacing_mm: [3, 3, 2.5], deformation_mm: 4}}
+acquisition: {{arms: [{{name: hu, modality: none}}]}}
+"
+    )
+}
 
 fn subject_128(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut g = c.benchmark_group("subject");
     g.sample_size(10);
     for (name, text) in [
-        ("thorax_128cubed_anatomy_object_write", PIPELINE),
+        (
+            "thorax_128cubed_anatomy_object_write",
+            bench_pipeline("bench", "thorax", "nodule", "lung", "lobulated"),
+        ),
         (
             "abdomen_atlas_128cubed_anatomy_object_write",
-            ATLAS_PIPELINE,
+            bench_pipeline("bench-atlas", "abdomen", "metastasis", "liver", "lobulated"),
         ),
-        ("chest_atlas_128cubed_anatomy_object_write", CHEST_PIPELINE),
+        (
+            "chest_atlas_128cubed_anatomy_object_write",
+            bench_pipeline("bench-chest", "chest", "nodule", "lung", "part_solid"),
+        ),
     ] {
         let p = pipeline::parse(text.as_bytes(), "bench.yaml", Path::new("."))
             .expect("bench pipeline is valid");

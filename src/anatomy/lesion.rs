@@ -291,16 +291,25 @@ fn edt_1d(f: &[f64], h: f64, d: &mut [f64]) {
 
 /// Distance (mm) to the nearest outside voxel for every voxel of the full grid (0 outside).
 pub(crate) fn edt_full(labels: &Volume<u16>, ids: &[u16]) -> Option<Vec<f32>> {
-    let g = &labels.grid;
     let mask: Vec<bool> = labels.data.iter().map(|l| ids.contains(l)).collect();
-    let (lo, dims, f) = edt_sq(g, &mask)?;
-    let mut out = vec![0.0f32; g.len()];
+    edt_dense(&labels.grid, &mask, |d2| d2.sqrt() as f32)
+}
+
+/// [`edt_sq`] spread over the whole grid, each squared distance passed through `conv`
+/// (`T::default()` outside the mask); None for an empty mask.
+pub(crate) fn edt_dense<T: Copy + Default>(
+    g: &Grid,
+    mask: &[bool],
+    conv: impl Fn(f64) -> T,
+) -> Option<Vec<T>> {
+    let (lo, dims, f) = edt_sq(g, mask)?;
+    let mut out = vec![T::default(); g.len()];
     for k in 1..dims[2] - 1 {
         for j in 1..dims[1] - 1 {
             for i in 1..dims[0] - 1 {
                 let v = f[i + dims[0] * (j + dims[1] * k)];
                 if v > 0.0 {
-                    out[g.index(lo[0] + i - 1, lo[1] + j - 1, lo[2] + k - 1)] = v.sqrt() as f32;
+                    out[g.index(lo[0] + i - 1, lo[1] + j - 1, lo[2] + k - 1)] = conv(v);
                 }
             }
         }

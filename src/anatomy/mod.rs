@@ -815,28 +815,34 @@ fn insert_lesions(
     Ok(out)
 }
 
-/// Volumes and centres (centroid of the voxels) of `records` as the label map now has them.
+/// Volumes and centres (centroid of the voxels) of `records` as the label map now has them,
+/// in one pass over the map.
 fn remeasure(labels: &Volume<u16>, records: &mut [LesionRecord]) {
     let g = &labels.grid;
-    for rec in records {
-        let ids: Vec<u16> = rec.label_ids().collect();
-        let (mut sum, mut n) = ([0.0f64; 3], 0usize);
-        let mut per_id = vec![0usize; ids.len()];
-        for (v, l) in labels.data.iter().enumerate() {
-            if let Some(x) = ids.iter().position(|id| id == l) {
-                let [i, j, k] = g.ijk(v);
-                let p = g.world(i, j, k);
-                (0..3).for_each(|a| sum[a] += p[a]);
-                n += 1;
-                per_id[x] += 1;
-            }
+    // Label id → (record, slot: 0 the lesion's own id, 1… its parts).
+    let owner: HashMap<u16, (usize, usize)> = records
+        .iter()
+        .enumerate()
+        .flat_map(|(r, rec)| rec.label_ids().enumerate().map(move |(s, id)| (id, (r, s))))
+        .collect();
+    let mut sum = vec![[0.0f64; 3]; records.len()];
+    let mut count: Vec<Vec<usize>> = records.iter().map(|r| vec![0; 1 + r.parts.len()]).collect();
+    for (v, l) in labels.data.iter().enumerate() {
+        if let Some(&(r, slot)) = owner.get(l) {
+            let [i, j, k] = g.ijk(v);
+            let p = g.world(i, j, k);
+            (0..3).for_each(|a| sum[r][a] += p[a]);
+            count[r][slot] += 1;
         }
+    }
+    for ((rec, s), c) in records.iter_mut().zip(&sum).zip(&count) {
+        let n: usize = c.iter().sum();
         if n == 0 {
             continue;
         }
-        rec.center_mm = sum.map(|s| s / n as f64);
+        rec.center_mm = s.map(|x| x / n as f64);
         rec.volume_ml = n as f64 * g.voxel_ml();
-        for (part, &m) in rec.parts.iter_mut().zip(&per_id[1..]) {
+        for (part, &m) in rec.parts.iter_mut().zip(&c[1..]) {
             part.volume_ml = m as f64 * g.voxel_ml();
         }
     }

@@ -33,7 +33,7 @@ use serde::Serialize;
 use super::super::geom::solve_linear;
 use super::super::lesion::edt_sq;
 use super::super::ontology::{BODY, INTESTINAL_GAS, SKELETAL_MUSCLE, SUBCUTANEOUS_FAT, TORSO_FAT};
-use crate::volume::{neighbours4, Grid, Volume};
+use crate::volume::{neighbours4, neighbours6, Grid, Volume};
 
 /// Skin threshold (HU): midway between air (−1000) and fat (about −100).
 pub const BODY_HU: f32 = -500.0;
@@ -233,48 +233,7 @@ pub(super) fn flood_2d(nx: usize, ny: usize, wall: &[bool]) -> Vec<bool> {
 
 /// Keeps only the largest 6-connected part of `mask`; returns (its size, parts dropped).
 pub(super) fn largest_component(grid: &Grid, mask: &mut [bool]) -> (usize, usize) {
-    let [nx, ny, nz] = grid.dims;
-    let mut comp = vec![0u32; mask.len()];
-    let mut sizes = vec![0usize];
-    let mut stack = Vec::new();
-    for start in 0..mask.len() {
-        if !mask[start] || comp[start] != 0 {
-            continue;
-        }
-        let id = sizes.len() as u32;
-        let mut n = 0;
-        stack.push(start);
-        comp[start] = id;
-        while let Some(p) = stack.pop() {
-            n += 1;
-            let [i, j, k] = grid.ijk(p);
-            let mut visit = |q: usize| {
-                if mask[q] && comp[q] == 0 {
-                    comp[q] = id;
-                    stack.push(q);
-                }
-            };
-            if i > 0 {
-                visit(p - 1);
-            }
-            if i + 1 < nx {
-                visit(p + 1);
-            }
-            if j > 0 {
-                visit(p - nx);
-            }
-            if j + 1 < ny {
-                visit(p + nx);
-            }
-            if k > 0 {
-                visit(p - nx * ny);
-            }
-            if k + 1 < nz {
-                visit(p + nx * ny);
-            }
-        }
-        sizes.push(n);
-    }
+    let (comp, sizes) = components(grid, mask);
     let best = (1..sizes.len()).max_by_key(|&c| sizes[c]).unwrap_or(0);
     for (m, &c) in mask.iter_mut().zip(&comp) {
         *m = c != 0 && c as usize == best;
@@ -283,6 +242,34 @@ pub(super) fn largest_component(grid: &Grid, mask: &mut [bool]) -> (usize, usize
         sizes.get(best).copied().unwrap_or(0),
         sizes.len().saturating_sub(2),
     )
+}
+
+/// 6-connected parts of `mask`: per voxel its part (0 = none) and each part's size (index 0
+/// unused), numbered in scan order.
+pub(super) fn components(g: &Grid, mask: &[bool]) -> (Vec<u32>, Vec<usize>) {
+    let mut comp = vec![0u32; mask.len()];
+    let mut sizes = vec![0usize];
+    let mut stack = Vec::new();
+    for start in 0..mask.len() {
+        if !mask[start] || comp[start] != 0 {
+            continue;
+        }
+        let id = sizes.len() as u32;
+        comp[start] = id;
+        stack.push(start);
+        let mut n = 0;
+        while let Some(v) = stack.pop() {
+            n += 1;
+            for q in neighbours6(g, v) {
+                if mask[q] && comp[q] == 0 {
+                    comp[q] = id;
+                    stack.push(q);
+                }
+            }
+        }
+        sizes.push(n);
+    }
+    (comp, sizes)
 }
 
 /// Axis-aligned ellipse (centre x, centre y, semi-axis x, semi-axis y), in padded voxel units.

@@ -31,7 +31,7 @@ use serde::Serialize;
 use super::super::ontology::{
     BONE, GREAT_VESSELS, HEART, LUNG_LEFT, LUNG_RIGHT, PULMONARY_VESSELS, TRACHEA,
 };
-use super::derive::{close_slices, flood_2d, largest_component, BODY_HU};
+use super::derive::{close_slices, components, flood_2d, largest_component, BODY_HU};
 use crate::volume::{neighbours6, Grid, Volume};
 
 /// Airway lumen: below this (HU) in the air tree.
@@ -234,34 +234,6 @@ pub fn segment_chest(
         }
     }
     Ok((Volume::from_vec(g.clone(), labels), rep))
-}
-
-/// 6-connected parts of `mask`: per voxel its part (0 = none) and each part's size (index 0
-/// unused).
-fn components(g: &Grid, mask: &[bool]) -> (Vec<u32>, Vec<usize>) {
-    let mut comp = vec![0u32; mask.len()];
-    let mut sizes = vec![0usize];
-    let mut stack = Vec::new();
-    for start in 0..mask.len() {
-        if !mask[start] || comp[start] != 0 {
-            continue;
-        }
-        let id = sizes.len() as u32;
-        comp[start] = id;
-        stack.push(start);
-        let mut n = 0;
-        while let Some(v) = stack.pop() {
-            n += 1;
-            for q in neighbours6(g, v) {
-                if mask[q] && comp[q] == 0 {
-                    comp[q] = id;
-                    stack.push(q);
-                }
-            }
-        }
-        sizes.push(n);
-    }
-    (comp, sizes)
 }
 
 /// Binary opening by the 6-neighbour cross.

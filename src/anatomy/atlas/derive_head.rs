@@ -17,13 +17,12 @@
 //!   so the skull closes under the cerebellum (the real skull base, foramina and face are not
 //!   modelled).
 
-use std::collections::VecDeque;
-
 use serde::Serialize;
 
-use super::super::lesion::edt_sq;
+use super::super::lesion::edt_dense;
 use super::super::ontology::{CSF, GREY_MATTER, LATERAL_VENTRICLES, SCALP, SKULL, WHITE_MATTER};
-use crate::volume::{neighbours6, Grid, Volume};
+use super::derive::components;
+use crate::volume::{Grid, Volume};
 
 /// CSF parts whose every voxel lies deeper than this inside the brain mask are ventricles (mm).
 /// On the MNI152 2009a template the lateral ventricles' part comes no nearer than 16 mm; the
@@ -115,32 +114,18 @@ pub fn derive_head(
 
     // Depth of every mask voxel below the mask's edge; CSF parts that stay deep are ventricles.
     let depth = dense_edt(&grid, &mask);
-    let mut seen = vec![false; grid.len()];
     let min_depth_sq = VENTRICLE_MIN_DEPTH_MM * VENTRICLE_MIN_DEPTH_MM;
-    let mut queue = VecDeque::new();
-    let mut part = Vec::new();
-    for start in 0..grid.len() {
-        if seen[start] || labels.data[start] != CSF {
-            continue;
+    let csf: Vec<bool> = labels.data.iter().map(|&l| l == CSF).collect();
+    let (part, sizes) = components(&grid, &csf);
+    let mut deep = vec![true; sizes.len()];
+    for (v, &c) in part.iter().enumerate() {
+        if c != 0 && depth[v] <= min_depth_sq {
+            deep[c as usize] = false;
         }
-        part.clear();
-        seen[start] = true;
-        queue.push_back(start);
-        let mut deep = true;
-        while let Some(v) = queue.pop_front() {
-            part.push(v);
-            deep &= depth[v] > min_depth_sq;
-            for q in neighbours6(&grid, v) {
-                if !seen[q] && labels.data[q] == CSF {
-                    seen[q] = true;
-                    queue.push_back(q);
-                }
-            }
-        }
-        if deep {
-            for &v in &part {
-                labels.data[v] = LATERAL_VENTRICLES;
-            }
+    }
+    for (l, &c) in labels.data.iter_mut().zip(&part) {
+        if c != 0 && deep[c as usize] {
+            *l = LATERAL_VENTRICLES;
         }
     }
 
@@ -198,19 +183,7 @@ pub fn derive_head(
 /// Squared distance (mm²) from every voxel of `mask` to the nearest voxel outside it, on the
 /// whole grid (0 outside the mask).
 fn dense_edt(grid: &Grid, mask: &[bool]) -> Vec<f64> {
-    let mut out = vec![0.0; grid.len()];
-    let Some((lo, dims, f)) = edt_sq(grid, mask) else {
-        return out;
-    };
-    for k in 1..dims[2] - 1 {
-        for j in 1..dims[1] - 1 {
-            for i in 1..dims[0] - 1 {
-                let v = f[i + dims[0] * (j + dims[1] * k)];
-                out[grid.index(lo[0] + i - 1, lo[1] + j - 1, lo[2] + k - 1)] = v;
-            }
-        }
-    }
-    out
+    edt_dense(grid, mask, |d2| d2).unwrap_or_else(|| vec![0.0; grid.len()])
 }
 
 #[cfg(test)]
