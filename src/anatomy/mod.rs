@@ -24,6 +24,7 @@ mod lesion;
 pub mod norms;
 pub mod ontology;
 mod phantom;
+pub mod snomed;
 
 pub use import::{import_labels, parse_names_file, ImportReport};
 pub use ontology::{

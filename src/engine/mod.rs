@@ -29,6 +29,7 @@ use crate::pipeline::{Protocol, Resolved};
 use crate::rng::{self, Stage};
 use crate::volume::{Grid, Volume};
 
+mod dicom;
 mod merge;
 mod outputs;
 mod state;

@@ -361,7 +361,12 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
     // Labels on the object grid; an arm that reconstructs onto another grid gets its own
     // resampled label map (labels/<subject>_<arm>), written once per distinct grid.
     let mut files = Vec::new();
-    let mut label_files: Vec<(Grid, String, String, Option<Vec<u8>>)> = Vec::new();
+    let mut label_files: Vec<(Grid, String, String, Option<Vec<u8>>, Volume<u16>)> = Vec::new();
+    let study = p
+        .spec
+        .outputs
+        .dicom
+        .then(|| super::dicom::study_info(p, subj));
     let mut rows = Vec::new();
     for (ai, arm) in p.arms.iter().enumerate() {
         let acq = s.time("acquire", || {
@@ -401,11 +406,11 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
                 } else {
                     None
                 };
-                label_files.push((image.grid.clone(), rel, sha, nn));
+                label_files.push((image.grid.clone(), rel, sha, nn, on_grid));
                 label_files.len() - 1
             }
         };
-        let (_, label_rel, label_sha, nn_labels) = &label_files[li];
+        let (_, label_rel, label_sha, nn_labels, on_grid) = &label_files[li];
         let bytes = s
             .time("write", || {
                 io::nifti::encode_image(image, dtype(p), gz, &descrip())
@@ -414,6 +419,26 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
         let (image_rel, image_sha) =
             write(&format!("images/{}_{}{ext}", subj.id, arm.name), &bytes)?;
         files.push((image_rel.clone(), image_sha.clone()));
+        if let Some(st) = &study {
+            if let Some(da) = super::dicom::acquisition(&arm.protocol, image, acq.ctdi_vol_mgy) {
+                let encoded = s
+                    .time("dicom", || {
+                        super::dicom::encode_arm(
+                            st,
+                            ai,
+                            &arm.name,
+                            &da,
+                            image,
+                            on_grid,
+                            &data.anatomy.lesions,
+                        )
+                    })
+                    .map_err(SubjectError::from)?;
+                for (rel, bytes) in encoded {
+                    files.push(write(&rel, &bytes)?);
+                }
+            }
+        }
         if let Some(k) = &acq.kspace {
             // (coils, slices, ky, kx), complex64, DC at the centre of each k axis.
             let npy =

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 pub mod atomic;
 pub mod bounded;
+pub mod dicom;
 pub mod hash;
 pub mod labels_json;
 pub mod manifest;

@@ -571,6 +571,17 @@ pub struct OutputsSpec {
     #[serde(default = "default_preview_subjects")]
     #[schemars(range(min = 1, max = 64))]
     pub preview_subjects: u32,
+    /// Also write every CT and MR arm as a DICOM series (`dicom/<subject>/<arm>/`, one file
+    /// per slice) with a DICOM SEG of its labels (`dicom/<subject>/labels_<arm>.dcm`).
+    /// `modality: none` arms stay NIfTI only.
+    #[serde(default)]
+    pub dicom: bool,
+    /// UID root of the DICOM objects (Study/Series/SOP Instance UIDs are derived from the
+    /// pipeline's hash, subject, arm and slice under it); default `2.25` (UUID-derived UIDs,
+    /// no registration needed). Give your organisation's root to keep UIDs under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)*$"), length(min = 1, max = 44))]
+    pub dicom_uid_root: Option<String>,
 }
 
 fn default_preview_subjects() -> u32 {
@@ -586,6 +597,8 @@ impl Default for OutputsSpec {
             compression: Compression::Gzip,
             preview: true,
             preview_subjects: default_preview_subjects(),
+            dicom: false,
+            dicom_uid_root: None,
         }
     }
 }

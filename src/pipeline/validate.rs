@@ -460,6 +460,11 @@ fn check_arms(c: &mut Checker, p: &Pipeline) -> (Vec<Arm>, BTreeSet<String>) {
 /// A pipeline file may only name a folder below the working directory; anywhere else
 /// needs an explicit `--out` from the person running it.
 fn check_outputs(c: &mut Checker, p: &Pipeline) {
+    if let Some(root) = &p.outputs.dicom_uid_root {
+        if let Err(why) = crate::io::dicom::check_uid_root(root) {
+            c.err("outputs.dicom_uid_root", why);
+        }
+    }
     if let Some(dir) = &p.outputs.dir {
         let path = Path::new(dir);
         if path.is_absolute() || dir.starts_with('~') {

@@ -567,7 +567,7 @@ fn qform_affine(h: &NiftiHeader) -> [[f64; 4]; 3] {
 /// How stored voxels map onto the RAS+ grid: output axis `w` walks stored axis `src[w]`,
 /// backwards when `flip[w]`.
 #[derive(Debug, Clone, PartialEq)]
-struct Reorient {
+pub(crate) struct Reorient {
     dims_in: [usize; 3],
     src: [usize; 3],
     flip: [bool; 3],
@@ -578,7 +578,7 @@ impl Reorient {
         self.src == [0, 1, 2] && self.flip == [false; 3]
     }
 
-    fn apply<T: Copy>(&self, data: &[T]) -> Vec<T> {
+    pub(crate) fn apply<T: Copy>(&self, data: &[T]) -> Vec<T> {
         if self.is_identity() {
             return data.to_vec();
         }
@@ -622,7 +622,7 @@ fn grid_from_header(
 
 /// Why an affine has no axis-aligned RAS+ equivalent.
 #[derive(Debug, thiserror::Error)]
-enum AffineError {
+pub(crate) enum AffineError {
     #[error("affine has non-finite entries: {0:?}")]
     NonFinite([[f64; 4]; 3]),
     #[error("voxel axis {axis} has zero length in the affine {m:?}")]
@@ -640,7 +640,7 @@ enum AffineError {
 
 /// The RAS+ identity-direction grid equivalent to a stored grid whose affine is a signed
 /// permutation of the axes times spacing (flips and transposes, as LPS or sagittal files have).
-fn grid_from_affine(
+pub(crate) fn grid_from_affine(
     m: [[f64; 4]; 3],
     dims_in: [usize; 3],
 ) -> Result<(Grid, Reorient), AffineError> {
