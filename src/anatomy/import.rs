@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
-use super::ontology::{label_by_name, normalize};
+use super::ontology::{label_by_id, label_by_name, normalize};
 use super::AnatomyError;
 use crate::volume::{Grid, Volume};
 
@@ -35,6 +35,12 @@ fn alias(name: &str) -> Option<&'static str> {
         "vena_cava_superior" => "superior_vena_cava",
         _ => return None,
     })
+}
+
+/// The ontology name another tool's class name means (case, spelling and synonyms
+/// forgiven), if any.
+pub fn ontology_name(name: &str) -> Option<&'static str> {
+    map_name(name).and_then(label_by_id).map(|l| l.name)
 }
 
 fn map_name(name: &str) -> Option<u16> {

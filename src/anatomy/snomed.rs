@@ -457,6 +457,24 @@ pub fn codes_for_lesion_part(part: &str) -> SegmentCodes {
     }
 }
 
+/// True for the type codes [`codes_for_lesion`] and [`codes_for_lesion_part`] write: a
+/// SEG's lesion segments, which an anatomy import leaves out rather than refuses.
+pub fn is_lesion_code(type_value: &str) -> bool {
+    [
+        SECONDARY_NEOPLASM,
+        NEOPLASM,
+        CYST,
+        NODULE,
+        MASS,
+        LESION,
+        BODY_FLUID,
+        NECROSIS,
+        GROUND_GLASS_OPACITY,
+    ]
+    .iter()
+    .any(|c| c.value == type_value)
+}
+
 /// Reverse lookup for importing a DICOM SEG: the ontology label name for a (type code value,
 /// optional modifier code value). Pass the Segmented Property Type Modifier, or for a
 /// morphologically abnormal structure the Anatomic Region Modifier (see the module

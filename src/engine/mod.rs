@@ -442,26 +442,100 @@ fn load_source(
     field: &str,
 ) -> Result<(Volume<u16>, anatomy::import::ImportReport), EngineError> {
     let file = p.resolve_input(&src.file);
-    let names_path = p.resolve_input(&src.names);
-    let mut vol = io::nifti::read_labels(&file)
+    let table = match &src.names {
+        Some(n) => {
+            let names_path = p.resolve_input(n);
+            let text = io::bounded::read_text(
+                &names_path,
+                io::bounded::SMALL_TEXT_BYTES,
+                "label-name table",
+            )
+            .map_err(|e| EngineError::Source(format!("{field}.names: {e}")))?;
+            Some(anatomy::import::parse_names_file(&text).map_err(|e| {
+                EngineError::Source(format!("{field}.names: {}: {e}", names_path.display()))
+            })?)
+        }
+        None => None,
+    };
+    let (mut vol, names) = if src.is_dicom() {
+        let series = src.series.as_ref().map(|s| p.resolve_input(s));
+        let (vol, segments) = io::dicom::read_seg(&io::dicom::SegInput {
+            seg: &file,
+            series: series.as_deref(),
+        })
         .map_err(|e| EngineError::Source(format!("{field}.file: {e}")))?;
+        let names = seg_names(&segments, table.as_ref())
+            .map_err(|e| EngineError::Source(format!("{field}.file: {}: {e}", file.display())))?;
+        (vol, names)
+    } else {
+        let vol = io::nifti::read_labels(&file)
+            .map_err(|e| EngineError::Source(format!("{field}.file: {e}")))?;
+        (vol, table.unwrap_or_default())
+    };
     // Scanner coordinates put real scans anywhere in space; synthcohort grids are centred on
     // the world origin, so the source is centred too (its spacing and orientation kept).
     vol.grid = Grid::centered(vol.grid.dims, vol.grid.spacing_mm);
-    let text = io::bounded::read_text(
-        &names_path,
-        io::bounded::SMALL_TEXT_BYTES,
-        "label-name table",
-    )
-    .map_err(|e| EngineError::Source(format!("{field}.names: {e}")))?;
-    let names = anatomy::import::parse_names_file(&text).map_err(|e| {
-        EngineError::Source(format!("{field}.names: {}: {e}", names_path.display()))
-    })?;
     Ok(anatomy::import::import_labels(
         &vol,
         &names,
         &vol.grid.clone(),
     ))
+}
+
+/// Ontology names of a SEG's segments: the user's table (by segment number) first, then the
+/// segment's SNOMED CT type code (with its laterality), then its label text. A segment none
+/// of these names is an error, so a lesion or organ is never silently dropped.
+fn seg_names(
+    segments: &[io::dicom::SegSegment],
+    table: Option<&BTreeMap<u16, String>>,
+) -> Result<BTreeMap<u16, String>, String> {
+    let mut out = BTreeMap::new();
+    let mut unknown = Vec::new();
+    for s in segments {
+        let from_table = table.and_then(|t| t.get(&s.number)).cloned();
+        let from_code = s.kind.as_ref().filter(|k| k.scheme == "SCT").and_then(|k| {
+            anatomy::snomed::label_for_codes(
+                &k.value,
+                s.modifier.as_ref().map(|m| m.value.as_str()),
+            )
+        });
+        let from_label = anatomy::import::ontology_name(&s.label);
+        // Lesions are not anatomy: like a NIfTI map's lesion classes they are reported as
+        // not imported (the subject's own lesions come from the cohort's conditions).
+        let lesion = s
+            .kind
+            .as_ref()
+            .is_some_and(|k| anatomy::snomed::is_lesion_code(&k.value));
+        match from_table
+            .or(from_code.map(str::to_string))
+            .or(from_label.map(str::to_string))
+        {
+            Some(n) => {
+                out.insert(s.number, n);
+            }
+            None if lesion => {
+                out.insert(s.number, format!("lesion: {}", s.label));
+            }
+            None => unknown.push(format!(
+                "segment {} `{}` ({})",
+                s.number,
+                s.label,
+                s.kind.as_ref().map_or_else(
+                    || "no type code".to_string(),
+                    |k| format!("{} {} \"{}\"", k.scheme, k.value, k.meaning)
+                )
+            )),
+        }
+    }
+    if unknown.is_empty() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{} match no ontology label by code or name: {}; map them with `names:` (`<segment number> <ontology name>` per line)",
+            if unknown.len() == 1 { "this segment does" } else { "these segments do" },
+            unknown.join(", ")
+        ))
+    }
 }
 
 /// The imported maps as the engine uses them.

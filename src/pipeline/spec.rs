@@ -385,10 +385,28 @@ fn yes() -> bool {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
+    /// A label map: NIfTI (`.nii`, `.nii.gz`) or a DICOM Segmentation (`.dcm`).
     #[schemars(length(min = 1))]
     pub file: String,
+    /// Label id → name table (`<id> <name>` per line). Needed for NIfTI; for a DICOM SEG
+    /// optional (segments are named by their codes and labels), and when given it maps
+    /// segment numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
-    pub names: String,
+    pub names: Option<String>,
+    /// DICOM SEG only: the folder of the image series the SEG references. Its slices then
+    /// define the grid (the SEG's frames must lie on them and name that series); without it
+    /// the grid spans the SEG's own frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub series: Option<String>,
+}
+
+impl SourceSpec {
+    /// A DICOM file by its name (`.dcm`, any case); everything else is read as NIfTI.
+    pub fn is_dicom(&self) -> bool {
+        self.file.to_ascii_lowercase().ends_with(".dcm")
+    }
 }
 
 /// One imported label map or several.

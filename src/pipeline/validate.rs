@@ -421,12 +421,35 @@ fn check_anatomy(c: &mut Checker, a: &AnatomySpec, base_dir: &Path) {
             );
         }
         for (i, src) in list.into_iter().enumerate() {
-            for (field, f) in [("file", &src.file), ("names", &src.names)] {
+            let at = sources.path(i);
+            if !src.is_dicom() && src.names.is_none() {
+                c.err(
+                    format!("{at}.names"),
+                    "a NIfTI label map needs a names table (`<id> <name>` per line); only a DICOM SEG names its own segments",
+                );
+            }
+            if src.series.is_some() && !src.is_dicom() {
+                c.err(
+                    format!("{at}.series"),
+                    "only a DICOM SEG (`.dcm`) refers to an image series",
+                );
+            }
+            let files = [("file", Some(&src.file)), ("names", src.names.as_ref())];
+            for (field, f) in files.into_iter().filter_map(|(n, f)| f.map(|f| (n, f))) {
                 let path = base_dir.join(f);
                 if !path.is_file() {
                     c.err(
-                        format!("{}.{field}", sources.path(i)),
+                        format!("{at}.{field}"),
                         format!("file not found: {}", path.display()),
+                    );
+                }
+            }
+            if let Some(dir) = &src.series {
+                let path = base_dir.join(dir);
+                if !path.is_dir() {
+                    c.err(
+                        format!("{at}.series"),
+                        format!("folder not found: {}", path.display()),
                     );
                 }
             }
