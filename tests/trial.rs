@@ -119,12 +119,30 @@ fn python() -> Option<String> {
 
 #[test]
 fn an_external_reader_scores_the_rois() {
-    let Some(py) = python() else {
+    external_reader_scores(None);
+}
+
+#[test]
+fn an_external_reader_takes_dicom_rois() {
+    external_reader_scores(Some("pydicom"));
+}
+
+/// Runs the null trial with examples/external_observer.py as the reader; with `module`
+/// (pydicom) the ROIs are handed over as DICOM.
+fn external_reader_scores(module: Option<&str>) {
+    let Some(py) = python().filter(|py| {
+        module.is_none_or(|m| {
+            std::process::Command::new(py)
+                .args(["-c", &format!("import {m}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    }) else {
         assert!(
             std::env::var("CI").is_err(),
-            "CI must provide numpy and nibabel (SYNTHCOHORT_PYTHON)"
+            "CI must provide numpy, nibabel and pydicom (SYNTHCOHORT_PYTHON)"
         );
-        eprintln!("skipped: no python with numpy and nibabel here");
+        eprintln!("skipped: no python with numpy, nibabel and {module:?} here");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -134,8 +152,9 @@ fn an_external_reader_scores_the_rois() {
         .replace(
             "observer: npwmf",
             &format!(
-                "observer: {{external: {{command: \"{py} {}\"}}}}",
-                script.display()
+                "observer: {{external: {{command: \"{py} {}\", format: {}}}}}",
+                script.display(),
+                if module.is_some() { "dicom" } else { "nifti" }
             ),
         );
     let p = tmp.path().join("ext.yaml");
@@ -148,9 +167,13 @@ fn an_external_reader_scores_the_rois() {
         "--out",
         out.to_str().unwrap(),
     ]);
+    let ext = if module.is_some() { "dcm" } else { "nii.gz" };
+    assert!(out
+        .join(format!("trial/external/a/rois/roi_00000.{ext}"))
+        .is_file());
     let res = read(&out.join("trial/results.parquet"));
     let auc = f64s(&res, "auc")[0];
-    eprintln!("external reader AUC {auc:.3}");
+    eprintln!("external reader AUC {auc:.3} ({ext} ROIs)");
     // Mean intensity in a disk is a working (if suboptimal) reader of +1.5 HU spheres.
     assert!(auc > 0.55 && auc <= 1.0, "{auc}");
 }

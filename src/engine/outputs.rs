@@ -128,11 +128,21 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
             id: l.id,
             name: l.name.to_string(),
             color: l.color,
+            snomed: anatomy::snomed::codes_for_label(l.name)
+                .map(|c| io::labels_json::SnomedEntry::from_codes(&c)),
         })
         .collect();
     // Ids are per subject: one id may be lesion 2 in one subject and lesion 1's fluid in
     // another, so an entry names every role its id has in this run.
     let mut roles: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
+    // The codes of each id's roles; an entry carries them when all its roles agree.
+    let mut codes: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
+    let mut code_of: BTreeMap<String, anatomy::snomed::SegmentCodes> = BTreeMap::new();
+    let mut note = |id: u16, c: anatomy::snomed::SegmentCodes| {
+        let key = format!("{:?}", c);
+        code_of.insert(key.clone(), c);
+        codes.entry(id).or_default().insert(key);
+    };
     for r in &records {
         for id in &r.lesion_ids {
             roles.entry(*id).or_default();
@@ -143,6 +153,7 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
                 .entry(l.label_id)
                 .or_default()
                 .insert(format!("lesion_{}", n + 1));
+            note(l.label_id, anatomy::snomed::codes_for_lesion(&l.kind));
             for part in l.parts.split(',').filter(|s| !s.is_empty()) {
                 if let Some((name, id)) = part.split_once(':') {
                     if let Ok(id) = id.parse::<u16>() {
@@ -150,6 +161,7 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
                             .entry(id)
                             .or_default()
                             .insert(format!("lesion_{}_{name}", n + 1));
+                        note(id, anatomy::snomed::codes_for_lesion_part(name));
                     }
                 }
             }
@@ -162,10 +174,17 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
         } else {
             names.into_iter().collect::<Vec<_>>().join("|")
         };
+        let snomed = codes
+            .get(&id)
+            .filter(|set| set.len() == 1)
+            .and_then(|set| set.iter().next())
+            .and_then(|key| code_of.get(key))
+            .map(io::labels_json::SnomedEntry::from_codes);
         entries.push(io::labels_json::LabelEntry {
             id,
             name,
             color: lesion_colour(k),
+            snomed,
         });
     }
     write("labels.json", &io::labels_json::labels_json(&entries))?;

@@ -103,6 +103,7 @@ pub(super) fn analyze(p: &Resolved, dir: &Path) -> Result<TrialSummary, EngineEr
         design::keep_within_organ(&mut cases, roi_mm, |f| io::nifti::read_labels(&dir.join(f)))?;
     }
     let out = dir.join("trial");
+    let dicom = dicom_rois(p, &arms, &records);
     let reading = Reading {
         trial: t,
         max_lesion_mm,
@@ -110,6 +111,7 @@ pub(super) fn analyze(p: &Resolved, dir: &Path) -> Result<TrialSummary, EngineEr
         seed: p.spec.seed,
         external_dir: &out.join("external"),
         descrip: &descrip(),
+        dicom: &dicom,
     };
     let res = analysis::analyze(&reading, &arms, &cases, |f| {
         io::nifti::read_image(&dir.join(f)).map_err(TrialError::from)
@@ -198,4 +200,47 @@ fn cases(p: &Resolved, records: &[SubjectRecord], arms: &[String]) -> Vec<Case> 
         }
     }
     out
+}
+
+/// The DICOM description of each CT or MR arm's ROIs, for `external.format: dicom`: one
+/// synthetic patient per arm (the ROIs pool every subject), each ROI a series of one image.
+fn dicom_rois(
+    p: &Resolved,
+    arms: &[ArmInput],
+    records: &[SubjectRecord],
+) -> BTreeMap<String, crate::trial::external::DicomRois> {
+    arms.iter()
+        .filter_map(|a| {
+            let arm = p.arms.iter().find(|x| x.name == a.name)?;
+            // The arm's reconstructed grid (only its extent is recorded: Reconstruction
+            // Diameter), without reading an image.
+            let row = records
+                .iter()
+                .flat_map(|r| r.rows.iter())
+                .find(|r| r.arm == a.name)?;
+            let dims = row.image_dims.map(|d| d as usize);
+            let probe = Volume {
+                grid: Grid::centered(dims, a.spacing_mm),
+                data: Vec::new(),
+            };
+            let acquisition = super::dicom::acquisition(&arm.protocol, &probe, a.ctdi_vol_mgy)?;
+            let study = io::dicom::StudyInfo {
+                uid_root: p
+                    .spec
+                    .outputs
+                    .dicom_uid_root
+                    .clone()
+                    .unwrap_or_else(|| io::dicom::DEFAULT_UID_ROOT.to_string()),
+                pipeline_sha256: p.sha256.clone(),
+                subject_id: format!("trial-rois-{}", a.name),
+                sex: 'O',
+                age_years: f64::NAN,
+                study_description: format!("SYNTHETIC trial ROIs {} {}", p.spec.name, a.name),
+            };
+            Some((
+                a.name.clone(),
+                crate::trial::external::DicomRois { study, acquisition },
+            ))
+        })
+        .collect()
 }

@@ -8,6 +8,37 @@ pub struct LabelEntry {
     pub name: String,
     /// sRGB.
     pub color: [u8; 3],
+    /// SNOMED CT codes of the class, as the DICOM SEG writes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snomed: Option<SnomedEntry>,
+}
+
+/// Segmented Property Category, Type and (laterality) Type Modifier: `[value, scheme,
+/// meaning]` each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnomedEntry {
+    pub category: [String; 3],
+    #[serde(rename = "type")]
+    pub kind: [String; 3],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modifier: Option<[String; 3]>,
+}
+
+impl SnomedEntry {
+    pub fn from_codes(c: &crate::anatomy::snomed::SegmentCodes) -> Self {
+        let t = |c: &crate::anatomy::snomed::Code| {
+            [
+                c.value.to_string(),
+                c.scheme.to_string(),
+                c.meaning.to_string(),
+            ]
+        };
+        SnomedEntry {
+            category: t(&c.category),
+            kind: t(&c.kind),
+            modifier: c.modifier.as_ref().map(t),
+        }
+    }
 }
 
 /// Pretty-printed JSON list `[{"id": 5, "name": "liver", "color": [r, g, b]}, …]` in the given
@@ -52,11 +83,14 @@ mod tests {
                 id: 5,
                 name: "liver".into(),
                 color: [200, 80, 60],
+                snomed: crate::anatomy::snomed::codes_for_label("liver")
+                    .map(|c| SnomedEntry::from_codes(&c)),
             },
             LabelEntry {
                 id: 200,
                 name: "nodule_1".into(),
                 color: [255, 255, 0],
+                snomed: None,
             },
         ];
         let bytes = labels_json(&e);
@@ -64,6 +98,8 @@ mod tests {
         assert_eq!(v[0]["id"], 5);
         assert_eq!(v[0]["name"], "liver");
         assert_eq!(v[0]["color"], serde_json::json!([200, 80, 60]));
+        assert_eq!(v[0]["snomed"]["type"][0], "10200004");
+        assert!(v[1].get("snomed").is_none());
         let back: Vec<LabelEntry> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, e);
     }

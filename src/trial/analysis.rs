@@ -60,6 +60,8 @@ pub struct Reading<'a> {
     pub external_dir: &'a Path,
     /// NIfTI description of the ROIs handed to an external reader.
     pub descrip: &'a str,
+    /// Per arm, what a DICOM ROI of it carries (`external.format: dicom`).
+    pub dicom: &'a BTreeMap<String, super::external::DicomRois>,
 }
 
 /// Runs the analysis. `image` reads an image by its path in the run folder.
@@ -205,12 +207,23 @@ fn score_arm(
     let lesion_px = r.mean_lesion_mm / arm.spacing_mm[0];
     let scores = match (&t.observer, observer(&t.observer, roi_px, lesion_px)) {
         (_, Some(obs)) => cross_validated_scores(&obs, rois, t.folds as usize, r.seed),
-        (ObserverSpec::External { command }, None) => super::external::external_scores(
+        (ObserverSpec::External { command, format }, None) => super::external::external_scores(
             command,
             &r.external_dir.join(&arm.name),
             rois,
             arm.spacing_mm,
-            r.descrip,
+            &match format {
+                super::spec::RoiFormat::Nifti => super::external::RoiFiles::Nifti(r.descrip),
+                super::spec::RoiFormat::Dicom => super::external::RoiFiles::Dicom(
+                    r.dicom.get(&arm.name).ok_or_else(|| TrialError::External {
+                        command: command.clone(),
+                        reason: format!(
+                            "arm `{}` makes no CT or MR image, so its ROIs cannot be DICOM (external.format: dicom)",
+                            arm.name
+                        ),
+                    })?,
+                ),
+            },
         )?,
         _ => unreachable!("every observer kind is handled"),
     };

@@ -1,5 +1,6 @@
 //! An external reader (any AI detector): ROIs go to a folder as NIfTI (`roi_00000.nii.gz`,
-//! …), the user's command gets the folder and a CSV path and writes `file,score` rows.
+//! …) or DICOM (`roi_00000.dcm`, …), the user's command gets the folder and a CSV path and
+//! writes `file,score` rows.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,21 +9,61 @@ use super::{Roi, TrialError};
 use crate::io::{self, ImageDtype};
 use crate::volume::{Grid, Volume};
 
-/// Scores `rois` with `command`, working in `dir`; `descrip` goes into the ROI NIfTIs.
+/// What a DICOM ROI of an arm carries: a synthetic patient/study for the arm's ROIs (each ROI
+/// its own series) and the arm's acquisition attributes.
+#[derive(Clone, Debug)]
+pub struct DicomRois {
+    pub study: io::dicom::StudyInfo,
+    pub acquisition: io::dicom::SeriesAcquisition,
+}
+
+/// How the ROI files are written.
+pub enum RoiFiles<'a> {
+    /// NIfTI, with this description.
+    Nifti(&'a str),
+    Dicom(&'a DicomRois),
+}
+
+impl RoiFiles<'_> {
+    fn name(&self, i: usize) -> String {
+        match self {
+            RoiFiles::Nifti(_) => format!("roi_{i:05}.nii.gz"),
+            RoiFiles::Dicom(_) => format!("roi_{i:05}.dcm"),
+        }
+    }
+}
+
+/// Scores `rois` with `command`, working in `dir`.
 pub fn external_scores(
     command: &str,
     dir: &Path,
     rois: &[Roi],
     spacing: [f64; 3],
-    descrip: &str,
+    files: &RoiFiles,
 ) -> Result<Vec<f64>, TrialError> {
     let roi_dir = dir.join("rois");
     let _ = std::fs::remove_dir_all(&roi_dir);
     for (i, r) in rois.iter().enumerate() {
         let g = Grid::centered([r.size, r.size, 1], spacing);
         let v = Volume::from_vec(g, r.pixels.clone());
-        let bytes = io::nifti::encode_image(&v, ImageDtype::Float32, true, descrip)?;
-        io::atomic::write_atomic(&roi_dir.join(format!("roi_{i:05}.nii.gz")), &bytes)?;
+        let bytes = match files {
+            RoiFiles::Nifti(descrip) => {
+                io::nifti::encode_image(&v, ImageDtype::Float32, true, descrip)?
+            }
+            RoiFiles::Dicom(d) => {
+                let key = format!("roi-{i:05}");
+                let mut series = io::dicom::encode_series(
+                    &v,
+                    &d.study,
+                    &key,
+                    i as u32 + 1,
+                    &format!("trial ROI {i}"),
+                    &d.acquisition,
+                )?;
+                series.remove(0).bytes
+            }
+        };
+        io::atomic::write_atomic(&roi_dir.join(files.name(i)), &bytes)?;
     }
     let csv = dir.join("external_scores.csv");
     let failed = |reason: String| TrialError::External {
@@ -68,7 +109,7 @@ pub fn external_scores(
     }
     (0..rois.len())
         .map(|i| {
-            let name = format!("roi_{i:05}.nii.gz");
+            let name = files.name(i);
             by_file
                 .get(&name)
                 .copied()

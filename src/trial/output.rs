@@ -184,7 +184,7 @@ fn description(t: &TrialSpec, res: &TrialResults, from: &Provenance) -> String {
         ObserverSpec::Cho { n, .. } => {
             format!("channelized Hotelling observer, {n} Laguerre–Gauss channels")
         }
-        ObserverSpec::External { command } => format!("external reader `{command}`"),
+        ObserverSpec::External { command, .. } => format!("external reader `{command}`"),
     };
     let (n_present, n_absent) = (res.n_present, res.n_absent);
     let mut desc = format!(

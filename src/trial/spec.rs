@@ -103,7 +103,21 @@ pub enum ObserverSpec {
     External {
         #[schemars(length(min = 1))]
         command: String,
+        /// How the ROIs are handed over: `nifti` (`roi_00000.nii.gz`, …) or `dicom`
+        /// (`roi_00000.dcm`, …: one CT or MR Image Storage instance each, with the arm's
+        /// acquisition attributes, for readers that take DICOM).
+        #[serde(default)]
+        format: RoiFormat,
     },
+}
+
+/// File format of the ROIs an external reader gets.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RoiFormat {
+    #[default]
+    Nifti,
+    Dicom,
 }
 
 fn default_channels() -> u32 {

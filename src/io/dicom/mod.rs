@@ -93,8 +93,9 @@ pub struct StudyInfo {
     /// The pipeline's SHA-256: UIDs of two different pipelines never coincide.
     pub pipeline_sha256: String,
     pub subject_id: String,
-    /// `M` or `F`.
+    /// `M`, `F` or `O` (other: e.g. trial ROIs pooled over subjects).
     pub sex: char,
+    /// Patient's Age is left out when not finite.
     pub age_years: f64,
     pub study_description: String,
 }
@@ -177,8 +178,10 @@ pub(crate) fn put_common(o: &mut InMemDicomObject, st: &StudyInfo) {
     put_str(o, tags::PATIENT_ID, VR::LO, st.subject_id.clone());
     put_str(o, tags::PATIENT_BIRTH_DATE, VR::DA, "");
     put_str(o, tags::PATIENT_SEX, VR::CS, st.sex.to_string());
-    let age = st.age_years.round().clamp(0.0, 999.0) as u32;
-    put_str(o, tags::PATIENT_AGE, VR::AS, format!("{age:03}Y"));
+    if st.age_years.is_finite() {
+        let age = st.age_years.round().clamp(0.0, 999.0) as u32;
+        put_str(o, tags::PATIENT_AGE, VR::AS, format!("{age:03}Y"));
+    }
     put_str(o, tags::PATIENT_IDENTITY_REMOVED, VR::CS, "YES");
     put_str(
         o,
