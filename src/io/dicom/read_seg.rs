@@ -34,6 +34,9 @@ pub struct SegSegment {
 /// of frames only if every segment touched every slice; real ones are far smaller.
 const MAX_SEG_BYTES: u64 = 4 << 30;
 
+/// Largest label map made from a SEG: as for NIfTI, 2³¹ voxels.
+const MAX_VOXELS: u128 = 1 << 31;
+
 fn bad(path: &Path, reason: impl Into<String>) -> IoError {
     IoError::BadText {
         what: "DICOM SEG".into(),
@@ -440,6 +443,17 @@ pub fn read_seg(input: &SegInput) -> Result<(Volume<u16>, Vec<SegSegment>), IoEr
         None => Stack::from_positions(plane, frames.iter().map(|f| f.1).collect(), path)?,
     };
     let slab = rows * cols;
+    if (slab as u128) * (stack.count as u128) > MAX_VOXELS {
+        return Err(bad(
+            path,
+            format!(
+                "{cols} × {rows} × {} slices (at {:.3} mm over {:.1} mm) is more than the {MAX_VOXELS} voxels a label map may have",
+                stack.count,
+                stack.step,
+                stack.step * (stack.count as f64 - 1.0)
+            ),
+        ));
+    }
     let mut data = vec![0u16; slab * stack.count];
     let mut overlap = 0usize;
     for (fi, (seg, ipp)) in frames.iter().enumerate() {
