@@ -71,7 +71,8 @@ fn dicom_vs_nifti(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("nifti_gz_image_and_labels", |b| {
         b.iter(|| {
-            let img = io::encode_image(hu, io::ImageDtype::Float32, true, "bench").expect("encodes");
+            let img =
+                io::encode_image(hu, io::ImageDtype::Float32, true, "bench").expect("encodes");
             let lab = io::encode_labels(labels, true, "bench").expect("encodes");
             black_box((img.len(), lab.len()))
         })

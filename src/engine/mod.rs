@@ -259,11 +259,22 @@ pub fn estimate(p: &Resolved, opts: &RunOptions) -> Result<Estimate, EngineError
     } else {
         1
     };
+    // DICOM series are uncompressed int16 (2 bytes a voxel) per CT or MR arm; a SEG packs a
+    // bit per voxel per segment on the slices it touches (a few bits a voxel).
+    let dicom_arms = if p.spec.outputs.dicom {
+        p.arms
+            .iter()
+            .filter(|a| !matches!(a.protocol, Protocol::None { .. }))
+            .count() as u64
+    } else {
+        0
+    };
     Ok(Estimate {
         subjects: n,
         voxels_per_subject: vox,
         peak_memory_bytes: vox * per_voxel * jobs.min(n) + (64 << 20),
-        disk_bytes: n * nnunet * (vox * bytes_img * arms + vox / 4),
+        disk_bytes: n
+            * (nnunet * (vox * bytes_img * arms + vox / 4) + dicom_arms * (vox * 2 + vox / 2)),
     })
 }
 

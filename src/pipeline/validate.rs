@@ -202,6 +202,17 @@ pub fn check(p: &Pipeline, base_dir: &Path) -> (Vec<Arm>, Vec<Problem>) {
     check_prompt(&mut c, &p.generator.prompt);
     let (arms, arm_names) = check_arms(&mut c, p);
     check_outputs(&mut c, p);
+    if p.outputs.dicom
+        && !arms.is_empty()
+        && arms
+            .iter()
+            .all(|a| matches!(a.protocol, Protocol::None { .. }))
+    {
+        c.err(
+            "outputs.dicom",
+            "no arm makes a CT or MR image (`modality: none` property maps stay NIfTI only), so nothing would be written as DICOM; add a CT or MR arm or drop outputs.dicom",
+        );
+    }
     // The model must be present, readable, and able to make what the arms image.
     if p.generator.kind == GeneratorKind::LatentDiffusion {
         check_model(&mut c, p, &arms, base_dir);
