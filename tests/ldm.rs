@@ -88,6 +88,13 @@ fn tiny_model_trains_resumes_and_generates() {
         card.contains("10 subjects used for training, 2 held out"),
         "{card}"
     );
+    // The card says what the data were, read from the data folder.
+    assert!(
+        card.contains(
+            "Trained on synthcohort output (generator `procedural`, pipeline `ldm_train_tiny`"
+        ),
+        "{card}"
+    );
 
     // `--resume` from the last checkpoint (denoiser, step 200) reloads it, rebuilds the
     // latents, has no steps left and writes the same model and loss log. (Resuming mid-stage
@@ -237,4 +244,58 @@ fn without_nulls(v: serde_json::Value) -> serde_json::Value {
         Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
         v => v,
     }
+}
+
+/// A dataset whose labels are spelled as another tool spells them (`Liver`, `Kidney_Left`,
+/// `lung-upper-lobe-left`) trains the ontology's classes, so generation (which asks for
+/// `liver`) finds them; before, such names became the lesion class and the liver came out
+/// as whatever stood in for it.
+#[test]
+fn datasets_with_other_spellings_train_the_ontology_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pipeline = repo("tests/pipelines/ldm_train_tiny.yaml");
+    run_ok(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--out",
+        data.to_str().unwrap(),
+        "-q",
+    ]);
+    let dj_path = data.join("dataset.json");
+    let mut dj: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&dj_path).unwrap()).unwrap();
+    let standard = synthcohort::lab::data::model_classes(
+        &synthcohort::lab::data::load(&data, None, 1, None).unwrap(),
+    );
+    let labels = dj["labels"].as_object().unwrap().clone();
+    let renamed: serde_json::Map<String, serde_json::Value> = labels
+        .into_iter()
+        .map(|(name, id)| {
+            let other = match name.as_str() {
+                "background" => name,
+                n => {
+                    // Capitalised words, alternately `_` and `-` joined.
+                    let words: Vec<String> = n
+                        .split('_')
+                        .map(|w| w[..1].to_uppercase() + &w[1..])
+                        .collect();
+                    words.join(if n.len() % 2 == 0 { "_" } else { "-" })
+                }
+            };
+            (other, id)
+        })
+        .collect();
+    assert!(
+        renamed.contains_key("Liver"),
+        "{:?}",
+        renamed.keys().collect::<Vec<_>>()
+    );
+    dj["labels"] = serde_json::Value::Object(renamed);
+    std::fs::write(&dj_path, serde_json::to_vec_pretty(&dj).unwrap()).unwrap();
+    let other = synthcohort::lab::data::model_classes(
+        &synthcohort::lab::data::load(&data, None, 1, None).unwrap(),
+    );
+    assert_eq!(other, standard);
+    assert!(other.contains(&"liver".to_string()));
 }

@@ -331,6 +331,10 @@ fn cut_slices(labels: &Volume<u16>) -> Option<usize> {
     (n > 0).then_some(n)
 }
 
+/// A label map written for one image grid: the grid, its relative path and sha256, its
+/// nnU-Net-class bytes (nnU-Net layout) and the map itself (for the DICOM SEG).
+type LabelFile = (Grid, String, String, Option<Vec<u8>>, Volume<u16>);
+
 pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
     let data = make_subject(s, idx)?;
     let p = s.p;
@@ -361,7 +365,7 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
     // Labels on the object grid; an arm that reconstructs onto another grid gets its own
     // resampled label map (labels/<subject>_<arm>), written once per distinct grid.
     let mut files = Vec::new();
-    let mut label_files: Vec<(Grid, String, String, Option<Vec<u8>>, Volume<u16>)> = Vec::new();
+    let mut label_files: Vec<LabelFile> = Vec::new();
     let study = p
         .spec
         .outputs

@@ -139,24 +139,33 @@ impl LatentDiffusion {
                     ontology::label_by_id(id as u16)
                         .map_or_else(|| LESION_CLASS.to_string(), |l| class_name(l.name))
                 };
-                self.config
-                    .class_index(&name)
-                    .or_else(|| self.stand_in(&name))
-                    .unwrap_or(0)
+                model_class(&self.config, &name).unwrap_or(0)
             })
             .collect()
     }
+}
 
-    /// A class the model knows for a label it does not (an atlas's pelvis bones, visceral fat,
-    /// gas): the first model class of the same tissue, so a femur is drawn as bone rather than
-    /// background.
-    fn stand_in(&self, label_name: &str) -> Option<u8> {
-        let want = tissue::tissue_for_label(label_name).name;
-        self.config.classes.iter().enumerate().find_map(|(i, c)| {
+/// The model class that draws label `name`: its own class, else a stand-in — the first model
+/// class of the same tissue, so an atlas's femur is drawn as bone. None: the model has no
+/// class of that tissue at all (validation refuses such labels).
+pub fn model_class(cfg: &LdmConfig, name: &str) -> Option<u8> {
+    cfg.class_index(name).or_else(|| {
+        let want = tissue::tissue_for_label(name).name;
+        cfg.classes.iter().enumerate().find_map(|(i, c)| {
             (c != "background" && c != LESION_CLASS && tissue::tissue_for_label(c).name == want)
                 .then_some(i as u8)
         })
-    }
+    })
+}
+
+/// Labels among `ids` the model can draw neither as themselves nor by a class of their
+/// tissue: they would come out as background.
+pub fn unseen_labels(cfg: &LdmConfig, ids: &[u16]) -> Vec<&'static str> {
+    ids.iter()
+        .filter_map(|&id| ontology::label_by_id(id))
+        .filter(|l| model_class(cfg, &class_name(l.name)).is_none())
+        .map(|l| l.name)
+        .collect()
 }
 
 fn channel<'a>(

@@ -124,7 +124,11 @@ pub fn load(
         if class_of_id.len() <= id {
             class_of_id.resize(id + 1, String::new());
         }
-        class_of_id[id] = class_name(name);
+        // Other tools' spellings (`Liver`, `kidney_R`, …) are the ontology's names, so the
+        // model learns the classes generation will ask for; a name the ontology does not
+        // know is a lesion class (see `class_name`).
+        let canonical = crate::anatomy::import::ontology_name(name).unwrap_or(name.as_str());
+        class_of_id[id] = class_name(canonical);
     }
     let prompts = read_prompts(dir)?;
 

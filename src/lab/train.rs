@@ -382,6 +382,18 @@ fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) ->
         cfg.classes.len(),
         cfg.classes.join(", ")
     );
+    let mut spacings: Vec<String> = ds
+        .cases
+        .iter()
+        .map(|c| format!("{:?}", c.labels.grid.spacing_mm))
+        .collect();
+    spacings.sort();
+    spacings.dedup();
+    let _ = writeln!(
+        s,
+        "- Voxel spacing (mm) of the cases: {}.",
+        spacings.join(", ")
+    );
     let _ = writeln!(s, "- Prompt vocabulary: {} tokens.\n", cfg.tokenizer.len());
     let _ = writeln!(s, "## Training\n");
     let _ = writeln!(
@@ -400,13 +412,32 @@ fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) ->
         let _ = writeln!(s, "- Recommended classifier-free guidance: text {} / labels {} (from the evaluation of this config; pipelines and `eval-model` use these unless they set their own).\n", g.text, g.labels);
     }
     let _ = writeln!(s, "## Limits\n");
-    let _ = writeln!(s, "- Trained on synthcohort's *procedural* renderer: it reproduces procedural texture, tissue means and the diffuse diseases named in prompts, not real patient appearance.");
+    let _ = writeln!(s, "- {}", data_origin(&ds.dir));
     let _ = writeln!(s, "- To train on real data: put images and label maps in the nnU-Net layout (`imagesTr/`, `labelsTr/`, `dataset.json` with label names from `synthcohort labels`), add `prompts.jsonl` (`{{\"case\": …, \"prompt\": …}}`), and run `synthcohort train --data DIR --config CONFIG --out DIR`.");
     let _ = writeln!(
         s,
         "- Evaluation figures: see `eval/report.md` (written by `synthcohort eval-model`)."
     );
     s
+}
+
+/// What the card says the training data were, from the data folder itself: a synthcohort run
+/// leaves `provenance.json` naming its generator and pipeline; anything else is external data.
+fn data_origin(dir: &Path) -> String {
+    let prov = std::fs::read(dir.join("provenance.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    match prov {
+        Some(v) => {
+            let generator = v["generator"].as_str().unwrap_or("unknown").to_string();
+            let pipeline = v["pipeline"]["name"].as_str().unwrap_or("unknown").to_string();
+            let sha = v["pipeline_sha256"].as_str().unwrap_or("").chars().take(12).collect::<String>();
+            format!(
+                "Trained on synthcohort output (generator `{generator}`, pipeline `{pipeline}` {sha}), not on real scans: it reproduces that generator's texture, tissue means and the diffuse diseases named in prompts, not real patient appearance."
+            )
+        }
+        None => "Trained on external data (no synthcohort provenance.json in the data folder): see the dataset's own documentation for its sources and licences; this card cannot vouch for them.".to_string(),
+    }
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> LabError {

@@ -531,6 +531,22 @@ fn check_model(c: &mut Checker, p: &Pipeline, arms: &[Arm], base_dir: &Path) {
         Ok(cfg) => cfg,
         Err(e) => return c.err(at, e.to_string()),
     };
+    check_prompt_words(c, p, &cfg);
+    // Labels of the template the model cannot draw at all. (An imported map's labels are
+    // known only when it is read; the engine draws those as background and says so.)
+    if p.anatomy.source.is_none() {
+        let unseen = ldm::unseen_labels(&cfg, &crate::anatomy::template_labels(p.anatomy.template));
+        if !unseen.is_empty() {
+            c.err(
+                "anatomy.template",
+                format!(
+                    "the model `{}` has no class for {} nor for their tissue, so it would draw them as background; use a model trained on this template or `generator.kind: procedural`",
+                    cfg.name,
+                    unseen.join(", ")
+                ),
+            );
+        }
+    }
     let is_ct = cfg.modality == synthcohort_ldm::Modality::Ct;
     for (i, arm) in arms.iter().enumerate() {
         let (wants_ct, field) = match &arm.protocol {
@@ -562,6 +578,83 @@ fn check_model(c: &mut Checker, p: &Pipeline, arms: &[Arm], base_dir: &Path) {
                     "the model `{}` makes {} T relaxation maps, not {f} T",
                     cfg.name,
                     ldm::MRI_MODEL_FIELD_T
+                ),
+            );
+        }
+    }
+}
+
+/// Every word a subject's prompt can hold must be one the model was trained on: the model's
+/// tokenizer would otherwise read an unknown word as `[UNK]` (nothing) or as the nearest
+/// word it knows, which may mean the opposite (`osteopetrosis` → `osteopenia`).
+fn check_prompt_words(c: &mut Checker, p: &Pipeline, cfg: &synthcohort_ldm::LdmConfig) {
+    use synthcohort_ldm::text::{pieces, UNK};
+    let tok = &cfg.tokenizer;
+    // The template's own words (placeholders filled with every value they can take).
+    let mut template = p.generator.prompt.clone();
+    for (field, text) in [
+        ("{sex}", "female male".to_string()),
+        ("{age}", String::new()),
+        ("{bmi}", "BMI".to_string()),
+        (
+            "{template}",
+            crate::cohort::template_word(p.anatomy.template).to_string(),
+        ),
+        (
+            "{conditions}",
+            if p.generator.prompt.contains("{conditions}") {
+                crate::cohort::NO_FINDINGS.to_string()
+            } else {
+                String::new()
+            },
+        ),
+    ] {
+        template = template.replace(field, &format!(" {text} "));
+    }
+    let mut texts = vec![("generator.prompt".to_string(), template)];
+    if p.generator.prompt.contains("{conditions}") {
+        for (i, cond) in p.cohort.conditions.iter().enumerate() {
+            let field = if cond.prompt.is_some() {
+                "prompt"
+            } else {
+                "name"
+            };
+            texts.push((
+                format!("cohort.conditions[{i}].{field}"),
+                crate::cohort::condition_text(cond),
+            ));
+        }
+    }
+    for (path, text) in texts {
+        let mut unknown = Vec::new();
+        let mut misread = Vec::new();
+        for w in pieces(&text) {
+            let id = tok.encode(&w).get(1).copied().unwrap_or(UNK);
+            match tok.vocab.get(id as usize) {
+                _ if id == UNK => unknown.push(format!("`{w}`")),
+                Some(known) if *known != w => misread.push(format!("`{w}` as `{known}`")),
+                _ => {}
+            }
+        }
+        unknown.dedup();
+        misread.dedup();
+        if !unknown.is_empty() {
+            c.err(
+                &path,
+                format!(
+                    "the model `{}` never saw {} in training and would read nothing there; use words it knows (its vocabulary is `tokenizer.vocab` in the model's config.json) or a model trained with them",
+                    cfg.name,
+                    unknown.join(", ")
+                ),
+            );
+        }
+        if !misread.is_empty() {
+            c.err(
+                &path,
+                format!(
+                    "the model `{}` would read {}: a different word it was trained on, not a synonym it understands; write the word it knows if that is what you mean, or use a model trained with yours",
+                    cfg.name,
+                    misread.join(", ")
                 ),
             );
         }

@@ -141,7 +141,12 @@ impl Plane {
 }
 
 fn plane_from(iop: &[f64], ps: &[f64], rows: usize, cols: usize) -> Option<Plane> {
-    if iop.len() != 6 || ps.len() != 2 || ps.iter().any(|&s| !(s > 0.0)) {
+    if iop.len() != 6
+        || ps.len() != 2
+        || ps
+            .iter()
+            .any(|&s| s.is_nan() || s <= 0.0 || s.is_infinite())
+    {
         return None;
     }
     Some(Plane {
