@@ -115,12 +115,13 @@ fn tiny_model_trains_resumes_and_generates() {
         csv
     );
 
-    // The model generates through the engine.
+    // The model generates through the engine. Its prompts may only use words the tiny model
+    // was trained on (validation refuses others), so the lesion condition borrows them.
     let gen = tmp.path().join("gen.yaml");
     std::fs::write(
         &gen,
         format!(
-            "version: 1\nname: gen\nseed: 1\ncohort:\n  size: 2\n  conditions:\n    - {{name: solid_nodule, count: 1, lesion: {{organ: lung, diameter_mm: 30, hu: 40}}}}\nanatomy: {{template: thorax, size: [32, 32, 32], spacing_mm: [12, 12, 9]}}\ngenerator: {{kind: latent_diffusion, model: {}, steps: 4}}\nacquisition:\n  arms:\n    - {{name: object, modality: none, property: hu}}\n",
+            "version: 1\nname: gen\nseed: 1\ncohort:\n  size: 2\n  conditions:\n    - {{name: solid_nodule, count: 1, prompt: hepatic steatosis, lesion: {{organ: lung, diameter_mm: 30, hu: 40}}}}\nanatomy: {{template: thorax, size: [32, 32, 32], spacing_mm: [12, 12, 9]}}\ngenerator: {{kind: latent_diffusion, model: {}, prompt: \"chest CT, {{conditions}}\", steps: 4}}\nacquisition:\n  arms:\n    - {{name: object, modality: none, property: hu}}\n",
             model.display()
         ),
     )
@@ -298,4 +299,39 @@ fn datasets_with_other_spellings_train_the_ontology_classes() {
     );
     assert_eq!(other, standard);
     assert!(other.contains(&"liver".to_string()));
+}
+
+/// Weights that do not fit the architecture config.json describes (here the UNet's widest
+/// level narrowed from 64 to 56 channels) are refused when the pipeline is validated, naming
+/// the first parameter that differs; burn alone would load them.
+#[test]
+fn weights_that_do_not_fit_the_config_are_refused_at_validate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("ct-thorax-narrowed");
+    std::fs::create_dir_all(&model).unwrap();
+    let shipped = repo("models/ct-thorax");
+    std::fs::copy(shipped.join("weights.mpk.gz"), model.join("weights.mpk.gz")).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shipped.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["unet"]["channels"], serde_json::json!([32, 48, 64]));
+    cfg["unet"]["channels"] = serde_json::json!([32, 48, 56]);
+    std::fs::write(model.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let text = std::fs::read_to_string(repo("pipelines/ldm_thorax.yaml"))
+        .unwrap()
+        .replace(
+            "kind: latent_diffusion",
+            &format!("kind: latent_diffusion\n  model: {}", model.display()),
+        );
+    let p = tmp.path().join("p.yaml");
+    std::fs::write(&p, text).unwrap();
+    let out = common::run(&["validate", p.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("generator.model"), "{err}");
+    assert!(err.contains("do not fit config.json"), "{err}");
+    // The shipped model itself passes.
+    common::run_ok(&[
+        "validate",
+        repo("pipelines/ldm_thorax.yaml").to_str().unwrap(),
+    ]);
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use burn::config::Config;
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::record::{FullPrecisionSettings, NamedMpkGzFileRecorder};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -266,10 +266,56 @@ pub fn load_config(dir: &Path) -> Result<LdmConfig, LdmError> {
 
 pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Ldm<B>, LdmConfig), LdmError> {
     let cfg = load_config(dir)?;
-    let model = Ldm::init(&cfg, device)?
+    let fresh = Ldm::init(&cfg, device)?;
+    let want = param_shapes(&fresh);
+    let model = fresh
         .load_file(dir.join(WEIGHTS_FILE), &recorder(), device)
         .map_err(|e| LdmError::Weights(format!("{}: {e}", dir.display())))?;
+    // burn loads a record whatever its tensors' shapes; weights from another architecture
+    // would then fail (or worse, run) mid-sample. Compare every parameter with the
+    // architecture config.json describes.
+    let got = param_shapes(&model);
+    if let Some(((path, w), (_, g))) = want.iter().zip(&got).find(|(a, b)| a.1 != b.1) {
+        return Err(LdmError::Weights(format!(
+            "{}: the weights do not fit config.json: parameter `{path}` is {g:?} in the weights but {w:?} in the architecture the config describes (weights from another model or config?)",
+            dir.display()
+        )));
+    }
+    if want.len() != got.len() {
+        return Err(LdmError::Weights(format!(
+            "{}: the weights hold {} parameters, the architecture in config.json {}",
+            dir.display(),
+            got.len(),
+            want.len()
+        )));
+    }
     Ok((model, cfg))
+}
+
+/// Every float parameter's path in the module tree and shape, in visiting order.
+fn param_shapes<B: Backend, M: Module<B>>(m: &M) -> Vec<(String, Vec<usize>)> {
+    struct Shapes {
+        path: Vec<String>,
+        out: Vec<(String, Vec<usize>)>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.out
+                .push((self.path.join("."), param.val().shape().to_vec()));
+        }
+    }
+    let mut v = Shapes {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    m.visit(&mut v);
+    v.out
 }
 
 /// One generation request. `classes` holds class indices (see [`LdmConfig::classes`]) with x

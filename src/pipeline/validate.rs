@@ -531,6 +531,10 @@ fn check_model(c: &mut Checker, p: &Pipeline, arms: &[Arm], base_dir: &Path) {
         Ok(cfg) => cfg,
         Err(e) => return c.err(at, e.to_string()),
     };
+    // The weights too: loading checks every tensor's shape against the config.
+    if let Err(e) = synthcohort_ldm::cpu::Sampler::load(&dir) {
+        return c.err(at, e.to_string());
+    }
     check_prompt_words(c, p, &cfg);
     // Labels of the template the model cannot draw at all. (An imported map's labels are
     // known only when it is read; the engine draws those as background and says so.)
