@@ -329,6 +329,25 @@ fn weights_that_do_not_fit_the_config_are_refused_at_validate() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("generator.model"), "{err}");
     assert!(err.contains("do not fit config.json"), "{err}");
+    // Truncated and missing weights are refused the same way.
+    std::fs::copy(shipped.join("config.json"), model.join("config.json")).unwrap();
+    let bytes = std::fs::read(shipped.join("weights.mpk.gz")).unwrap();
+    std::fs::write(model.join("weights.mpk.gz"), &bytes[..bytes.len() / 3]).unwrap();
+    let out = common::run(&["validate", p.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "truncated: {err}");
+    assert!(
+        err.contains("generator.model") && err.contains("truncated, corrupt"),
+        "truncated: {err}"
+    );
+    std::fs::remove_file(model.join("weights.mpk.gz")).unwrap();
+    let out = common::run(&["validate", p.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "missing: {err}");
+    assert!(
+        err.contains("generator.model") && err.contains("is missing"),
+        "missing: {err}"
+    );
     // The shipped model itself passes.
     common::run_ok(&[
         "validate",

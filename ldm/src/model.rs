@@ -270,7 +270,26 @@ pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Ldm<B>, LdmCo
     let want = param_shapes(&fresh);
     let model = fresh
         .load_file(dir.join(WEIGHTS_FILE), &recorder(), device)
-        .map_err(|e| LdmError::Weights(format!("{}: {e}", dir.display())))?;
+        .map_err(|e| {
+            // burn appends advice about record formats of its 0.14 era to every read
+            // failure; the first line is what went wrong.
+            let e = e.to_string();
+            let first = e
+                .split("\\n")
+                .next()
+                .and_then(|l| l.lines().next())
+                .unwrap_or("")
+                .trim();
+            let what = if first.contains("FileNotFound") {
+                "is missing"
+            } else {
+                "cannot be read: truncated, corrupt or not a synthcohort model"
+            };
+            LdmError::Weights(format!(
+                "{}: {WEIGHTS_FILE}.mpk.gz {what} ({first})",
+                dir.display()
+            ))
+        })?;
     // burn loads a record whatever its tensors' shapes; weights from another architecture
     // would then fail (or worse, run) mid-sample. Compare every parameter with the
     // architecture config.json describes.
