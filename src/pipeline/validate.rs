@@ -615,6 +615,21 @@ fn check_prompt_words(c: &mut Checker, p: &Pipeline, cfg: &synthcohort_ldm::LdmC
     ] {
         template = template.replace(field, &format!(" {text} "));
     }
+    // The diffusion model makes a diffuse disease only from the words naming it: a condition
+    // with `diffuse:` must reach the prompt.
+    if !p.generator.prompt.contains("{conditions}") {
+        for (i, cond) in p.cohort.conditions.iter().enumerate() {
+            if cond.diffuse.is_some() {
+                c.err(
+                    format!("cohort.conditions[{i}].diffuse"),
+                    format!(
+                        "the diffusion model `{}` draws `{}` only from the prompt, but generator.prompt has no `{{conditions}}`; add it to the prompt template",
+                        cfg.name, cond.name
+                    ),
+                );
+            }
+        }
+    }
     let mut texts = vec![("generator.prompt".to_string(), template)];
     if p.generator.prompt.contains("{conditions}") {
         for (i, cond) in p.cohort.conditions.iter().enumerate() {
