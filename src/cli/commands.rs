@@ -223,6 +223,16 @@ pub fn anatomy_check(
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn fidelity(args: &synthcohort::lab::fidelity::FidelityArgs) -> Result<ExitCode, CliError> {
+    synthcohort::lab::fidelity::run(args).map_err(CliError::Lab)?;
+    print!(
+        "{}",
+        std::fs::read_to_string(args.out.join("report.md")).unwrap_or_default()
+    );
+    println!("wrote {}", args.out.join("report.md").display());
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn train(
     data: &Path,
     config: &Path,

@@ -158,6 +158,30 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Compare a run's CT numbers and texture with a real CT, organ by organ, beside the
+    /// label-mean painter (report.md, fidelity.json).
+    Fidelity {
+        /// The run folder.
+        run: PathBuf,
+        /// The real CT (NIfTI, HU).
+        #[arg(long)]
+        real_image: PathBuf,
+        /// Its label map (NIfTI, any class names).
+        #[arg(long)]
+        real_labels: PathBuf,
+        /// Its class names (`id name` per line, e.g. TotalSegmentator's).
+        #[arg(long)]
+        real_names: PathBuf,
+        /// The arm compared (default: the first CT or HU arm).
+        #[arg(long)]
+        arm: Option<String>,
+        /// Subjects of the run used (the first N).
+        #[arg(long, default_value_t = 8)]
+        subjects: usize,
+        /// Report folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Re-render preview.png of an existing run folder.
     Preview {
         outdir: PathBuf,
@@ -318,6 +342,23 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             realism_subjects,
             &out,
         ),
+        Command::Fidelity {
+            run,
+            real_image,
+            real_labels,
+            real_names,
+            arm,
+            subjects,
+            out,
+        } => commands::fidelity(&synthcohort::lab::fidelity::FidelityArgs {
+            run: &run,
+            real_image: &real_image,
+            real_labels: &real_labels,
+            real_names: &real_names,
+            arm: arm.as_deref(),
+            max_subjects: subjects,
+            out: &out,
+        }),
         Command::Preview { outdir, subjects } => commands::preview(&outdir, subjects),
         Command::Merge { out, shard_dirs } => commands::merge(&out, &shard_dirs),
         Command::Trial { outdir } => commands::trial(&outdir),

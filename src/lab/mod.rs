@@ -6,6 +6,7 @@
 pub mod anatomy_check;
 pub mod data;
 pub mod eval;
+pub mod fidelity;
 pub mod loss_log;
 pub mod train;
 
