@@ -107,8 +107,9 @@ fn rescale_slope(vol: &Volume<f32>, acq: &SeriesAcquisition) -> f64 {
                 .iter()
                 .filter(|v| v.is_finite())
                 .fold(0.0f64, |m, &v| m.max((v as f64).abs()));
-            if max > 0.0 {
-                ds(max / 32000.0).parse().unwrap_or(1.0)
+            let slope: f64 = ds(max / 32000.0).parse().unwrap_or(1.0);
+            if max > 0.0 && slope.is_finite() && slope > 0.0 {
+                slope
             } else {
                 1.0
             }

@@ -122,6 +122,23 @@ impl StudyInfo {
 /// DICOM decimal string (at most 16 characters) of a finite number.
 pub(crate) fn ds(v: f64) -> String {
     let v = if v == 0.0 { 0.0 } else { v }; // no "-0"
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e15).contains(&a) {
+        // Small and huge values keep their significant digits as DS's exponent form.
+        for digits in (0..=8).rev() {
+            let s = format!("{v:.digits$E}");
+            let (mantissa, exp) = s.split_once('E').unwrap_or((&s, "0"));
+            let mantissa = if mantissa.contains('.') {
+                mantissa.trim_end_matches('0').trim_end_matches('.')
+            } else {
+                mantissa
+            };
+            let s = format!("{mantissa}E{exp}");
+            if s.len() <= 16 {
+                return s;
+            }
+        }
+    }
     for decimals in (0..=6).rev() {
         let s = format!("{v:.decimals$}");
         let s = if s.contains('.') {

@@ -256,6 +256,9 @@ fn read_series(dir: &Path) -> Result<(String, Stack), IoError> {
         else {
             continue; // not DICOM (a DICOMDIR-less folder may hold other files)
         };
+        if text(&obj, tags::SOP_CLASS_UID).as_deref() == Some(SEGMENTATION_STORAGE) {
+            continue; // the SEG itself (or another) kept beside its series
+        }
         let s = text(&obj, tags::SERIES_INSTANCE_UID)
             .ok_or_else(|| bad(f, "no Series Instance UID"))?;
         match &uid {

@@ -153,6 +153,14 @@ fn decimal_strings_fit_sixteen_characters() {
         let back: f64 = s.parse().unwrap();
         assert!((back - v).abs() <= 1e-6 * v.abs().max(1.0), "{v} → {s}");
     }
+    // Tiny and huge values (an MR rescale slope of a faint series) keep their significant
+    // digits instead of rounding to 0.
+    for v in [2.1234567e-7, -3.3e-12, 6.02214076e23] {
+        let s = ds(v);
+        assert!(s.len() <= 16, "{s}");
+        let back: f64 = s.parse().unwrap();
+        assert!(((back - v) / v).abs() < 1e-6, "{v} → {s}");
+    }
     assert_eq!(ds(-0.0), "0");
 }
 
