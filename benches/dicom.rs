@@ -34,6 +34,7 @@ fn dicom_vs_nifti(c: &mut Criterion) {
         sex: 'F',
         age_years: 60.0,
         study_description: "bench".into(),
+        software_version: synthcohort::VERSION.to_string(),
     };
     let acq = dicom::SeriesAcquisition::Ct(dicom::CtAttributes {
         kvp: 120.0,

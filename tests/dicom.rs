@@ -105,6 +105,7 @@ fn write_seg(
         sex: 'M',
         age_years: 50.0,
         study_description: "round trip".into(),
+        software_version: synthcohort::VERSION.to_string(),
     };
     let image = labels.map(|_| 0.0f32);
     let acq = dicom::SeriesAcquisition::Ct(dicom::CtAttributes {

@@ -9,7 +9,6 @@ use rand::seq::SliceRandom;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::anatomy::Template;
 use crate::anatomy::{BodySize, LesionShape, Sex};
 use crate::pipeline::spec::{DiffuseKind, LesionKind, Pipeline};
 use crate::rng::{self, Stage};
@@ -272,39 +271,20 @@ fn default_enhancement(kind: LesionKind) -> LesionEnhancement {
     }
 }
 
-/// What `{conditions}` says for a subject without conditions.
-pub const NO_FINDINGS: &str = "no findings";
-
-/// The body region `{template}` names in a prompt.
-pub fn template_word(t: Template) -> &'static str {
-    match t {
-        Template::ThoraxPhantom | Template::Chest => "chest",
-        Template::AbdomenPhantom | Template::Abdomen => "abdomen",
-        Template::Head | Template::HeadPhantom => "head",
-        Template::WaterCylinder => "water phantom",
-        Template::CtQa => "CT QA phantom",
-    }
-}
-
-/// The text a condition adds to `{conditions}`: its prompt, else its name in words.
-pub fn condition_text(c: &crate::pipeline::spec::ConditionSpec) -> String {
-    c.prompt.clone().unwrap_or_else(|| c.name.replace('_', " "))
-}
-
 /// Fills the prompt template with the subject's attributes.
 pub fn prompt(p: &Pipeline, s: &Subject) -> String {
     let conditions = if s.conditions.is_empty() {
-        NO_FINDINGS.to_string()
+        crate::pipeline::prompt::NO_FINDINGS.to_string()
     } else {
         p.cohort
             .conditions
             .iter()
             .filter(|c| s.conditions.contains(&c.name))
-            .map(condition_text)
+            .map(crate::pipeline::prompt::condition_text)
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let template = template_word(p.anatomy.template);
+    let template = crate::pipeline::prompt::template_word(p.anatomy.template);
     p.generator
         .prompt
         .replace("{age}", &format!("{:.0}", s.age))

@@ -34,6 +34,7 @@ pub(super) fn study_info(p: &Resolved, subj: &Subject) -> StudyInfo {
         },
         age_years: subj.age,
         study_description: format!("SYNTHETIC {}", p.spec.name),
+        software_version: crate::VERSION.to_string(),
     }
 }
 
@@ -149,6 +150,7 @@ fn mr_attributes(m: &MriProtocol) -> MrAttributes {
         ti_ms: if ir { m.ti_ms } else { None },
         flip_deg: m.flip_deg,
         field_t: m.field_t,
+        imaging_frequency_mhz: m.field_t * crate::acquire::mri::protocol::GAMMA_MHZ_PER_T,
         echo_train_length: m.etl as u32,
         averages: m.nex as f64,
         pixel_bandwidth_hz: m.bandwidth_hz_per_px,

@@ -475,8 +475,14 @@ fn load_source(
             series: series.as_deref(),
         })
         .map_err(|e| EngineError::Source(format!("{field}.file: {e}")))?;
-        let names = seg_names(&segments, table.as_ref())
-            .map_err(|e| EngineError::Source(format!("{field}.file: {}: {e}", file.display())))?;
+        let names = seg_names(&segments, table.as_ref()).map_err(|unknown| {
+            EngineError::Source(format!(
+                "{field}.file: {}: {} match no ontology label by code or name: {}; map them with `names:` (`<segment number> <ontology name>` per line)",
+                file.display(),
+                if unknown.len() == 1 { "this segment does" } else { "these segments do" },
+                unknown.join(", ")
+            ))
+        })?;
         (vol, names)
     } else {
         let vol = io::nifti::read_labels(&file)
@@ -494,12 +500,12 @@ fn load_source(
 }
 
 /// Ontology names of a SEG's segments: the user's table (by segment number) first, then the
-/// segment's SNOMED CT type code (with its laterality), then its label text. A segment none
-/// of these names is an error, so a lesion or organ is never silently dropped.
+/// segment's SNOMED CT type code (with its laterality), then its label text. The segments none
+/// of these names are the error (described), so an organ is never silently dropped.
 fn seg_names(
     segments: &[io::dicom::SegSegment],
     table: Option<&BTreeMap<u16, String>>,
-) -> Result<BTreeMap<u16, String>, String> {
+) -> Result<BTreeMap<u16, String>, Vec<String>> {
     let mut out = BTreeMap::new();
     let mut unknown = Vec::new();
     for s in segments {
@@ -541,11 +547,7 @@ fn seg_names(
     if unknown.is_empty() {
         Ok(out)
     } else {
-        Err(format!(
-            "{} match no ontology label by code or name: {}; map them with `names:` (`<segment number> <ontology name>` per line)",
-            if unknown.len() == 1 { "this segment does" } else { "these segments do" },
-            unknown.join(", ")
-        ))
+        Err(unknown)
     }
 }
 

@@ -128,8 +128,7 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
             id: l.id,
             name: l.name.to_string(),
             color: l.color,
-            snomed: anatomy::snomed::codes_for_label(l.name)
-                .map(|c| io::labels_json::SnomedEntry::from_codes(&c)),
+            snomed: anatomy::snomed::codes_for_label(l.name).map(|c| snomed_entry(&c)),
         })
         .collect();
     // Ids are per subject: one id may be lesion 2 in one subject and lesion 1's fluid in
@@ -179,7 +178,7 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
             .filter(|set| set.len() == 1)
             .and_then(|set| set.iter().next())
             .and_then(|key| code_of.get(key))
-            .map(io::labels_json::SnomedEntry::from_codes);
+            .map(snomed_entry);
         entries.push(io::labels_json::LabelEntry {
             id,
             name,
@@ -244,6 +243,22 @@ pub(super) fn finish_run(f: &Finish, dir: &Path) -> Result<(), EngineError> {
 }
 
 /// Distinct, saturated colours for lesion instances (golden-angle hue steps).
+/// labels.json's form of a label's SNOMED CT codes.
+fn snomed_entry(c: &anatomy::snomed::SegmentCodes) -> io::labels_json::SnomedEntry {
+    let t = |c: &anatomy::snomed::Code| {
+        [
+            c.value.to_string(),
+            c.scheme.to_string(),
+            c.meaning.to_string(),
+        ]
+    };
+    io::labels_json::SnomedEntry {
+        category: t(&c.category),
+        kind: t(&c.kind),
+        modifier: c.modifier.as_ref().map(t),
+    }
+}
+
 pub(super) fn lesion_colour(k: u16) -> [u8; 3] {
     let h = (k as f64 * 137.508) % 360.0;
     let x = 1.0 - ((h / 60.0) % 2.0 - 1.0).abs();

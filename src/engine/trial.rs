@@ -236,6 +236,7 @@ fn dicom_rois(
                 sex: 'O',
                 age_years: f64::NAN,
                 study_description: format!("SYNTHETIC trial ROIs {} {}", p.spec.name, a.name),
+                software_version: crate::VERSION.to_string(),
             };
             Some((
                 a.name.clone(),

@@ -24,23 +24,6 @@ pub struct SnomedEntry {
     pub modifier: Option<[String; 3]>,
 }
 
-impl SnomedEntry {
-    pub fn from_codes(c: &crate::anatomy::snomed::SegmentCodes) -> Self {
-        let t = |c: &crate::anatomy::snomed::Code| {
-            [
-                c.value.to_string(),
-                c.scheme.to_string(),
-                c.meaning.to_string(),
-            ]
-        };
-        SnomedEntry {
-            category: t(&c.category),
-            kind: t(&c.kind),
-            modifier: c.modifier.as_ref().map(t),
-        }
-    }
-}
-
 /// Pretty-printed JSON list `[{"id": 5, "name": "liver", "color": [r, g, b]}, …]` in the given
 /// order, with a trailing newline.
 pub fn labels_json(entries: &[LabelEntry]) -> Vec<u8> {
@@ -83,8 +66,15 @@ mod tests {
                 id: 5,
                 name: "liver".into(),
                 color: [200, 80, 60],
-                snomed: crate::anatomy::snomed::codes_for_label("liver")
-                    .map(|c| SnomedEntry::from_codes(&c)),
+                snomed: Some(SnomedEntry {
+                    category: [
+                        "91723000".into(),
+                        "SCT".into(),
+                        "Anatomical Structure".into(),
+                    ],
+                    kind: ["10200004".into(), "SCT".into(), "Liver".into()],
+                    modifier: None,
+                }),
             },
             LabelEntry {
                 id: 200,

@@ -7,6 +7,7 @@
 
 pub mod arm;
 pub mod error;
+pub mod prompt;
 pub mod schema;
 pub mod spec;
 pub mod validate;

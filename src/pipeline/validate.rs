@@ -495,7 +495,7 @@ fn check_arms(c: &mut Checker, p: &Pipeline) -> (Vec<Arm>, BTreeSet<String>) {
 /// needs an explicit `--out` from the person running it.
 fn check_outputs(c: &mut Checker, p: &Pipeline) {
     if let Some(root) = &p.outputs.dicom_uid_root {
-        if let Err(why) = crate::io::dicom::check_uid_root(root) {
+        if let Some(why) = crate::io::dicom::uid_root_problem(root) {
             c.err("outputs.dicom_uid_root", why);
         }
     }
@@ -602,12 +602,12 @@ fn check_prompt_words(c: &mut Checker, p: &Pipeline, cfg: &synthcohort_ldm::LdmC
         ("{bmi}", "BMI".to_string()),
         (
             "{template}",
-            crate::cohort::template_word(p.anatomy.template).to_string(),
+            super::prompt::template_word(p.anatomy.template).to_string(),
         ),
         (
             "{conditions}",
             if p.generator.prompt.contains("{conditions}") {
-                crate::cohort::NO_FINDINGS.to_string()
+                super::prompt::NO_FINDINGS.to_string()
             } else {
                 String::new()
             },
@@ -640,7 +640,7 @@ fn check_prompt_words(c: &mut Checker, p: &Pipeline, cfg: &synthcohort_ldm::LdmC
             };
             texts.push((
                 format!("cohort.conditions[{i}].{field}"),
-                crate::cohort::condition_text(cond),
+                super::prompt::condition_text(cond),
             ));
         }
     }

@@ -53,6 +53,8 @@ pub struct MrAttributes {
     pub ti_ms: Option<f64>,
     pub flip_deg: f64,
     pub field_t: f64,
+    /// ¹H resonance at the field, MHz.
+    pub imaging_frequency_mhz: f64,
     pub echo_train_length: u32,
     pub averages: f64,
     pub pixel_bandwidth_hz: f64,
@@ -173,7 +175,7 @@ pub fn encode_series(
         VR::LT,
         format!(
             "SYNTHETIC image made by synthcohort {} (arm {arm}); not a patient",
-            crate::VERSION
+            st.software_version
         ),
     );
     put_str(&mut base, tags::ACQUISITION_NUMBER, VR::IS, "1");
@@ -257,7 +259,7 @@ pub fn encode_series(
         ));
         out.push(SeriesSlice {
             file_name: format!("IM{:06}.dcm", k + 1),
-            bytes: file_bytes(o, sop_class, &uid)?,
+            bytes: file_bytes(o, st, sop_class, &uid)?,
             sop_instance_uid: uid,
         });
     }
@@ -406,7 +408,7 @@ fn put_mr(o: &mut InMemDicomObject, mr: &MrAttributes) {
         o,
         tags::IMAGING_FREQUENCY,
         VR::DS,
-        ds(mr.field_t * crate::acquire::mri::protocol::GAMMA_MHZ_PER_T),
+        ds(mr.imaging_frequency_mhz),
     );
     put_str(o, tags::IMAGED_NUCLEUS, VR::SH, "1H");
     put_str(o, tags::ECHO_NUMBERS, VR::IS, "1");

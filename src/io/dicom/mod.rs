@@ -43,7 +43,7 @@ const UID_MAX_LEN: usize = 64;
 /// Under `2.25` the suffix is the decimal value of a UUID (version 8, RFC 9562: a custom,
 /// here SHA-256 name-based, UUID), as X.667 requires. Under a user's root the suffix is the
 /// hash's decimal digits cut to fit 64 characters; a root too long to leave 20 digits of
-/// uniqueness is refused when the pipeline is validated ([`check_uid_root`]).
+/// uniqueness is refused when the pipeline is validated ([`uid_root_problem`]).
 pub fn derive_uid(root: &str, key: &str) -> String {
     let h = Sha256::digest(key.as_bytes());
     let mut b = [0u8; 16];
@@ -60,30 +60,30 @@ pub fn derive_uid(root: &str, key: &str) -> String {
 pub const MIN_UID_SUFFIX_DIGITS: usize = 20;
 
 /// Why a configured UID root cannot be used, if it cannot.
-pub fn check_uid_root(root: &str) -> Result<(), String> {
+pub fn uid_root_problem(root: &str) -> Option<String> {
     if root.is_empty() {
-        return Err("is empty".into());
+        return Some("is empty".into());
     }
     for comp in root.split('.') {
         if comp.is_empty() || !comp.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
+            return Some(format!(
                 "`{root}` is not a UID root: components are dot-separated decimal numbers"
             ));
         }
         if comp.len() > 1 && comp.starts_with('0') {
-            return Err(format!(
+            return Some(format!(
                 "`{root}`: component `{comp}` has a leading zero, which DICOM UIDs forbid"
             ));
         }
     }
     let room = UID_MAX_LEN as i64 - root.len() as i64 - 1;
     if room < MIN_UID_SUFFIX_DIGITS as i64 {
-        return Err(format!(
+        return Some(format!(
             "`{root}` is {} characters long; UIDs are at most {UID_MAX_LEN}, which leaves {room} digits for the derived part, fewer than the {MIN_UID_SUFFIX_DIGITS} needed to keep them unique",
             root.len()
         ));
     }
-    Ok(())
+    None
 }
 
 /// Who a series belongs to: the synthetic patient and study, and the keys its UIDs derive from.
@@ -98,6 +98,8 @@ pub struct StudyInfo {
     /// Patient's Age is left out when not finite.
     pub age_years: f64,
     pub study_description: String,
+    /// Software Versions and the file meta's implementation version (the engine's version).
+    pub software_version: String,
 }
 
 impl StudyInfo {
@@ -228,7 +230,12 @@ pub(crate) fn put_common(o: &mut InMemDicomObject, st: &StudyInfo) {
     put_str(o, tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
     put_str(o, tags::MANUFACTURER, VR::LO, "synthcohort");
     put_str(o, tags::MANUFACTURER_MODEL_NAME, VR::LO, "synthcohort");
-    put_str(o, tags::SOFTWARE_VERSIONS, VR::LO, crate::VERSION);
+    put_str(
+        o,
+        tags::SOFTWARE_VERSIONS,
+        VR::LO,
+        st.software_version.clone(),
+    );
     put_str(o, tags::DEVICE_SERIAL_NUMBER, VR::LO, "0");
     put_str(o, tags::BURNED_IN_ANNOTATION, VR::CS, "NO");
 }
@@ -240,6 +247,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 /// The whole file (preamble, meta group, data set) in memory.
 pub(crate) fn file_bytes(
     obj: InMemDicomObject,
+    st: &StudyInfo,
     sop_class: &str,
     sop_instance: &str,
 ) -> Result<Vec<u8>, IoError> {
@@ -248,7 +256,10 @@ pub(crate) fn file_bytes(
         .media_storage_sop_class_uid(sop_class)
         .media_storage_sop_instance_uid(sop_instance)
         .implementation_class_uid(derive_uid(DEFAULT_UID_ROOT, "synthcohort implementation"))
-        .implementation_version_name(format!("SYNTHCOHORT{}", crate::VERSION.replace('.', "")))
+        .implementation_version_name(truncate(
+            &format!("SYNTHCOHORT{}", st.software_version.replace('.', "")),
+            16,
+        ))
         .build()
         .map_err(|e| IoError::encode("DICOM file meta", e.to_string()))?;
     let file = obj.with_exact_meta(meta);

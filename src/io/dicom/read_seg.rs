@@ -318,46 +318,74 @@ pub fn read_seg(input: &SegInput) -> Result<(Volume<u16>, Vec<SegSegment>), IoEr
         .ok_or_else(|| {
             bad(path, "no Referenced Series Sequence: the SEG does not say which image series it segments")
         })?;
-    let seg_type = text(&obj, tags::SEGMENTATION_TYPE).unwrap_or_default();
     let rows = uint(&obj, tags::ROWS).unwrap_or(0) as usize;
     let cols = uint(&obj, tags::COLUMNS).unwrap_or(0) as usize;
     let nframes = uint(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(0) as usize;
-    let bits = uint(&obj, tags::BITS_ALLOCATED).unwrap_or(0);
-    let (bits, threshold) = match (seg_type.as_str(), bits) {
-        ("BINARY", 1) => (1usize, 1u32),
-        ("FRACTIONAL", 8) => {
-            let max = uint(&obj, tags::MAXIMUM_FRACTIONAL_VALUE).unwrap_or(255).max(1);
-            // A voxel belongs to the segment when at least half of it does.
-            (8, max.div_ceil(2))
-        }
-        (t, b) => {
-            return Err(bad(
-                path,
-                format!("Segmentation Type {t:?} with Bits Allocated {b} is not a binary (1-bit) or fractional (8-bit) SEG"),
-            ))
-        }
-    };
     if rows == 0 || cols == 0 || nframes == 0 {
         return Err(bad(
             path,
             format!("{rows} rows × {cols} columns × {nframes} frames: nothing to read"),
         ));
     }
+    let format = pixel_format(&obj, path)?;
+    let px = pixel_data(&obj, path, nframes * rows * cols, format.bits)?;
+    let segments = segments_of(&obj, path)?;
+    let (frames, plane) = frames_of(&obj, path, &segments, rows, cols, nframes)?;
+    let stack = target_stack(input, &ref_series, plane, &frames)?;
+    let data = paint(input, &stack, &frames, &px, format)?;
+    let (grid, reorient) = stack.grid(path)?;
+    Ok((Volume::from_vec(grid, reorient.apply(&data)), segments))
+}
+
+/// How a frame's pixels say "in the segment".
+#[derive(Clone, Copy)]
+struct PixelFormat {
+    bits: usize,
+    /// Smallest stored value inside (fractional: half the maximum).
+    threshold: u32,
+}
+
+fn pixel_format(obj: &InMemDicomObject, path: &Path) -> Result<PixelFormat, IoError> {
+    let seg_type = text(obj, tags::SEGMENTATION_TYPE).unwrap_or_default();
+    match (seg_type.as_str(), uint(obj, tags::BITS_ALLOCATED).unwrap_or(0)) {
+        ("BINARY", 1) => Ok(PixelFormat { bits: 1, threshold: 1 }),
+        ("FRACTIONAL", 8) => {
+            let max = uint(obj, tags::MAXIMUM_FRACTIONAL_VALUE).unwrap_or(255).max(1);
+            // A voxel belongs to the segment when at least half of it does.
+            Ok(PixelFormat { bits: 8, threshold: max.div_ceil(2) })
+        }
+        (t, b) => Err(bad(
+            path,
+            format!("Segmentation Type {t:?} with Bits Allocated {b} is not a binary (1-bit) or fractional (8-bit) SEG"),
+        )),
+    }
+}
+
+/// Pixel Data, checked to hold every frame's pixels.
+fn pixel_data(
+    obj: &InMemDicomObject,
+    path: &Path,
+    pixels: usize,
+    bits: usize,
+) -> Result<Vec<u8>, IoError> {
     let px = obj
         .get(tags::PIXEL_DATA)
         .ok_or_else(|| bad(path, "no Pixel Data"))?
         .to_bytes()
         .map_err(|e| bad(path, format!("Pixel Data: {e}")))?;
-    let need = (nframes * rows * cols * bits).div_ceil(8);
+    let need = (pixels * bits).div_ceil(8);
     if px.len() < need {
         return Err(bad(
             path,
-            format!("Pixel Data has {} bytes; {nframes} frames of {rows} × {cols} need {need} (truncated file?)", px.len()),
+            format!("Pixel Data has {} bytes; the frames' {pixels} pixels need {need} (truncated file?)", px.len()),
         ));
     }
+    Ok(px.into_owned())
+}
 
+fn segments_of(obj: &InMemDicomObject, path: &Path) -> Result<Vec<SegSegment>, IoError> {
     let mut segments = Vec::new();
-    for s in items(&obj, tags::SEGMENT_SEQUENCE) {
+    for s in items(obj, tags::SEGMENT_SEQUENCE) {
         let number = uint(s, tags::SEGMENT_NUMBER)
             .ok_or_else(|| bad(path, "a Segment Sequence item has no Segment Number"))?
             as u16;
@@ -376,9 +404,22 @@ pub fn read_seg(input: &SegInput) -> Result<(Volume<u16>, Vec<SegSegment>), IoEr
     if segments.is_empty() {
         return Err(bad(path, "no Segment Sequence"));
     }
+    Ok(segments)
+}
 
-    let shared = items(&obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE).first();
-    let per_frame = items(&obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
+/// (segment number, Image Position) of each frame, and the plane all frames share.
+type Frames = Vec<(u16, [f64; 3])>;
+
+fn frames_of(
+    obj: &InMemDicomObject,
+    path: &Path,
+    segments: &[SegSegment],
+    rows: usize,
+    cols: usize,
+    nframes: usize,
+) -> Result<(Frames, Plane), IoError> {
+    let shared = items(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE).first();
+    let per_frame = items(obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
     if per_frame.len() != nframes {
         return Err(bad(
             path,
@@ -388,7 +429,6 @@ pub fn read_seg(input: &SegInput) -> Result<(Volume<u16>, Vec<SegSegment>), IoEr
             ),
         ));
     }
-    // (segment number, IPP) of each frame, and the SEG's own plane.
     let mut frames = Vec::with_capacity(nframes);
     let mut plane: Option<Plane> = None;
     for (i, f) in per_frame.iter().enumerate() {
@@ -423,33 +463,55 @@ pub fn read_seg(input: &SegInput) -> Result<(Volume<u16>, Vec<SegSegment>), IoEr
         frames.push((seg, [ipp[0], ipp[1], ipp[2]]));
     }
     let plane = plane.ok_or_else(|| bad(path, "no frames"))?;
+    Ok((frames, plane))
+}
 
-    let stack = match input.series {
-        Some(dir) => {
-            let (uid, stack) = read_series(dir)?;
-            if uid != ref_series {
-                return Err(bad(
-                    path,
-                    format!(
-                        "references series {ref_series}, but {} holds series {uid}",
-                        dir.display()
-                    ),
-                ));
-            }
-            if !stack.plane.close_to(&plane) {
-                return Err(bad(
-                    path,
-                    format!(
-                        "geometry differs from the series in {}: SEG {}×{} pixels of {:?} mm along {:?}/{:?}, series {}×{} of {:?} mm along {:?}/{:?}",
-                        dir.display(), plane.rows, plane.cols, plane.spacing, plane.row_dir, plane.col_dir,
-                        stack.plane.rows, stack.plane.cols, stack.plane.spacing, stack.plane.row_dir, stack.plane.col_dir
-                    ),
-                ));
-            }
-            stack
-        }
-        None => Stack::from_positions(plane, frames.iter().map(|f| f.1).collect(), path)?,
+/// The slices the map is painted on: the referenced series' (checked to be the one the SEG
+/// names, with the SEG's plane), else the SEG's own frames.
+fn target_stack(
+    input: &SegInput,
+    ref_series: &str,
+    plane: Plane,
+    frames: &Frames,
+) -> Result<Stack, IoError> {
+    let path = input.seg;
+    let Some(dir) = input.series else {
+        return Stack::from_positions(plane, frames.iter().map(|f| f.1).collect(), path);
     };
+    let (uid, stack) = read_series(dir)?;
+    if uid != ref_series {
+        return Err(bad(
+            path,
+            format!(
+                "references series {ref_series}, but {} holds series {uid}",
+                dir.display()
+            ),
+        ));
+    }
+    if !stack.plane.close_to(&plane) {
+        return Err(bad(
+            path,
+            format!(
+                "geometry differs from the series in {}: SEG {}×{} pixels of {:?} mm along {:?}/{:?}, series {}×{} of {:?} mm along {:?}/{:?}",
+                dir.display(), plane.rows, plane.cols, plane.spacing, plane.row_dir, plane.col_dir,
+                stack.plane.rows, stack.plane.cols, stack.plane.spacing, stack.plane.row_dir, stack.plane.col_dir
+            ),
+        ));
+    }
+    Ok(stack)
+}
+
+/// Segment numbers painted on the stack, in stored (column, row, slice) order, column
+/// fastest, as the reorientation expects.
+fn paint(
+    input: &SegInput,
+    stack: &Stack,
+    frames: &Frames,
+    px: &[u8],
+    format: PixelFormat,
+) -> Result<Vec<u16>, IoError> {
+    let path = input.seg;
+    let (rows, cols) = (stack.plane.rows, stack.plane.cols);
     let slab = rows * cols;
     if (slab as u128) * (stack.count as u128) > MAX_VOXELS {
         return Err(bad(
@@ -480,14 +542,13 @@ pub fn read_seg(input: &SegInput) -> Result<(Volume<u16>, Vec<SegSegment>), IoEr
                 ),
             )
         })?;
-        // Stored (column, row, slice) order, column fastest: as the reorientation expects.
         let out = &mut data[k * slab..(k + 1) * slab];
         for (p, o) in out.iter_mut().enumerate() {
-            let on = if bits == 1 {
+            let on = if format.bits == 1 {
                 let b = fi * slab + p;
                 px[b / 8] >> (b % 8) & 1 == 1
             } else {
-                px[fi * slab + p] as u32 >= threshold
+                px[fi * slab + p] as u32 >= format.threshold
             };
             if on {
                 if *o != 0 && *o != *seg {
@@ -503,6 +564,5 @@ pub fn read_seg(input: &SegInput) -> Result<(Volume<u16>, Vec<SegSegment>), IoEr
             path.display()
         );
     }
-    let (grid, reorient) = stack.grid(path)?;
-    Ok((Volume::from_vec(grid, reorient.apply(&data)), segments))
+    Ok(data)
 }

@@ -68,7 +68,7 @@ pub fn encode_seg(
     source: &SourceSeries,
 ) -> Result<Vec<u8>, IoError> {
     let g = &labels.grid;
-    let [nx, ny, nz] = g.dims;
+    let nz = g.dims[2];
     if source.instance_uids.len() != nz {
         return Err(IoError::encode(
             "DICOM SEG",
@@ -81,96 +81,130 @@ pub fn encode_seg(
     if segments.is_empty() {
         return Err(IoError::encode("DICOM SEG", "no segments to write"));
     }
+    let frames = segment_frames(labels, segments);
+    if frames.is_empty() {
+        return Err(IoError::encode("DICOM SEG", "no segment has a voxel"));
+    }
     let sop_uid = st.uid(&["seg", seg_key, "instance"]);
     let mut o = InMemDicomObject::new_empty();
     put_common(&mut o, st);
-    put_str(&mut o, tags::SOP_CLASS_UID, VR::UI, SEGMENTATION_STORAGE);
-    put_str(&mut o, tags::SOP_INSTANCE_UID, VR::UI, sop_uid.clone());
-    put_str(&mut o, tags::MODALITY, VR::CS, "SEG");
-    put_str(
+    put_seg_header(
         &mut o,
+        st,
+        seg_key,
+        series_number,
+        &sop_uid,
+        g,
+        frames.len(),
+    );
+    let segs: Vec<InMemDicomObject> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| segment_item(i as u16 + 1, s, &st.software_version))
+        .collect();
+    put_seq(&mut o, tags::SEGMENT_SEQUENCE, segs);
+    put_references(&mut o, source);
+    put_dimensions(&mut o, &st.uid(&["seg", seg_key, "dimension-organization"]));
+    put_seq(
+        &mut o,
+        tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
+        vec![shared_groups(g)],
+    );
+    let per_frame = frames
+        .iter()
+        .map(|&(si, k)| frame_item(source, si, k, g))
+        .collect();
+    put_seq(
+        &mut o,
+        tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
+        per_frame,
+    );
+    o.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PrimitiveValue::U8(pack_frames(labels, segments, &frames).into()),
+    ));
+    file_bytes(o, st, SEGMENTATION_STORAGE, &sop_uid)
+}
+
+/// (segment index, slice) of every frame: segment-major, only slices the segment touches.
+fn segment_frames(labels: &Volume<u16>, segments: &[Segment]) -> Vec<(usize, usize)> {
+    let [nx, ny, _] = labels.grid.dims;
+    let slabs: Vec<&[u16]> = labels.data.chunks(nx * ny).collect();
+    segments
+        .iter()
+        .enumerate()
+        .flat_map(|(si, s)| {
+            slabs
+                .iter()
+                .enumerate()
+                .filter(|(_, slab)| slab.contains(&s.value))
+                .map(move |(k, _)| (si, k))
+        })
+        .collect()
+}
+
+/// SOP, series, content and image-pixel attributes of a binary SEG.
+fn put_seg_header(
+    o: &mut InMemDicomObject,
+    st: &StudyInfo,
+    seg_key: &str,
+    series_number: u32,
+    sop_uid: &str,
+    g: &crate::volume::Grid,
+    frames: usize,
+) {
+    put_str(o, tags::SOP_CLASS_UID, VR::UI, SEGMENTATION_STORAGE);
+    put_str(o, tags::SOP_INSTANCE_UID, VR::UI, sop_uid);
+    put_str(o, tags::MODALITY, VR::CS, "SEG");
+    put_str(
+        o,
         tags::SERIES_INSTANCE_UID,
         VR::UI,
         st.uid(&["seg", seg_key]),
     );
+    put_str(o, tags::SERIES_NUMBER, VR::IS, is(series_number as i64));
     put_str(
-        &mut o,
-        tags::SERIES_NUMBER,
-        VR::IS,
-        is(series_number as i64),
-    );
-    put_str(
-        &mut o,
+        o,
         tags::SERIES_DESCRIPTION,
         VR::LO,
         truncate(&format!("SYNTHETIC labels {seg_key}"), 64),
     );
-    put_str(&mut o, tags::INSTANCE_NUMBER, VR::IS, "1");
-    put_str(&mut o, tags::IMAGE_TYPE, VR::CS, "DERIVED\\PRIMARY");
-    put_str(&mut o, tags::CONTENT_DATE, VR::DA, CONTENT_DATE);
-    put_str(&mut o, tags::CONTENT_TIME, VR::TM, CONTENT_TIME);
-    put_str(&mut o, tags::CONTENT_LABEL, VR::CS, "LABELS");
+    put_str(o, tags::INSTANCE_NUMBER, VR::IS, "1");
+    put_str(o, tags::IMAGE_TYPE, VR::CS, "DERIVED\\PRIMARY");
+    put_str(o, tags::CONTENT_DATE, VR::DA, CONTENT_DATE);
+    put_str(o, tags::CONTENT_TIME, VR::TM, CONTENT_TIME);
+    put_str(o, tags::CONTENT_LABEL, VR::CS, "LABELS");
     put_str(
-        &mut o,
+        o,
         tags::CONTENT_DESCRIPTION,
         VR::LO,
         "SYNTHETIC ground-truth label map of a synthcohort subject",
     );
-    put_str(&mut o, tags::CONTENT_CREATOR_NAME, VR::PN, "");
+    put_str(o, tags::CONTENT_CREATOR_NAME, VR::PN, "");
     put_str(
-        &mut o,
+        o,
         tags::IMAGE_COMMENTS,
         VR::LT,
         "SYNTHETIC: the labels this subject's images were generated from",
     );
-    put_str(&mut o, tags::SEGMENTATION_TYPE, VR::CS, "BINARY");
-    put_str(&mut o, tags::SEGMENTS_OVERLAP, VR::CS, "NO");
-    put_u16(&mut o, tags::SAMPLES_PER_PIXEL, 1);
-    put_str(
-        &mut o,
-        tags::PHOTOMETRIC_INTERPRETATION,
-        VR::CS,
-        "MONOCHROME2",
-    );
-    put_u16(&mut o, tags::ROWS, ny as u16);
-    put_u16(&mut o, tags::COLUMNS, nx as u16);
-    put_u16(&mut o, tags::BITS_ALLOCATED, 1);
-    put_u16(&mut o, tags::BITS_STORED, 1);
-    put_u16(&mut o, tags::HIGH_BIT, 0);
-    put_u16(&mut o, tags::PIXEL_REPRESENTATION, 0);
-    put_str(&mut o, tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00");
-    put_str(&mut o, tags::PRESENTATION_LUT_SHAPE, VR::CS, "IDENTITY");
+    put_str(o, tags::SEGMENTATION_TYPE, VR::CS, "BINARY");
+    put_str(o, tags::SEGMENTS_OVERLAP, VR::CS, "NO");
+    put_u16(o, tags::SAMPLES_PER_PIXEL, 1);
+    put_str(o, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+    put_u16(o, tags::ROWS, g.dims[1] as u16);
+    put_u16(o, tags::COLUMNS, g.dims[0] as u16);
+    put_u16(o, tags::BITS_ALLOCATED, 1);
+    put_u16(o, tags::BITS_STORED, 1);
+    put_u16(o, tags::HIGH_BIT, 0);
+    put_u16(o, tags::PIXEL_REPRESENTATION, 0);
+    put_str(o, tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00");
+    put_str(o, tags::PRESENTATION_LUT_SHAPE, VR::CS, "IDENTITY");
+    put_str(o, tags::NUMBER_OF_FRAMES, VR::IS, is(frames as i64));
+}
 
-    // Which slices each segment touches.
-    let mut present: Vec<Vec<bool>> = vec![vec![false; nz]; segments.len()];
-    let slab = nx * ny;
-    for (k, chunk) in labels.data.chunks(slab).enumerate() {
-        for (si, s) in segments.iter().enumerate() {
-            present[si][k] = chunk.contains(&s.value);
-        }
-    }
-    let frames: Vec<(usize, usize)> = present
-        .iter()
-        .enumerate()
-        .flat_map(|(si, on)| (0..nz).filter(|&k| on[k]).map(move |k| (si, k)))
-        .collect();
-    if frames.is_empty() {
-        return Err(IoError::encode("DICOM SEG", "no segment has a voxel"));
-    }
-    put_str(
-        &mut o,
-        tags::NUMBER_OF_FRAMES,
-        VR::IS,
-        is(frames.len() as i64),
-    );
-
-    let segs: Vec<InMemDicomObject> = segments
-        .iter()
-        .enumerate()
-        .map(|(i, s)| segment_item(i as u16 + 1, s))
-        .collect();
-    put_seq(&mut o, tags::SEGMENT_SEQUENCE, segs);
-
+/// Referenced Series Sequence: every instance of the segmented series.
+fn put_references(o: &mut InMemDicomObject, source: &SourceSeries) {
     let refs: Vec<InMemDicomObject> = source
         .instance_uids
         .iter()
@@ -184,25 +218,17 @@ pub fn encode_seg(
         VR::UI,
         source.series_uid,
     );
-    put_seq(&mut o, tags::REFERENCED_SERIES_SEQUENCE, vec![series_ref]);
+    put_seq(o, tags::REFERENCED_SERIES_SEQUENCE, vec![series_ref]);
+}
 
-    let dim_org = st.uid(&["seg", seg_key, "dimension-organization"]);
+/// Two dimensions: the referenced segment, then the plane position.
+fn put_dimensions(o: &mut InMemDicomObject, org_uid: &str) {
     let mut org = InMemDicomObject::new_empty();
-    put_str(
-        &mut org,
-        tags::DIMENSION_ORGANIZATION_UID,
-        VR::UI,
-        dim_org.clone(),
-    );
-    put_seq(&mut o, tags::DIMENSION_ORGANIZATION_SEQUENCE, vec![org]);
+    put_str(&mut org, tags::DIMENSION_ORGANIZATION_UID, VR::UI, org_uid);
+    put_seq(o, tags::DIMENSION_ORGANIZATION_SEQUENCE, vec![org]);
     let dim = |index: dicom_core::Tag, group: dicom_core::Tag, label: &str| {
         let mut d = InMemDicomObject::new_empty();
-        put_str(
-            &mut d,
-            tags::DIMENSION_ORGANIZATION_UID,
-            VR::UI,
-            dim_org.clone(),
-        );
+        put_str(&mut d, tags::DIMENSION_ORGANIZATION_UID, VR::UI, org_uid);
         d.put(DataElement::new(
             tags::DIMENSION_INDEX_POINTER,
             VR::AT,
@@ -217,7 +243,7 @@ pub fn encode_seg(
         d
     };
     put_seq(
-        &mut o,
+        o,
         tags::DIMENSION_INDEX_SEQUENCE,
         vec![
             dim(
@@ -232,7 +258,10 @@ pub fn encode_seg(
             ),
         ],
     );
+}
 
+/// Orientation and pixel measures every frame shares.
+fn shared_groups(g: &crate::volume::Grid) -> InMemDicomObject {
     let mut shared = InMemDicomObject::new_empty();
     let mut orient = InMemDicomObject::new_empty();
     put_str(
@@ -262,66 +291,65 @@ pub fn encode_seg(
         ds_multi(&[g.spacing_mm[1], g.spacing_mm[0]]),
     );
     put_seq(&mut shared, tags::PIXEL_MEASURES_SEQUENCE, vec![measures]);
-    put_seq(
-        &mut o,
-        tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
-        vec![shared],
-    );
+    shared
+}
 
-    let mut per_frame = Vec::with_capacity(frames.len());
-    for &(si, k) in &frames {
-        let mut f = InMemDicomObject::new_empty();
-        let mut src = sop_ref(source.sop_class_uid, &source.instance_uids[k]);
-        put_str(&mut src, tags::SPATIAL_LOCATIONS_PRESERVED, VR::CS, "YES");
-        put_seq(
-            &mut src,
-            tags::PURPOSE_OF_REFERENCE_CODE_SEQUENCE,
-            vec![code_item(
-                "121322",
-                "DCM",
-                "Source image for image processing operation",
-            )],
-        );
-        let mut deriv = InMemDicomObject::new_empty();
-        put_seq(&mut deriv, tags::SOURCE_IMAGE_SEQUENCE, vec![src]);
-        put_seq(
-            &mut deriv,
-            tags::DERIVATION_CODE_SEQUENCE,
-            vec![code_item("113076", "DCM", "Segmentation")],
-        );
-        put_seq(&mut f, tags::DERIVATION_IMAGE_SEQUENCE, vec![deriv]);
-        let mut content = InMemDicomObject::new_empty();
-        content.put(DataElement::new(
-            tags::DIMENSION_INDEX_VALUES,
-            VR::UL,
-            PrimitiveValue::U32(vec![si as u32 + 1, k as u32 + 1].into()),
-        ));
-        put_seq(&mut f, tags::FRAME_CONTENT_SEQUENCE, vec![content]);
-        let mut pos = InMemDicomObject::new_empty();
-        put_str(
-            &mut pos,
-            tags::IMAGE_POSITION_PATIENT,
-            VR::DS,
-            ds_multi(&image_position(g, k)),
-        );
-        put_seq(&mut f, tags::PLANE_POSITION_SEQUENCE, vec![pos]);
-        let mut ident = InMemDicomObject::new_empty();
-        put_u16(&mut ident, tags::REFERENCED_SEGMENT_NUMBER, si as u16 + 1);
-        put_seq(&mut f, tags::SEGMENT_IDENTIFICATION_SEQUENCE, vec![ident]);
-        per_frame.push(f);
-    }
+/// One frame's functional groups: its source slice, dimension indices, position, segment.
+fn frame_item(
+    source: &SourceSeries,
+    si: usize,
+    k: usize,
+    g: &crate::volume::Grid,
+) -> InMemDicomObject {
+    let mut f = InMemDicomObject::new_empty();
+    let mut src = sop_ref(source.sop_class_uid, &source.instance_uids[k]);
+    put_str(&mut src, tags::SPATIAL_LOCATIONS_PRESERVED, VR::CS, "YES");
     put_seq(
-        &mut o,
-        tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
-        per_frame,
+        &mut src,
+        tags::PURPOSE_OF_REFERENCE_CODE_SEQUENCE,
+        vec![code_item(
+            "121322",
+            "DCM",
+            "Source image for image processing operation",
+        )],
     );
+    let mut deriv = InMemDicomObject::new_empty();
+    put_seq(&mut deriv, tags::SOURCE_IMAGE_SEQUENCE, vec![src]);
+    put_seq(
+        &mut deriv,
+        tags::DERIVATION_CODE_SEQUENCE,
+        vec![code_item("113076", "DCM", "Segmentation")],
+    );
+    put_seq(&mut f, tags::DERIVATION_IMAGE_SEQUENCE, vec![deriv]);
+    let mut content = InMemDicomObject::new_empty();
+    content.put(DataElement::new(
+        tags::DIMENSION_INDEX_VALUES,
+        VR::UL,
+        PrimitiveValue::U32(vec![si as u32 + 1, k as u32 + 1].into()),
+    ));
+    put_seq(&mut f, tags::FRAME_CONTENT_SEQUENCE, vec![content]);
+    let mut pos = InMemDicomObject::new_empty();
+    put_str(
+        &mut pos,
+        tags::IMAGE_POSITION_PATIENT,
+        VR::DS,
+        ds_multi(&image_position(g, k)),
+    );
+    put_seq(&mut f, tags::PLANE_POSITION_SEQUENCE, vec![pos]);
+    let mut ident = InMemDicomObject::new_empty();
+    put_u16(&mut ident, tags::REFERENCED_SEGMENT_NUMBER, si as u16 + 1);
+    put_seq(&mut f, tags::SEGMENT_IDENTIFICATION_SEQUENCE, vec![ident]);
+    f
+}
 
-    // Binary frames are bit-packed back to back (first pixel in the lowest bit), with no
-    // padding between frames, and the whole padded to an even length (PS3.5 §8.1.1).
-    let bits = frames.len() * slab;
-    let mut px = vec![0u8; bits.div_ceil(8).next_multiple_of(2)];
+/// Binary frames bit-packed back to back (first pixel in the lowest bit), with no padding
+/// between frames, the whole padded to an even length (PS3.5 §8.1.1).
+fn pack_frames(labels: &Volume<u16>, segments: &[Segment], frames: &[(usize, usize)]) -> Vec<u8> {
+    let g = &labels.grid;
+    let [nx, ny, _] = g.dims;
+    let mut px = vec![0u8; (frames.len() * nx * ny).div_ceil(8).next_multiple_of(2)];
     let mut bit = 0usize;
-    for &(si, k) in &frames {
+    for &(si, k) in frames {
         let v = segments[si].value;
         for r in 0..ny {
             for c in 0..nx {
@@ -332,12 +360,7 @@ pub fn encode_seg(
             }
         }
     }
-    o.put(DataElement::new(
-        tags::PIXEL_DATA,
-        VR::OB,
-        PrimitiveValue::U8(px.into()),
-    ));
-    file_bytes(o, SEGMENTATION_STORAGE, &sop_uid)
+    px
 }
 
 fn sop_ref(class: &str, instance: &str) -> InMemDicomObject {
@@ -347,7 +370,7 @@ fn sop_ref(class: &str, instance: &str) -> InMemDicomObject {
     r
 }
 
-fn segment_item(number: u16, s: &Segment) -> InMemDicomObject {
+fn segment_item(number: u16, s: &Segment, version: &str) -> InMemDicomObject {
     let mut o = InMemDicomObject::new_empty();
     put_seq(
         &mut o,
@@ -364,7 +387,7 @@ fn segment_item(number: u16, s: &Segment) -> InMemDicomObject {
         tags::ALGORITHM_FAMILY_CODE_SEQUENCE,
         vec![code_item("123111", "DCM", "Deformable Models")],
     );
-    put_str(&mut alg, tags::ALGORITHM_VERSION, VR::LO, crate::VERSION);
+    put_str(&mut alg, tags::ALGORITHM_VERSION, VR::LO, version);
     put_str(&mut alg, tags::ALGORITHM_NAME, VR::LO, "synthcohort");
     put_seq(
         &mut o,
