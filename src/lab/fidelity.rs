@@ -216,14 +216,33 @@ fn sample(values: &[f32], mask: &[bool]) -> Vec<f64> {
         .collect()
 }
 
-fn organ(image: &Volume<f32>, labels: &Volume<u16>, ids: &[u16], f_max: f64) -> Organ {
-    let mask = mask_of(labels, ids);
+fn organ(image: &Volume<f32>, mask: &[bool], f_max: f64) -> Organ {
     let n = mask.iter().filter(|&&m| m).count();
     Organ {
-        hu: sample(&image.data, &mask),
-        nps: nps(&image.data, &mask, &image.grid, f_max),
-        volume_ml: n as f64 * labels.grid.voxel_ml(),
+        hu: sample(&image.data, mask),
+        nps: nps(&image.data, mask, &image.grid, f_max),
+        volume_ml: n as f64 * image.grid.voxel_ml(),
     }
+}
+
+/// The label-mean painter's image of a label map: each voxel its label's table HU (one
+/// lookup per label id, not per voxel).
+fn painted(labels: &Volume<u16>) -> Vec<f32> {
+    let max = labels.data.iter().copied().max().unwrap_or(0);
+    let hu: Vec<f32> = (0..=max)
+        .map(|l| {
+            let name = ontology::label_by_id(l).map_or("background", |x| x.name);
+            tissue::tissue_for_label(name).hu as f32
+        })
+        .collect();
+    labels.data.iter().map(|&l| hu[l as usize]).collect()
+}
+
+/// One cohort subject: its image, labels and the painter's image of them.
+struct CohortSubject {
+    image: Volume<f32>,
+    labels: Volume<u16>,
+    painted: Vec<f32>,
 }
 
 /// 1-Wasserstein distance of two samples: mean |quantile difference| over 200 quantiles.
@@ -294,18 +313,20 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
     } else {
         "procedural"
     };
-    let mut cohort: Vec<(Volume<f32>, Volume<u16>)> = Vec::new();
+    let mut cohort = Vec::new();
     for r in &mine {
-        cohort.push((
-            io::read_image(&a.run.join(&r.image_path))?,
-            io::read_labels(&a.run.join(&r.label_path))?,
-        ));
+        let labels = io::read_labels(&a.run.join(&r.label_path))?;
+        cohort.push(CohortSubject {
+            image: io::read_image(&a.run.join(&r.image_path))?,
+            painted: painted(&labels),
+            labels,
+        });
     }
     // Frequencies both grids resolve.
     let nyquist = |g: &crate::volume::Grid| 0.5 / g.spacing_mm[0].max(g.spacing_mm[1]);
     let f_max = cohort
         .iter()
-        .map(|(i, _)| nyquist(&i.grid))
+        .map(|c| nyquist(&c.image.grid))
         .fold(nyquist(&real_img.grid), f64::min);
 
     let mut out = Vec::new();
@@ -313,14 +334,18 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
         let Some(ids) = ontology::organ_group(group) else {
             continue;
         };
-        let real = organ(&real_img, &real_lab, &ids, f_max);
+        let real = organ(&real_img, &mask_of(&real_lab, &ids), f_max);
         if real.hu.is_empty() {
             continue;
         }
-        let parts: Vec<Organ> = cohort
+        // Per subject: the organ in its image, and the painter's voxels under the same mask.
+        let (parts, painter): (Vec<Organ>, Vec<Vec<f64>>) = cohort
             .iter()
-            .map(|(img, lab)| organ(img, lab, &ids, f_max))
-            .collect();
+            .map(|c| {
+                let mask = mask_of(&c.labels, &ids);
+                (organ(&c.image, &mask, f_max), sample(&c.painted, &mask))
+            })
+            .unzip();
         let gen_hu: Vec<f64> = parts.iter().flat_map(|o| o.hu.iter().copied()).collect();
         if gen_hu.is_empty() {
             continue;
@@ -332,22 +357,7 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
                 .collect::<Vec<f64>>()
         });
         let volume = mean(&parts.iter().map(|o| o.volume_ml).collect::<Vec<_>>());
-        // The painter: each voxel its label's table HU.
-        let painter_hu: Vec<f64> = cohort
-            .iter()
-            .flat_map(|(_, lab)| {
-                let mask = mask_of(lab, &ids);
-                let painted: Vec<f32> = lab
-                    .data
-                    .iter()
-                    .map(|&l| {
-                        let name = ontology::label_by_id(l).map_or("background", |x| x.name);
-                        tissue::tissue_for_label(name).hu as f32
-                    })
-                    .collect();
-                sample(&painted, &mask)
-            })
-            .collect();
+        let painter_hu: Vec<f64> = painter.concat();
         let lung = group == "lung";
         for (name, hu, nps, flat) in [
             ("painter", &painter_hu, None, true),

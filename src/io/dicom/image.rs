@@ -179,43 +179,14 @@ pub fn encode_series(
         ),
     );
     put_str(&mut base, tags::ACQUISITION_NUMBER, VR::IS, "1");
-    put_str(
-        &mut base,
-        tags::PIXEL_SPACING,
-        VR::DS,
-        ds_multi(&[g.spacing_mm[1], g.spacing_mm[0]]),
-    );
+    put_pixel_measures(&mut base, g);
     put_str(
         &mut base,
         tags::IMAGE_ORIENTATION_PATIENT,
         VR::DS,
         ds_multi(&IMAGE_ORIENTATION),
     );
-    put_str(
-        &mut base,
-        tags::SLICE_THICKNESS,
-        VR::DS,
-        ds(g.spacing_mm[2]),
-    );
-    put_str(
-        &mut base,
-        tags::SPACING_BETWEEN_SLICES,
-        VR::DS,
-        ds(g.spacing_mm[2]),
-    );
-    put_u16(&mut base, tags::SAMPLES_PER_PIXEL, 1);
-    put_str(
-        &mut base,
-        tags::PHOTOMETRIC_INTERPRETATION,
-        VR::CS,
-        "MONOCHROME2",
-    );
-    put_u16(&mut base, tags::ROWS, ny as u16);
-    put_u16(&mut base, tags::COLUMNS, nx as u16);
-    put_u16(&mut base, tags::BITS_ALLOCATED, 16);
-    put_u16(&mut base, tags::BITS_STORED, 16);
-    put_u16(&mut base, tags::HIGH_BIT, 15);
-    put_u16(&mut base, tags::PIXEL_REPRESENTATION, 1);
+    put_pixel_module(&mut base, g, 16, true);
     put_str(&mut base, tags::RESCALE_INTERCEPT, VR::DS, "0");
     put_str(&mut base, tags::RESCALE_SLOPE, VR::DS, ds(slope));
     match acq {

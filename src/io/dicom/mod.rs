@@ -278,6 +278,28 @@ pub(crate) fn image_position(grid: &Grid, k: usize) -> [f64; 3] {
 /// Image Orientation (Patient) of every slice written: rows toward L, columns toward P.
 pub(crate) const IMAGE_ORIENTATION: [f64; 6] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
 
+/// Pixel Spacing (between rows = y, between columns = x, as the display orientation lays the
+/// grid out), Slice Thickness and Spacing Between Slices of `grid`.
+pub(crate) fn put_pixel_measures(o: &mut InMemDicomObject, grid: &Grid) {
+    let s = grid.spacing_mm;
+    put_str(o, tags::PIXEL_SPACING, VR::DS, ds_multi(&[s[1], s[0]]));
+    put_str(o, tags::SLICE_THICKNESS, VR::DS, ds(s[2]));
+    put_str(o, tags::SPACING_BETWEEN_SLICES, VR::DS, ds(s[2]));
+}
+
+/// The Image Pixel module of a single-sample grey image of `grid`'s slices: `bits` per pixel,
+/// all of them stored, signed or not.
+pub(crate) fn put_pixel_module(o: &mut InMemDicomObject, grid: &Grid, bits: u16, signed: bool) {
+    put_u16(o, tags::SAMPLES_PER_PIXEL, 1);
+    put_str(o, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+    put_u16(o, tags::ROWS, grid.dims[1] as u16);
+    put_u16(o, tags::COLUMNS, grid.dims[0] as u16);
+    put_u16(o, tags::BITS_ALLOCATED, bits);
+    put_u16(o, tags::BITS_STORED, bits);
+    put_u16(o, tags::HIGH_BIT, bits - 1);
+    put_u16(o, tags::PIXEL_REPRESENTATION, signed as u16);
+}
+
 /// Index into a volume's data of pixel (row r, column c) of slice k.
 #[inline]
 pub(crate) fn voxel_of_pixel(grid: &Grid, r: usize, c: usize, k: usize) -> usize {

@@ -190,14 +190,7 @@ fn put_seg_header(
     );
     put_str(o, tags::SEGMENTATION_TYPE, VR::CS, "BINARY");
     put_str(o, tags::SEGMENTS_OVERLAP, VR::CS, "NO");
-    put_u16(o, tags::SAMPLES_PER_PIXEL, 1);
-    put_str(o, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
-    put_u16(o, tags::ROWS, g.dims[1] as u16);
-    put_u16(o, tags::COLUMNS, g.dims[0] as u16);
-    put_u16(o, tags::BITS_ALLOCATED, 1);
-    put_u16(o, tags::BITS_STORED, 1);
-    put_u16(o, tags::HIGH_BIT, 0);
-    put_u16(o, tags::PIXEL_REPRESENTATION, 0);
+    put_pixel_module(o, g, 1, false);
     put_str(o, tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00");
     put_str(o, tags::PRESENTATION_LUT_SHAPE, VR::CS, "IDENTITY");
     put_str(o, tags::NUMBER_OF_FRAMES, VR::IS, is(frames as i64));
@@ -272,24 +265,7 @@ fn shared_groups(g: &crate::volume::Grid) -> InMemDicomObject {
     );
     put_seq(&mut shared, tags::PLANE_ORIENTATION_SEQUENCE, vec![orient]);
     let mut measures = InMemDicomObject::new_empty();
-    put_str(
-        &mut measures,
-        tags::SLICE_THICKNESS,
-        VR::DS,
-        ds(g.spacing_mm[2]),
-    );
-    put_str(
-        &mut measures,
-        tags::SPACING_BETWEEN_SLICES,
-        VR::DS,
-        ds(g.spacing_mm[2]),
-    );
-    put_str(
-        &mut measures,
-        tags::PIXEL_SPACING,
-        VR::DS,
-        ds_multi(&[g.spacing_mm[1], g.spacing_mm[0]]),
-    );
+    put_pixel_measures(&mut measures, g);
     put_seq(&mut shared, tags::PIXEL_MEASURES_SEQUENCE, vec![measures]);
     shared
 }
