@@ -1,0 +1,496 @@
+//! `utility`: does a synthetic cohort help a segmentation network on real scans?
+//!
+//! Generates the benchmark's cohorts once (procedural on the abdomen atlas with a noise-free
+//! HU arm and a physics CT arm, procedural on the anatomy-independent abdomen phantom, the
+//! shipped diffusion model), trains the same compact 2D UNet with the same budget on each
+//! arm (and on a split of the real scan, and on real + synthetic) for several seeds, and
+//! scores every network on the real scan's held-out slices.
+//!
+//!   cargo run --release -p synthcohort-utility -- --out out/utility
+//!
+//! See benches/utility/README.md for the design and benches/utility/RESULTS.md for the
+//! latest table.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use indicatif::MultiProgress;
+use synthcohort::engine::{self, RunOptions};
+use synthcohort::pipeline;
+use synthcohort_utility::data::{cohort_cases, painted, real_case, Case};
+use synthcohort_utility::report::{self, Run};
+use synthcohort_utility::score::{score, split};
+use synthcohort_utility::slices::{slices_of, Canvas, Slice};
+use synthcohort_utility::train::{predict, train, Budget};
+
+const HERE: &str = env!("CARGO_MANIFEST_DIR");
+
+#[derive(Parser, Debug)]
+#[command(name = "utility", about = "Synthetic-to-real segmentation benchmark")]
+struct Args {
+    /// Output folder: cohorts are generated under `cohorts/` once and reused.
+    #[arg(long, default_value = "out/utility")]
+    out: PathBuf,
+    /// Seeds per arm (network initialisation and sampling).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Training steps per network (every arm gets the same).
+    #[arg(long, default_value_t = Budget::default().steps)]
+    steps: usize,
+    /// Slices per step.
+    #[arg(long, default_value_t = Budget::default().batch)]
+    batch: usize,
+    /// Width of the UNet's first level.
+    #[arg(long, default_value_t = Budget::default().width)]
+    width: usize,
+    /// Subjects used from each cohort.
+    #[arg(long, default_value_t = 12)]
+    subjects: usize,
+    /// Real CT (HU).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ts_ct_torso_3mm.nii.gz"))]
+    real_image: PathBuf,
+    /// Its label map (any names the ontology knows).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ts_ct_torso_3mm_seg_total.nii.gz"))]
+    real_labels: PathBuf,
+    /// Its name table (`id name` per line).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ts_total_classes.txt"))]
+    real_names: PathBuf,
+    /// Real slices per block of the interleaved train/score split.
+    #[arg(long, default_value_t = 8)]
+    block: usize,
+    /// Networks trained at once.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Only these arms (comma-separated; default all).
+    #[arg(long, value_delimiter = ',')]
+    arms: Vec<String>,
+    /// Only rewrite the report from the networks' results already in `runs/`.
+    #[arg(long)]
+    report_only: bool,
+    /// Internal: run as worker k of `--jobs` (the benchmark starts its workers itself).
+    #[arg(long, hide = true)]
+    worker: Option<usize>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// A cohort the benchmark generates: pipeline file and folder name.
+const COHORTS: [(&str, &str); 3] = [
+    ("procedural", "procedural_atlas.yaml"),
+    ("phantom", "phantom.yaml"),
+    ("diffusion", "diffusion.yaml"),
+];
+
+fn cohort(out: &Path, name: &str, file: &str, subjects: usize) -> Result<PathBuf, String> {
+    let dir = out.join("cohorts").join(name);
+    if dir.join("dataset.json").exists() && dir.join("manifest.parquet").exists() {
+        eprintln!("cohort {name}: reusing {}", dir.display());
+        return Ok(dir);
+    }
+    let path = Path::new(HERE).join("pipelines").join(file);
+    let p = pipeline::load(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let size = p.spec.cohort.size as usize;
+    let opts = RunOptions {
+        out: Some(dir.clone()),
+        subjects: Some(0..subjects.min(size) as u64),
+        overwrite: true,
+        ..Default::default()
+    };
+    eprintln!("cohort {name}: generating {} subjects", subjects.min(size));
+    engine::run(&p, &opts).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(dir)
+}
+
+fn all(v: &[Slice]) -> Vec<&Slice> {
+    v.iter().collect()
+}
+
+fn slices(cases: &[Case], c: Canvas) -> Vec<Slice> {
+    cases
+        .iter()
+        .enumerate()
+        .flat_map(|(i, case)| slices_of(&case.image, &case.classes, i, c))
+        .collect()
+}
+
+/// Starts `n` workers (this binary with the same arguments and `--worker k`) into a fresh
+/// `runs/` and waits for all of them.
+fn spawn_workers(runs_dir: &Path, n: usize) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(runs_dir);
+    std::fs::create_dir_all(runs_dir).map_err(|e| format!("{}: {e}", runs_dir.display()))?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut children = Vec::new();
+    for k in 0..n {
+        let child = std::process::Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .arg("--worker")
+            .arg(k.to_string())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        children.push(child);
+    }
+    for mut ch in children {
+        let status = ch.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("a worker failed ({status})"));
+        }
+    }
+    Ok(())
+}
+
+/// An arm: name, what it was trained on, its training sources (each draws an equal share).
+type Arm<'s> = (String, String, Vec<Vec<&'s Slice>>);
+
+/// What every network is scored on, and the budget it trains with.
+struct Scored<'s> {
+    slices: &'s [&'s Slice],
+    nz: usize,
+    dz_mm: f64,
+    shown: &'s Slice,
+    canvas: Canvas,
+    budget: Budget,
+}
+
+/// Trains one arm's network with one seed and scores it on the real slices.
+fn job(arm: &Arm, seed: u64, on: &Scored, quiet_bars: bool) -> Done {
+    let (name, _, sources) = arm;
+    let c = on.canvas;
+    let set: Vec<&Slice> = sources.iter().flatten().copied().collect();
+    let weights: Vec<f64> = sources
+        .iter()
+        .flat_map(|s| std::iter::repeat_n(1.0 / s.len() as f64, s.len()))
+        .collect();
+    let t0 = Instant::now();
+    let label = format!("{name} seed {seed}");
+    // Several workers share one terminal: log lines instead of bars.
+    let bars = if quiet_bars {
+        MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+    } else {
+        MultiProgress::new()
+    };
+    let model = train(&set, &weights, c, on.budget, seed, &label, &bars);
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let pred = predict(&model, on.slices, c);
+    let scores = score(&pred, on.slices, on.nz, on.dz_mm, c);
+    let at = on
+        .slices
+        .iter()
+        .position(|s| s.k == on.shown.k)
+        .expect("shown is scored");
+    let dice: Vec<String> = scores
+        .organs
+        .iter()
+        .map(|o| {
+            let d = o.dice.map_or("–".into(), |d| format!("{d:.2}"));
+            format!("{} {d}", o.organ)
+        })
+        .collect();
+    eprintln!("{label}: {train_seconds:.0} s, Dice {}", dice.join(", "));
+    Done {
+        run: Run {
+            arm: name.clone(),
+            seed,
+            train_slices: set.len(),
+            train_seconds,
+            scores,
+        },
+        shown: pred[at].clone(),
+    }
+}
+
+/// One network's result as a worker leaves it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Done {
+    run: Run,
+    /// Its prediction of the displayed slice.
+    shown: Vec<u8>,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(a: Args) -> Result<(), String> {
+    let started = Instant::now();
+    let c = Canvas::default();
+    let budget = Budget {
+        steps: a.steps,
+        batch: a.batch,
+        width: a.width,
+        ..Budget::default()
+    };
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let wanted = |arm: &str| a.arms.is_empty() || a.arms.iter().any(|x| x == arm);
+
+    let real =
+        real_case(&a.real_image, &a.real_labels, &a.real_names).map_err(|e| e.to_string())?;
+    let real_dz = real.image.grid.spacing_mm[2];
+    let real_nz = real.image.grid.dims[2];
+    let real_slices = slices_of(&real.image, &real.classes, 0, c);
+    let (real_train, real_test) = split(&real_slices, a.block);
+    eprintln!(
+        "real scan {}: {} slices, {} train / {} scored (interleaved blocks of {})",
+        real.name,
+        real_nz,
+        real_train.len(),
+        real_test.len(),
+        a.block
+    );
+
+    let load = |name: &str, arm: &str| -> Result<Vec<Case>, String> {
+        let (_, file) = COHORTS.iter().find(|x| x.0 == name).expect("known cohort");
+        let dir = cohort(&a.out, name, file, a.subjects)?;
+        cohort_cases(&dir, arm, a.subjects).map_err(|e| e.to_string())
+    };
+    let need_proc = [
+        "painter",
+        "procedural_hu",
+        "procedural_ct",
+        "real_plus_procedural",
+    ]
+    .iter()
+    .any(|x| wanted(x));
+    let proc_hu = if need_proc {
+        load("procedural", "object")?
+    } else {
+        vec![]
+    };
+    let proc_ct = if wanted("procedural_ct") {
+        load("procedural", "ct")?
+    } else {
+        vec![]
+    };
+    let phantom = if wanted("phantom_hu") {
+        load("phantom", "object")?
+    } else {
+        vec![]
+    };
+    let diffusion = if wanted("diffusion_hu") {
+        load("diffusion", "object")?
+    } else {
+        vec![]
+    };
+    let painter: Vec<Case> = if wanted("painter") {
+        proc_hu.iter().map(painted).collect()
+    } else {
+        vec![]
+    };
+    let s_painter = slices(&painter, c);
+    let s_proc_hu = slices(&proc_hu, c);
+    let s_proc_ct = slices(&proc_ct, c);
+    let s_phantom = slices(&phantom, c);
+    let s_diffusion = slices(&diffusion, c);
+
+    let mut arms: Vec<Arm> = vec![
+        (
+            "painter".into(),
+            "atlas labels, each label painted with its mean HU (no texture, no noise)".into(),
+            vec![all(&s_painter)],
+        ),
+        (
+            "procedural_hu".into(),
+            "atlas subjects, procedural renderer, noise-free HU map".into(),
+            vec![all(&s_proc_hu)],
+        ),
+        (
+            "procedural_ct".into(),
+            "the same subjects imaged by the CT simulator (120 kVp, FBP)".into(),
+            vec![all(&s_proc_ct)],
+        ),
+        (
+            "phantom_hu".into(),
+            "procedural abdomen phantom (no real anatomy), noise-free HU map".into(),
+            vec![all(&s_phantom)],
+        ),
+        (
+            "diffusion_hu".into(),
+            "shipped diffusion model ct-thorax on the thorax phantom".into(),
+            vec![all(&s_diffusion)],
+        ),
+        (
+            "real".into(),
+            "the real scan's training blocks".into(),
+            vec![real_train.clone()],
+        ),
+        (
+            "real_plus_procedural".into(),
+            "real training blocks + procedural_hu, half the draws each".into(),
+            vec![real_train.clone(), all(&s_proc_hu)],
+        ),
+    ];
+    arms.retain(|(n, _, s)| wanted(n) && s.iter().all(|x| !x.is_empty()));
+    if arms.is_empty() {
+        return Err("no arm to run (check --arms)".into());
+    }
+
+    // The displayed slice: the scored slice with the most classes present.
+    let shown = real_test
+        .iter()
+        .copied()
+        .max_by_key(|s| {
+            let mut seen = [false; 256];
+            s.y.iter().for_each(|&v| seen[v as usize] = true);
+            (
+                seen[1..].iter().filter(|&&x| x).count(),
+                s.y.iter().filter(|&&v| v > 0).count(),
+            )
+        })
+        .ok_or("no scored slice")?;
+    let arm_list: Vec<(String, String)> = arms
+        .iter()
+        .map(|(n, w, _)| (n.clone(), w.clone()))
+        .collect();
+    // Every (seed, arm) network is one job. burn's autodiff graph sits behind one lock per
+    // process, so parallel networks need processes: `--jobs` workers (this binary again
+    // with `--worker k`) take every jobs-th job each and leave their results in `runs/`.
+    let jobs: Vec<(u64, usize)> = (0..a.seeds)
+        .flat_map(|seed| (0..arms.len()).map(move |i| (seed, i)))
+        .collect();
+    let runs_dir = a.out.join("runs");
+    let run_file = |seed: u64, i: usize| runs_dir.join(format!("{}-seed{seed}.json", arms[i].0));
+    let n_workers = a.jobs.max(1);
+    let scored = Scored {
+        slices: &real_test,
+        nz: real_nz,
+        dz_mm: real_dz,
+        shown,
+        canvas: c,
+        budget,
+    };
+    if let Some(k) = a.worker {
+        for (n, &(seed, i)) in jobs.iter().enumerate() {
+            if n % n_workers != k {
+                continue;
+            }
+            let done = job(&arms[i], seed, &scored, n_workers > 1);
+            let path = run_file(seed, i);
+            std::fs::write(&path, serde_json::to_vec(&done).expect("json"))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        return Ok(());
+    }
+    if !a.report_only {
+        spawn_workers(&runs_dir, n_workers)?;
+    }
+    // A report rewritten from `runs/` keeps the time the benchmark took.
+    let elapsed_s = if a.report_only {
+        std::fs::read(a.out.join("report.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["elapsed_s"].as_f64())
+            .unwrap_or(f64::NAN)
+    } else {
+        started.elapsed().as_secs_f64()
+    };
+    let mut runs = Vec::new();
+    let mut shown_pred = Vec::new();
+    for &(seed, i) in &jobs {
+        let path = run_file(seed, i);
+        let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let d: Done =
+            serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if seed == 0 {
+            shown_pred.push(d.shown);
+        }
+        runs.push(d.run);
+    }
+    write_report(
+        &a,
+        &runs,
+        &arm_list,
+        budget,
+        c,
+        &real,
+        real_train.len(),
+        real_test.len(),
+        elapsed_s,
+    )?;
+    let mut panels: Vec<&[u8]> = vec![&shown.y];
+    panels.extend(shown_pred.iter().map(|p| p.as_slice()));
+    report::picture(&a.out.join("prediction.png"), shown, &panels, c).map_err(|e| e.to_string())?;
+    eprintln!(
+        "done in {:.1} min: {}",
+        started.elapsed().as_secs_f64() / 60.0,
+        a.out.join("report.md").display()
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_report(
+    a: &Args,
+    runs: &[Run],
+    arms: &[(String, String)],
+    budget: Budget,
+    c: Canvas,
+    real: &Case,
+    n_train: usize,
+    n_test: usize,
+    elapsed_s: f64,
+) -> Result<(), String> {
+    let json = serde_json::json!({
+        "real_image": a.real_image,
+        "real_labels": a.real_labels,
+        "real_slices": real.image.grid.dims[2],
+        "real_train_slices": n_train,
+        "real_scored_slices": n_test,
+        "split_block": a.block,
+        "budget": budget,
+        "canvas": c,
+        "seeds": a.seeds,
+        "subjects_per_cohort": a.subjects,
+        "elapsed_s": elapsed_s,
+        "arms": arms.iter().map(|(n, w)| serde_json::json!({"arm": n, "trained_on": w})).collect::<Vec<_>>(),
+        "summary": report::summarise(runs, &arms.iter().map(|x| x.0.clone()).collect::<Vec<_>>()),
+        "runs": runs,
+    });
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(a.out.join(name), bytes)
+            .map_err(|e| format!("{}: {e}", a.out.join(name).display()))
+    };
+    write(
+        "report.json",
+        serde_json::to_string_pretty(&json)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    let order: Vec<&str> = arms.iter().map(|x| x.0.as_str()).collect();
+    let header = format!(
+        "# Synthetic-to-real segmentation benchmark\n\n\
+         Real scan: `{}` ({} slices of {:.1} mm; {} training / {} scored slices, interleaved blocks of {} with one slice between sets left out). \
+         Network: 2D UNet, width {}, {} steps × batch {}, Adam lr {} with cosine decay, on a {}×{} canvas of {} mm; {} seed(s) per arm; {} subjects per cohort. \
+         Scores in 3D on the scored slices at the canvas's in-plane spacing. {:.1} min in all.\n\n\
+         `prediction.png`: a scored real slice — CT, true labels, then {} (seed 0). Colours: {}.\n",
+        a.real_image.display(),
+        real.image.grid.dims[2],
+        real.image.grid.spacing_mm[2],
+        n_train,
+        n_test,
+        a.block,
+        budget.width,
+        budget.steps,
+        budget.batch,
+        budget.lr,
+        c.nx,
+        c.ny,
+        c.spacing_mm,
+        a.seeds,
+        a.subjects,
+        elapsed_s / 60.0,
+        order.join(", "),
+        report::legend()
+    );
+    write(
+        "report.md",
+        report::markdown(runs, arms, &header).as_bytes(),
+    )
+}
