@@ -228,6 +228,13 @@ fn run(a: Args) -> Result<(), String> {
         width: a.width,
         ..Budget::default()
     };
+    if a.block < 3 {
+        // Each block gives up its first and last slice as a gap between the sets.
+        return Err(format!(
+            "--block {}: blocks need at least 3 slices (the first and last are left out)",
+            a.block
+        ));
+    }
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let wanted = |arm: &str| a.arms.is_empty() || a.arms.iter().any(|x| x == arm);
 
