@@ -43,13 +43,7 @@ fn tiny_model_trains_resumes_and_generates() {
     let model = tmp.path().join("model");
     let pipeline = repo("tests/pipelines/ldm_train_tiny.yaml");
     let config = repo("tests/configs/ldm_tiny.yaml");
-    run_ok(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--out",
-        data.to_str().unwrap(),
-        "-q",
-    ]);
+    generate(&pipeline, &data);
     let args = [
         "train",
         "--data",
@@ -256,13 +250,7 @@ fn datasets_with_other_spellings_train_the_ontology_classes() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let pipeline = repo("tests/pipelines/ldm_train_tiny.yaml");
-    run_ok(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--out",
-        data.to_str().unwrap(),
-        "-q",
-    ]);
+    generate(&pipeline, &data);
     let dj_path = data.join("dataset.json");
     let mut dj: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&dj_path).unwrap()).unwrap();

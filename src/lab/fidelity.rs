@@ -89,25 +89,28 @@ fn bad(msg: impl Into<String>) -> LabError {
     LabError::Input(msg.into())
 }
 
-/// Real label map in ontology ids (names mapped as an import maps them).
-fn real_maps(a: &FidelityArgs) -> Result<(Volume<f32>, Volume<u16>), LabError> {
-    let image = io::read_image(a.real_image)?;
-    let labels = io::read_labels(a.real_labels)?;
-    if image.grid.dims != labels.grid.dims {
+/// A real scan: its image and its label map in ontology ids (names mapped as an import maps
+/// them), with the import's report of the names it could not map. `image`, `labels` and
+/// `names` are given as `--real-image`, `--real-labels`, `--real-names` (by `fidelity` and by
+/// the utility benchmark).
+pub fn real_maps(
+    image: &Path,
+    labels: &Path,
+    names: &Path,
+) -> Result<(Volume<f32>, Volume<u16>, import::ImportReport), LabError> {
+    let img = io::read_image(image)?;
+    let lab = io::read_labels(labels)?;
+    if img.grid.dims != lab.grid.dims {
         return Err(bad(format!(
             "--real-image is {:?} voxels but --real-labels {:?}",
-            image.grid.dims, labels.grid.dims
+            img.grid.dims, lab.grid.dims
         )));
     }
-    let text = io::bounded::read_text(
-        a.real_names,
-        io::bounded::SMALL_TEXT_BYTES,
-        "label-name table",
-    )?;
-    let names = import::parse_names_file(&text)
-        .map_err(|e| bad(format!("{}: {e}", a.real_names.display())))?;
-    let (mapped, _) = import::import_labels(&labels, &names, &labels.grid.clone());
-    Ok((image, mapped))
+    let text = io::bounded::read_text(names, io::bounded::SMALL_TEXT_BYTES, "label-name table")?;
+    let table =
+        import::parse_names_file(&text).map_err(|e| bad(format!("{}: {e}", names.display())))?;
+    let (mapped, report) = import::import_labels(&lab, &table, &lab.grid.clone());
+    Ok((img, mapped, report))
 }
 
 fn mask_of(labels: &Volume<u16>, ids: &[u16]) -> Vec<bool> {
@@ -287,7 +290,7 @@ fn mean(v: &[f64]) -> f64 {
 
 /// Computes the rows and writes `fidelity.json` and `report.md` into `out`.
 pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
-    let (real_img, real_lab) = real_maps(a)?;
+    let (real_img, real_lab, _) = real_maps(a.real_image, a.real_labels, a.real_names)?;
     let rows = io::read_manifest(&a.run.join("manifest.parquet"))?;
     let arm = match a.arm {
         Some(n) => n.to_string(),

@@ -5,6 +5,8 @@
 //! a cohort's labels, TotalSegmentator's `total` names and other spellings all land on the
 //! same class. Lesions of any kind are one class; organs not listed are background.
 
+use std::sync::OnceLock;
+
 use synthcohort::anatomy::{import, ontology};
 use synthcohort::generate::ldm::LESION_CLASS;
 
@@ -23,8 +25,13 @@ pub const CLASSES: [&str; 9] = [
 pub const N_CLASSES: usize = CLASSES.len();
 pub const LESION: u8 = 8;
 
-/// Class of each ontology label id (lesion ids → lesion).
-pub fn class_of_ontology_ids() -> Vec<u8> {
+/// Class of each ontology label id (lesion ids → lesion), built once.
+pub fn class_of_ontology_ids() -> &'static [u8] {
+    static LUT: OnceLock<Vec<u8>> = OnceLock::new();
+    LUT.get_or_init(build_lut)
+}
+
+fn build_lut() -> Vec<u8> {
     let mut lut = vec![0u8; u16::MAX as usize + 1];
     for (c, group) in CLASSES.iter().enumerate().skip(1) {
         if c as u8 == LESION {

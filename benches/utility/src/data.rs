@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-use synthcohort::anatomy::import;
-use synthcohort::io;
-use synthcohort::lab::{data as nnunet, LabError};
+use synthcohort::lab::{data as nnunet, fidelity, LabError};
 use synthcohort::volume::Volume;
 
 use crate::classes::{class_of_name, class_of_ontology_ids};
@@ -65,21 +63,7 @@ pub fn painted(case: &Case) -> Case {
 /// A real scan: HU image, label map and its name table (`id name` per line, any spelling
 /// the ontology's import knows: TotalSegmentator `total`/`total_mr`, `Liver`, …).
 pub fn real_case(image: &Path, labels: &Path, names: &Path) -> Result<Case, LabError> {
-    let img = io::read_image(image)?;
-    let lab = io::read_labels(labels)?;
-    if img.grid.dims != lab.grid.dims {
-        return Err(LabError::Input(format!(
-            "{} is {:?} voxels but {} is {:?}",
-            image.display(),
-            img.grid.dims,
-            labels.display(),
-            lab.grid.dims
-        )));
-    }
-    let text = io::bounded::read_text(names, io::bounded::SMALL_TEXT_BYTES, "label-name table")?;
-    let table = import::parse_names_file(&text)
-        .map_err(|e| LabError::Input(format!("{}: {e}", names.display())))?;
-    let (mapped, report) = import::import_labels(&lab, &table, &lab.grid.clone());
+    let (img, mapped, report) = fidelity::real_maps(image, labels, names)?;
     if !report.unmapped.is_empty() {
         eprintln!(
             "note: {} label name(s) of {} are not organs the ontology knows, scored as background: {}",
