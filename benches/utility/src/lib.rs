@@ -3,6 +3,7 @@
 //! the real scan's held-out slices. The binary `utility` runs it; this library holds the
 //! parts, each unit-tested against analytic results.
 
+pub mod arms;
 pub mod classes;
 pub mod data;
 pub mod metrics;

@@ -2,15 +2,18 @@
 //!
 //! Generates the benchmark's cohorts once (procedural on the abdomen atlas with a noise-free
 //! HU arm and a physics CT arm, procedural on the anatomy-independent abdomen phantom, the
-//! shipped diffusion model), trains the same compact 2D UNet with the same budget on each
-//! arm (and on a split of the real scan, and on real + synthetic) for several seeds, and
-//! scores every network on the real scan's held-out slices.
+//! shipped diffusion model; for `--modality mr` the same subjects imaged by the MR
+//! simulator), trains the same compact 2D UNet with the same budget on each arm (and on a
+//! split of the real scan, and on real + synthetic) for several seeds, and scores every
+//! network on the real scan's held-out slices.
 //!
 //!   cargo run --release -p synthcohort-utility -- --out out/utility
+//!   cargo run --release -p synthcohort-utility -- --modality mr --out out/utility-mr
 //!
 //! See benches/utility/README.md for the design and benches/utility/RESULTS.md for the
 //! latest table.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -19,10 +22,11 @@ use clap::Parser;
 use indicatif::MultiProgress;
 use synthcohort::engine::{self, RunOptions};
 use synthcohort::pipeline;
+use synthcohort_utility::arms::{arms as arm_table, pipeline_file, real_defaults, ArmDef, From};
 use synthcohort_utility::data::{cohort_cases, painted, real_case, Case};
 use synthcohort_utility::report::{self, Run};
 use synthcohort_utility::score::{score, split};
-use synthcohort_utility::slices::{slices_of, Canvas, Slice};
+use synthcohort_utility::slices::{slices_of, Canvas, Modality, Slice};
 use synthcohort_utility::train::{predict, train, Budget};
 
 const HERE: &str = env!("CARGO_MANIFEST_DIR");
@@ -30,9 +34,14 @@ const HERE: &str = env!("CARGO_MANIFEST_DIR");
 #[derive(Parser, Debug)]
 #[command(name = "utility", about = "Synthetic-to-real segmentation benchmark")]
 struct Args {
-    /// Output folder: cohorts are generated under `cohorts/` once and reused.
-    #[arg(long, default_value = "out/utility")]
-    out: PathBuf,
+    /// Output folder: cohorts are generated under `cohorts/` once and reused
+    /// [default: out/utility, out/utility-mr for MR].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The real scan's modality and the synthetic arms imaged to match it: CT (HU windows)
+    /// or MR (z-score over the body).
+    #[arg(long, value_enum, default_value_t = Modality::Ct)]
+    modality: Modality,
     /// Seeds per arm (network initialisation and sampling).
     #[arg(long, default_value_t = 3)]
     seeds: u64,
@@ -48,18 +57,21 @@ struct Args {
     /// Subjects used from each cohort.
     #[arg(long, default_value_t = 12)]
     subjects: usize,
-    /// Real CT (HU).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ts_ct_torso_3mm.nii.gz"))]
-    real_image: PathBuf,
-    /// Its label map (any names the ontology knows).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ts_ct_torso_3mm_seg_total.nii.gz"))]
-    real_labels: PathBuf,
-    /// Its name table (`id name` per line).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/ts_total_classes.txt"))]
-    real_names: PathBuf,
-    /// Real slices per block of the interleaved train/score split.
-    #[arg(long, default_value_t = 8)]
-    block: usize,
+    /// Real scan (CT in HU, or MR) [default: the repository's real torso CT, or its real
+    /// abdominal MR for `--modality mr`, both under tests/data].
+    #[arg(long)]
+    real_image: Option<PathBuf>,
+    /// Its label map (any names the ontology knows) [default: its TotalSegmentator labels].
+    #[arg(long)]
+    real_labels: Option<PathBuf>,
+    /// Its name table (`id name` per line) [default: TotalSegmentator's `total` or
+    /// `total_mr` class list].
+    #[arg(long)]
+    real_names: Option<PathBuf>,
+    /// Real slices per block of the interleaved train/score split [default: 8 for CT, 5 for
+    /// the 20-slice MR].
+    #[arg(long)]
+    block: Option<usize>,
     /// Networks trained at once.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
@@ -77,12 +89,37 @@ struct Args {
     bench: bool,
 }
 
-/// A cohort the benchmark generates: pipeline file and folder name.
-const COHORTS: [(&str, &str); 3] = [
-    ("procedural", "procedural_atlas.yaml"),
-    ("phantom", "phantom.yaml"),
-    ("diffusion", "diffusion.yaml"),
-];
+/// The arguments with every modality-dependent default filled in.
+struct Resolved {
+    out: PathBuf,
+    real_image: PathBuf,
+    real_labels: PathBuf,
+    real_names: PathBuf,
+    block: usize,
+}
+
+fn resolve(a: &Args) -> Resolved {
+    let (files, block) = real_defaults(a.modality);
+    // Shown relative to the working directory where it lies under it (reports stay
+    // machine-independent when run from the repository).
+    let data = Path::new(HERE).join("../../tests/data");
+    let data = std::fs::canonicalize(&data).unwrap_or(data);
+    let data = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| data.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or(data);
+    let or = |given: &Option<PathBuf>, file: &str| given.clone().unwrap_or_else(|| data.join(file));
+    Resolved {
+        out: a.out.clone().unwrap_or_else(|| match a.modality {
+            Modality::Ct => "out/utility".into(),
+            Modality::Mr => "out/utility-mr".into(),
+        }),
+        real_image: or(&a.real_image, files[0]),
+        real_labels: or(&a.real_labels, files[1]),
+        real_names: or(&a.real_names, files[2]),
+        block: a.block.unwrap_or(block),
+    }
+}
 
 fn cohort(out: &Path, name: &str, file: &str, subjects: usize) -> Result<PathBuf, String> {
     let dir = out.join("cohorts").join(name);
@@ -108,11 +145,11 @@ fn all(v: &[Slice]) -> Vec<&Slice> {
     v.iter().collect()
 }
 
-fn slices(cases: &[Case], c: Canvas) -> Vec<Slice> {
+fn slices(cases: &[Case], c: Canvas, m: Modality) -> Vec<Slice> {
     cases
         .iter()
         .enumerate()
-        .flat_map(|(i, case)| slices_of(&case.image, &case.classes, i, c))
+        .flat_map(|(i, case)| slices_of(&case.image, &case.classes, i, c, m))
         .collect()
 }
 
@@ -222,119 +259,87 @@ fn main() -> ExitCode {
 fn run(a: Args) -> Result<(), String> {
     let started = Instant::now();
     let c = Canvas::default();
+    let m = a.modality;
+    let r = resolve(&a);
     let budget = Budget {
         steps: a.steps,
         batch: a.batch,
         width: a.width,
         ..Budget::default()
     };
-    if a.block < 3 {
+    if r.block < 3 {
         // Each block gives up its first and last slice as a gap between the sets.
         return Err(format!(
             "--block {}: blocks need at least 3 slices (the first and last are left out)",
-            a.block
+            r.block
         ));
     }
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    let wanted = |arm: &str| a.arms.is_empty() || a.arms.iter().any(|x| x == arm);
+    std::fs::create_dir_all(&r.out).map_err(|e| format!("{}: {e}", r.out.display()))?;
+    let defs = arm_table(m);
+    if let Some(x) = a
+        .arms
+        .iter()
+        .find(|x| !defs.iter().any(|d| d.name == x.as_str()))
+    {
+        let names: Vec<&str> = defs.iter().map(|d| d.name).collect();
+        return Err(format!(
+            "--arms: no arm `{x}` for --modality {m:?}; arms: {}",
+            names.join(", ")
+        ));
+    }
+    let defs: Vec<&ArmDef> = defs
+        .iter()
+        .filter(|d| a.arms.is_empty() || a.arms.iter().any(|x| x == d.name))
+        .collect();
 
     let real =
-        real_case(&a.real_image, &a.real_labels, &a.real_names).map_err(|e| e.to_string())?;
+        real_case(&r.real_image, &r.real_labels, &r.real_names).map_err(|e| e.to_string())?;
     let real_dz = real.image.grid.spacing_mm[2];
     let real_nz = real.image.grid.dims[2];
-    let real_slices = slices_of(&real.image, &real.classes, 0, c);
-    let (real_train, real_test) = split(&real_slices, a.block);
+    let real_slices = slices_of(&real.image, &real.classes, 0, c, m);
+    let (real_train, real_test) = split(&real_slices, r.block);
     eprintln!(
         "real scan {}: {} slices, {} train / {} scored (interleaved blocks of {})",
         real.name,
         real_nz,
         real_train.len(),
         real_test.len(),
-        a.block
+        r.block
     );
 
-    let load = |name: &str, arm: &str| -> Result<Vec<Case>, String> {
-        let (_, file) = COHORTS.iter().find(|x| x.0 == name).expect("known cohort");
-        let dir = cohort(&a.out, name, file, a.subjects)?;
-        cohort_cases(&dir, arm, a.subjects).map_err(|e| e.to_string())
-    };
-    let need_proc = [
-        "painter",
-        "procedural_hu",
-        "procedural_ct",
-        "real_plus_procedural",
-    ]
-    .iter()
-    .any(|x| wanted(x));
-    let proc_hu = if need_proc {
-        load("procedural", "object")?
-    } else {
-        vec![]
-    };
-    let proc_ct = if wanted("procedural_ct") {
-        load("procedural", "ct")?
-    } else {
-        vec![]
-    };
-    let phantom = if wanted("phantom_hu") {
-        load("phantom", "object")?
-    } else {
-        vec![]
-    };
-    let diffusion = if wanted("diffusion_hu") {
-        load("diffusion", "object")?
-    } else {
-        vec![]
-    };
-    let painter: Vec<Case> = if wanted("painter") {
-        proc_hu.iter().map(painted).collect()
-    } else {
-        vec![]
-    };
-    let s_painter = slices(&painter, c);
-    let s_proc_hu = slices(&proc_hu, c);
-    let s_proc_ct = slices(&proc_ct, c);
-    let s_phantom = slices(&phantom, c);
-    let s_diffusion = slices(&diffusion, c);
-
-    let mut arms: Vec<Arm> = vec![
-        (
-            "painter".into(),
-            "atlas labels, each label painted with its mean HU (no texture, no noise)".into(),
-            vec![all(&s_painter)],
-        ),
-        (
-            "procedural_hu".into(),
-            "atlas subjects, procedural renderer, noise-free HU map".into(),
-            vec![all(&s_proc_hu)],
-        ),
-        (
-            "procedural_ct".into(),
-            "the same subjects imaged by the CT simulator (120 kVp, FBP)".into(),
-            vec![all(&s_proc_ct)],
-        ),
-        (
-            "phantom_hu".into(),
-            "procedural abdomen phantom (no real anatomy), noise-free HU map".into(),
-            vec![all(&s_phantom)],
-        ),
-        (
-            "diffusion_hu".into(),
-            "shipped diffusion model ct-thorax on the thorax phantom".into(),
-            vec![all(&s_diffusion)],
-        ),
-        (
-            "real".into(),
-            "the real scan's training blocks".into(),
-            vec![real_train.clone()],
-        ),
-        (
-            "real_plus_procedural".into(),
-            "real training blocks + procedural_hu, half the draws each".into(),
-            vec![real_train.clone(), all(&s_proc_hu)],
-        ),
-    ];
-    arms.retain(|(n, _, s)| wanted(n) && s.iter().all(|x| !x.is_empty()));
+    // Every synthetic source the chosen arms need, loaded (and generated) once.
+    let mut synthetic: HashMap<From, Vec<Slice>> = HashMap::new();
+    for from in defs.iter().flat_map(|d| d.from.iter().copied()) {
+        let (From::Cohort(name, arm) | From::Painted(name, arm)) = from else {
+            continue;
+        };
+        if synthetic.contains_key(&from) {
+            continue;
+        }
+        let file = pipeline_file(name).expect("arms name known cohorts");
+        let dir = cohort(&r.out, name, file, a.subjects)?;
+        let cases = cohort_cases(&dir, arm, a.subjects).map_err(|e| e.to_string())?;
+        let cases = match from {
+            From::Painted(..) => cases.iter().map(painted).collect(),
+            _ => cases,
+        };
+        synthetic.insert(from, slices(&cases, c, m));
+    }
+    let arms: Vec<Arm> = defs
+        .iter()
+        .map(|d| {
+            let sources = d
+                .from
+                .iter()
+                .map(|f| match f {
+                    From::RealTrain => real_train.clone(),
+                    _ => all(&synthetic[f]),
+                })
+                .collect();
+            (d.name.to_string(), d.trained_on.to_string(), sources)
+        })
+        .filter(|(_, _, s): &Arm| s.iter().all(|x| !x.is_empty()))
+        .collect();
     if arms.is_empty() {
         return Err("no arm to run (check --arms)".into());
     }
@@ -362,7 +367,7 @@ fn run(a: Args) -> Result<(), String> {
     let jobs: Vec<(u64, usize)> = (0..a.seeds)
         .flat_map(|seed| (0..arms.len()).map(move |i| (seed, i)))
         .collect();
-    let runs_dir = a.out.join("runs");
+    let runs_dir = r.out.join("runs");
     let run_file = |seed: u64, i: usize| runs_dir.join(format!("{}-seed{seed}.json", arms[i].0));
     let n_workers = a.jobs.max(1);
     let scored = Scored {
@@ -390,7 +395,7 @@ fn run(a: Args) -> Result<(), String> {
     }
     // A report rewritten from `runs/` keeps the time the benchmark took.
     let elapsed_s = if a.report_only {
-        std::fs::read(a.out.join("report.json"))
+        std::fs::read(r.out.join("report.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| v["elapsed_s"].as_f64())
@@ -412,6 +417,7 @@ fn run(a: Args) -> Result<(), String> {
     }
     write_report(
         &a,
+        &r,
         &runs,
         &arm_list,
         budget,
@@ -423,11 +429,11 @@ fn run(a: Args) -> Result<(), String> {
     )?;
     let mut panels: Vec<&[u8]> = vec![&shown.y];
     panels.extend(shown_pred.iter().map(|p| p.as_slice()));
-    report::picture(&a.out.join("prediction.png"), shown, &panels, c).map_err(|e| e.to_string())?;
+    report::picture(&r.out.join("prediction.png"), shown, &panels, c).map_err(|e| e.to_string())?;
     eprintln!(
         "done in {:.1} min: {}",
         started.elapsed().as_secs_f64() / 60.0,
-        a.out.join("report.md").display()
+        r.out.join("report.md").display()
     );
     Ok(())
 }
@@ -435,6 +441,7 @@ fn run(a: Args) -> Result<(), String> {
 #[allow(clippy::too_many_arguments)]
 fn write_report(
     a: &Args,
+    r: &Resolved,
     runs: &[Run],
     arms: &[(String, String)],
     budget: Budget,
@@ -445,12 +452,13 @@ fn write_report(
     elapsed_s: f64,
 ) -> Result<(), String> {
     let json = serde_json::json!({
-        "real_image": a.real_image,
-        "real_labels": a.real_labels,
+        "modality": a.modality,
+        "real_image": r.real_image,
+        "real_labels": r.real_labels,
         "real_slices": real.image.grid.dims[2],
         "real_train_slices": n_train,
         "real_scored_slices": n_test,
-        "split_block": a.block,
+        "split_block": r.block,
         "budget": budget,
         "canvas": c,
         "seeds": a.seeds,
@@ -461,8 +469,8 @@ fn write_report(
         "runs": runs,
     });
     let write = |name: &str, bytes: &[u8]| {
-        std::fs::write(a.out.join(name), bytes)
-            .map_err(|e| format!("{}: {e}", a.out.join(name).display()))
+        std::fs::write(r.out.join(name), bytes)
+            .map_err(|e| format!("{}: {e}", r.out.join(name).display()))
     };
     write(
         "report.json",
@@ -475,14 +483,14 @@ fn write_report(
         "# Synthetic-to-real segmentation benchmark\n\n\
          Real scan: `{}` ({} slices of {:.1} mm; {} training / {} scored slices, interleaved blocks of {} with one slice between sets left out). \
          Network: 2D UNet, width {}, {} steps × batch {}, Adam lr {} with cosine decay, on a {}×{} canvas of {} mm; {} seed(s) per arm; {} subjects per cohort. \
-         Scores in 3D on the scored slices at the canvas's in-plane spacing. {:.1} min in all.\n\n\
-         `prediction.png`: a scored real slice — CT, true labels, then {} (seed 0). Colours: {}.\n",
-        a.real_image.display(),
+         Intensities: {}. Scores in 3D on the scored slices at the canvas's in-plane spacing. {:.1} min in all.\n\n\
+         `prediction.png`: a scored real slice — {}, true labels, then {} (seed 0). Colours: {}.\n",
+        r.real_image.display(),
         real.image.grid.dims[2],
         real.image.grid.spacing_mm[2],
         n_train,
         n_test,
-        a.block,
+        r.block,
         budget.width,
         budget.steps,
         budget.batch,
@@ -492,7 +500,15 @@ fn write_report(
         c.spacing_mm,
         a.seeds,
         a.subjects,
+        match a.modality {
+            Modality::Ct => "two HU windows (−1000…1000; W 400 / L 40)",
+            Modality::Mr => "per volume, a z-score over the body clipped at ±3 SD and the body's 0.5–99.5th percentiles onto [−1, 1]",
+        },
         elapsed_s / 60.0,
+        match a.modality {
+            Modality::Ct => "CT (soft-tissue window)",
+            Modality::Mr => "MR (body percentile window)",
+        },
         order.join(", "),
         report::legend()
     );

@@ -2,9 +2,12 @@
 //! spacing) is resampled in-plane to the canvas spacing and centred on its body, so the
 //! network sees the same physical scale whatever the source's spacing.
 //!
-//! CT intensity handling as a user would set it: two windows as two channels, a wide one
-//! (−1000…1000 HU, lungs and bone) and a soft-tissue one (W 400 / L 40), each scaled to
-//! about [−1, 1].
+//! Intensity handling as a user would set it, two channels in about [−1, 1]:
+//! - CT: two windows, a wide one (−1000…1000 HU, lungs and bone) and a soft-tissue one
+//!   (W 400 / L 40);
+//! - MR (arbitrary units, scanner- and subject-dependent): a z-score over the body, clipped
+//!   at ±3 SD (nnU-Net's MR scheme), and the body's 0.5–99.5th percentiles mapped onto
+//!   [−1, 1] (TorchIO's `RescaleIntensity` with percentiles).
 
 use synthcohort::volume::Volume;
 
@@ -32,6 +35,150 @@ pub const CHANNELS: usize = 2;
 const OUTSIDE_HU: f32 = -1024.0;
 /// Body threshold for centring, HU.
 const BODY_HU: f32 = -500.0;
+/// MR body threshold as a fraction of the volume's 99th percentile: air and noise sit far
+/// below it; dark tissue inside the body (fluid, spleen on T1) is taken in by the hole fill.
+const BODY_MR_FRACTION: f32 = 0.1;
+
+/// What kind of image a volume is, which sets its intensity handling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Modality {
+    /// CT in HU.
+    Ct,
+    /// MR magnitude, arbitrary units.
+    Mr,
+}
+
+/// How one volume's values become the network's channels.
+#[derive(Clone, Copy, Debug)]
+enum Norm {
+    Hu,
+    /// z-score and percentile window over the body.
+    Mr {
+        mean: f32,
+        sd: f32,
+        lo: f32,
+        hi: f32,
+    },
+}
+
+impl Norm {
+    fn channels(self, v: f32) -> [f32; CHANNELS] {
+        match self {
+            Norm::Hu => normalise_hu(v),
+            Norm::Mr { mean, sd, lo, hi } => [
+                ((v - mean) / sd).clamp(-3.0, 3.0) / 3.0,
+                ((v.clamp(lo, hi) - lo) / (hi - lo)) * 2.0 - 1.0,
+            ],
+        }
+    }
+}
+
+/// A volume's centre, fill value for the canvas outside its grid, and normalisation.
+struct Prepared {
+    centre: [f64; 2],
+    outside: f32,
+    norm: Norm,
+}
+
+fn prepare(img: &Volume<f32>, modality: Modality) -> Prepared {
+    match modality {
+        Modality::Ct => Prepared {
+            centre: body_centre(img, BODY_HU),
+            outside: OUTSIDE_HU,
+            norm: Norm::Hu,
+        },
+        Modality::Mr => {
+            let mut all: Vec<f32> = img.data.iter().copied().filter(|v| v.is_finite()).collect();
+            let threshold = BODY_MR_FRACTION * percentile(&mut all, 0.99);
+            let body = body_mask(img, threshold);
+            let mut inside: Vec<f32> = img
+                .data
+                .iter()
+                .zip(&body)
+                .filter(|(_, &b)| b)
+                .map(|(&v, _)| v)
+                .collect();
+            let mut outside: Vec<f32> = img
+                .data
+                .iter()
+                .zip(&body)
+                .filter(|(_, &b)| !b)
+                .map(|(&v, _)| v)
+                .collect();
+            let n = inside.len().max(1) as f64;
+            let mean = inside.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let var = inside
+                .iter()
+                .map(|&v| (v as f64 - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            let sd = (var.sqrt() as f32).max(f32::EPSILON);
+            let lo = percentile(&mut inside, 0.005);
+            let hi = percentile(&mut inside, 0.995).max(lo + f32::EPSILON);
+            Prepared {
+                centre: body_centre(img, threshold),
+                outside: if outside.is_empty() {
+                    lo
+                } else {
+                    percentile(&mut outside, 0.5)
+                },
+                norm: Norm::Mr {
+                    mean: mean as f32,
+                    sd,
+                    lo,
+                    hi,
+                },
+            }
+        }
+    }
+}
+
+/// The q-quantile (nearest rank) of `v`, reordering it; 0 for an empty slice.
+fn percentile(v: &mut [f32], q: f64) -> f32 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let k = ((v.len() - 1) as f64 * q).round() as usize;
+    *v.select_nth_unstable_by(k, |a, b| a.total_cmp(b)).1
+}
+
+/// Body voxels: above `threshold`, or enclosed in their axial slice by voxels above it
+/// (everything not reachable from the slice's border through voxels at or below it).
+fn body_mask(img: &Volume<f32>, threshold: f32) -> Vec<bool> {
+    let [nx, ny, nz] = img.grid.dims;
+    let plane = nx * ny;
+    let mut body = vec![true; img.data.len()];
+    let mut stack = Vec::new();
+    for k in 0..nz {
+        let im = &img.data[k * plane..(k + 1) * plane];
+        let b = &mut body[k * plane..(k + 1) * plane];
+        let border = (0..nx)
+            .flat_map(|i| [i, (ny - 1) * nx + i])
+            .chain((0..ny).flat_map(|j| [j * nx, j * nx + nx - 1]));
+        stack.extend(border.filter(|&p| im[p] <= threshold));
+        while let Some(p) = stack.pop() {
+            if !b[p] || im[p] > threshold {
+                continue;
+            }
+            b[p] = false;
+            let (i, j) = (p % nx, p / nx);
+            if i > 0 {
+                stack.push(p - 1);
+            }
+            if i + 1 < nx {
+                stack.push(p + 1);
+            }
+            if j > 0 {
+                stack.push(p - nx);
+            }
+            if j + 1 < ny {
+                stack.push(p + nx);
+            }
+        }
+    }
+    body
+}
 
 /// One axial slice: `CHANNELS` normalised planes and the class of each pixel.
 #[derive(Clone, Debug)]
@@ -51,13 +198,13 @@ pub fn normalise_hu(hu: f32) -> [f32; CHANNELS] {
     ]
 }
 
-/// In-plane centre of the body (voxels above −500 HU) over the whole volume, in voxel units;
-/// the grid's centre when nothing is above the threshold.
-fn body_centre(img: &Volume<f32>) -> [f64; 2] {
+/// In-plane centre of the body (voxels above `threshold`) over the whole volume, in voxel
+/// units; the grid's centre when nothing is above the threshold.
+fn body_centre(img: &Volume<f32>, threshold: f32) -> [f64; 2] {
     let [nx, ny, _] = img.grid.dims;
     let (mut lo, mut hi) = ([usize::MAX; 2], [0usize; 2]);
     for (idx, &v) in img.data.iter().enumerate() {
-        if v > BODY_HU {
+        if v > threshold {
             let (i, j) = (idx % nx, (idx / nx) % ny);
             lo = [lo[0].min(i), lo[1].min(j)];
             hi = [hi[0].max(i), hi[1].max(j)];
@@ -69,16 +216,23 @@ fn body_centre(img: &Volume<f32>) -> [f64; 2] {
     [(lo[0] + hi[0]) as f64 / 2.0, (lo[1] + hi[1]) as f64 / 2.0]
 }
 
-/// Every axial slice of `img` (HU) with its classes `cls` (same grid), on the canvas:
-/// bilinear for the image, nearest for the classes.
-pub fn slices_of(img: &Volume<f32>, cls: &Volume<u8>, source: usize, c: Canvas) -> Vec<Slice> {
+/// Every axial slice of `img` with its classes `cls` (same grid), on the canvas: bilinear
+/// for the image, nearest for the classes, intensities normalised as `modality` sets.
+pub fn slices_of(
+    img: &Volume<f32>,
+    cls: &Volume<u8>,
+    source: usize,
+    c: Canvas,
+    modality: Modality,
+) -> Vec<Slice> {
     assert_eq!(
         img.grid.dims, cls.grid.dims,
         "image and classes on one grid"
     );
     let [nx, ny, nz] = img.grid.dims;
     let [sx, sy, _] = img.grid.spacing_mm;
-    let centre = body_centre(img);
+    let prep = prepare(img, modality);
+    let centre = prep.centre;
     // Canvas pixel → source voxel coordinates (fractional).
     let to_src = |u: usize, v: usize| {
         let dx = (u as f64 - (c.nx as f64 - 1.0) / 2.0) * c.spacing_mm;
@@ -96,12 +250,12 @@ pub fn slices_of(img: &Volume<f32>, cls: &Volume<u8>, source: usize, c: Canvas) 
                 for u in 0..c.nx {
                     let (fx, fy) = to_src(u, v);
                     let p = v * c.nx + u;
-                    let hu = bilinear(im, nx, ny, fx, fy);
+                    let value = bilinear(im, nx, ny, fx, fy, prep.outside);
                     let (ri, rj) = (fx.round(), fy.round());
                     if ri >= 0.0 && rj >= 0.0 && (ri as usize) < nx && (rj as usize) < ny {
                         y[p] = lb[rj as usize * nx + ri as usize];
                     }
-                    for (ch, val) in normalise_hu(hu).into_iter().enumerate() {
+                    for (ch, val) in prep.norm.channels(value).into_iter().enumerate() {
                         x[ch * c.nx * c.ny + p] = val;
                     }
                 }
@@ -111,10 +265,10 @@ pub fn slices_of(img: &Volume<f32>, cls: &Volume<u8>, source: usize, c: Canvas) 
         .collect()
 }
 
-/// Bilinear sample of a plane at fractional voxel (fx, fy); air outside it.
-fn bilinear(im: &[f32], nx: usize, ny: usize, fx: f64, fy: f64) -> f32 {
+/// Bilinear sample of a plane at fractional voxel (fx, fy); `outside` outside it.
+fn bilinear(im: &[f32], nx: usize, ny: usize, fx: f64, fy: f64, outside: f32) -> f32 {
     if fx < 0.0 || fy < 0.0 || fx > (nx - 1) as f64 || fy > (ny - 1) as f64 {
-        return OUTSIDE_HU;
+        return outside;
     }
     let (i0, j0) = (fx.floor() as usize, fy.floor() as usize);
     let (i1, j1) = ((i0 + 1).min(nx - 1), (j0 + 1).min(ny - 1));
@@ -148,7 +302,7 @@ mod tests {
                 }
             }
         }
-        let s = slices_of(&img, &cls, 0, Canvas::default());
+        let s = slices_of(&img, &cls, 0, Canvas::default(), Modality::Ct);
         assert_eq!(s.len(), 2);
         let c = Canvas::default();
         let inside: usize = s[0].y.iter().map(|&v| v as usize).sum();
@@ -175,5 +329,62 @@ mod tests {
         let p = (c.ny / 2) * c.nx + c.nx / 2;
         assert!((s[0].x[p] - 0.1).abs() < 1e-4);
         assert!((s[0].x[c.nx * c.ny + p] - 0.3).abs() < 1e-4);
+    }
+
+    /// An MR body of two halves (200 and 400 a.u.) around a dark 10 a.u. cyst, in air of
+    /// 5 a.u.: the cyst belongs to the body (hole fill), the z-score uses the body's mean and
+    /// SD (analytic from the three areas), and the percentile window spans the body.
+    #[test]
+    fn mr_z_score_over_the_filled_body() {
+        let (n, nz) = (60, 2);
+        let grid = Grid::centered([n, n, nz], [4.0, 4.0, 4.0]);
+        let mut img = Volume::filled(grid.clone(), 5.0f32);
+        let cls = Volume::filled(grid, 0u8);
+        let (mut a, mut b, mut cyst) = (0usize, 0usize, 0usize);
+        for k in 0..nz {
+            for j in 10..50 {
+                for i in 10..50 {
+                    let v = if (20..26).contains(&i) && (20..26).contains(&j) {
+                        cyst += 1;
+                        10.0
+                    } else if i < 30 {
+                        a += 1;
+                        200.0
+                    } else {
+                        b += 1;
+                        400.0
+                    };
+                    img.set(i, j, k, v);
+                }
+            }
+        }
+        let total = (a + b + cyst) as f64;
+        let mean = (200.0 * a as f64 + 400.0 * b as f64 + 10.0 * cyst as f64) / total;
+        let var = (a as f64 * (200.0 - mean).powi(2)
+            + b as f64 * (400.0 - mean).powi(2)
+            + cyst as f64 * (10.0 - mean).powi(2))
+            / total;
+        let z = |v: f64| ((v - mean) / var.sqrt()).clamp(-3.0, 3.0) / 3.0;
+        let c = Canvas::default();
+        let s = slices_of(&img, &cls, 0, c, Modality::Mr);
+        // Canvas pixel of source voxel (i, j): the body's box is centred on the canvas.
+        let centre = 29.5;
+        let at = |i: usize, j: usize| {
+            let u = ((i as f64 - centre) * 4.0 / c.spacing_mm + (c.nx as f64 - 1.0) / 2.0).round();
+            let v = ((j as f64 - centre) * 4.0 / c.spacing_mm + (c.ny as f64 - 1.0) / 2.0).round();
+            v as usize * c.nx + u as usize
+        };
+        // Sample well inside each region so bilinear blending does not reach a border.
+        for (i, j, v) in [(15, 40, 200.0), (44, 40, 400.0)] {
+            let got = s[0].x[at(i, j)] as f64;
+            assert!((got - z(v)).abs() < 1e-3, "z({v}) = {got}, want {}", z(v));
+        }
+        // The window: the body's 99.5th percentile (400) maps to 1, its 0.5th (the cyst, 10,
+        // 1.4 % of the body) to −1.
+        assert!((s[0].x[c.nx * c.ny + at(44, 40)] - 1.0).abs() < 1e-5);
+        assert!((s[0].x[c.nx * c.ny + at(22, 22)] + 1.0).abs() < 1e-3);
+        // Air outside the grid reads the air level, not zero: the outermost canvas column is
+        // beyond the 240 mm grid and equals the air z-score.
+        assert!((s[0].x[0] as f64 - z(5.0)).abs() < 1e-3);
     }
 }
