@@ -5,6 +5,7 @@
 
 pub mod arms;
 pub mod classes;
+pub mod contrast;
 pub mod data;
 pub mod metrics;
 pub mod report;

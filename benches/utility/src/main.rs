@@ -23,6 +23,8 @@ use indicatif::MultiProgress;
 use synthcohort::engine::{self, RunOptions};
 use synthcohort::pipeline;
 use synthcohort_utility::arms::{arms as arm_table, pipeline_file, real_defaults, ArmDef, From};
+use synthcohort_utility::classes::CLASSES;
+use synthcohort_utility::contrast;
 use synthcohort_utility::data::{cohort_cases, painted, real_case, Case};
 use synthcohort_utility::report::{self, Run};
 use synthcohort_utility::score::{score, split};
@@ -427,6 +429,46 @@ fn run(a: Args) -> Result<(), String> {
         real_test.len(),
         elapsed_s,
     )?;
+    // Channel 0 of every class, real scored slices first, then each arm's training slices.
+    let mut contrast_rows = vec![(
+        "real (scored slices)".to_string(),
+        contrast::class_means(&real_test, c, 0),
+    )];
+    for (name, _, sources) in &arms {
+        let set: Vec<&Slice> = sources.iter().flatten().copied().collect();
+        contrast_rows.push((name.clone(), contrast::class_means(&set, c, 0)));
+    }
+    let contrast_md = contrast::markdown(
+        &contrast_rows,
+        match m {
+            Modality::Ct => "mean of channel 0 (HU ÷ 1000, −1000…1000)",
+            Modality::Mr => "mean of channel 0 (body z-score ÷ 3)",
+        },
+    );
+    let mut md = std::fs::read_to_string(r.out.join("report.md")).map_err(|e| e.to_string())?;
+    md.push_str(
+        "\nEach class's mean normalised intensity on the real scored slices and in each arm's training slices: the gap a network trained on that arm must transfer across.\n",
+    );
+    md.push_str(&contrast_md);
+    std::fs::write(r.out.join("report.md"), md).map_err(|e| e.to_string())?;
+    let json_path = r.out.join("report.json");
+    let mut json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&json_path).map_err(|e| format!("{}: {e}", json_path.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", json_path.display()))?;
+    json["class_means_channel0"] = contrast_rows
+        .iter()
+        .map(|(n, means)| {
+            let by_class: serde_json::Map<_, _> = CLASSES
+                .iter()
+                .zip(means)
+                .filter_map(|(k, m)| m.map(|m| (k.to_string(), m.into())))
+                .collect();
+            serde_json::json!({"set": n, "means": by_class})
+        })
+        .collect();
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&json).expect("json"))
+        .map_err(|e| format!("{}: {e}", json_path.display()))?;
     let mut panels: Vec<&[u8]> = vec![&shown.y];
     panels.extend(shown_pred.iter().map(|p| p.as_slice()));
     report::picture(&r.out.join("prediction.png"), shown, &panels, c).map_err(|e| e.to_string())?;

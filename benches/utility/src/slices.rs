@@ -7,7 +7,9 @@
 //!   (W 400 / L 40);
 //! - MR (arbitrary units, scanner- and subject-dependent): a z-score over the body, clipped
 //!   at ±3 SD (nnU-Net's MR scheme), and the body's 0.5–99.5th percentiles mapped onto
-//!   [−1, 1] (TorchIO's `RescaleIntensity` with percentiles).
+//!   [−1, 1] (TorchIO's `RescaleIntensity` with percentiles). The body: voxels above 10 % of
+//!   the robust intensity range (2nd–98th percentile of an in-plane 3 × 3 mean), air
+//!   speckles dropped, holes filled slice by slice.
 
 use synthcohort::volume::Volume;
 
@@ -35,9 +37,9 @@ pub const CHANNELS: usize = 2;
 const OUTSIDE_HU: f32 = -1024.0;
 /// Body threshold for centring, HU.
 const BODY_HU: f32 = -500.0;
-/// MR body threshold as a fraction of the volume's 99th percentile: air and noise sit far
-/// below it; dark tissue inside the body (fluid, spleen on T1) is taken in by the hole fill.
-const BODY_MR_FRACTION: f32 = 0.1;
+/// MR body threshold: this fraction of the robust range (2nd–98th percentile) above its
+/// low end, as FSL's BET sets its brain/background threshold.
+const BODY_MR_FRACTION: f64 = 0.1;
 
 /// What kind of image a volume is, which sets its intensity handling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -84,14 +86,31 @@ struct Prepared {
 fn prepare(img: &Volume<f32>, modality: Modality) -> Prepared {
     match modality {
         Modality::Ct => Prepared {
-            centre: body_centre(img, BODY_HU),
+            centre: mask_centre(img.data.iter().map(|&v| v > BODY_HU), img.grid.dims),
             outside: OUTSIDE_HU,
             norm: Norm::Hu,
         },
         Modality::Mr => {
-            let mut all: Vec<f32> = img.data.iter().copied().filter(|v| v.is_finite()).collect();
-            let threshold = BODY_MR_FRACTION * percentile(&mut all, 0.99);
-            let body = body_mask(img, threshold);
+            // Magnitude noise in air (Rician) reaches well above zero in a low-SNR image, so
+            // the threshold comes from an in-plane 3×3 mean (noise SD a third), and a voxel
+            // above it counts as body only where its neighbourhood is too (no air speckles);
+            // dark tissue inside the body (fluid, spleen on T1) is taken in by the hole fill.
+            let smooth = box3(img);
+            let mut sorted: Vec<f32> = smooth
+                .data
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .collect();
+            let p2 = percentile(&mut sorted, 0.02);
+            let p98 = percentile(&mut sorted, 0.98);
+            let threshold = p2 + (BODY_MR_FRACTION * (p98 - p2) as f64) as f32;
+            let mut body = body_mask(img, threshold);
+            for ((b, &v), &sm) in body.iter_mut().zip(&img.data).zip(&smooth.data) {
+                if v > threshold && sm <= threshold {
+                    *b = false;
+                }
+            }
             let mut inside: Vec<f32> = img
                 .data
                 .iter()
@@ -117,7 +136,7 @@ fn prepare(img: &Volume<f32>, modality: Modality) -> Prepared {
             let lo = percentile(&mut inside, 0.005);
             let hi = percentile(&mut inside, 0.995).max(lo + f32::EPSILON);
             Prepared {
-                centre: body_centre(img, threshold),
+                centre: mask_centre(body.iter().copied(), img.grid.dims),
                 outside: if outside.is_empty() {
                     lo
                 } else {
@@ -132,6 +151,29 @@ fn prepare(img: &Volume<f32>, modality: Modality) -> Prepared {
             }
         }
     }
+}
+
+/// In-plane 3 × 3 mean of every slice (over the neighbours inside the grid at its edges).
+fn box3(img: &Volume<f32>) -> Volume<f32> {
+    let [nx, ny, nz] = img.grid.dims;
+    let plane = nx * ny;
+    let mut out = img.clone();
+    for k in 0..nz {
+        let im = &img.data[k * plane..(k + 1) * plane];
+        for j in 0..ny {
+            for i in 0..nx {
+                let (mut sum, mut n) = (0f32, 0f32);
+                for jj in j.saturating_sub(1)..(j + 2).min(ny) {
+                    for ii in i.saturating_sub(1)..(i + 2).min(nx) {
+                        sum += im[jj * nx + ii];
+                        n += 1.0;
+                    }
+                }
+                out.data[k * plane + j * nx + i] = sum / n;
+            }
+        }
+    }
+    out
 }
 
 /// The q-quantile (nearest rank) of `v`, reordering it; 0 for an empty slice.
@@ -198,13 +240,13 @@ pub fn normalise_hu(hu: f32) -> [f32; CHANNELS] {
     ]
 }
 
-/// In-plane centre of the body (voxels above `threshold`) over the whole volume, in voxel
-/// units; the grid's centre when nothing is above the threshold.
-fn body_centre(img: &Volume<f32>, threshold: f32) -> [f64; 2] {
-    let [nx, ny, _] = img.grid.dims;
+/// In-plane centre of the bounding box of the body (`mask`, voxels in volume order) over the
+/// whole volume, in voxel units; the grid's centre for an empty mask.
+fn mask_centre(mask: impl Iterator<Item = bool>, dims: [usize; 3]) -> [f64; 2] {
+    let [nx, ny, _] = dims;
     let (mut lo, mut hi) = ([usize::MAX; 2], [0usize; 2]);
-    for (idx, &v) in img.data.iter().enumerate() {
-        if v > threshold {
+    for (idx, inside) in mask.enumerate() {
+        if inside {
             let (i, j) = (idx % nx, (idx / nx) % ny);
             lo = [lo[0].min(i), lo[1].min(j)];
             hi = [hi[0].max(i), hi[1].max(j)];
@@ -332,8 +374,9 @@ mod tests {
     }
 
     /// An MR body of two halves (200 and 400 a.u.) around a dark 10 a.u. cyst, in air of
-    /// 5 a.u.: the cyst belongs to the body (hole fill), the z-score uses the body's mean and
-    /// SD (analytic from the three areas), and the percentile window spans the body.
+    /// 5 a.u. with bright speckles: the cyst belongs to the body (hole fill), the speckles do
+    /// not, the z-score uses the body's mean and SD (analytic from the three areas), and the
+    /// percentile window spans the body.
     #[test]
     fn mr_z_score_over_the_filled_body() {
         let (n, nz) = (60, 2);
@@ -356,6 +399,12 @@ mod tests {
                     };
                     img.set(i, j, k, v);
                 }
+            }
+        }
+        // Rician-like air speckles far above the threshold: neither body nor centre.
+        for k in 0..nz {
+            for (i, j) in [(2, 2), (4, 2), (2, 4), (6, 6)] {
+                img.set(i, j, k, 300.0);
             }
         }
         let total = (a + b + cyst) as f64;
