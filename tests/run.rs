@@ -277,6 +277,61 @@ fn dry_run_writes_nothing() {
     assert!(!out.exists());
 }
 
+/// The dry run's peak memory (MiB) as printed.
+fn dry_run_mib(pipeline: &std::path::Path, out: &std::path::Path) -> f64 {
+    let o = common::run_ok(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--dry-run",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("memory"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let num: f64 = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    if line.contains("GiB") {
+        num * 1024.0
+    } else {
+        num
+    }
+}
+
+/// The diffusion model's memory is part of the dry run: the same pipeline with the latent
+/// diffusion generator estimates at least the model's weights (their compressed file size,
+/// a lower bound of what sampling holds) more than with the procedural renderer.
+#[test]
+fn dry_run_counts_the_diffusion_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ldm = common::repo("pipelines/ldm_thorax.yaml");
+    let text = std::fs::read_to_string(&ldm).unwrap();
+    assert!(text.contains("kind: latent_diffusion"));
+    let procedural = tmp.path().join("ldm_thorax_procedural.yaml");
+    std::fs::write(
+        &procedural,
+        text.replace("kind: latent_diffusion", "kind: procedural"),
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let with_model = dry_run_mib(&ldm, &out);
+    let without = dry_run_mib(&procedural, &out);
+    let weights_mib = std::fs::metadata(common::repo("models/ct-thorax/weights.mpk.gz"))
+        .unwrap()
+        .len() as f64
+        / (1u64 << 20) as f64;
+    assert!(
+        with_model - without >= weights_mib,
+        "{with_model} MiB with the model, {without} without, weights {weights_mib:.1} MiB"
+    );
+    assert!(!out.exists());
+}
+
 #[test]
 fn real_label_maps_import_by_name_and_take_lesions() {
     let tmp = tempfile::tempdir().unwrap();

@@ -23,7 +23,7 @@ use crate::anatomy::{self, ontology, AnatomyParams, LesionRequest};
 use crate::cohort::{self, CohortPlan, Subject};
 use crate::generate::{self, procedural::Procedural, Generator, LesionTissue, Needs, TissueObject};
 use crate::io::{self, manifest::LesionRow, manifest::ManifestRow, nifti::ImageDtype};
-use crate::pipeline::spec::{Compression, Layout, OutputDtype};
+use crate::pipeline::spec::{Compression, GeneratorKind, Layout, OutputDtype};
 use crate::pipeline::PropertyMap;
 use crate::pipeline::{Protocol, Resolved};
 use crate::rng::{self, Stage};
@@ -225,6 +225,9 @@ pub fn selection(p: &Resolved, opts: &RunOptions) -> Result<Range<u64>, EngineEr
     Ok(sel)
 }
 
+/// Peak memory of the latent diffusion generator per object voxel (see [`estimate`]).
+const LDM_BYTES_PER_VOXEL: u64 = 400;
+
 /// Rough resource needs of a run, for `--dry-run`.
 #[derive(Clone, Debug)]
 pub struct Estimate {
@@ -269,10 +272,19 @@ pub fn estimate(p: &Resolved, opts: &RunOptions) -> Result<Estimate, EngineError
     } else {
         0
     };
+    // The latent diffusion generator's weights and activations (one sampler, behind a lock,
+    // whatever --jobs): measured with `/usr/bin/time -v` on `pipelines/ldm_thorax.yaml`
+    // (`ct-thorax`, 15 steps, --jobs 2) at 64×64×48, 96×96×72 and 128×128×96 objects, the
+    // peak exceeded the rest of this estimate by 352, 512 and 343 bytes an object voxel.
+    let model = if p.spec.generator.kind == GeneratorKind::LatentDiffusion {
+        vox * LDM_BYTES_PER_VOXEL
+    } else {
+        0
+    };
     Ok(Estimate {
         subjects: n,
         voxels_per_subject: vox,
-        peak_memory_bytes: vox * per_voxel * jobs.min(n) + (64 << 20),
+        peak_memory_bytes: vox * per_voxel * jobs.min(n) + model + (64 << 20),
         disk_bytes: n
             * (nnunet * (vox * bytes_img * arms + vox / 4) + dicom_arms * (vox * 2 + vox / 2)),
     })
@@ -353,7 +365,6 @@ fn add_field(n: &mut Needs, field_t: f64) {
 }
 
 fn generator(p: &Resolved) -> Result<Box<dyn Generator>, EngineError> {
-    use crate::pipeline::spec::GeneratorKind;
     let g = &p.spec.generator;
     if g.kind == GeneratorKind::LatentDiffusion {
         let template = p.spec.anatomy.template.name();
