@@ -52,6 +52,21 @@ pub fn markdown(rows: &[(String, Vec<Option<f64>>)], what: &str) -> String {
     s
 }
 
+/// The same rows for `report.json`: `[{"set": name, "means": {class: mean}}]`, absent
+/// classes left out.
+pub fn json(rows: &[(String, Vec<Option<f64>>)]) -> serde_json::Value {
+    rows.iter()
+        .map(|(n, means)| {
+            let by_class: serde_json::Map<_, _> = CLASSES
+                .iter()
+                .zip(means)
+                .filter_map(|(k, m)| m.map(|m| (k.to_string(), m.into())))
+                .collect();
+            serde_json::json!({"set": n, "means": by_class})
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@
 //! See benches/utility/README.md for the design and benches/utility/RESULTS.md for the
 //! latest table.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,7 +24,6 @@ use indicatif::MultiProgress;
 use synthcohort::engine::{self, RunOptions};
 use synthcohort::pipeline;
 use synthcohort_utility::arms::{arms as arm_table, pipeline_file, real_defaults, ArmDef, From};
-use synthcohort_utility::classes::CLASSES;
 use synthcohort_utility::contrast;
 use synthcohort_utility::data::{cohort_cases, painted, real_case, Case};
 use synthcohort_utility::report::{self, Run};
@@ -309,7 +309,9 @@ fn run(a: Args) -> Result<(), String> {
         r.block
     );
 
-    // Every synthetic source the chosen arms need, loaded (and generated) once.
+    // Every synthetic source the chosen arms need, loaded (and generated) once; a cohort arm
+    // that is both a source and the painter's labels is read from disk once.
+    let mut cases: HashMap<(&str, &str), Vec<Case>> = HashMap::new();
     let mut synthetic: HashMap<From, Vec<Slice>> = HashMap::new();
     for from in defs.iter().flat_map(|d| d.from.iter().copied()) {
         let (From::Cohort(name, arm) | From::Painted(name, arm)) = from else {
@@ -318,15 +320,21 @@ fn run(a: Args) -> Result<(), String> {
         if synthetic.contains_key(&from) {
             continue;
         }
-        let file = pipeline_file(name).expect("arms name known cohorts");
-        let dir = cohort(&r.out, name, file, a.subjects)?;
-        let cases = cohort_cases(&dir, arm, a.subjects).map_err(|e| e.to_string())?;
-        let cases = match from {
-            From::Painted(..) => cases.iter().map(painted).collect(),
-            _ => cases,
+        let read = match cases.entry((name, arm)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let file = pipeline_file(name).expect("arms name known cohorts");
+                let dir = cohort(&r.out, name, file, a.subjects)?;
+                e.insert(cohort_cases(&dir, arm, a.subjects).map_err(|e| e.to_string())?)
+            }
         };
-        synthetic.insert(from, slices(&cases, c, m));
+        let s = match from {
+            From::Painted(..) => slices(&read.iter().map(painted).collect::<Vec<_>>(), c, m),
+            _ => slices(read, c, m),
+        };
+        synthetic.insert(from, s);
     }
+    drop(cases);
     let arms: Vec<Arm> = defs
         .iter()
         .map(|d| {
@@ -417,18 +425,6 @@ fn run(a: Args) -> Result<(), String> {
         }
         runs.push(d.run);
     }
-    write_report(
-        &a,
-        &r,
-        &runs,
-        &arm_list,
-        budget,
-        c,
-        &real,
-        real_train.len(),
-        real_test.len(),
-        elapsed_s,
-    )?;
     // Channel 0 of every class, real scored slices first, then each arm's training slices.
     let mut contrast_rows = vec![(
         "real (scored slices)".to_string(),
@@ -438,37 +434,19 @@ fn run(a: Args) -> Result<(), String> {
         let set: Vec<&Slice> = sources.iter().flatten().copied().collect();
         contrast_rows.push((name.clone(), contrast::class_means(&set, c, 0)));
     }
-    let contrast_md = contrast::markdown(
+    write_report(
+        &a,
+        &r,
         &contrast_rows,
-        match m {
-            Modality::Ct => "mean of channel 0 (HU ÷ 1000, −1000…1000)",
-            Modality::Mr => "mean of channel 0 (body z-score ÷ 3)",
-        },
-    );
-    let mut md = std::fs::read_to_string(r.out.join("report.md")).map_err(|e| e.to_string())?;
-    md.push_str(
-        "\nEach class's mean normalised intensity on the real scored slices and in each arm's training slices: the gap a network trained on that arm must transfer across.\n",
-    );
-    md.push_str(&contrast_md);
-    std::fs::write(r.out.join("report.md"), md).map_err(|e| e.to_string())?;
-    let json_path = r.out.join("report.json");
-    let mut json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&json_path).map_err(|e| format!("{}: {e}", json_path.display()))?,
-    )
-    .map_err(|e| format!("{}: {e}", json_path.display()))?;
-    json["class_means_channel0"] = contrast_rows
-        .iter()
-        .map(|(n, means)| {
-            let by_class: serde_json::Map<_, _> = CLASSES
-                .iter()
-                .zip(means)
-                .filter_map(|(k, m)| m.map(|m| (k.to_string(), m.into())))
-                .collect();
-            serde_json::json!({"set": n, "means": by_class})
-        })
-        .collect();
-    std::fs::write(&json_path, serde_json::to_vec_pretty(&json).expect("json"))
-        .map_err(|e| format!("{}: {e}", json_path.display()))?;
+        &runs,
+        &arm_list,
+        budget,
+        c,
+        &real,
+        real_train.len(),
+        real_test.len(),
+        elapsed_s,
+    )?;
     let mut panels: Vec<&[u8]> = vec![&shown.y];
     panels.extend(shown_pred.iter().map(|p| p.as_slice()));
     report::picture(&r.out.join("prediction.png"), shown, &panels, c).map_err(|e| e.to_string())?;
@@ -484,6 +462,7 @@ fn run(a: Args) -> Result<(), String> {
 fn write_report(
     a: &Args,
     r: &Resolved,
+    contrast_rows: &[(String, Vec<Option<f64>>)],
     runs: &[Run],
     arms: &[(String, String)],
     budget: Budget,
@@ -509,6 +488,7 @@ fn write_report(
         "arms": arms.iter().map(|(n, w)| serde_json::json!({"arm": n, "trained_on": w})).collect::<Vec<_>>(),
         "summary": report::summarise(runs, &arms.iter().map(|x| x.0.clone()).collect::<Vec<_>>()),
         "runs": runs,
+        "class_means_channel0": contrast::json(contrast_rows),
     });
     let write = |name: &str, bytes: &[u8]| {
         std::fs::write(r.out.join(name), bytes)
@@ -554,8 +534,16 @@ fn write_report(
         order.join(", "),
         report::legend()
     );
-    write(
-        "report.md",
-        report::markdown(runs, arms, &header).as_bytes(),
-    )
+    let mut md = report::markdown(runs, arms, &header);
+    md.push_str(
+        "\nEach class's mean normalised intensity on the real scored slices and in each arm's training slices: the gap a network trained on that arm must transfer across.\n",
+    );
+    md.push_str(&contrast::markdown(
+        contrast_rows,
+        match a.modality {
+            Modality::Ct => "mean of channel 0 (HU ÷ 1000, −1000…1000)",
+            Modality::Mr => "mean of channel 0 (body z-score ÷ 3)",
+        },
+    ));
+    write("report.md", md.as_bytes())
 }

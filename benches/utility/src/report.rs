@@ -20,19 +20,12 @@ pub struct Run {
     pub scores: Scores,
 }
 
-/// Mean and sample SD of the defined values; None when there are none.
+/// Mean and sample SD of the defined values, and their count; None when there are none.
 fn mean_sd(v: &[f64]) -> Option<(f64, f64, usize)> {
-    if v.is_empty() {
-        return None;
-    }
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let sd = if v.len() > 1 {
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    Some((m, sd, v.len()))
+    (!v.is_empty()).then(|| {
+        let (m, sd) = synthcohort::trial::analysis::mean_sd(v);
+        (m, sd, v.len())
+    })
 }
 
 #[derive(Serialize)]

@@ -11,6 +11,7 @@
 //!   the robust intensity range (2nd–98th percentile of an in-plane 3 × 3 mean), air
 //!   speckles dropped, holes filled slice by slice.
 
+use synthcohort::anatomy::atlas::derive::flood_2d;
 use synthcohort::volume::Volume;
 
 /// Canvas: 88 × 72 pixels of 5 mm (440 × 360 mm), divisible by 8 for three poolings; 5 mm
@@ -188,38 +189,14 @@ fn percentile(v: &mut [f32], q: f64) -> f32 {
 /// Body voxels: above `threshold`, or enclosed in their axial slice by voxels above it
 /// (everything not reachable from the slice's border through voxels at or below it).
 fn body_mask(img: &Volume<f32>, threshold: f32) -> Vec<bool> {
-    let [nx, ny, nz] = img.grid.dims;
-    let plane = nx * ny;
-    let mut body = vec![true; img.data.len()];
-    let mut stack = Vec::new();
-    for k in 0..nz {
-        let im = &img.data[k * plane..(k + 1) * plane];
-        let b = &mut body[k * plane..(k + 1) * plane];
-        let border = (0..nx)
-            .flat_map(|i| [i, (ny - 1) * nx + i])
-            .chain((0..ny).flat_map(|j| [j * nx, j * nx + nx - 1]));
-        stack.extend(border.filter(|&p| im[p] <= threshold));
-        while let Some(p) = stack.pop() {
-            if !b[p] || im[p] > threshold {
-                continue;
-            }
-            b[p] = false;
-            let (i, j) = (p % nx, p / nx);
-            if i > 0 {
-                stack.push(p - 1);
-            }
-            if i + 1 < nx {
-                stack.push(p + 1);
-            }
-            if j > 0 {
-                stack.push(p - nx);
-            }
-            if j + 1 < ny {
-                stack.push(p + nx);
-            }
-        }
-    }
-    body
+    let [nx, ny, _] = img.grid.dims;
+    img.data
+        .chunks(nx * ny)
+        .flat_map(|im| {
+            let wall: Vec<bool> = im.iter().map(|&v| v > threshold).collect();
+            flood_2d(nx, ny, &wall).into_iter().map(|air| !air)
+        })
+        .collect()
 }
 
 /// One axial slice: `CHANNELS` normalised planes and the class of each pixel.

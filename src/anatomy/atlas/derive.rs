@@ -207,8 +207,8 @@ pub(super) fn open_2d(nx: usize, ny: usize, m: &[bool]) -> Vec<bool> {
 }
 
 /// Pixels of an nx × ny slice that air reaches from the border (4-connected) through pixels
-/// not in `wall`.
-pub(super) fn flood_2d(nx: usize, ny: usize, wall: &[bool]) -> Vec<bool> {
+/// not in `wall` (the complement is the body with its holes filled).
+pub fn flood_2d(nx: usize, ny: usize, wall: &[bool]) -> Vec<bool> {
     let mut out = vec![false; nx * ny];
     let mut q = VecDeque::new();
     for i in 0..nx {
