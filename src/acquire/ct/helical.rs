@@ -12,7 +12,7 @@ use super::projector::{joseph3, Padded3};
 use super::recon::{fdk_filter, sample_view, Window};
 use super::{
     blur_cone, bone_correction, bone_sinogram, columns, cone_geometry, ctdi, detect_view,
-    photon_scale, projection_blur, sub_planes, table_for, to_hu, view_scales, BoneModel, Ctx,
+    photon_scale, projection_blur, sub_planes, to_hu, view_scales, BoneModel, Ctx, PolyTable,
 };
 use crate::volume::Grid;
 
@@ -244,12 +244,12 @@ pub(super) fn scan<const C: usize>(
     ctx: &Ctx,
     g: &Grid,
     basis: &[[f32; C]],
+    table: &PolyTable,
     rg: &Grid,
 ) -> (Vec<f32>, Vec<f64>) {
     let p = ctx.protocol;
     let plane = Plane::of_grid(rg);
-    let table = table_for::<C>(ctx, basis, g, p.detector_cols);
-    let cols = columns(ctx, &table, p.detector_cols);
+    let cols = columns(ctx, table, p.detector_cols);
     let scale = photon_scale(p, p.pixel_mm);
     let width = ctdi::collimation_mm(p);
     let feed = p.pitch * width;
@@ -281,7 +281,7 @@ pub(super) fn scan<const C: usize>(
             .zip(li.par_chunks(per_view))
             .enumerate()
             .for_each(|(v, (o, l))| {
-                detect_view::<C>(ctx, &table, &cols, l, o, scales[v], (v0 + v) as u64);
+                detect_view::<C>(ctx, table, &cols, l, o, scales[v], (v0 + v) as u64);
             });
         drop(li);
         q.extend(fdk_filter(&proj, &geo, Window::of(p)));
@@ -314,7 +314,7 @@ pub(super) fn scan<const C: usize>(
             while v0 < traj_c.n_views {
                 let v1 = (v0 + nv).min(traj_c.n_views);
                 let li = project::<2>(&pad_c, &traj_c, v0, v1);
-                let delta = bone_sinogram(bone, &table, &cols, &li);
+                let delta = bone_sinogram(bone, table, &cols, &li);
                 qc.extend(fdk_filter(&delta, &geo_c, Window::of(p)));
                 v0 = v1;
             }

@@ -10,6 +10,7 @@
 //! (`helical`); tube-current modulation (`tcm`); optional object scatter (`scatter`).
 
 pub mod aperture;
+mod basis;
 pub mod bone_correction;
 pub mod ctdi;
 pub mod dose;
@@ -50,6 +51,7 @@ use crate::tissue::attenuation::{
 use crate::tissue::contrast::PERFUSION;
 use crate::tissue::object::CtMaps;
 use crate::volume::{Grid, Volume};
+use basis::BasisSource;
 use bone_correction::BoneModel;
 use polychromatic::{apply_correction, water_correction, PolyTable, BH_DEGREE};
 
@@ -188,25 +190,23 @@ pub fn acquire_with_spectrum(
             count: coeffs.len(),
         });
     }
-    let mut basis: Vec<[f32; 3]> = obj
-        .material
-        .data
-        .par_iter()
-        .zip(obj.density.data.par_iter())
-        .map(|(&m, &rho)| coeffs[m as usize].map(|c| (c * rho.max(0.0) as f64) as f32))
-        .collect();
     // Contrast: each voxel's iodine (g/cm³) added to its own material, by mass.
-    if let Some(perf) = perfusion {
+    let perfusion = perfusion.map(|perf| {
         let iodine: Vec<f32> = PERFUSION
             .iter()
             .map(|c| (c.iodine_mg_ml(phase) / 1000.0) as f32)
             .collect();
-        basis
-            .par_iter_mut()
-            .zip(perf.data.par_iter())
-            .for_each(|(b, &c)| b[2] += iodine.get(c as usize).copied().unwrap_or(0.0));
-    }
-    let has_iodine = basis.iter().any(|b| b[2] != 0.0);
+        (&perf.data[..], iodine)
+    });
+    let plane = g.dims[0] * g.dims[1];
+    let basis = BasisSource::new(
+        &obj.material.data,
+        &obj.density.data,
+        perfusion,
+        coeffs.clone(),
+        plane,
+    );
+    let has_iodine = basis.has_iodine();
 
     // Stage 3: beam quality and HU calibration.
     let w = material_index("water").unwrap();
@@ -221,13 +221,10 @@ pub fn acquire_with_spectrum(
         .collect();
     let has_bone = obj.material.data.iter().any(|&m| bone_material[m as usize]);
     let mu_basis_mm = materials::BASIS.map(|b| mu_rho(material_index(b).unwrap(), e_eff) / 10.0);
-    let slice_dw = tcm::slice_diameters(
-        &basis,
-        g.dims[0] * g.dims[1],
-        g.spacing_mm[0] * g.spacing_mm[1],
-        &mu_basis_mm,
-        mu_w_eff / 10.0,
-    );
+    let pixel_mm2 = g.spacing_mm[0] * g.spacing_mm[1];
+    let slice_dw = basis.map_planes::<3, f64>(|s| {
+        tcm::water_equivalent_diameter(s, pixel_mm2, &mu_basis_mm, mu_w_eff / 10.0)
+    });
     let ctx = Ctx {
         protocol,
         spec,
@@ -243,8 +240,7 @@ pub fn acquire_with_spectrum(
     let (image, mas_per_slice) = if has_iodine {
         scan::<3>(&ctx, g, &basis, &recon_grid)
     } else {
-        let b2: Vec<[f32; 2]> = basis.iter().map(|v| [v[0], v[1]]).collect();
-        scan::<2>(&ctx, g, &b2, &recon_grid)
+        scan::<2>(&ctx, g, &basis, &recon_grid)
     };
     let mut image = Volume::from_vec(recon_grid, image);
     pad_out_of_field(&mut image, protocol);
@@ -566,16 +562,18 @@ fn view_scales<const C: usize>(
         .collect()
 }
 
-fn table_for<const C: usize>(ctx: &Ctx, basis: &[[f32; C]], grid: &Grid, cols: usize) -> PolyTable {
+fn table_for<const C: usize>(
+    ctx: &Ctx,
+    basis: &BasisSource,
+    grid: &Grid,
+    cols: usize,
+) -> PolyTable {
     // Bounds of the line integrals: at most the longest chord (diagonal) × extreme densities.
     let ext = grid.extent_mm();
     let chord_cm = (ext[0] * ext[0] + ext[1] * ext[1] + ext[2] * ext[2]).sqrt() / 10.0;
     let mut lo = [0.0f64; 3];
     let mut hi = [0.0f64; 3];
-    for c in 0..C {
-        let (mn, mx) = basis
-            .iter()
-            .fold((0.0f32, 0.0f32), |(a, b), v| (a.min(v[c]), b.max(v[c])));
+    for (c, (mn, mx)) in basis.ranges::<C>().into_iter().enumerate() {
         lo[c] = mn as f64 * chord_cm;
         hi[c] = mx as f64 * chord_cm;
     }
@@ -604,13 +602,14 @@ fn table_for<const C: usize>(ctx: &Ctx, basis: &[[f32; C]], grid: &Grid, cols: u
 fn scan<const C: usize>(
     ctx: &Ctx,
     g: &Grid,
-    basis: &[[f32; C]],
+    basis: &BasisSource,
     rg: &Grid,
 ) -> (Vec<f32>, Vec<f64>) {
+    let table = table_for::<C>(ctx, basis, g, ctx.protocol.detector_cols);
     match ctx.protocol.scan_mode {
-        ScanMode::Axial => scan_axial::<C>(ctx, g, basis, rg),
-        ScanMode::Cone => scan_cone::<C>(ctx, g, basis, rg),
-        ScanMode::Helical => helical::scan::<C>(ctx, g, basis, rg),
+        ScanMode::Axial => scan_axial::<C>(ctx, g, basis, &table, rg),
+        ScanMode::Cone => scan_cone::<C>(ctx, g, &basis.volume::<C>(), &table, rg),
+        ScanMode::Helical => helical::scan::<C>(ctx, g, &basis.volume::<C>(), &table, rg),
     }
 }
 
@@ -624,7 +623,8 @@ fn to_hu(mu_mm: f32, mu_w_mm: f64) -> f32 {
 fn scan_axial<const C: usize>(
     ctx: &Ctx,
     g: &Grid,
-    basis: &[[f32; C]],
+    basis: &BasisSource,
+    table: &PolyTable,
     rg: &Grid,
 ) -> (Vec<f32>, Vec<f64>) {
     let p = ctx.protocol;
@@ -637,8 +637,7 @@ fn scan_axial<const C: usize>(
         det_count: p.detector_cols,
         det_spacing_mm: p.pixel_mm,
     };
-    let table = table_for::<C>(ctx, basis, g, p.detector_cols);
-    let cols = columns(ctx, &table, p.detector_cols);
+    let cols = columns(ctx, table, p.detector_cols);
     let scale = photon_scale(p, p.slice_mm);
     let mu_w_mm = ctx.mu_w_eff / 10.0;
     let per_slice = plane_rec.len();
@@ -666,6 +665,7 @@ fn scan_axial<const C: usize>(
             let zc = rg.origin_mm[2] + s as f64 * rg.spacing_mm[2];
             let (z0, z1) = (zc - 0.5 * p.slice_mm, zc + 0.5 * p.slice_mm);
             let mut slab = vec![[0.0f32; C]; nx * ny];
+            let mut src = vec![[0.0f32; C]; nx * ny];
             let mut wsum = 0.0;
             for k in 0..nz {
                 let zk = g.origin_mm[2] + k as f64 * g.spacing_mm[2];
@@ -675,8 +675,8 @@ fn scan_axial<const C: usize>(
                     continue;
                 }
                 wsum += ov;
-                let src = &basis[k * nx * ny..(k + 1) * nx * ny];
-                for (d, v) in slab.iter_mut().zip(src) {
+                basis.plane_into::<C>(k, &mut src);
+                for (d, v) in slab.iter_mut().zip(&src) {
                     for c in 0..C {
                         d[c] += (ov as f32) * v[c];
                     }
@@ -709,7 +709,7 @@ fn scan_axial<const C: usize>(
                 .for_each(|(v, (o, l))| {
                     detect_view::<C>(
                         ctx,
-                        &table,
+                        table,
                         &cols,
                         l,
                         o,
@@ -734,7 +734,7 @@ fn scan_axial<const C: usize>(
                         ..geo
                     };
                     let li = project_fan::<2>(&est, &plane_rec, &geo_c);
-                    let delta = bone_sinogram(bone, &table, &cols, &li);
+                    let delta = bone_sinogram(bone, table, &cols, &li);
                     let dmu = fbp_fan(&delta, &geo_c, &plane_rec, Window::of(p));
                     mu.iter_mut().zip(dmu).for_each(|(m, d)| *m += d);
                 }
@@ -854,12 +854,12 @@ fn scan_cone<const C: usize>(
     ctx: &Ctx,
     g: &Grid,
     basis: &[[f32; C]],
+    table: &PolyTable,
     rg: &Grid,
 ) -> (Vec<f32>, Vec<f64>) {
     let p = ctx.protocol;
     let plane_rec = Plane::of_grid(rg);
-    let table = table_for::<C>(ctx, basis, g, p.detector_cols);
-    let cols = columns(ctx, &table, p.detector_cols);
+    let cols = columns(ctx, table, p.detector_cols);
     let scale = photon_scale(p, p.pixel_mm);
     let mu_w_mm = ctx.mu_w_eff / 10.0;
     let geo_at = |z_mm: f64| cone_geometry(p, z_mm);
@@ -893,7 +893,7 @@ fn scan_cone<const C: usize>(
             .for_each(|(v, (o, l))| {
                 detect_view::<C>(
                     ctx,
-                    &table,
+                    table,
                     &cols,
                     l,
                     o,
@@ -924,7 +924,7 @@ fn scan_cone<const C: usize>(
                     ..geo_at(rot.z_mm)
                 };
                 let (li, _) = project_cone::<2>(&est, rg, &geo);
-                let delta = bone_sinogram(bone, &table, &cols, &li);
+                let delta = bone_sinogram(bone, table, &cols, &li);
                 for (k, d) in rot
                     .slices
                     .iter()

@@ -16,33 +16,27 @@ use super::protocol::TubeCurrentModulation;
 pub const MIN_FACTOR: f64 = 0.2;
 pub const MAX_FACTOR: f64 = 5.0;
 
-/// Water-equivalent diameter (mm) of each z slice of a basis-map volume (`nx·ny` voxels of
-/// `pixel_mm2` per slice), with `mu_basis_mm` the basis' μ (mm⁻¹ per g/cm³) and `mu_w_mm`
-/// water's at the effective energy.
-pub fn slice_diameters<const C: usize>(
-    basis: &[[f32; C]],
-    per_slice: usize,
+/// Water-equivalent diameter (mm) of one z slice of basis maps (`pixel_mm2` per voxel), with
+/// `mu_basis_mm` the basis' μ (mm⁻¹ per g/cm³) and `mu_w_mm` water's, at the effective
+/// energy: the diameter of the water disc with the slice's μ·area (AAPM 220).
+pub fn water_equivalent_diameter<const C: usize>(
+    slice: &[[f32; C]],
     pixel_mm2: f64,
     mu_basis_mm: &[f64; C],
     mu_w_mm: f64,
-) -> Vec<f64> {
-    basis
-        .chunks(per_slice)
-        .map(|s| {
-            let a: f64 = s
-                .iter()
-                .map(|v| {
-                    (0..C)
-                        .map(|c| v[c] as f64 * mu_basis_mm[c])
-                        .sum::<f64>()
-                        .max(0.0)
-                })
+) -> f64 {
+    let a: f64 = slice
+        .iter()
+        .map(|v| {
+            (0..C)
+                .map(|c| v[c] as f64 * mu_basis_mm[c])
                 .sum::<f64>()
-                / mu_w_mm
-                * pixel_mm2;
-            2.0 * (a / std::f64::consts::PI).sqrt()
+                .max(0.0)
         })
-        .collect()
+        .sum::<f64>()
+        / mu_w_mm
+        * pixel_mm2;
+    2.0 * (a / std::f64::consts::PI).sqrt()
 }
 
 /// Longitudinal factor at water-equivalent diameter `dw_mm`.
