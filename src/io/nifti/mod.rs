@@ -60,25 +60,11 @@ pub fn encode_image(
     descrip: &str,
 ) -> Result<Vec<u8>, IoError> {
     check_volume(&vol.grid, vol.data.len(), "image")?;
-    let (datatype, bitpix, slope, inter, data) = match dtype {
-        ImageDtype::Float32 => {
-            let mut data = Vec::with_capacity(vol.data.len() * 4);
-            for v in &vol.data {
-                data.extend_from_slice(&v.to_le_bytes());
-            }
-            (DT_FLOAT32, 32, 1.0, 0.0, data)
-        }
+    let (datatype, bitpix, slope, inter) = match dtype {
+        ImageDtype::Float32 => (DT_FLOAT32, 32, 1.0, 0.0),
         ImageDtype::Int16 => {
             let (slope, inter) = int16_scaling(&vol.data)?;
-            let (s, b) = (slope as f64, inter as f64);
-            let mut data = Vec::with_capacity(vol.data.len() * 2);
-            for &v in &vol.data {
-                let q = ((v as f64 - b) / s)
-                    .round()
-                    .clamp(i16::MIN as f64, i16::MAX as f64);
-                data.extend_from_slice(&(q as i16).to_le_bytes());
-            }
-            (DT_INT16, 16, slope, inter, data)
+            (DT_INT16, 16, slope, inter)
         }
     };
     let header = Header {
@@ -93,7 +79,25 @@ pub fn encode_image(
         qoffset: vol.grid.origin_mm,
         descrip,
     };
-    finish(header.to_bytes(), &data, gzip)
+    match dtype {
+        ImageDtype::Float32 => finish(
+            header.to_bytes(),
+            &vol.data,
+            4,
+            |v, out| out.extend_from_slice(&v.to_le_bytes()),
+            gzip,
+        ),
+        ImageDtype::Int16 => {
+            let (s, b) = (slope as f64, inter as f64);
+            let put = |v: f32, out: &mut Vec<u8>| {
+                let q = ((v as f64 - b) / s)
+                    .round()
+                    .clamp(i16::MIN as f64, i16::MAX as f64);
+                out.extend_from_slice(&(q as i16).to_le_bytes());
+            };
+            finish(header.to_bytes(), &vol.data, 2, put, gzip)
+        }
+    }
 }
 
 /// Encodes a label map: `uint8` when every label is ≤ 255 (the common case, half the size),
@@ -101,18 +105,10 @@ pub fn encode_image(
 pub fn encode_labels(vol: &Volume<u16>, gzip: bool, descrip: &str) -> Result<Vec<u8>, IoError> {
     check_volume(&vol.grid, vol.data.len(), "label map")?;
     let max = vol.data.iter().copied().max().unwrap_or(0);
-    let (datatype, bitpix, data) = if max <= u8::MAX as u16 {
-        (
-            DT_UINT8,
-            8,
-            vol.data.iter().map(|&v| v as u8).collect::<Vec<u8>>(),
-        )
+    let (datatype, bitpix) = if max <= u8::MAX as u16 {
+        (DT_UINT8, 8)
     } else {
-        let mut d = Vec::with_capacity(vol.data.len() * 2);
-        for v in &vol.data {
-            d.extend_from_slice(&v.to_le_bytes());
-        }
-        (DT_UINT16, 16, d)
+        (DT_UINT16, 16)
     };
     let header = Header {
         dims: vol.grid.dims,
@@ -126,7 +122,18 @@ pub fn encode_labels(vol: &Volume<u16>, gzip: bool, descrip: &str) -> Result<Vec
         qoffset: vol.grid.origin_mm,
         descrip,
     };
-    finish(header.to_bytes(), &data, gzip)
+    if datatype == DT_UINT8 {
+        finish(
+            header.to_bytes(),
+            &vol.data,
+            1,
+            |v, o| o.push(v as u8),
+            gzip,
+        )
+    } else {
+        let put = |v: u16, o: &mut Vec<u8>| o.extend_from_slice(&v.to_le_bytes());
+        finish(header.to_bytes(), &vol.data, 2, put, gzip)
+    }
 }
 
 /// Reads a 3D NIfTI-1 image of any real numeric datatype as f32, with scl_slope/scl_inter
@@ -265,20 +272,41 @@ fn truncate_utf8(s: &str, max: usize) -> usize {
     n
 }
 
-fn finish(mut bytes: Vec<u8>, data: &[u8], gzip: bool) -> Result<Vec<u8>, IoError> {
-    bytes.extend_from_slice(data);
+/// Voxels converted to bytes at a time while encoding, so that a volume's bytes are never
+/// held uncompressed as a whole (a 512 × 512 × 224 float image is 235 MB; it used to be
+/// copied twice before compression).
+const ENCODE_CHUNK_VOXELS: usize = 1 << 16;
+
+/// The file: `header`, then each of `values` as `bytes_per` bytes written by `put`,
+/// gzip-compressed or not.
+fn finish<T: Copy>(
+    header: Vec<u8>,
+    values: &[T],
+    bytes_per: usize,
+    put: impl Fn(T, &mut Vec<u8>),
+    gzip: bool,
+) -> Result<Vec<u8>, IoError> {
+    let raw = header.len() + values.len() * bytes_per;
     if !gzip {
+        let mut bytes = header;
+        bytes.reserve_exact(raw - bytes.len());
+        values.iter().for_each(|&v| put(v, &mut bytes));
         return Ok(bytes);
     }
+    let gz = |e: std::io::Error| IoError::encode("NIfTI", format!("gzip: {e}"));
     // mtime 0 and a fixed OS byte keep the output byte-identical across runs and machines.
-    let mut enc = GzBuilder::new().mtime(0).operating_system(255).write(
-        Vec::with_capacity(bytes.len() / 3),
-        Compression::new(GZIP_LEVEL),
-    );
-    enc.write_all(&bytes)
-        .map_err(|e| IoError::encode("NIfTI", format!("gzip: {e}")))?;
-    enc.finish()
-        .map_err(|e| IoError::encode("NIfTI", format!("gzip: {e}")))
+    let mut enc = GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(Vec::with_capacity(raw / 3), Compression::new(GZIP_LEVEL));
+    enc.write_all(&header).map_err(gz)?;
+    let mut buf = Vec::with_capacity(ENCODE_CHUNK_VOXELS * bytes_per);
+    for chunk in values.chunks(ENCODE_CHUNK_VOXELS) {
+        buf.clear();
+        chunk.iter().for_each(|&v| put(v, &mut buf));
+        enc.write_all(&buf).map_err(gz)?;
+    }
+    enc.finish().map_err(gz)
 }
 
 fn affine_rows(g: &Grid) -> [[f64; 4]; 3] {

@@ -216,7 +216,7 @@ fn lps_and_permuted_files_are_reoriented_to_ras() {
         qoffset: [0.0; 3],
         descrip: "",
     };
-    let bytes = finish(header.to_bytes(), &raw, true).unwrap();
+    let bytes = finish(header.to_bytes(), &raw, 1, |v, o| o.push(v), true).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let vol = read_labels(&write_tmp(dir.path(), "lps.nii.gz", &bytes)).unwrap();
     assert_eq!(vol.grid.dims, [4, 3, 2]);
