@@ -30,6 +30,7 @@ use crate::rng::{self, Stage};
 use crate::volume::{Grid, Volume};
 
 mod dicom;
+mod estimate;
 mod merge;
 mod outputs;
 mod state;
@@ -39,6 +40,7 @@ mod verify;
 
 pub use trial::{trial, TrialSummary};
 
+pub use estimate::{estimate, Estimate};
 pub use merge::{merge, MergeSummary};
 pub use verify::{verify, VerifyReport};
 
@@ -225,71 +227,6 @@ pub fn selection(p: &Resolved, opts: &RunOptions) -> Result<Range<u64>, EngineEr
     Ok(sel)
 }
 
-/// Peak memory of the latent diffusion generator per object voxel (see [`estimate`]).
-const LDM_BYTES_PER_VOXEL: u64 = 400;
-
-/// Rough resource needs of a run, for `--dry-run`.
-#[derive(Clone, Debug)]
-pub struct Estimate {
-    pub subjects: u64,
-    pub voxels_per_subject: u64,
-    pub peak_memory_bytes: u64,
-    pub disk_bytes: u64,
-}
-
-pub fn estimate(p: &Resolved, opts: &RunOptions) -> Result<Estimate, EngineError> {
-    let sel = selection(p, opts)?;
-    let n = sel.end - sel.start;
-    let vox: u64 = p.spec.anatomy.size.iter().map(|&d| d as u64).product();
-    let needs = needs(p);
-    // labels (2) + texture and a blur buffer (8) + CT maps and the scan's basis maps and
-    // recon (24) + 45 per MRI field (7 property maps, the generator's working maps, the
-    // signal components) + image (4). Measured peaks (`/usr/bin/time -v`, one 512×512×224
-    // subject imported from a label map): a CT arm 38 and a 3 T spin-echo arm 59 bytes a
-    // voxel, both within 1 % of this sum; a 512×512×16 CT subject within 5 %.
-    let per_voxel =
-        2 + 8 + if needs.ct { 24 } else { 0 } + 45 * needs.mri_fields_t.len() as u64 + 4;
-    let jobs = jobs(opts) as u64;
-    let arms = p.arms.len() as u64;
-    // Compressed synthetic images run ~2–3 bytes a voxel in float32, labels far less.
-    let bytes_img = if p.spec.outputs.dtype == OutputDtype::Int16 {
-        1
-    } else {
-        3
-    };
-    let nnunet = if p.spec.outputs.layout == Layout::Nnunet {
-        2
-    } else {
-        1
-    };
-    // DICOM series are uncompressed int16 (2 bytes a voxel) per CT or MR arm; a SEG packs a
-    // bit per voxel per segment on the slices it touches (a few bits a voxel).
-    let dicom_arms = if p.spec.outputs.dicom {
-        p.arms
-            .iter()
-            .filter(|a| !matches!(a.protocol, Protocol::None { .. }))
-            .count() as u64
-    } else {
-        0
-    };
-    // The latent diffusion generator's weights and activations (one sampler, behind a lock,
-    // whatever --jobs): measured with `/usr/bin/time -v` on `pipelines/ldm_thorax.yaml`
-    // (`ct-thorax`, 15 steps, --jobs 2) at 64×64×48, 96×96×72 and 128×128×96 objects, the
-    // peak exceeded the rest of this estimate by 352, 512 and 343 bytes an object voxel.
-    let model = if p.spec.generator.kind == GeneratorKind::LatentDiffusion {
-        vox * LDM_BYTES_PER_VOXEL
-    } else {
-        0
-    };
-    Ok(Estimate {
-        subjects: n,
-        voxels_per_subject: vox,
-        peak_memory_bytes: vox * per_voxel * jobs.min(n) + model + (64 << 20),
-        disk_bytes: n
-            * (nnunet * (vox * bytes_img * arms + vox / 4) + dicom_arms * (vox * 2 + vox / 2)),
-    })
-}
-
 /// Free disk space (bytes) for unprivileged writes at `path` or its nearest existing ancestor.
 fn available_disk(path: &Path) -> Option<u64> {
     let mut p = std::path::absolute(path).ok()?;
@@ -343,8 +280,13 @@ fn jobs(opts: &RunOptions) -> usize {
 
 /// The maps the arms need from the tissue object.
 pub fn needs(p: &Resolved) -> Needs {
+    needs_of(&p.arms)
+}
+
+/// The maps these arms image.
+fn needs_of(arms: &[crate::pipeline::arm::Arm]) -> Needs {
     let mut n = Needs::default();
-    for arm in &p.arms {
+    for arm in arms {
         match &arm.protocol {
             Protocol::None {
                 property: PropertyMap::Hu,
@@ -740,6 +682,7 @@ pub fn run(p: &Resolved, opts: &RunOptions) -> Result<RunSummary, EngineError> {
         todo.par_iter()
             .filter_map(|&idx| {
                 let out = run_subject(&shared, idx);
+                crate::sys::release_free_heap();
                 bar.inc(1);
                 out.err()
                     .map(|e| (cohort::subject_id(idx, p.spec.cohort.size), e))

@@ -289,6 +289,17 @@ pub(super) fn acquire(
     }
 }
 
+/// Drops the object's maps that no later arm images, so an arm's image and working set take
+/// the place of maps already used (a 512 × 512 × 224 object's CT maps are 0.6 GB).
+fn release_maps(object: &mut TissueObject, later: &Needs) {
+    if !later.ct {
+        object.ct = None;
+    }
+    object
+        .mri
+        .retain(|m| later.mri_fields_t.contains(&m.field_t));
+}
+
 /// Nearest-neighbour resampling of labels onto another grid (world coordinates), for arms
 /// whose image grid is not the object grid.
 pub(super) fn labels_on(labels: &Volume<u16>, grid: &Grid) -> Volume<u16> {
@@ -336,7 +347,7 @@ fn cut_slices(labels: &Volume<u16>) -> Option<usize> {
 type LabelFile = (Grid, String, String, Option<Vec<u8>>, Volume<u16>);
 
 pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
-    let data = make_subject(s, idx)?;
+    let mut data = make_subject(s, idx)?;
     let p = s.p;
     let ext = extension(p);
     let gz = p.spec.outputs.compression == Compression::Gzip;
@@ -376,6 +387,8 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
         let acq = s.time("acquire", || {
             acquire(&arm.protocol, &data.object, subj.seed, ai)
         })?;
+        release_maps(&mut data.object, &needs_of(&p.arms[ai + 1..]));
+        crate::sys::release_free_heap();
         if let (Some(t), crate::pipeline::arm::Protocol::Ct(ct)) = (
             acq.protocol.get("truncation_mm").and_then(|v| v.as_f64()),
             &arm.protocol,
@@ -543,4 +556,59 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
     io::atomic::write_atomic(&record_path(&s.dir.join(STATE_DIR), &subj.id), &json)
         .map_err(SubjectError::from)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tissue::object::{CtMaps, MriMaps};
+
+    fn object() -> TissueObject {
+        let g = Grid::centered([2, 2, 2], [1.0; 3]);
+        let f = || Volume::filled(g.clone(), 1.0f32);
+        let mri = |field_t| MriMaps {
+            field_t,
+            pd: f(),
+            t1_ms: f(),
+            t2_ms: f(),
+            t2star_ms: f(),
+            fat_fraction: f(),
+            adc_um2_ms: f(),
+            chi_ppm: None,
+        };
+        TissueObject {
+            ct: Some(CtMaps {
+                hu: f(),
+                density: f(),
+                material: Volume::filled(g.clone(), 0u8),
+                materials: vec!["water"],
+                perfusion: None,
+            }),
+            mri: vec![mri(1.5), mri(3.0)],
+        }
+    }
+
+    #[test]
+    fn maps_a_later_arm_images_are_kept_and_the_rest_released() {
+        let mut o = object();
+        release_maps(
+            &mut o,
+            &Needs {
+                ct: false,
+                mri_fields_t: vec![3.0],
+            },
+        );
+        assert!(o.ct.is_none());
+        assert_eq!(o.mri.len(), 1);
+        assert!(o.mri_at(3.0).is_some());
+        let mut o = object();
+        release_maps(
+            &mut o,
+            &Needs {
+                ct: true,
+                mri_fields_t: vec![],
+            },
+        );
+        assert!(o.ct.is_some() && o.mri.is_empty());
+    }
 }
