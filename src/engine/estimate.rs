@@ -6,8 +6,8 @@
 //! plus that arm's image and working set: an axial CT scan streams its basis maps a plane at
 //! a time, cone and helical scans hold them whole, an MRI arm holds its signal components and,
 //! with susceptibility, a padded 3D field); maps no later arm images are released after each
-//! arm. Byte counts are read off the code's buffers and
-//! checked against `/usr/bin/time -v` (README, "Clinical size").
+//! arm. Byte counts are read off the code's buffers and checked against `/usr/bin/time -v`
+//! (README, "Clinical size").
 
 use super::*;
 use crate::acquire::ct::ScanMode;
