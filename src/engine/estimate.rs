@@ -10,7 +10,7 @@
 //! (README, "Clinical size").
 
 use super::*;
-use crate::acquire::ct::ScanMode;
+use crate::acquire::ct::{ctdi, Phase, ScanMode};
 
 /// Peak memory of the latent diffusion generator per object voxel: measured with
 /// `/usr/bin/time -v` on `pipelines/ldm_thorax.yaml` (`ct-thorax`, 15 steps, --jobs 2) at
@@ -56,12 +56,36 @@ fn arm_bytes(protocol: &Protocol, obj: &Grid) -> u64 {
     written
         + match protocol {
             Protocol::None { .. } => 0,
-            // Axial: one slab per thread; cone and helical: the whole basis volume
-            // (3 × f32) and the reconstruction in μ before HU.
-            Protocol::Ct(c) => match c.scan_mode {
-                ScanMode::Axial => 0,
-                ScanMode::Cone | ScanMode::Helical => vox * 12 + img * 4,
-            },
+            Protocol::Ct(c) => {
+                // Basis maps: water and bone, and iodine in a contrast phase (f32 each).
+                let basis = 4 * if c.contrast.phase == Phase::Native {
+                    2
+                } else {
+                    3
+                };
+                let per_view = (c.detector_rows * c.detector_cols) as u64;
+                // One rotation's line integrals (per basis) and detected projections.
+                let rotation = c.views as u64 * per_view * (basis + 4);
+                match c.scan_mode {
+                    // One slab per thread.
+                    ScanMode::Axial => 0,
+                    // The basis volume, one rotation, the reconstruction in μ before HU.
+                    ScanMode::Cone => vox * basis + rotation + img * 4,
+                    // The basis volume and its padded copy, plus the filtered projections
+                    // of the whole path (f32): while the last rotation is projected, all but
+                    // that rotation's beside its line integrals and detected projections;
+                    // then all of them beside the reconstruction and its sub-planes.
+                    ScanMode::Helical => {
+                        let feed = c.pitch * ctdi::collimation_mm(c);
+                        let z = img as f64 / (c.matrix * c.matrix) as f64 * c.slice_mm;
+                        let path = ((z + feed) / feed * c.views as f64).ceil() as u64 + 1;
+                        let last_rotation =
+                            path.saturating_sub(c.views as u64) * per_view * 4 + rotation;
+                        let recon = path * per_view * 4 + img * 8;
+                        2 * vox * basis + last_rotation.max(recon)
+                    }
+                }
+            }
             Protocol::Mri(m) => {
                 let a = &m.artifacts;
                 // Signal components: water (and fat with chemical shift), real part; an
@@ -181,8 +205,15 @@ mod tests {
             "{name: c, modality: ct, matrix: 64, slice_mm: 8, scan_mode: cone}",
             false,
         );
-        // Cone rays cross every plane: the basis volume (12 bytes a voxel) is held.
-        assert!(cone >= axial + 12 * vox, "{cone} vs {axial}");
+        // Cone rays cross every plane: the basis volume (water and bone, 8 bytes a voxel)
+        // and a rotation of projections are held.
+        assert!(cone >= axial + 8 * vox, "{cone} vs {axial}");
+        let helical = peak(
+            "{name: c, modality: ct, matrix: 64, slice_mm: 8, scan_mode: helical, pitch: 1}",
+            false,
+        );
+        // ... and a helical scan keeps the filtered projections of its whole path.
+        assert!(helical > cone, "{helical} vs {cone}");
         let se = "{name: m, modality: mri, sequence: spin_echo, tr_ms: 500, te_ms: 15, matrix: 64, slice_mm: 8";
         let plain = peak(&format!("{se}}}"), false);
         let chi = peak(
