@@ -18,8 +18,8 @@ pub fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Hands the heap's free pages back to the system (glibc `malloc_trim`), after a subject is
-/// done. glibc keeps freed mid-size buffers (below its dynamic mmap threshold, which rises
+/// Hands the heap's free pages back to the system (glibc `malloc_trim`); the engine calls it
+/// after each arm and each subject. glibc keeps freed mid-size buffers (below its dynamic mmap threshold, which rises
 /// to 32 MiB) in each thread's arena, so without this a process's peak grows with every
 /// subject it makes (`brain_dwi`, 16 subjects on 2 jobs: 456 MiB for about 200 MiB a
 /// subject). A fixed low mmap threshold bounds it too, but costs every large allocation
