@@ -15,7 +15,7 @@ pub(super) struct BasisSource<'a> {
     /// Each voxel's perfusion class and the iodine (g/cm³) each class holds in this phase;
     /// `None` in the native phase.
     perfusion: Option<(&'a [u8], Vec<f32>)>,
-    coeffs: Vec<BasisCoeffs>,
+    coeffs: &'a [BasisCoeffs],
     plane: usize,
 }
 
@@ -26,7 +26,7 @@ impl<'a> BasisSource<'a> {
         material: &'a [u8],
         density: &'a [f32],
         perfusion: Option<(&'a [u8], Vec<f32>)>,
-        coeffs: Vec<BasisCoeffs>,
+        coeffs: &'a [BasisCoeffs],
         plane: usize,
     ) -> Self {
         Self {
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn planes_volume_and_ranges_agree_with_the_per_voxel_rule() {
         // Two materials (water-like, bone-like), one perfused class with iodine.
-        let coeffs = vec![[1.0, 0.0, 0.0], [0.2, 0.9, 0.0]];
+        let coeffs = [[1.0, 0.0, 0.0], [0.2, 0.9, 0.0]];
         let material = vec![0u8, 1, 0, 1, 0, 0, 1, 1];
         let density = vec![1.0f32, 1.9, 1.05, -0.5, 0.0, 1.0, 1.2, 2.0];
         let perf = vec![0u8, 0, 1, 0, 1, 0, 0, 0];
@@ -138,7 +138,7 @@ mod tests {
             &material,
             &density,
             Some((&perf, vec![0.0, 0.01])),
-            coeffs,
+            &coeffs,
             4,
         );
         let vol = src.volume::<3>();
@@ -156,7 +156,7 @@ mod tests {
         let sums = src.map_planes::<2, f32>(|p| p.iter().map(|v| v[0]).sum());
         assert_eq!(sums.len(), 2);
         assert!((sums[0] - (1.0 + 0.38 + 1.05)).abs() < 1e-5);
-        let native = BasisSource::new(&material, &density, None, vec![[1.0, 0.0, 0.0]; 2], 4);
+        let native = BasisSource::new(&material, &density, None, &[[1.0, 0.0, 0.0]; 2], 4);
         assert!(!native.has_iodine());
     }
 }

@@ -203,7 +203,7 @@ pub fn acquire_with_spectrum(
         &obj.material.data,
         &obj.density.data,
         perfusion,
-        coeffs.clone(),
+        &coeffs,
         plane,
     );
     let has_iodine = basis.has_iodine();
