@@ -29,7 +29,7 @@ use crate::rng::{self, Stage};
 use crate::volume::{Grid, Volume};
 
 /// Organs compared with a reference segmentation, where both have them.
-pub const REALISM_ORGANS: [&str; 12] = [
+pub const REALISM_ORGANS: [&str; 15] = [
     "liver",
     "spleen",
     "kidney_left",
@@ -42,7 +42,13 @@ pub const REALISM_ORGANS: [&str; 12] = [
     "spinal_cord",
     "autochthon_left",
     "autochthon_right",
+    "lung_left",
+    "lung_right",
+    "heart",
 ];
+
+/// Smallest volume (mL) of an organ in the reference for it to be compared.
+const MIN_REFERENCE_ML: f64 = 5.0;
 
 pub struct AnatomyCheckArgs<'a> {
     pub pipeline: &'a Path,
@@ -82,6 +88,93 @@ pub struct Population {
     /// Smallest Jacobian determinant of any subject's pull-back (atlas templates).
     pub min_jacobian: Option<f64>,
     pub anatomy_ms_per_subject: f64,
+    /// Subcutaneous and visceral (torso) fat by BMI class, where the template has both.
+    pub fat: Option<FatByBmi>,
+}
+
+/// Subcutaneous and visceral fat of the cohort against BMI.
+#[derive(Clone, Debug, Serialize)]
+pub struct FatByBmi {
+    pub classes: Vec<FatClass>,
+    /// Pearson correlation over subjects of BMI with the subcutaneous/visceral volume ratio
+    /// (the literature finds none: Maurovich-Horvat et al. 2007) and with the visceral volume.
+    pub r_bmi_ratio: f64,
+    pub r_bmi_visceral: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FatClass {
+    /// "BMI < 25", "25–30", "≥ 30".
+    pub class: String,
+    pub subjects: usize,
+    pub bmi_mean: f64,
+    pub subcutaneous_ml: f64,
+    pub visceral_ml: f64,
+    pub ratio_mean: f64,
+    pub ratio_sd: f64,
+}
+
+/// Pearson correlation of two equally long series (0 when either is constant).
+fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx).powi(2);
+        syy += (b - my).powi(2);
+    }
+    if sxx == 0.0 || syy == 0.0 {
+        0.0
+    } else {
+        sxy / (sxx * syy).sqrt()
+    }
+}
+
+/// Groups (BMI, subcutaneous mL, visceral mL) per subject into BMI classes.
+fn fat_by_bmi(fat: &[(f64, f64, f64)]) -> Option<FatByBmi> {
+    let fat: Vec<_> = fat
+        .iter()
+        .copied()
+        .filter(|f| f.1 > 0.0 && f.2 > 0.0)
+        .collect();
+    if fat.len() < 3 {
+        return None;
+    }
+    let classes = [
+        ("BMI < 25", 0.0, 25.0),
+        ("25–30", 25.0, 30.0),
+        ("≥ 30", 30.0, f64::MAX),
+    ]
+    .iter()
+    .filter_map(|&(name, lo, hi)| {
+        let v: Vec<_> = fat.iter().filter(|f| f.0 >= lo && f.0 < hi).collect();
+        let n = v.len() as f64;
+        (!v.is_empty()).then(|| {
+            let ratio: Vec<f64> = v.iter().map(|f| f.1 / f.2).collect();
+            let rm = ratio.iter().sum::<f64>() / n;
+            FatClass {
+                class: name.to_string(),
+                subjects: v.len(),
+                bmi_mean: v.iter().map(|f| f.0).sum::<f64>() / n,
+                subcutaneous_ml: v.iter().map(|f| f.1).sum::<f64>() / n,
+                visceral_ml: v.iter().map(|f| f.2).sum::<f64>() / n,
+                ratio_mean: rm,
+                ratio_sd: (ratio.iter().map(|r| (r - rm).powi(2)).sum::<f64>()
+                    / (n - 1.0).max(1.0))
+                .sqrt(),
+            }
+        })
+    })
+    .collect();
+    let bmi: Vec<f64> = fat.iter().map(|f| f.0).collect();
+    let ratio: Vec<f64> = fat.iter().map(|f| f.1 / f.2).collect();
+    let vat: Vec<f64> = fat.iter().map(|f| f.2).collect();
+    Some(FatByBmi {
+        classes,
+        r_bmi_ratio: pearson(&bmi, &ratio),
+        r_bmi_visceral: pearson(&bmi, &vat),
+    })
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -215,6 +308,8 @@ fn population(spec: &crate::pipeline::Pipeline) -> Result<Population, LabError> 
     let mut vols: Vec<Vec<(f64, norms::Norm)>> = vec![Vec::new(); ids.len()];
     let mut min_jac: Option<f64> = None;
     let mut secs = 0.0;
+    // (BMI, subcutaneous mL, visceral mL) per subject.
+    let mut fat = Vec::new();
     for idx in 0..spec.cohort.size as u64 {
         let t0 = Instant::now();
         let (s, prm, labels) = build(spec, &plan, idx, t, &grid)?;
@@ -225,6 +320,12 @@ fn population(spec: &crate::pipeline::Pipeline) -> Result<Population, LabError> 
         }
         // Labels on the grid's first or last slice (cut by the subject's field) or on the
         // atlas's (cut by the scan's).
+        let ml = |id: u16| counts.get(&id).copied().unwrap_or(0) as f64 * grid.voxel_ml();
+        fat.push((
+            prm.body.bmi(),
+            ml(ontology::SUBCUTANEOUS_FAT),
+            ml(ontology::TORSO_FAT),
+        ));
         let plane = grid.dims[0] * grid.dims[1];
         let edge: std::collections::BTreeSet<u16> = labels.data[..plane]
             .iter()
@@ -288,6 +389,7 @@ fn population(spec: &crate::pipeline::Pipeline) -> Result<Population, LabError> 
         organs,
         min_jacobian: min_jac,
         anatomy_ms_per_subject: 1000.0 * secs / spec.cohort.size.max(1) as f64,
+        fat: fat_by_bmi(&fat),
     })
 }
 
@@ -303,19 +405,54 @@ fn realism(
     let table = parse_names_file(&text)
         .map_err(|e| LabError::Input(format!("{}: {e}", names.display())))?;
     let (reference, _) = import_labels(&src, &table, &src.grid.clone());
-    let organs: Vec<(String, u16)> = REALISM_ORGANS
+    // Each organ as the labels that make it up (a lung: its lobes or the whole lung, whichever
+    // a map has; intrapulmonary vessels are left out, having no side), kept where the
+    // reference has it and every compared template can make it (an abdomen has no heart).
+    let template_sets: Vec<Vec<u16>> = args
+        .compare
         .iter()
-        .filter_map(|n| ontology::label_by_name(n).map(|l| (n.to_string(), l.id)))
-        .filter(|(_, id)| reference.data.contains(id))
+        .map(|&t| anatomy::template_labels(t))
+        .collect();
+    let organs: Vec<(String, Vec<u16>)> = REALISM_ORGANS
+        .iter()
+        .filter_map(|n| {
+            let mut g = ontology::organ_group(n)?;
+            g.retain(|&id| id != ontology::PULMONARY_VESSELS);
+            Some((n.to_string(), g))
+        })
+        // At least 5 mL of it in the reference: a sliver at the field's edge is no shape.
+        .filter(|(_, g)| {
+            let n = reference.data.iter().filter(|l| g.contains(l)).count();
+            n as f64 * reference.grid.voxel_ml() >= MIN_REFERENCE_ML
+        })
+        .filter(|(_, g)| {
+            template_sets
+                .iter()
+                .all(|s| g.iter().any(|id| s.contains(id)))
+        })
         .collect();
     if organs.is_empty() {
         return Err(LabError::Input(format!(
-            "{} has none of the compared organs ({})",
+            "{} and the compared templates share none of the compared organs ({})",
             seg.display(),
             REALISM_ORGANS.join(", ")
         )));
     }
-    let ids: Vec<u16> = organs.iter().map(|o| o.1).collect();
+    // Both sides relabelled to organ numbers 1..=n, so groups compare as one label.
+    let to_organ = |v: &Volume<u16>| -> Volume<u16> {
+        let mut lut = vec![0u16; usize::from(u16::MAX) + 1];
+        for (k, (_, g)) in organs.iter().enumerate() {
+            for &id in g {
+                lut[usize::from(id)] = k as u16 + 1;
+            }
+        }
+        Volume::from_vec(
+            v.grid.clone(),
+            v.data.iter().map(|&l| lut[usize::from(l)]).collect(),
+        )
+    };
+    let reference = to_organ(&reference);
+    let ids: Vec<u16> = (1..=organs.len() as u16).collect();
     let plan = CohortPlan::new(spec);
     let mut rows = Vec::new();
     let mut mean_dice = BTreeMap::new();
@@ -324,7 +461,7 @@ fn realism(
         let mut per: Vec<Vec<Aligned>> = vec![Vec::new(); ids.len()];
         for idx in 0..args.realism_subjects.max(1) as u64 {
             let (_, _, labels) = build(spec, &plan, idx, t, &grid)?;
-            let al = align(&labels, &reference, &ids);
+            let al = align(&to_organ(&labels), &reference, &ids);
             for (k, a) in al.into_iter().enumerate() {
                 per[k].push(a);
             }
@@ -625,6 +762,25 @@ fn markdown(r: &AnatomyCheck) -> String {
         "\nAnatomy build time: {:.0} ms per subject.\n",
         p.anatomy_ms_per_subject
     );
+    if let Some(f) = &p.fat {
+        s += "\n## Subcutaneous and visceral fat by BMI\n\nVisceral = the torso fat label (visceral + intermuscular). The literature finds the subcutaneous/visceral volume ratio independent of BMI (Maurovich-Horvat et al., Int J Obes 2007;31:500: men 1.2 ± 0.5, women 2.2 ± 0.9) while both volumes grow with it.\n\n| BMI class | subjects | mean BMI | subcutaneous mL | visceral mL | ratio (mean ± SD) |\n| --- | --- | --- | --- | --- | --- |\n";
+        for c in &f.classes {
+            s += &format!(
+                "| {} | {} | {:.1} | {:.0} | {:.0} | {:.2} ± {:.2} |\n",
+                c.class,
+                c.subjects,
+                c.bmi_mean,
+                c.subcutaneous_ml,
+                c.visceral_ml,
+                c.ratio_mean,
+                c.ratio_sd
+            );
+        }
+        s += &format!(
+            "\nPearson r over subjects: BMI vs ratio {:.2}, BMI vs visceral volume {:.2}.\n",
+            f.r_bmi_ratio, f.r_bmi_visceral
+        );
+    }
     if let Some(re) = &r.realism {
         s += &format!(
             "\n## Against a real segmentation\n\nReference: `{}`. Generated subjects aligned by translation and isotropic scale (best mean Dice); Dice mean ± SD over subjects, centroid offset after alignment, surface-to-volume ratio (1/mm) generated vs reference.\n\n| template | organ | Dice | centroid offset mm | S/V generated | S/V reference |\n| --- | --- | --- | --- | --- | --- |\n",
