@@ -177,6 +177,28 @@ pub fn neighbours6(grid: &Grid, v: usize) -> impl Iterator<Item = usize> {
     .flatten()
 }
 
+/// In-place 2-D FFT of an n × n row-major plane with a length-n plan (rows, then columns;
+/// unnormalised, like the plan).
+pub fn fft2_square<T: rustfft::FftNum>(
+    a: &mut [rustfft::num_complex::Complex<T>],
+    n: usize,
+    plan: &dyn rustfft::Fft<T>,
+) {
+    for row in a.chunks_mut(n) {
+        plan.process(row);
+    }
+    let mut col = vec![rustfft::num_complex::Complex::new(T::zero(), T::zero()); n];
+    for i in 0..n {
+        for j in 0..n {
+            col[j] = a[j * n + i];
+        }
+        plan.process(&mut col);
+        for j in 0..n {
+            a[j * n + i] = col[j];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

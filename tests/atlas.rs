@@ -175,6 +175,20 @@ fn subcutaneous_fat_follows_bmi() {
     let fat = [60.0, 85.0, 110.0].map(|w| count(w, ontology::SUBCUTANEOUS_FAT));
     assert!(fat[0] < fat[1] && fat[1] < fat[2], "{fat:?}");
     assert!(fat[2] as f64 > 2.0 * fat[0] as f64, "{fat:?}");
+    // Visceral fat follows (Maurovich-Horvat 2007: the subcutaneous/visceral ratio does not
+    // depend on BMI). It grows from the atlas's BMI (≈ 22) up to its cap (flow amount 2, which
+    // 110 kg at 175 cm reaches), so the ratio stays within ×1.6 over BMI 20–36 where a fixed
+    // visceral fat would let it grow ×2.9 with the subcutaneous band.
+    let vat = [60.0, 85.0, 110.0].map(|w| count(w, ontology::TORSO_FAT));
+    let ratio = [0, 1, 2].map(|i| fat[i] as f64 / vat[i] as f64);
+    assert!(
+        vat[1] as f64 > 1.4 * vat[0] as f64 && vat[2] > vat[1],
+        "{vat:?}"
+    );
+    let spread =
+        ratio.iter().copied().fold(0.0, f64::max) / ratio.iter().copied().fold(f64::MAX, f64::min);
+    eprintln!("subcutaneous {fat:?}, visceral {vat:?}, ratios {ratio:?}");
+    assert!(spread < 1.6, "subcutaneous/visceral ratios {ratio:?}");
     let liver = ontology::label_by_name("liver").unwrap().id;
     let l = [60.0, 110.0].map(|w| count(w, liver) as f64);
     // The liver follows BSA (Vauthey): the same draw at 110 kg is larger by the norm's ratio.
@@ -276,9 +290,11 @@ fn anatomy_check_finds_the_atlas_in_its_own_segmentation() {
             .unwrap()
     };
     // One generated subject (its own height, organ sizes and deformation) against the scan
-    // itself: well aligned, though not identical.
+    // itself: well aligned, though not identical. Subject 1 is a man of BMI 32.7 against the
+    // atlas patient's ≈ 22, so his visceral fat is inflated (visceral.rs) and moves the liver
+    // by the fat around it, which translation + scale alignment does not undo (0.72 measured).
     assert!(
-        dice("abdomen", "liver") > 0.75,
+        dice("abdomen", "liver") > 0.68,
         "{}",
         dice("abdomen", "liver")
     );

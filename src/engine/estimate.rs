@@ -21,6 +21,12 @@ const LDM_BYTES_PER_VOXEL: u64 = 440;
 /// The process without any subject: code, thread stacks, the shipped atlas and its tables.
 const FIXED_BYTES: u64 = 40 << 20;
 
+/// The shipped `abdomen` atlas's visceral-fat flow field (`anatomy::atlas::visceral`): its
+/// body box plus 60 mm at 3 mm cells and 6 mm planes, 193 × 172 × 56 cells of two f32. The
+/// atlas holds one; a subject's anatomy stage holds its displacement field and a second
+/// buffer while squaring.
+const VISCERAL_FIELD_BYTES: u64 = 193 * 172 * 56 * 8;
+
 /// Rough resource needs of a run, for `--dry-run`.
 #[derive(Clone, Debug)]
 pub struct Estimate {
@@ -127,12 +133,23 @@ fn subject_bytes(p: &Resolved, obj: &Grid) -> u64 {
         })
         .max()
         .unwrap_or(0);
-    let one = make.max(image);
+    // Building the anatomy on the abdomen atlas: labels and the visceral displacement fields.
+    let anatomy = if visceral_atlas(p) {
+        vox * 2 + 2 * VISCERAL_FIELD_BYTES
+    } else {
+        0
+    };
+    let one = make.max(image).max(anatomy);
     if p.spec.trial.is_some() {
         object + one
     } else {
         one
     }
+}
+
+/// Whether subjects are built on the shipped `abdomen` atlas (the one with a visceral flow).
+fn visceral_atlas(p: &Resolved) -> bool {
+    p.spec.anatomy.source.is_none() && p.spec.anatomy.template == crate::anatomy::Template::Abdomen
 }
 
 pub fn estimate(p: &Resolved, opts: &RunOptions) -> Result<Estimate, EngineError> {
@@ -172,7 +189,14 @@ pub fn estimate(p: &Resolved, opts: &RunOptions) -> Result<Estimate, EngineError
     Ok(Estimate {
         subjects: n,
         voxels_per_subject: vox,
-        peak_memory_bytes: subject_bytes(p, &grid) * jobs.min(n) + model + FIXED_BYTES,
+        peak_memory_bytes: subject_bytes(p, &grid) * jobs.min(n)
+            + model
+            + FIXED_BYTES
+            + if visceral_atlas(p) {
+                VISCERAL_FIELD_BYTES
+            } else {
+                0
+            },
         disk_bytes: n
             * (nnunet * (vox * bytes_img * arms + vox / 4) + dicom_arms * (vox * 2 + vox / 2)),
     })

@@ -139,7 +139,6 @@ fn nps(values: &[f32], mask: &[bool], grid: &crate::volume::Grid, f_max: f64) ->
     let mut count = vec![0usize; bins];
     let mut patches = 0usize;
     let mut buf = vec![Complex::new(0.0, 0.0); n * n];
-    let mut col = vec![Complex::new(0.0, 0.0); n];
     for k in 0..nz {
         // Non-overlapping patches on a regular lattice.
         for j0 in (0..=ny - n).step_by(n) {
@@ -159,18 +158,7 @@ fn nps(values: &[f32], mask: &[bool], grid: &crate::volume::Grid, f_max: f64) ->
                             Complex::new(values[grid.index(i0 + i, j0 + j, k)] as f64 - mean, 0.0);
                     }
                 }
-                for row in buf.chunks_mut(n) {
-                    fft.process(row);
-                }
-                for i in 0..n {
-                    for j in 0..n {
-                        col[j] = buf[j * n + i];
-                    }
-                    fft.process(&mut col);
-                    for j in 0..n {
-                        buf[j * n + i] = col[j];
-                    }
-                }
+                crate::volume::fft2_square(&mut buf, n, &*fft);
                 for j in 0..n {
                     for i in 0..n {
                         let fx = (if i <= n / 2 {

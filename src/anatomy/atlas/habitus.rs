@@ -11,7 +11,7 @@
 use crate::volume::Volume;
 
 /// Rays per slice (3° apart).
-const RAYS: usize = 120;
+pub(super) const RAYS: usize = 120;
 /// Rays on either side averaged into one, and slices on either side averaged into one
 /// (smooths the ragged voxel outline, which a thicker band would magnify).
 const RAY_SMOOTH: usize = 3;
@@ -127,6 +127,16 @@ impl Habitus {
             dz: g.spacing_mm[2],
             median_band_mm,
         }
+    }
+
+    /// The smoothed (fascia, skin) radii (mm) of slice `k`, ray `ray`.
+    pub(super) fn band_of(&self, k: usize, ray: usize) -> (f64, f64) {
+        self.band[k][ray]
+    }
+
+    /// Slices the geometry was measured on.
+    pub(super) fn slices(&self) -> usize {
+        self.centre.len()
     }
 
     /// Pulls a point back through a band `f` times the atlas's (f > 0). The band geometry is

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::ontology::{label_by_name, GREY_MATTER, SUBCUTANEOUS_FAT, WHITE_MATTER};
+use super::ontology::{label_by_name, GREY_MATTER, SUBCUTANEOUS_FAT, TORSO_FAT, WHITE_MATTER};
 use super::{AnatomyError, Template};
 use crate::volume::{Grid, Volume};
 
@@ -16,6 +16,7 @@ pub mod derive;
 pub mod derive_chest;
 pub mod derive_head;
 pub(crate) mod habitus;
+pub(crate) mod visceral;
 pub(crate) mod warp;
 
 pub use warp::SubjectWarp;
@@ -47,6 +48,8 @@ pub struct Atlas {
     pub template: Template,
     pub labels: Volume<u16>,
     pub habitus: habitus::Habitus,
+    /// The visceral fat's flow field, when the map has torso fat and a subcutaneous band.
+    pub visceral: Option<visceral::Visceral>,
     /// Label ids present (sorted, no background), read once: validation asks for them per
     /// lesion condition.
     pub label_ids: Vec<u16>,
@@ -155,6 +158,11 @@ fn read_shipped(path: &Path) -> Result<Volume<u16>, AnatomyError> {
 pub fn from_labels(template: Template, labels: Volume<u16>) -> Atlas {
     let habitus = habitus::Habitus::measure(&labels, SUBCUTANEOUS_FAT);
     let organs = measure_organs(&labels);
+    // Only where a band stretches with BMI does the visceral fat have anything to follow.
+    let organ_ids: Vec<u16> = organs.iter().map(|o| o.id).collect();
+    let visceral = (habitus.median_band_mm >= warp::MIN_STRETCHABLE_BAND_MM)
+        .then(|| visceral::Visceral::measure(&labels, &habitus, TORSO_FAT, &organ_ids))
+        .flatten();
     let response = organs
         .iter()
         .map(|o| warp::bump_response(&labels, o, &organs))
@@ -178,6 +186,7 @@ pub fn from_labels(template: Template, labels: Volume<u16>) -> Atlas {
         template,
         labels,
         habitus,
+        visceral,
         label_ids,
         organs,
         response,

@@ -1,10 +1,12 @@
 //! One subject from an atlas: a pull-back map from the subject's grid into the atlas frame,
 //! composed of (in pull-back order) the smooth random deformation, the height scale, one
-//! scaling bump per organ with a literature norm, and the subcutaneous fat band from BMI.
+//! scaling bump per organ with a literature norm, the visceral fat's flow and the subcutaneous
+//! fat band from BMI.
 //!
 //! Each piece is invertible by construction (the random field is small against its 40 mm
 //! control spacing; a bump q ↦ c + (q − c)(1 − a·w(|q − c|)) with |a| ≤ 0.27 and a taper no
-//! steeper than 1/R keeps d|q′|/d|q| > 0; the band map is monotone in r), and
+//! steeper than 1/R keeps d|q′|/d|q| > 0; the visceral map is the flow of a smooth field; the
+//! band map is monotone in r), and
 //! [`SubjectWarp::min_jacobian`] measures the composite's Jacobian determinant on the grid.
 
 use rand::RngExt;
@@ -17,6 +19,7 @@ use super::super::geom::{smoothstep, solve_linear};
 use super::super::norms::organ_norm;
 use super::super::ontology::SUBCUTANEOUS_FAT;
 use super::super::phantom::subcutaneous_fat_mm;
+use super::visceral::VisceralWarp;
 use super::{Atlas, AtlasOrgan};
 use crate::anatomy::BodySize;
 use crate::volume::{Grid, Volume};
@@ -139,6 +142,9 @@ pub struct SubjectWarp<'a> {
     pub scale: f64,
     /// Subcutaneous band thickness relative to the atlas's.
     pub band: f64,
+    /// Visceral fat flow amount (0: as in the atlas; see `visceral`) and its pull-back.
+    pub visceral: f64,
+    visceral_warp: Option<VisceralWarp<'a>>,
     pub bumps: Vec<Bump>,
     ffd: Option<Ffd>,
     grid: Grid,
@@ -175,6 +181,8 @@ impl<'a> SubjectWarp<'a> {
             (subcutaneous_fat_mm(body.bmi()) / atlas.habitus.median_band_mm.max(1.0))
                 .clamp(BAND_RANGE[0], BAND_RANGE[1])
         };
+        // Visceral fat keeps the atlas's ratio to the subcutaneous fat (see `visceral`).
+        let visceral = atlas.visceral.as_ref().map_or(0.0, |v| v.amount(band));
         // Each organ's target volume, as a ratio to the atlas organ's whole volume after the
         // height scale (a cut organ's whole volume is estimated: `AtlasOrgan::full_ml`).
         // Organs without a norm keep their size (ratio 1).
@@ -191,12 +199,24 @@ impl<'a> SubjectWarp<'a> {
                 (target / reference, target)
             })
             .collect();
-        // Bumps overlap, so solve for the scale factors together: ln ρ_i = Σ_j 3·R_ij·ln k_j.
+        // Bumps overlap, so solve for the scale factors together: ln ρ_i = Σ_j 3·R_ij·ln k_j
+        // + g_i(u), g_i being organ i's log growth under the visceral flow u alone (measured
+        // on the atlas; entry 0 of the table is the fat, then the organs in this order).
         let n = targets.len();
         let m: Vec<Vec<f64>> = (0..n)
             .map(|i| (0..n).map(|j| 3.0 * atlas.response[i][j]).collect())
             .collect();
-        let rhs: Vec<f64> = targets.iter().map(|t| t.0.ln()).collect();
+        let rhs: Vec<f64> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let grown = atlas
+                    .visceral
+                    .as_ref()
+                    .map_or(0.0, |v| v.ln_growth(i + 1, visceral));
+                t.0.ln() - grown
+            })
+            .collect();
         let ln_k = solve_linear(m, rhs).unwrap_or_else(|| vec![0.0; n]);
         let bumps = atlas
             .organs
@@ -210,6 +230,12 @@ impl<'a> SubjectWarp<'a> {
             atlas,
             scale,
             band,
+            visceral,
+            visceral_warp: atlas
+                .visceral
+                .as_ref()
+                .filter(|_| visceral != 0.0)
+                .map(|v| v.warp(visceral)),
             bumps,
             ffd,
             grid: grid.clone(),
@@ -233,6 +259,9 @@ impl<'a> SubjectWarp<'a> {
         let mut q = p.map(|v| v / self.scale);
         for b in &self.bumps {
             q = b.pull_back(q);
+        }
+        if let Some(v) = &self.visceral_warp {
+            q = v.pull_back(q);
         }
         self.atlas.habitus.pull_back(q, self.band)
     }
