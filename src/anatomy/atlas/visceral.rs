@@ -86,151 +86,49 @@ impl Visceral {
         organs: &[u16],
     ) -> Option<Visceral> {
         let g = &labels.grid;
-        let [anx, any, anz] = g.dims;
-        if habitus.slices() != anz || !labels.data.contains(&fat) {
+        if habitus.slices() != g.dims[2] || !labels.data.contains(&fat) {
             return None;
         }
-        let cell = CELL_MM.max(g.spacing_mm[0]).max(g.spacing_mm[1]);
-        let per_plane = ((PLANE_MM / g.spacing_mm[2]).round() as usize).max(1);
-        let nz = anz.div_ceil(per_plane);
-        let dz = per_plane as f64 * g.spacing_mm[2];
-        let ext = g.extent_mm();
-        // A square holding the atlas and the margin with room to spare: the periodic images of
-        // the fat then sit a body width or more away (their pull is a gentle, near-uniform
-        // drift; it adds no divergence).
-        let n = ((1.25 * (ext[0].max(ext[1]) + 2.0 * MARGIN_MM) / cell).ceil() as usize)
-            .next_power_of_two();
-        // The FFT square centred on the atlas's in-plane centre.
-        let centre =
-            [0, 1].map(|a| g.origin_mm[a] + 0.5 * (g.dims[a] - 1) as f64 * g.spacing_mm[a]);
-        let sq0 = [0, 1].map(|a| centre[a] - 0.5 * (n - 1) as f64 * cell);
-        let cell_of = |x: f64, a: usize| ((x - sq0[a]) / cell).round() as usize;
-        // Fat fraction per square cell per plane.
-        let mut rho = vec![0f32; nz * n * n];
-        let mut count = vec![0u32; nz * n * n];
-        for k in 0..anz {
-            let kz = k / per_plane;
-            for j in 0..any {
-                for i in 0..anx {
-                    let p = g.world(i, j, k);
-                    let c = (kz * n + cell_of(p[1], 1)) * n + cell_of(p[0], 0);
-                    count[c] += 1;
-                    // Only fat whose in-plane neighbours are fat too is a source: the flow's
-                    // expansion then starts a voxel away from what the fat borders, so the half
-                    // voxel that nearest-neighbour sampling gives each side of a boundary is not
-                    // what gets stretched.
-                    let interior = labels.get(i, j, k) == fat
-                        && i > 0
-                        && j > 0
-                        && i + 1 < anx
-                        && j + 1 < any
-                        && [(i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)]
-                            .iter()
-                            .all(|&(a, b)| labels.get(a, b, k) == fat);
-                    if interior {
-                        rho[c] += 1.0;
-                    }
-                }
-            }
-        }
-        for (r, &c) in rho.iter_mut().zip(&count) {
-            if c > 0 {
-                *r /= c as f32;
-            }
-        }
-        // Kept window: the body's in-plane bounding box plus the margin, inside the square.
-        let mut bb = [[f64::INFINITY; 2], [f64::NEG_INFINITY; 2]];
-        for (idx, &l) in labels.data.iter().enumerate() {
-            if l != 0 {
-                let [i, j, k] = g.ijk(idx);
-                let p = g.world(i, j, k);
-                for a in 0..2 {
-                    bb[0][a] = bb[0][a].min(p[a]);
-                    bb[1][a] = bb[1][a].max(p[a]);
-                }
-            }
-        }
-        let lo = [0, 1].map(|a| cell_of((bb[0][a] - MARGIN_MM).max(sq0[a]), a).min(n - 1));
-        let hi = [0, 1].map(|a| cell_of(bb[1][a] + MARGIN_MM, a).min(n - 1).max(lo[a]));
-        let (nx, ny) = (hi[0] - lo[0] + 1, hi[1] - lo[1] + 1);
-        let mut planner = FftPlanner::<f32>::new();
-        let fwd = planner.plan_fft_forward(n);
-        let inv = planner.plan_fft_inverse(n);
-        let freq = |m: usize| {
-            let f = if m < n / 2 {
-                m as f64
-            } else {
-                m as f64 - n as f64
-            };
-            std::f64::consts::TAU * f / (n as f64 * cell)
-        };
-        let mut vel = vec![[0f32; 2]; nz * nx * ny];
-        vel.par_chunks_mut(nx * ny)
-            .zip(rho.par_chunks(n * n))
-            .for_each(|(out, src)| {
-                let mean = src.iter().map(|&v| f64::from(v)).sum::<f64>() / (n * n) as f64;
-                let mut a: Vec<Complex<f32>> = src
-                    .iter()
-                    .map(|&v| Complex::new((f64::from(v) - mean) as f32, 0.0))
-                    .collect();
-                fft2_square(&mut a, n, &*fwd);
-                // v̂ = i·k·φ̂ with φ̂ = −ρ̂/|k|². Both components are real, so one inverse
-                // transform carries them: v̂x + i·v̂y comes back as vx + i·vy.
-                for jy in 0..n {
-                    for ix in 0..n {
-                        let (kx, ky) = (freq(ix), freq(jy));
-                        let k2 = kx * kx + ky * ky;
-                        let idx = jy * n + ix;
-                        a[idx] = if k2 == 0.0 {
-                            Complex::new(0.0, 0.0)
-                        } else {
-                            let r = a[idx];
-                            let i_r = Complex::new(-r.im, r.re);
-                            let vx = i_r * (-kx / k2) as f32;
-                            let vy = i_r * (-ky / k2) as f32;
-                            vx + Complex::new(-vy.im, vy.re)
-                        };
-                    }
-                }
-                fft2_square(&mut a, n, &*inv);
-                let norm = 1.0 / (n * n) as f32;
-                for j in 0..ny {
-                    for i in 0..nx {
-                        let c = a[(j + lo[1]) * n + i + lo[0]];
-                        out[j * nx + i] = [c.re * norm, c.im * norm];
-                    }
-                }
-            });
-        let mut sat = [0.0; 2];
-        for k in 0..anz {
-            for ray in 0..RAYS {
-                let (fascia, skin) = habitus.band_of(k, ray);
-                let t = (skin - fascia).max(0.0);
-                sat[0] += t * fascia;
-                sat[1] += t * t;
-            }
-        }
+        let sat = band_area_terms(habitus, g.dims[2]);
         if sat[0] + 0.5 * sat[1] <= 0.0 {
             return None;
         }
-        let z0 = g.origin_mm[2] + 0.5 * (per_plane - 1) as f64 * g.spacing_mm[2];
+        let sq = Square::for_atlas(g);
+        let rho = source_fraction(labels, fat, &sq);
+        let (lo, hi) = sq.window(&body_box(labels));
+        let (nx, ny) = (hi[0] - lo[0] + 1, hi[1] - lo[1] + 1);
+        let vel = solve_velocity(&rho, &sq, lo, [nx, ny]);
         let mut field = Visceral {
             origin: [
-                sq0[0] + lo[0] as f64 * cell,
-                sq0[1] + lo[1] as f64 * cell,
-                z0,
+                sq.origin[0] + lo[0] as f64 * sq.cell,
+                sq.origin[1] + lo[1] as f64 * sq.cell,
+                g.origin_mm[2] + 0.5 * (sq.per_plane - 1) as f64 * g.spacing_mm[2],
             ],
-            cell,
-            dz,
-            dims: [nx, ny, nz],
-            max_gradient: max_gradient(&vel, [nx, ny, nz], cell),
+            cell: sq.cell,
+            dz: sq.per_plane as f64 * g.spacing_mm[2],
+            dims: [nx, ny, sq.planes],
+            max_gradient: max_gradient(&vel, [nx, ny, sq.planes], sq.cell),
             vel,
             sat,
             probes: Vec::new(),
             growth: Vec::new(),
         };
-        // How much the fat and each organ grow at each probe amount.
         let ids: Vec<u16> = std::iter::once(fat).chain(organs.iter().copied()).collect();
+        let (probes, growth) = field.probe_growth(labels, &ids);
+        // A fat growth that does not rise with the amount (a map whose fat barely answers)
+        // has nothing to solve for.
+        if growth.windows(2).any(|w| w[1][0] <= w[0][0]) {
+            return None;
+        }
+        field.probes = probes;
+        field.growth = growth;
+        Some(field)
+    }
+
+    /// How much each of `ids` grows (ln of its voxel count on the atlas's grid) at each probe
+    /// amount; the first row is u = 0.
+    fn probe_growth(&self, labels: &Volume<u16>, ids: &[u16]) -> (Vec<f64>, Vec<Vec<f64>>) {
+        let g = &labels.grid;
         let count = |map: &(dyn Fn([f64; 3]) -> [f64; 3] + Sync)| -> Vec<f64> {
             (0..g.dims[2])
                 .into_par_iter()
@@ -258,7 +156,7 @@ impl Visceral {
         let mut probes = vec![0.0];
         let mut growth = vec![vec![0.0; ids.len()]];
         for &u in &PROBES {
-            let warp = field.warp(u);
+            let warp = self.warp(u);
             let after = count(&|p| warp.pull_back(p));
             probes.push(u);
             growth.push(
@@ -269,14 +167,7 @@ impl Visceral {
                     .collect(),
             );
         }
-        // A fat growth that does not rise with the amount (a map whose fat barely answers)
-        // has nothing to solve for.
-        if growth.windows(2).any(|w| w[1][0] <= w[0][0]) {
-            return None;
-        }
-        field.probes = probes;
-        field.growth = growth;
-        Some(field)
+        (probes, growth)
     }
 
     /// The flow amount u for a subcutaneous band `f` times the atlas's: the fat grows by the
@@ -372,6 +263,179 @@ impl VisceralWarp<'_> {
             q[2],
         ]
     }
+}
+
+/// The FFT square the flow is solved on, and how atlas voxels fall into its cells and planes.
+struct Square {
+    /// Cells per side (a power of two), cell size (mm), centre of cell (0, 0) (mm).
+    n: usize,
+    cell: f64,
+    origin: [f64; 2],
+    /// Atlas slices per flow plane, and planes.
+    per_plane: usize,
+    planes: usize,
+}
+
+impl Square {
+    fn for_atlas(g: &crate::volume::Grid) -> Square {
+        let cell = CELL_MM.max(g.spacing_mm[0]).max(g.spacing_mm[1]);
+        let per_plane = ((PLANE_MM / g.spacing_mm[2]).round() as usize).max(1);
+        let ext = g.extent_mm();
+        // The atlas and the margin with room to spare: the periodic images of the fat then
+        // sit a body width or more away (their pull is a gentle, near-uniform drift; it adds
+        // no divergence).
+        let n = ((1.25 * (ext[0].max(ext[1]) + 2.0 * MARGIN_MM) / cell).ceil() as usize)
+            .next_power_of_two();
+        let centre =
+            [0, 1].map(|a| g.origin_mm[a] + 0.5 * (g.dims[a] - 1) as f64 * g.spacing_mm[a]);
+        Square {
+            n,
+            cell,
+            origin: [0, 1].map(|a| centre[a] - 0.5 * (n - 1) as f64 * cell),
+            per_plane,
+            planes: g.dims[2].div_ceil(per_plane),
+        }
+    }
+
+    /// The cell index along axis `a` (0: x, 1: y) of a coordinate (mm).
+    fn cell_of(&self, x: f64, a: usize) -> usize {
+        (((x - self.origin[a]) / self.cell).round().max(0.0) as usize).min(self.n - 1)
+    }
+
+    /// The cells kept: an in-plane box (min, max corners, mm) plus the margin, inside the
+    /// square; (first, last) cell per axis.
+    fn window(&self, bb: &[[f64; 2]; 2]) -> ([usize; 2], [usize; 2]) {
+        let lo = [0, 1].map(|a| self.cell_of(bb[0][a] - MARGIN_MM, a));
+        let hi = [0, 1].map(|a| self.cell_of(bb[1][a] + MARGIN_MM, a).max(lo[a]));
+        (lo, hi)
+    }
+}
+
+/// Per plane and square cell, the fraction of atlas voxels that are fat away from the fat's
+/// border. Only fat whose in-plane neighbours are fat too is a source: the flow's expansion
+/// then starts a voxel away from what the fat borders, so the half voxel that
+/// nearest-neighbour sampling gives each side of a boundary is not what gets stretched.
+fn source_fraction(labels: &Volume<u16>, fat: u16, sq: &Square) -> Vec<f32> {
+    let g = &labels.grid;
+    let [anx, any, anz] = g.dims;
+    let n = sq.n;
+    let mut rho = vec![0f32; sq.planes * n * n];
+    let mut count = vec![0u32; sq.planes * n * n];
+    for k in 0..anz {
+        let kz = k / sq.per_plane;
+        for j in 0..any {
+            for i in 0..anx {
+                let p = g.world(i, j, k);
+                let c = (kz * n + sq.cell_of(p[1], 1)) * n + sq.cell_of(p[0], 0);
+                count[c] += 1;
+                let interior = labels.get(i, j, k) == fat
+                    && i > 0
+                    && j > 0
+                    && i + 1 < anx
+                    && j + 1 < any
+                    && [(i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)]
+                        .iter()
+                        .all(|&(a, b)| labels.get(a, b, k) == fat);
+                if interior {
+                    rho[c] += 1.0;
+                }
+            }
+        }
+    }
+    for (r, &c) in rho.iter_mut().zip(&count) {
+        if c > 0 {
+            *r /= c as f32;
+        }
+    }
+    rho
+}
+
+/// The in-plane bounding box (min, max corners, mm) of every non-zero label.
+fn body_box(labels: &Volume<u16>) -> [[f64; 2]; 2] {
+    let g = &labels.grid;
+    let mut bb = [[f64::INFINITY; 2], [f64::NEG_INFINITY; 2]];
+    for (idx, &l) in labels.data.iter().enumerate() {
+        if l != 0 {
+            let [i, j, k] = g.ijk(idx);
+            let p = g.world(i, j, k);
+            for a in 0..2 {
+                bb[0][a] = bb[0][a].min(p[a]);
+                bb[1][a] = bb[1][a].max(p[a]);
+            }
+        }
+    }
+    bb
+}
+
+/// v = ∇φ with ∇²φ = ρ − mean(ρ) per plane (periodic, spectral), kept on the window of `size`
+/// cells from cell `lo`.
+fn solve_velocity(rho: &[f32], sq: &Square, lo: [usize; 2], size: [usize; 2]) -> Vec<[f32; 2]> {
+    let (n, cell) = (sq.n, sq.cell);
+    let [nx, ny] = size;
+    let mut planner = FftPlanner::<f32>::new();
+    let fwd = planner.plan_fft_forward(n);
+    let inv = planner.plan_fft_inverse(n);
+    let freq = |m: usize| {
+        let f = if m < n / 2 {
+            m as f64
+        } else {
+            m as f64 - n as f64
+        };
+        std::f64::consts::TAU * f / (n as f64 * cell)
+    };
+    let mut vel = vec![[0f32; 2]; sq.planes * nx * ny];
+    vel.par_chunks_mut(nx * ny)
+        .zip(rho.par_chunks(n * n))
+        .for_each(|(out, src)| {
+            let mean = src.iter().map(|&v| f64::from(v)).sum::<f64>() / (n * n) as f64;
+            let mut a: Vec<Complex<f32>> = src
+                .iter()
+                .map(|&v| Complex::new((f64::from(v) - mean) as f32, 0.0))
+                .collect();
+            fft2_square(&mut a, n, &*fwd);
+            // v̂ = i·k·φ̂ with φ̂ = −ρ̂/|k|². Both components are real, so one inverse
+            // transform carries them: v̂x + i·v̂y comes back as vx + i·vy.
+            for jy in 0..n {
+                for ix in 0..n {
+                    let (kx, ky) = (freq(ix), freq(jy));
+                    let k2 = kx * kx + ky * ky;
+                    let idx = jy * n + ix;
+                    a[idx] = if k2 == 0.0 {
+                        Complex::new(0.0, 0.0)
+                    } else {
+                        let r = a[idx];
+                        let i_r = Complex::new(-r.im, r.re);
+                        let vx = i_r * (-kx / k2) as f32;
+                        let vy = i_r * (-ky / k2) as f32;
+                        vx + Complex::new(-vy.im, vy.re)
+                    };
+                }
+            }
+            fft2_square(&mut a, n, &*inv);
+            let norm = 1.0 / (n * n) as f32;
+            for j in 0..ny {
+                for i in 0..nx {
+                    let c = a[(j + lo[1]) * n + i + lo[0]];
+                    out[j * nx + i] = [c.re * norm, c.im * norm];
+                }
+            }
+        });
+    vel
+}
+
+/// The subcutaneous band's area terms over every slice and ray: Σ t·fascia and Σ t², t the
+/// band's thickness, so a band f times as thick has area f·s0 + f²·s1/2.
+fn band_area_terms(habitus: &Habitus, slices: usize) -> [f64; 2] {
+    let mut sat = [0.0; 2];
+    for k in 0..slices {
+        for ray in 0..RAYS {
+            let (fascia, skin) = habitus.band_of(k, ray);
+            let t = (skin - fascia).max(0.0);
+            sat[0] += t * fascia;
+            sat[1] += t * t;
+        }
+    }
+    sat
 }
 
 /// Largest in-plane velocity gradient component (central differences).
