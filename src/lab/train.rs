@@ -33,6 +33,11 @@ pub struct TrainConfig {
     /// Read at most this many subjects.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Resample every case to this voxel spacing (mm) before training: channels trilinear,
+    /// labels nearest. Without it each case keeps its own spacing, which the model is given
+    /// as a condition.
+    #[serde(default)]
+    pub resample_mm: Option<[f64; 3]>,
     /// Autoencoder widths at full, 1/2, 1/4 resolution.
     #[serde(default)]
     pub autoencoder_channels: Option<[usize; 3]>,
@@ -167,7 +172,12 @@ pub struct TrainArgs<'a> {
 /// Runs both stages and writes the finished model into `out`.
 pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     let tc = read_config(a.config)?;
-    let ds = dataset::load(a.data, tc.arms.as_deref(), tc.channels.len(), tc.limit)?;
+    let mut ds = dataset::load(a.data, tc.arms.as_deref(), tc.channels.len(), tc.limit)?;
+    if let Some(s) = tc.resample_mm {
+        for c in ds.cases.iter_mut() {
+            dataset::resample_case(c, s)?;
+        }
+    }
     if ds.cases[0].channels.len() != tc.channels.len() {
         return Err(LabError::Input(format!(
             "the dataset has {} channels per case, the config {}",
@@ -391,8 +401,13 @@ fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) ->
     spacings.dedup();
     let _ = writeln!(
         s,
-        "- Voxel spacing (mm) of the cases: {}.",
-        spacings.join(", ")
+        "- Voxel spacing (mm) of the cases: {}{}.",
+        spacings.join(", "),
+        if tc.resample_mm.is_some() {
+            " (every case resampled to it: `resample_mm`, channels trilinear, labels nearest)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(s, "- Prompt vocabulary: {} tokens.\n", cfg.tokenizer.len());
     let _ = writeln!(s, "## Training\n");
