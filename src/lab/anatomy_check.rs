@@ -439,13 +439,13 @@ fn realism(
         )));
     }
     // Both sides relabelled to organ numbers 1..=n, so groups compare as one label.
-    let to_organ = |v: &Volume<u16>| -> Volume<u16> {
-        let mut lut = vec![0u16; usize::from(u16::MAX) + 1];
-        for (k, (_, g)) in organs.iter().enumerate() {
-            for &id in g {
-                lut[usize::from(id)] = k as u16 + 1;
-            }
+    let mut lut = vec![0u16; usize::from(u16::MAX) + 1];
+    for (k, (_, g)) in organs.iter().enumerate() {
+        for &id in g {
+            lut[usize::from(id)] = k as u16 + 1;
         }
+    }
+    let to_organ = |v: &Volume<u16>| -> Volume<u16> {
         Volume::from_vec(
             v.grid.clone(),
             v.data.iter().map(|&l| lut[usize::from(l)]).collect(),
