@@ -39,6 +39,16 @@ pub fn render_mosaic(
     tiles: &[PreviewTile],
     colour_of: &dyn Fn(u16) -> [u8; 3],
 ) -> Result<Vec<u8>, IoError> {
+    render_grid(tiles, colour_of, MAX_COLUMNS)
+}
+
+/// As [`render_mosaic`], with `columns` tiles per row (a table of pictures whose columns mean
+/// something, e.g. real | painter | model).
+pub fn render_grid(
+    tiles: &[PreviewTile],
+    colour_of: &dyn Fn(u16) -> [u8; 3],
+    columns: usize,
+) -> Result<Vec<u8>, IoError> {
     if tiles.is_empty() {
         return Err(IoError::encode("preview", "no tiles"));
     }
@@ -46,7 +56,7 @@ pub fn render_mosaic(
         .iter()
         .map(|t| render_tile(t, colour_of))
         .collect::<Result<_, _>>()?;
-    let cols = tiles.len().min(MAX_COLUMNS);
+    let cols = tiles.len().min(columns.max(1));
     let rows = tiles.len().div_ceil(cols);
     let cell_w = rendered.iter().map(|r| r.0).max().unwrap_or(1);
     let cell_h = rendered.iter().map(|r| r.1).max().unwrap_or(1);
