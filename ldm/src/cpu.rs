@@ -1,7 +1,8 @@
 //! Concrete entry points. The engine calls these instead of the generic functions so that
 //! burn's generics are instantiated (and compiled) here once, not in every crate that uses
-//! the model. Training runs on the CPU backend; sampling and the denoiser benchmark also on
-//! CUDA when the crate is built with `--features cuda` and `SYNTHCOHORT_DEVICE=cuda[:N]`.
+//! the model. Training, sampling and the denoiser benchmark run on the CPU backend, or on
+//! CUDA when the crate is built with `--features cuda` (`synthcohort train --device cuda`,
+//! `SYNTHCOHORT_DEVICE=cuda[:N]` for sampling).
 
 use std::path::Path;
 
@@ -9,67 +10,154 @@ use crate::model::{self, Ldm, LdmConfig, SampleRequest};
 use crate::train::{self, Case, Hooks, Resume, TrainOptions};
 use crate::{Cpu, CpuTrain, LdmError};
 
-pub type TrainModel = Ldm<CpuTrain>;
 pub use crate::train::Latents;
 
-pub fn init_train(cfg: &LdmConfig, seed: u64) -> Result<TrainModel, LdmError> {
-    Ldm::init_seeded(cfg, seed, &Default::default())
+/// The training hooks on every backend this build can train on, so one hooks object serves
+/// the CPU and (feature `cuda`) the GPU.
+#[cfg(not(feature = "cuda"))]
+pub trait AnyHooks: Hooks<CpuTrain> {}
+#[cfg(not(feature = "cuda"))]
+impl<T: Hooks<CpuTrain>> AnyHooks for T {}
+#[cfg(feature = "cuda")]
+pub trait AnyHooks: Hooks<CpuTrain> + Hooks<crate::GpuTrain> {}
+#[cfg(feature = "cuda")]
+impl<T: Hooks<CpuTrain> + Hooks<crate::GpuTrain>> AnyHooks for T {}
+
+/// A model being trained, on the device `synthcohort train --device` names.
+pub enum TrainModel {
+    Cpu(Ldm<CpuTrain>),
+    #[cfg(feature = "cuda")]
+    Gpu(Ldm<crate::GpuTrain>, burn::backend::cuda::CudaDevice),
 }
 
-pub fn load_train(dir: &Path) -> Result<(TrainModel, LdmConfig), LdmError> {
-    model::load::<CpuTrain>(dir, &Default::default())
+impl TrainModel {
+    pub fn init(cfg: &LdmConfig, seed: u64, device: &Device) -> Result<Self, LdmError> {
+        Ok(match device {
+            Device::Cpu => TrainModel::Cpu(Ldm::init_seeded(cfg, seed, &Default::default())?),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(n) => {
+                let dev = burn::backend::cuda::CudaDevice::new(*n);
+                TrainModel::Gpu(Ldm::init_seeded(cfg, seed, &dev)?, dev)
+            }
+        })
+    }
+
+    pub fn load(dir: &Path, device: &Device) -> Result<(Self, LdmConfig), LdmError> {
+        Ok(match device {
+            Device::Cpu => {
+                let (m, c) = model::load::<CpuTrain>(dir, &Default::default())?;
+                (TrainModel::Cpu(m), c)
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda(n) => {
+                let dev = burn::backend::cuda::CudaDevice::new(*n);
+                let (m, c) = model::load::<crate::GpuTrain>(dir, &dev)?;
+                (TrainModel::Gpu(m, dev), c)
+            }
+        })
+    }
+
+    pub fn save(&self, cfg: &LdmConfig, dir: &Path) -> Result<(), LdmError> {
+        match self {
+            TrainModel::Cpu(m) => model::save(m, cfg, dir),
+            #[cfg(feature = "cuda")]
+            TrainModel::Gpu(m, _) => model::save(m, cfg, dir),
+        }
+    }
+
+    pub fn train_autoencoder(
+        self,
+        cfg: &LdmConfig,
+        cases: &[Case],
+        opts: &TrainOptions,
+        resume: Option<Resume>,
+        hooks: &mut dyn AnyHooks,
+    ) -> Result<Self, LdmError> {
+        Ok(match self {
+            TrainModel::Cpu(m) => TrainModel::Cpu(train::train_autoencoder(
+                m,
+                cfg,
+                cases,
+                opts,
+                resume,
+                hooks as &mut dyn Hooks<CpuTrain>,
+                &Default::default(),
+            )?),
+            #[cfg(feature = "cuda")]
+            TrainModel::Gpu(m, dev) => TrainModel::Gpu(
+                train::train_autoencoder(
+                    m,
+                    cfg,
+                    cases,
+                    opts,
+                    resume,
+                    hooks as &mut dyn Hooks<crate::GpuTrain>,
+                    &dev,
+                )?,
+                dev,
+            ),
+        })
+    }
+
+    /// Posterior-mean latents, computed without autodiff (a tracked forward pass per case
+    /// would keep its graph alive and exhaust memory over a dataset).
+    pub fn encode_cases(
+        &self,
+        cfg: &LdmConfig,
+        cases: &[Case],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Latents, LdmError> {
+        use burn::module::AutodiffModule;
+        match self {
+            TrainModel::Cpu(m) => {
+                train::encode_cases(&m.valid(), cfg, cases, &Default::default(), progress)
+            }
+            #[cfg(feature = "cuda")]
+            TrainModel::Gpu(m, dev) => train::encode_cases(&m.valid(), cfg, cases, dev, progress),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_denoiser(
+        self,
+        cfg: &LdmConfig,
+        cases: &[Case],
+        latents: &Latents,
+        opts: &TrainOptions,
+        resume: Option<Resume>,
+        hooks: &mut dyn AnyHooks,
+    ) -> Result<Self, LdmError> {
+        Ok(match self {
+            TrainModel::Cpu(m) => TrainModel::Cpu(train::train_denoiser(
+                m,
+                cfg,
+                cases,
+                latents,
+                opts,
+                resume,
+                hooks as &mut dyn Hooks<CpuTrain>,
+                &Default::default(),
+            )?),
+            #[cfg(feature = "cuda")]
+            TrainModel::Gpu(m, dev) => TrainModel::Gpu(
+                train::train_denoiser(
+                    m,
+                    cfg,
+                    cases,
+                    latents,
+                    opts,
+                    resume,
+                    hooks as &mut dyn Hooks<crate::GpuTrain>,
+                    &dev,
+                )?,
+                dev,
+            ),
+        })
+    }
 }
 
-pub fn save_train(m: &TrainModel, cfg: &LdmConfig, dir: &Path) -> Result<(), LdmError> {
-    model::save(m, cfg, dir)
-}
-
-pub fn train_autoencoder(
-    m: TrainModel,
-    cfg: &LdmConfig,
-    cases: &[Case],
-    opts: &TrainOptions,
-    resume: Option<Resume>,
-    hooks: &mut dyn Hooks<CpuTrain>,
-) -> Result<TrainModel, LdmError> {
-    train::train_autoencoder(m, cfg, cases, opts, resume, hooks, &Default::default())
-}
-
-/// Posterior-mean latents, computed without autodiff (a tracked forward pass per case would
-/// keep its graph alive and exhaust memory over a dataset).
-pub fn encode_cases(
-    m: &TrainModel,
-    cfg: &LdmConfig,
-    cases: &[Case],
-    progress: &mut dyn FnMut(usize),
-) -> Result<Latents, LdmError> {
-    use burn::module::AutodiffModule;
-    train::encode_cases(&m.valid(), cfg, cases, &Default::default(), progress)
-}
-
-pub fn train_denoiser(
-    m: TrainModel,
-    cfg: &LdmConfig,
-    cases: &[Case],
-    latents: &Latents,
-    opts: &TrainOptions,
-    resume: Option<Resume>,
-    hooks: &mut dyn Hooks<CpuTrain>,
-) -> Result<TrainModel, LdmError> {
-    train::train_denoiser(
-        m,
-        cfg,
-        cases,
-        latents,
-        opts,
-        resume,
-        hooks,
-        &Default::default(),
-    )
-}
-
-/// Where sampling runs: `SYNTHCOHORT_DEVICE` = `cpu` (the default) or, in a build with the
-/// `cuda` feature, `cuda` / `cuda:N`.
+/// Where training or sampling runs: `cpu` (the default) or, in a build with the `cuda`
+/// feature, `cuda` / `cuda:N` (`SYNTHCOHORT_DEVICE` for sampling, `train --device`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Device {
     Cpu,

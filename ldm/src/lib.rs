@@ -20,6 +20,8 @@ pub mod unet;
 #[cfg(test)]
 mod tests;
 
+/// The backend bound of training hooks, for callers that do not depend on burn themselves.
+pub use burn::tensor::backend::AutodiffBackend;
 pub use error::LdmError;
 pub use model::{
     load, load_config, sample, save, ChannelSpec, Ldm, LdmConfig, Modality, SampleRequest,

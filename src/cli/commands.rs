@@ -238,6 +238,7 @@ pub fn train(
     config: &Path,
     out: &Path,
     resume: bool,
+    device: &str,
     quiet: bool,
 ) -> Result<ExitCode, CliError> {
     let args = synthcohort::lab::train::TrainArgs {
@@ -245,6 +246,7 @@ pub fn train(
         config,
         out,
         resume,
+        device,
         quiet,
     };
     synthcohort::lab::train::run(&args).map_err(CliError::Lab)?;

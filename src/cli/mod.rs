@@ -158,11 +158,13 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Compare a run's CT numbers and texture with a real CT, organ by organ, beside the
-    /// label-mean painter (report.md, fidelity.json).
+    /// Compare runs' CT numbers and texture with a real CT, organ by organ, beside the
+    /// label-mean painter (report.md, fidelity.json, patches.png).
     Fidelity {
-        /// The run folder.
-        run: PathBuf,
+        /// Run folders, one row each (e.g. the procedural renderer and a model on the same
+        /// anatomy); the painter's row is made from the first.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
         /// The real CT (NIfTI, HU).
         #[arg(long)]
         real_image: PathBuf,
@@ -172,6 +174,11 @@ pub enum Command {
         /// Its class names (`id name` per line, e.g. TotalSegmentator's).
         #[arg(long)]
         real_names: PathBuf,
+        /// Only compare voxels inside this mask (NIfTI, non-zero = inside), on both sides,
+        /// matched by position from each grid's centre as `anatomy.source` centres an imported
+        /// map: e.g. the region of the real scan a model did not train on.
+        #[arg(long)]
+        region: Option<PathBuf>,
         /// The arm compared (default: the first CT or HU arm).
         #[arg(long)]
         arm: Option<String>,
@@ -204,6 +211,9 @@ pub enum Command {
         /// Continue from the last checkpoint in OUT.
         #[arg(long)]
         resume: bool,
+        /// Where to train: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Evaluate a latent diffusion model on its held-out subjects: intensities, label
     /// adherence, text effect, diversity, memorization (MODEL/eval/report.{json,md}).
@@ -305,7 +315,8 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             config,
             out,
             resume,
-        } => commands::train(&data, &config, &out, resume, quiet),
+            device,
+        } => commands::train(&data, &config, &out, resume, &device, quiet),
         Command::EvalModel {
             model,
             data,
@@ -343,18 +354,20 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             &out,
         ),
         Command::Fidelity {
-            run,
+            runs,
             real_image,
             real_labels,
             real_names,
+            region,
             arm,
             subjects,
             out,
         } => commands::fidelity(&synthcohort::lab::fidelity::FidelityArgs {
-            run: &run,
+            runs: &runs,
             real_image: &real_image,
             real_labels: &real_labels,
             real_names: &real_names,
+            region: region.as_deref(),
             arm: arm.as_deref(),
             max_subjects: subjects,
             out: &out,

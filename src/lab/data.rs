@@ -245,15 +245,39 @@ pub fn load(
     })
 }
 
-/// Model class list: background first, then the dataset's classes in id order (each once).
-pub fn model_classes(ds: &Dataset) -> Vec<String> {
-    let mut out = vec!["background".to_string()];
-    for c in &ds.class_of_id {
-        if !c.is_empty() && !out.contains(c) {
-            out.push(c.clone());
+/// Model class list: background first, then the dataset's classes in id order (each once)
+/// that have voxels in the `train` cases; and the classes dataset.json names that have none.
+pub fn model_classes(ds: &Dataset, train: &[usize]) -> (Vec<String>, Vec<String>) {
+    // Only classes with voxels in the training cases: a class named in dataset.json but
+    // never seen would get an untrained embedding and a class mean of 0 (water in HU), and
+    // generation would draw it so; left out, it is drawn by a class of its tissue or refused
+    // at `validate`.
+    let mut seen = vec![false; ds.class_of_id.len()];
+    for &i in train {
+        for &l in &ds.cases[i].labels.data {
+            if let Some(s) = seen.get_mut(l as usize) {
+                *s = true;
+            }
         }
     }
-    out
+    let mut out = vec!["background".to_string()];
+    let mut absent = Vec::new();
+    for (id, c) in ds.class_of_id.iter().enumerate() {
+        if c.is_empty() || out.contains(c) {
+            continue;
+        }
+        let trained = ds
+            .class_of_id
+            .iter()
+            .enumerate()
+            .any(|(j, d)| d == c && seen[j]);
+        if trained {
+            out.push(c.clone());
+        } else if !absent.contains(c) && id != 0 {
+            absent.push(c.clone());
+        }
+    }
+    (out, absent)
 }
 
 /// Most voxels a resampled case may have (a 512³ volume).

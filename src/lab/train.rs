@@ -9,7 +9,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use synthcohort_ldm::cpu;
 use synthcohort_ldm::train::{self, Hooks, OptimState, Resume, Stage, StepLog, TrainOptions};
-use synthcohort_ldm::{ChannelSpec, CpuTrain, Ldm, LdmConfig, LdmError, Modality, Tokenizer};
+use synthcohort_ldm::{
+    AutodiffBackend, ChannelSpec, Ldm, LdmConfig, LdmError, Modality, Tokenizer,
+};
 
 use super::data::{self as dataset, Dataset};
 use super::loss_log::{self, LossRow};
@@ -126,7 +128,7 @@ impl TrainHooks {
     }
 }
 
-impl Hooks<CpuTrain> for TrainHooks {
+impl<B: AutodiffBackend> Hooks<B> for TrainHooks {
     fn step(&mut self, log: &StepLog) {
         self.ema = if self.ema == 0.0 {
             log.loss
@@ -140,14 +142,14 @@ impl Hooks<CpuTrain> for TrainHooks {
 
     fn checkpoint(
         &mut self,
-        m: &Ldm<CpuTrain>,
+        m: &Ldm<B>,
         cfg: &LdmConfig,
         stage: Stage,
         step: usize,
         optim: &dyn OptimState,
     ) -> Result<(), LdmError> {
         let dir = self.out.join(CHECKPOINT);
-        cpu::save_train(m, cfg, &dir)?;
+        synthcohort_ldm::model::save(m, cfg, &dir)?;
         optim.save(&dir.join("optimizer"))?;
         let _ = self.csv.flush();
         let state = serde_json::to_string(&State { stage, step }).unwrap_or_default();
@@ -166,12 +168,19 @@ pub struct TrainArgs<'a> {
     pub config: &'a Path,
     pub out: &'a Path,
     pub resume: bool,
+    /// `cpu`, or `cuda` / `cuda:N` (feature `cuda`).
+    pub device: &'a str,
     pub quiet: bool,
 }
 
 /// Runs both stages and writes the finished model into `out`.
 pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     let tc = read_config(a.config)?;
+    // Refuse an unusable device before reading the data.
+    let device = cpu::Device::parse(a.device).map_err(|e| match e {
+        LdmError::Config(m) => LabError::Input(format!("--device: {m}")),
+        e => e.into(),
+    })?;
     let mut ds = dataset::load(a.data, tc.arms.as_deref(), tc.channels.len(), tc.limit)?;
     if let Some(s) = tc.resample_mm {
         for c in ds.cases.iter_mut() {
@@ -186,7 +195,14 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         )));
     }
     let (train_idx, held) = split(&ds, tc.hold_out);
-    let classes = dataset::model_classes(&ds);
+    let (classes, absent) = dataset::model_classes(&ds, &train_idx);
+    if !absent.is_empty() {
+        tracing::warn!(
+            "{} class(es) of dataset.json have no voxel in the training cases and are not model classes (drawn by a class of their tissue, or refused at validate): {}",
+            absent.len(),
+            absent.join(", ")
+        );
+    }
     if classes.len() > 255 {
         return Err(LabError::Input(format!(
             "{} label classes; at most 255 are supported",
@@ -243,7 +259,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     let csv_path = a.out.join(LOSS_CSV);
     let mut model = match &state {
         Some(s) => {
-            let (m, saved) = cpu::load_train(&ck).map_err(LabError::from)?;
+            let (m, saved) = cpu::TrainModel::load(&ck, &device).map_err(LabError::from)?;
             if saved.training.data_hash != cfg.training.data_hash {
                 return Err(LabError::Input(
                     "--resume: the checkpoint was trained on different data".into(),
@@ -256,7 +272,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         }
         None => {
             loss_log::write(&csv_path, &[]).map_err(|e| csv_error(&csv_path, e))?;
-            cpu::init_train(&cfg, opts.seed).map_err(LabError::from)?
+            cpu::TrainModel::init(&cfg, opts.seed, &device).map_err(LabError::from)?
         }
     };
     let csv = std::fs::OpenOptions::new()
@@ -295,7 +311,8 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
             step: s.step,
             optimizer: &opt_path,
         });
-        model = cpu::train_autoencoder(model, &cfg, &cases, opts, resume, &mut hooks)
+        model = model
+            .train_autoencoder(&cfg, &cases, opts, resume, &mut hooks)
             .map_err(LabError::from)?;
         hooks.bar.finish();
         cfg.training.autoencoder_loss = hooks.ema;
@@ -306,7 +323,8 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         0.0
     };
     let bar = TrainHooks::bar(cases.len(), 0, "latents", a.quiet);
-    let latents = cpu::encode_cases(&model, &cfg, &cases, &mut |k| bar.set_position(k as u64))
+    let latents = model
+        .encode_cases(&cfg, &cases, &mut |k| bar.set_position(k as u64))
         .map_err(LabError::from)?;
     bar.finish();
     cfg.latent_scale = train::latent_scale(&latents, cfg.autoencoder.latent_channels);
@@ -323,17 +341,18 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
             step: s.step,
             optimizer: &opt_path,
         });
-    let model = cpu::train_denoiser(model, &cfg, &cases, &latents, opts, resume, &mut hooks)
+    let model = model
+        .train_denoiser(&cfg, &cases, &latents, opts, resume, &mut hooks)
         .map_err(LabError::from)?;
     hooks.bar.finish();
     cfg.training.denoiser_loss = hooks.ema;
-    cpu::save_train(&model, &cfg, a.out).map_err(LabError::from)?;
+    model.save(&cfg, a.out).map_err(LabError::from)?;
     let csv_path = a.out.join(LOSS_CSV);
     let csv = loss_log::read(&csv_path);
     let png = a.out.join("loss.png");
     std::fs::write(&png, loss_plot(&csv)).map_err(LabError::file("cannot write", &png))?;
     let card = a.out.join("MODEL_CARD.md");
-    std::fs::write(&card, model_card(&cfg, &tc, &ds, &held_names))
+    std::fs::write(&card, model_card(&cfg, &tc, &ds, &held_names, &absent))
         .map_err(LabError::file("cannot write", &card))?;
     tracing::info!("model written to {}", a.out.display());
     Ok(cfg)
@@ -364,7 +383,13 @@ fn loss_plot(rows: &[LossRow]) -> Vec<u8> {
     )
 }
 
-fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) -> String {
+fn model_card(
+    cfg: &LdmConfig,
+    tc: &TrainConfig,
+    ds: &Dataset,
+    held: &[&str],
+    absent: &[String],
+) -> String {
     let t = &cfg.training;
     let o = &tc.training;
     let mut s = String::new();
@@ -428,6 +453,26 @@ fn model_card(cfg: &LdmConfig, tc: &TrainConfig, ds: &Dataset, held: &[&str]) ->
     }
     let _ = writeln!(s, "## Limits\n");
     let _ = writeln!(s, "- {}", data_origin(&ds.dir));
+    if !absent.is_empty() {
+        let _ = writeln!(s, "- Classes the data name but no training case holds, so not model classes (drawn by a class of their tissue, by the procedural renderer with `generator.unseen_labels: procedural`, or refused): {}.", absent.join(", "));
+    }
+    let words: Vec<&str> = cfg
+        .tokenizer
+        .vocab
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !w.starts_with('[') && !w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let _ = writeln!(
+        s,
+        "- Prompt words it was trained with (any other word is refused at `validate`): {}.",
+        if words.is_empty() {
+            "none".to_string()
+        } else {
+            words.join(", ")
+        }
+    );
+    let _ = writeln!(s, "- {} training cases: what varies between them (patients, scanners, contrast phases) is all the variety it can draw.", t.cases);
     let _ = writeln!(s, "- To train on real data: put images and label maps in the nnU-Net layout (`imagesTr/`, `labelsTr/`, `dataset.json` with label names from `synthcohort labels`), add `prompts.jsonl` (`{{\"case\": …, \"prompt\": …}}`), and run `synthcohort train --data DIR --config CONFIG --out DIR`.");
     let _ = writeln!(
         s,
@@ -445,13 +490,45 @@ fn data_origin(dir: &Path) -> String {
     match prov {
         Some(v) => {
             let generator = v["generator"].as_str().unwrap_or("unknown").to_string();
-            let pipeline = v["pipeline"]["name"].as_str().unwrap_or("unknown").to_string();
-            let sha = v["pipeline_sha256"].as_str().unwrap_or("").chars().take(12).collect::<String>();
+            let pipeline = v["pipeline"]["name"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_string();
+            let sha = v["pipeline_sha256"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(12)
+                .collect::<String>();
             format!(
                 "Trained on synthcohort output (generator `{generator}`, pipeline `{pipeline}` {sha}), not on real scans: it reproduces that generator's texture, tissue means and the diffuse diseases named in prompts, not real patient appearance."
             )
         }
-        None => "Trained on external data (no synthcohort provenance.json in the data folder): see the dataset's own documentation for its sources and licences; this card cannot vouch for them.".to_string(),
+        None => {
+            let mut s =
+                "Trained on external data (no synthcohort provenance.json in the data folder)"
+                    .to_string();
+            let dj = std::fs::read(dir.join("dataset.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            // nnU-Net's dataset.json carries these fields; quote what the data say of themselves.
+            let said: Vec<String> = ["description", "reference", "licence", "release"]
+                .iter()
+                .filter_map(|k| {
+                    let v = dj.as_ref()?.get(*k)?.as_str()?.trim();
+                    (!v.is_empty()).then(|| format!("{k}: {v}"))
+                })
+                .collect();
+            if said.is_empty() {
+                s.push_str(": see the dataset's own documentation for its sources and licences; this card cannot vouch for them.");
+            } else {
+                s.push_str(&format!(
+                    "; its dataset.json says — {}. The card quotes them and cannot vouch for them.",
+                    said.join("; ")
+                ));
+            }
+            s
+        }
     }
 }
 
