@@ -29,6 +29,13 @@ fn generate(pipeline: &Path, out: &Path) -> Vec<synthcohort::io::manifest::Manif
     synthcohort::io::manifest::read_manifest(&out.join("manifest.parquet")).unwrap()
 }
 
+fn ontology_ids(names: &[&str]) -> Vec<u16> {
+    names
+        .iter()
+        .map(|n| synthcohort::anatomy::ontology::label_by_name(n).unwrap().id)
+        .collect()
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -55,6 +62,19 @@ fn tiny_model_trains_resumes_and_generates() {
         "-q",
     ];
     run_ok(&args);
+    // The card says what the model cannot draw: the template's bowel lies below every training
+    // grid, so it is no model class; and which prompt words it knows.
+    let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
+    let absent = card
+        .lines()
+        .find(|l| l.contains("no training case holds"))
+        .unwrap_or_else(|| panic!("{card}"));
+    assert!(
+        absent.contains("colon") && absent.contains("small_bowel"),
+        "{absent}"
+    );
+    assert!(!absent.contains("liver"), "{absent}");
+    assert!(card.contains("Prompt words it was trained with") && card.contains("steatosis"));
     let ae = losses(&model, "autoencoder");
     let dm = losses(&model, "denoiser");
     assert_eq!((ae.len(), dm.len()), (150, 200));
@@ -115,7 +135,7 @@ fn tiny_model_trains_resumes_and_generates() {
     std::fs::write(
         &gen,
         format!(
-            "version: 1\nname: gen\nseed: 1\ncohort:\n  size: 2\n  conditions:\n    - {{name: solid_nodule, count: 1, prompt: hepatic steatosis, lesion: {{organ: lung, diameter_mm: 30, hu: 40}}}}\nanatomy: {{template: thorax, size: [32, 32, 32], spacing_mm: [12, 12, 9]}}\ngenerator: {{kind: latent_diffusion, model: {}, prompt: \"chest CT, {{conditions}}\", steps: 4}}\nacquisition:\n  arms:\n    - {{name: object, modality: none, property: hu}}\n",
+            "version: 1\nname: gen\nseed: 1\ncohort:\n  size: 2\n  conditions:\n    - {{name: solid_nodule, count: 1, prompt: hepatic steatosis, lesion: {{organ: lung, diameter_mm: 30, hu: 40}}}}\nanatomy: {{template: thorax, size: [32, 32, 32], spacing_mm: [12, 12, 9]}}\ngenerator: {{kind: latent_diffusion, model: {}, unseen_labels: procedural, prompt: \"chest CT, {{conditions}}\", steps: 4}}\nacquisition:\n  arms:\n    - {{name: object, modality: none, property: hu}}\n",
             model.display()
         ),
     )
@@ -124,9 +144,9 @@ fn tiny_model_trains_resumes_and_generates() {
     let rows = generate(&gen, &out);
     assert!(
         rows[0].generator.starts_with("latent_diffusion:tiny-ct@")
-            && rows[0]
-                .generator
-                .ends_with("(Euler 4 steps, guidance text 2 / labels 1.25)"),
+            && rows[0].generator.ends_with(
+                "(Euler 4 steps, unseen labels procedural, guidance text 2 / labels 1.25)"
+            ),
         "the model's recommended guidance is the default: {}",
         rows[0].generator
     );
@@ -145,6 +165,94 @@ fn tiny_model_trains_resumes_and_generates() {
     let m = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
     assert!((m - 40.0).abs() < 0.5, "lesion mean {m}");
     assert!(img.data.iter().all(|v| v.is_finite()));
+
+    // With `lesion_intensity: model` the same subject keeps the model's own draw there: the
+    // same voxels, no longer shifted to 40 HU (the tiny model never saw a lesion at 40 HU).
+    let text = std::fs::read_to_string(&gen)
+        .unwrap()
+        .replace("steps: 4}", "steps: 4, lesion_intensity: model}");
+    let gen_drawn = tmp.path().join("gen_drawn.yaml");
+    std::fs::write(&gen_drawn, text).unwrap();
+    let out_drawn = tmp.path().join("gen_drawn_out");
+    let drawn_rows = generate(&gen_drawn, &out_drawn);
+    let drawn = drawn_rows
+        .iter()
+        .find(|r| r.subject_id == with.subject_id)
+        .unwrap();
+    assert!(
+        drawn.generator.contains("lesion intensity as drawn"),
+        "{}",
+        drawn.generator
+    );
+    let img2 = synthcohort::io::nifti::read_image(&out_drawn.join(&drawn.image_path)).unwrap();
+    let shifted: Vec<(f32, f32)> = img
+        .data
+        .iter()
+        .zip(&img2.data)
+        .zip(&lab.data)
+        .filter(|(_, &l)| l == id)
+        .map(|((&a, &b), _)| (a, b))
+        .collect();
+    let d = shifted.iter().map(|(a, b)| f64::from(a - b)).sum::<f64>() / shifted.len() as f64;
+    // Same draw: outside the lesion identical, inside offset by one constant (the shift).
+    assert!(
+        d.abs() > 1.0,
+        "the lesion was still shifted to the target ({d})"
+    );
+    assert!(shifted
+        .iter()
+        .all(|(a, b)| (f64::from(a - b) - d).abs() < 1.0));
+    assert!(img
+        .data
+        .iter()
+        .zip(&img2.data)
+        .zip(&lab.data)
+        .all(|((a, b), &l)| l == id || a == b));
+
+    // The tiny model never saw the bowel (its 32-slice training grid ends above it). On a taller
+    // grid the template reaches it; with `unseen_labels: procedural` those voxels are the
+    // procedural renderer's, exactly as a procedural run of the same subject draws them.
+    let tall = std::fs::read_to_string(&gen)
+        .unwrap()
+        .replace("size: [32, 32, 32]", "size: [32, 32, 56]");
+    let gen_tall = tmp.path().join("gen_tall.yaml");
+    std::fs::write(&gen_tall, &tall).unwrap();
+    let proc_tall = tmp.path().join("proc_tall.yaml");
+    std::fs::write(
+        &proc_tall,
+        tall.replace(
+            &format!(
+                "kind: latent_diffusion, model: {}, unseen_labels: procedural, ",
+                model.display()
+            ),
+            "kind: procedural, ",
+        )
+        .replace("steps: 4", "bowel_gas: true"),
+    )
+    .unwrap();
+    let (out_m, out_p) = (tmp.path().join("tall_m"), tmp.path().join("tall_p"));
+    let (rm, rp) = (generate(&gen_tall, &out_m), generate(&proc_tall, &out_p));
+    assert!(
+        rp[0].generator.starts_with("procedural"),
+        "{}",
+        rp[0].generator
+    );
+    let read = |dir: &Path, r: &synthcohort::io::manifest::ManifestRow| {
+        (
+            synthcohort::io::nifti::read_image(&dir.join(&r.image_path)).unwrap(),
+            synthcohort::io::nifti::read_labels(&dir.join(&r.label_path)).unwrap(),
+        )
+    };
+    let ((im, lm), (ip, lp)) = (read(&out_m, &rm[0]), read(&out_p, &rp[0]));
+    assert_eq!(lm.data, lp.data);
+    let bowel = ontology_ids(&["colon", "small_bowel"]);
+    let n = lm.data.iter().filter(|l| bowel.contains(l)).count();
+    assert!(n > 50, "{n} bowel voxels");
+    for ((a, b), l) in im.data.iter().zip(&ip.data).zip(&lm.data) {
+        if bowel.contains(l) {
+            assert_eq!(a, b);
+        }
+    }
 
     // A pipeline's own scales win over the model's.
     let text = std::fs::read_to_string(&gen)
@@ -184,7 +292,7 @@ fn model_that_cannot_make_the_arms_is_rejected_before_running() {
 #[test]
 fn shipped_models_load_with_their_recommended_guidance() {
     use synthcohort::generate::{ldm, Generator};
-    for template in ["thorax", "head"] {
+    for template in ["thorax", "head", "abdomen"] {
         let name = ldm::shipped_model_for(template).unwrap();
         let dir = ldm::models_dir().join(name);
         let m = ldm::LatentDiffusion::load(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -209,7 +317,7 @@ fn shipped_models_load_with_their_recommended_guidance() {
 #[test]
 fn shipped_model_configs_round_trip_unchanged() {
     use synthcohort::generate::ldm;
-    for name in ["ct-thorax", "mri-head"] {
+    for name in ["ct-thorax", "mri-head", "ct-abdomen"] {
         let path = ldm::models_dir().join(name).join("config.json");
         let text = std::fs::read_to_string(&path).unwrap();
         let cfg: synthcohort_ldm::LdmConfig = serde_json::from_str(&text).unwrap();
@@ -254,8 +362,16 @@ fn datasets_with_other_spellings_train_the_ontology_classes() {
     let dj_path = data.join("dataset.json");
     let mut dj: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&dj_path).unwrap()).unwrap();
-    let standard = synthcohort::lab::data::model_classes(
-        &synthcohort::lab::data::load(&data, None, 1, None).unwrap(),
+    let ds = synthcohort::lab::data::load(&data, None, 1, None).unwrap();
+    let all: Vec<usize> = (0..ds.cases.len()).collect();
+    let standard = synthcohort::lab::data::model_classes(&ds, &all).0;
+    // A class no training case holds is not a model class (it would be drawn as 0 HU): with
+    // no training case at all, only the background is, and every named class is reported.
+    let (none, absent) = synthcohort::lab::data::model_classes(&ds, &[]);
+    assert_eq!(none, vec!["background".to_string()]);
+    assert!(
+        standard[1..].iter().all(|c| absent.contains(c)),
+        "{absent:?}"
     );
     let labels = dj["labels"].as_object().unwrap().clone();
     let renamed: serde_json::Map<String, serde_json::Value> = labels
@@ -282,9 +398,8 @@ fn datasets_with_other_spellings_train_the_ontology_classes() {
     );
     dj["labels"] = serde_json::Value::Object(renamed);
     std::fs::write(&dj_path, serde_json::to_vec_pretty(&dj).unwrap()).unwrap();
-    let other = synthcohort::lab::data::model_classes(
-        &synthcohort::lab::data::load(&data, None, 1, None).unwrap(),
-    );
+    let ds = synthcohort::lab::data::load(&data, None, 1, None).unwrap();
+    let other = synthcohort::lab::data::model_classes(&ds, &all).0;
     assert_eq!(other, standard);
     assert!(other.contains(&"liver".to_string()));
 }

@@ -315,14 +315,22 @@ fn generator(p: &Resolved) -> Result<Box<dyn Generator>, EngineError> {
         m.steps = g.steps as usize;
         m.guidance = g.guidance.resolve(m.config().guidance);
         m.solver = g.solver;
+        m.lesion_targets = g.lesion_intensity == crate::pipeline::spec::LesionIntensity::Target;
+        if g.unseen_labels == crate::pipeline::spec::UnseenLabels::Procedural {
+            m.unseen_fallback = Some(procedural(g));
+        }
         return Ok(Box::new(m));
     }
-    Ok(Box::new(Procedural {
+    Ok(Box::new(procedural(g)))
+}
+
+fn procedural(g: &crate::pipeline::spec::GeneratorSpec) -> Procedural {
+    Procedural {
         texture_mm: g.texture_mm,
         texture_strength: g.texture_strength,
         partial_volume_mm: g.partial_volume_mm,
         bowel_gas: g.bowel_gas,
-    }))
+    }
 }
 
 fn extension(p: &Resolved) -> &'static str {

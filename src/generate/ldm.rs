@@ -37,6 +37,7 @@ pub const MRI_MODEL_FIELD_T: f64 = 3.0;
 pub fn shipped_model_for(template: &str) -> Option<&'static str> {
     match template {
         "thorax_phantom" | "thorax" => Some("ct-thorax"),
+        "abdomen" => Some("ct-abdomen"),
         "head" => Some("mri-head"),
         _ => None,
     }
@@ -103,6 +104,11 @@ pub struct LatentDiffusion {
     pub steps: usize,
     pub solver: Solver,
     pub guidance: Guidance,
+    /// Shift each lesion's mean to its condition's target (`generator.lesion_intensity`).
+    pub lesion_targets: bool,
+    /// Draws the labels the model has no class for (`generator.unseen_labels: procedural`);
+    /// None: they come out as the background class (validation refuses such templates).
+    pub unseen_fallback: Option<super::procedural::Procedural>,
 }
 
 impl LatentDiffusion {
@@ -119,6 +125,8 @@ impl LatentDiffusion {
             steps: synthcohort_ldm::DEFAULT_STEPS,
             solver: Solver::default(),
             guidance,
+            lesion_targets: true,
+            unseen_fallback: None,
         })
     }
 
@@ -142,6 +150,21 @@ impl LatentDiffusion {
                 model_class(&self.config, &name).unwrap_or(0)
             })
             .collect()
+    }
+
+    /// Per voxel, whether its label has no model class nor a class of its tissue (lesions and
+    /// the background always have one).
+    fn unseen_voxels(&self, labels: &Volume<u16>, lesion_ids: &[u16]) -> Vec<bool> {
+        let max = labels.data.iter().copied().max().unwrap_or(0) as usize;
+        let unseen: Vec<bool> = (0..=max)
+            .map(|id| {
+                id != 0
+                    && !lesion_ids.contains(&(id as u16))
+                    && ontology::label_by_id(id as u16)
+                        .is_some_and(|l| model_class(&self.config, &class_name(l.name)).is_none())
+            })
+            .collect();
+        labels.data.iter().map(|&l| unseen[l as usize]).collect()
     }
 }
 
@@ -227,11 +250,17 @@ impl Generator for LatentDiffusion {
         // The sampling settings are part of what made the object (the guidance may come from
         // the model rather than the pipeline), so provenance and the manifest carry them.
         format!(
-            "latent_diffusion:{}@{} ({:?} {} steps, guidance text {} / labels {})",
+            "latent_diffusion:{}@{} ({:?} {} steps, {}guidance text {} / labels {})",
             self.config.name,
             &self.hash[..12],
             self.solver,
             self.steps,
+            match (self.lesion_targets, self.unseen_fallback.is_some()) {
+                (true, false) => "",
+                (false, false) => "lesion intensity as drawn, ",
+                (true, true) => "unseen labels procedural, ",
+                (false, true) => "lesion intensity as drawn, unseen labels procedural, ",
+            },
             self.guidance.text,
             self.guidance.labels
         )
@@ -286,10 +315,28 @@ impl Generator for LatentDiffusion {
         };
         let n = grid.len();
         let labels = &req.labels.data;
+        let unseen = self.unseen_voxels(req.labels, &lesion_ids);
+        let fallback = match &self.unseen_fallback {
+            Some(p) if unseen.iter().any(|&u| u) => Some(p.generate(req)?),
+            _ => None,
+        };
+        // Where the model saw nothing, the procedural renderer's value.
+        let patch = |v: &mut [f32], from: &Volume<f32>| {
+            for (i, x) in v.iter_mut().enumerate() {
+                if unseen[i] {
+                    *x = from.data[i];
+                }
+            }
+        };
         let ct = if req.needs.ct {
             let mut hu = channel(&self.config, &out, "hu", n)?.to_vec();
+            if let Some(ct) = fallback.as_ref().and_then(|f| f.ct.as_ref()) {
+                patch(&mut hu, &ct.hu);
+            }
             let targets: Vec<(u16, f64)> = req.lesions.iter().map(|l| (l.label_id, l.hu)).collect();
-            set_lesion_means(&mut hu, labels, &targets);
+            if self.lesion_targets {
+                set_lesion_means(&mut hu, labels, &targets);
+            }
             Some(ct_maps(req.labels, hu, req.lesions))
         } else {
             None
@@ -302,6 +349,12 @@ impl Generator for LatentDiffusion {
             };
             let (mut pd, mut t1, mut t2, mut t2s) =
                 (get("pd")?, get("t1")?, get("t2")?, get("t2star")?);
+            if let Some(m) = fallback.as_ref().and_then(|f| f.mri_at(field)) {
+                patch(&mut pd, &m.pd);
+                patch(&mut t1, &m.t1_ms);
+                patch(&mut t2, &m.t2_ms);
+                patch(&mut t2s, &m.t2star_ms);
+            }
             // Relaxation times must stay positive and T2* ≤ T2.
             for i in 0..n {
                 t1[i] = t1[i].max(1.0);
@@ -314,9 +367,11 @@ impl Generator for LatentDiffusion {
                     .map(|l| (l.label_id, f(l)))
                     .collect::<Vec<_>>()
             };
-            scale_lesion_means(&mut pd, labels, &pick(|l| l.pd));
-            scale_lesion_means(&mut t1, labels, &pick(|l| l.t1_ms));
-            scale_lesion_means(&mut t2, labels, &pick(|l| l.t2_ms));
+            if self.lesion_targets {
+                scale_lesion_means(&mut pd, labels, &pick(|l| l.pd));
+                scale_lesion_means(&mut t1, labels, &pick(|l| l.t1_ms));
+                scale_lesion_means(&mut t2, labels, &pick(|l| l.t2_ms));
+            }
             let fat = tissue::tissue("fat").name;
             let fat_fraction = labels
                 .iter()

@@ -471,6 +471,14 @@ pub struct GeneratorSpec {
     /// ODE solver of the sampler (latent diffusion).
     #[serde(default)]
     pub solver: synthcohort_ldm::Solver,
+    /// Lesion intensities of a model (latent diffusion): `target` shifts each lesion's mean to
+    /// its condition's `hu` (or MR relaxation values), `model` keeps what the model drew.
+    #[serde(default)]
+    pub lesion_intensity: LesionIntensity,
+    /// Labels a model has no class for, nor a class of their tissue (latent diffusion):
+    /// `refuse` them at `validate`, or draw them with the `procedural` renderer.
+    #[serde(default)]
+    pub unseen_labels: UnseenLabels,
     /// Correlation length of within-tissue texture in mm (procedural).
     #[serde(default = "default_texture_mm")]
     #[schemars(range(min = 0.0, max = 100.0))]
@@ -486,6 +494,28 @@ pub struct GeneratorSpec {
     /// Gas above a gas–fluid level in the stomach and bowel lumen (procedural; on by default).
     #[serde(default = "yes")]
     pub bowel_gas: bool,
+}
+
+/// What a model does with labels it never saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnseenLabels {
+    /// A validation error naming them (they would otherwise come out as background).
+    #[default]
+    Refuse,
+    /// Their voxels come from the procedural renderer (same subject, same settings).
+    Procedural,
+}
+
+/// Who sets a lesion's mean intensity under a model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LesionIntensity {
+    /// The condition's `hu` (CT) or relaxation values (MR), as the procedural renderer does.
+    #[default]
+    Target,
+    /// The model's own draw for the lesion class.
+    Model,
 }
 
 fn default_prompt() -> String {
@@ -513,6 +543,8 @@ impl Default for GeneratorSpec {
             steps: default_steps(),
             guidance: Default::default(),
             solver: Default::default(),
+            lesion_intensity: Default::default(),
+            unseen_labels: Default::default(),
             texture_mm: default_texture_mm(),
             texture_strength: 1.0,
             partial_volume_mm: default_pv_mm(),

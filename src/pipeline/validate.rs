@@ -538,13 +538,14 @@ fn check_model(c: &mut Checker, p: &Pipeline, arms: &[Arm], base_dir: &Path) {
     check_prompt_words(c, p, &cfg);
     // Labels of the template the model cannot draw at all. (An imported map's labels are
     // known only when it is read; the engine draws those as background and says so.)
-    if p.anatomy.source.is_none() {
+    let refuse = p.generator.unseen_labels == crate::pipeline::spec::UnseenLabels::Refuse;
+    if p.anatomy.source.is_none() && refuse {
         let unseen = ldm::unseen_labels(&cfg, &crate::anatomy::template_labels(p.anatomy.template));
         if !unseen.is_empty() {
             c.err(
                 "anatomy.template",
                 format!(
-                    "the model `{}` has no class for {} nor for their tissue, so it would draw them as background; use a model trained on this template or `generator.kind: procedural`",
+                    "the model `{}` has no class for {} nor for their tissue, so it would draw them as background; use a model trained on this template, `generator.unseen_labels: procedural` (those labels drawn by the procedural renderer) or `generator.kind: procedural`",
                     cfg.name,
                     unseen.join(", ")
                 ),
