@@ -4,44 +4,69 @@
 
 mod common;
 
+use std::path::Path;
+
+/// `synthcohort run PIPELINE --out OUT --quiet`.
+fn run_pipeline(pipeline: &str, out: &Path) {
+    let p = common::repo(pipeline);
+    common::run_ok(&[
+        "run",
+        p.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+}
+
+fn row(rows: &[serde_json::Value], organ: &str, generator: &str) -> serde_json::Value {
+    rows.iter()
+        .find(|r| r["organ"] == organ && r["generator"] == generator)
+        .unwrap_or_else(|| panic!("no {generator} row for {organ}"))
+        .clone()
+}
+
+/// `synthcohort fidelity RUNS… --real-image` (the real torso CT in tests/data) `--real-labels
+/// LABELS --real-names NAMES [EXTRA…] --out OUT`, and the rows it wrote.
+fn fidelity(
+    runs: &[&Path],
+    labels: &str,
+    names: &str,
+    extra: &[&str],
+    out: &Path,
+) -> Vec<serde_json::Value> {
+    let path = |f: &str| common::repo(f).to_string_lossy().to_string();
+    let mut args: Vec<String> = vec!["fidelity".into()];
+    args.extend(runs.iter().map(|r| r.to_string_lossy().to_string()));
+    for (k, v) in [
+        ("--real-image", path("tests/data/ts_ct_torso_3mm.nii.gz")),
+        ("--real-labels", path(labels)),
+        ("--real-names", path(names)),
+    ] {
+        args.push(k.into());
+        args.push(v);
+    }
+    args.extend(extra.iter().map(|e| e.to_string()));
+    args.push("--out".into());
+    args.push(out.to_string_lossy().to_string());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::run_ok(&refs);
+    serde_json::from_slice(&std::fs::read(out.join("fidelity.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn procedural_cohort_is_closer_to_the_real_ct_than_the_painter() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let out = tmp.path().join("fid");
-    let quickstart = common::repo("pipelines/quickstart.yaml");
-    common::run_ok(&[
-        "run",
-        quickstart.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--quiet",
-    ]);
-    let data = |f: &str| {
-        common::repo(&format!("tests/data/{f}"))
-            .to_string_lossy()
-            .to_string()
-    };
-    common::run_ok(&[
-        "fidelity",
-        run.to_str().unwrap(),
-        "--real-image",
-        &data("ts_ct_torso_3mm.nii.gz"),
-        "--real-labels",
-        &data("ts_ct_torso_3mm_seg_total.nii.gz"),
-        "--real-names",
-        &data("ts_total_classes.txt"),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(out.join("fidelity.json")).unwrap()).unwrap();
-    let get = |organ: &str, generator: &str| {
-        rows.iter()
-            .find(|r| r["organ"] == organ && r["generator"] == generator)
-            .unwrap_or_else(|| panic!("no {generator} row for {organ}"))
-            .clone()
-    };
+    run_pipeline("pipelines/quickstart.yaml", &run);
+    let rows = fidelity(
+        &[&run],
+        "tests/data/ts_ct_torso_3mm_seg_total.nii.gz",
+        "tests/data/ts_total_classes.txt",
+        &[],
+        &out,
+    );
+    let get = |organ: &str, generator: &str| row(&rows, organ, generator);
     for organ in ["liver", "spleen", "kidney", "lung", "vertebrae"] {
         let (painter, procedural) = (get(organ, "painter"), get(organ, "procedural"));
         let t = |r: &serde_json::Value| r["texture_distance"].as_f64().unwrap();
@@ -73,4 +98,86 @@ fn procedural_cohort_is_closer_to_the_real_ct_than_the_painter() {
     assert!(std::fs::read_to_string(out.join("report.md"))
         .unwrap()
         .contains("| liver | painter |"));
+}
+
+/// Tissues whose HU distribution (W1) and texture spectrum the real-CT model draws closer to
+/// the held-out real scan than the procedural renderer (measured: README, *A model trained on
+/// a real CT*; liver and spleen HU and liver and vertebra texture are where it is not).
+const MODEL_BEATS_PROCEDURAL_HU: [&str; 5] = ["kidney", "lung", "vertebrae", "muscle", "fat"];
+const MODEL_BEATS_PROCEDURAL_TEXTURE: [&str; 5] = ["spleen", "kidney", "lung", "muscle", "fat"];
+
+/// The shipped real-CT model `ct-abdomen` against the real scan it learned from, only where it
+/// never trained (models/ct-abdomen/heldout/test.nii.gz: the left upper abdomen and lung base,
+/// tools/real_ct_dataset.py), beside the painter and the procedural renderer on the same
+/// label map. A painter-like model fails the texture criterion by an order of magnitude; the
+/// model must also be closer than the procedural renderer in HU distribution for the tissues
+/// where the closing note of issue 19 says it is.
+#[test]
+fn real_ct_model_on_its_held_out_region() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (procedural, model) = (tmp.path().join("procedural"), tmp.path().join("model"));
+    run_pipeline("pipelines/fidelity/ct_abdomen_procedural.yaml", &procedural);
+    run_pipeline("pipelines/fidelity/ct_abdomen_model.yaml", &model);
+    let out = tmp.path().join("fid");
+    let test_region = common::repo("models/ct-abdomen/heldout/test.nii.gz");
+    let rows = fidelity(
+        &[&procedural, &model],
+        "models/ct-abdomen/heldout/labels.nii.gz",
+        "models/ct-abdomen/heldout/names.txt",
+        &["--region", test_region.to_str().unwrap()],
+        &out,
+    );
+    let get = |organ: &str, generator: &str| row(&rows, organ, generator);
+    let num = |r: &serde_json::Value, k: &str| {
+        r[k].as_f64()
+            .unwrap_or_else(|| panic!("{k} missing in {r}"))
+    };
+    for organ in [
+        "liver",
+        "spleen",
+        "kidney",
+        "lung",
+        "vertebrae",
+        "muscle",
+        "fat",
+    ] {
+        let (painter, proc_, model) = (
+            get(organ, "painter"),
+            get(organ, "procedural"),
+            get(organ, "model"),
+        );
+        eprintln!(
+            "{organ}: W1 painter {:.1} procedural {:.1} model {:.1}; texture {:.2} {:.2} {:.2}; GLCM {:.2} {:.2} {:.2}",
+            num(&painter, "hu_w1"),
+            num(&proc_, "hu_w1"),
+            num(&model, "hu_w1"),
+            num(&painter, "texture_distance"),
+            num(&proc_, "texture_distance"),
+            num(&model, "texture_distance"),
+            num(&painter, "glcm_distance"),
+            num(&proc_, "glcm_distance"),
+            num(&model, "glcm_distance"),
+        );
+        assert!(
+            num(&model, "texture_distance") < 0.25 * num(&painter, "texture_distance"),
+            "{organ}: {model} vs {painter}"
+        );
+        assert!(
+            num(&model, "glcm_distance") < num(&painter, "glcm_distance"),
+            "{organ}: {model} vs {painter}"
+        );
+    }
+    for (list, key) in [
+        (MODEL_BEATS_PROCEDURAL_HU, "hu_w1"),
+        (MODEL_BEATS_PROCEDURAL_TEXTURE, "texture_distance"),
+    ] {
+        for organ in list {
+            let (proc_, model) = (get(organ, "procedural"), get(organ, "model"));
+            assert!(
+                num(&model, key) < num(&proc_, key),
+                "{organ} {key}: {model} vs {proc_}"
+            );
+        }
+    }
+    assert!(out.join("patches.png").is_file());
 }
