@@ -318,6 +318,24 @@ impl Generator for LatentDiffusion {
         let unseen = self.unseen_voxels(req.labels, &lesion_ids);
         let fallback = match &self.unseen_fallback {
             Some(p) if unseen.iter().any(|&u| u) => Some(p.generate(req)?),
+            None if unseen.iter().any(|&u| u) => {
+                // Only an imported map gets here (validation refuses such templates): say what
+                // comes out as background rather than draw it silently.
+                let mut names: Vec<&str> = labels
+                    .iter()
+                    .zip(&unseen)
+                    .filter(|(_, &u)| u)
+                    .filter_map(|(&l, _)| ontology::label_by_id(l).map(|x| x.name))
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                tracing::warn!(
+                    "the model `{}` has no class for {} nor for their tissue: drawn as its background class; `generator.unseen_labels: procedural` draws them with the procedural renderer",
+                    self.config.name,
+                    names.join(", ")
+                );
+                None
+            }
             _ => None,
         };
         // Where the model saw nothing, the procedural renderer's value.

@@ -537,7 +537,8 @@ fn check_model(c: &mut Checker, p: &Pipeline, arms: &[Arm], base_dir: &Path) {
     }
     check_prompt_words(c, p, &cfg);
     // Labels of the template the model cannot draw at all. (An imported map's labels are
-    // known only when it is read; the engine draws those as background and says so.)
+    // known only when it is read; the generator then warns, naming them, or draws them
+    // procedurally with `unseen_labels: procedural`.)
     let refuse = p.generator.unseen_labels == crate::pipeline::spec::UnseenLabels::Refuse;
     if p.anatomy.source.is_none() && refuse {
         let unseen = ldm::unseen_labels(&cfg, &crate::anatomy::template_labels(p.anatomy.template));
