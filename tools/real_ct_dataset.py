@@ -45,6 +45,14 @@ TEST = (slice(0, MID_X), slice(None), slice(92, 112))
 PROMPT = "abdomen ct"
 
 
+def save(data, affine, path):
+    """NIfTI with qform and sform both set (code 1), as synthcohort writes them."""
+    im = nib.Nifti1Image(data, affine)
+    im.set_qform(affine, 1)
+    im.set_sform(affine, 1)
+    nib.save(im, path)
+
+
 def sha256(p):
     return hashlib.sha256(pathlib.Path(p).read_bytes()).hexdigest()
 
@@ -92,13 +100,8 @@ def main():
         start = [s.start or 0 for s in box]
         a2 = aff.copy()
         a2[:3, 3] = (aff @ np.array(start + [1.0]))[:3]
-        img = nib.Nifti1Image(hu[box], a2)
-        seg = nib.Nifti1Image(lab[box], a2)
-        for im in (img, seg):
-            im.set_qform(a2, 1)
-            im.set_sform(a2, 1)
-        nib.save(img, out / "imagesTr" / f"{case}_0000.nii.gz")
-        nib.save(seg, out / "labelsTr" / f"{case}.nii.gz")
+        save(hu[box], a2, out / "imagesTr" / f"{case}_0000.nii.gz")
+        save(lab[box], a2, out / "labelsTr" / f"{case}.nii.gz")
         prompts.append({"case": case, "prompt": PROMPT})
         print(case, hu[box].shape)
 
@@ -120,20 +123,11 @@ def main():
     }
     (out / "dataset.json").write_text(json.dumps(dataset, indent=1))
 
-    def save_mask(box, name):
+    for box, name in ((VAL, "val.nii.gz"), (TEST, "test.nii.gz")):
         m = np.zeros(hu.shape, np.uint8)
         m[box] = 1
-        im = nib.Nifti1Image(m, aff)
-        im.set_qform(aff, 1)
-        im.set_sform(aff, 1)
-        nib.save(im, held / name)
-
-    save_mask(VAL, "val.nii.gz")
-    save_mask(TEST, "test.nii.gz")
-    whole = nib.Nifti1Image(lab, aff)
-    whole.set_qform(aff, 1)
-    whole.set_sform(aff, 1)
-    nib.save(whole, held / "labels.nii.gz")
+        save(m, aff, held / name)
+    save(lab, aff, held / "labels.nii.gz")
     with open(held / "names.txt", "w") as f:
         for n, i in labels.items():
             if i:

@@ -134,37 +134,25 @@ impl LatentDiffusion {
         &self.config
     }
 
-    /// Model class index of every label id present (lesion ids → the lesion class).
-    fn class_lut(&self, labels: &Volume<u16>, lesion_ids: &[u16]) -> Vec<u8> {
+    /// Per label id present: the model class index (lesion ids → the lesion class), and
+    /// whether it is an anatomy label the model has no class for, nor a class of its tissue
+    /// (drawn as class 0, the background, unless a fallback draws it).
+    fn class_lut(&self, labels: &Volume<u16>, lesion_ids: &[u16]) -> (Vec<u8>, Vec<bool>) {
         let max = labels.data.iter().copied().max().unwrap_or(0) as usize;
         (0..=max)
             .map(|id| {
-                let name = if lesion_ids.contains(&(id as u16)) {
-                    LESION_CLASS.to_string()
-                } else if id == 0 {
-                    "background".to_string()
-                } else {
-                    ontology::label_by_id(id as u16)
-                        .map_or_else(|| LESION_CLASS.to_string(), |l| class_name(l.name))
+                let anatomy = (id != 0 && !lesion_ids.contains(&(id as u16)))
+                    .then(|| ontology::label_by_id(id as u16))
+                    .flatten();
+                let name = match anatomy {
+                    Some(l) => class_name(l.name),
+                    None if id == 0 => "background".to_string(),
+                    None => LESION_CLASS.to_string(),
                 };
-                model_class(&self.config, &name).unwrap_or(0)
+                let class = model_class(&self.config, &name);
+                (class.unwrap_or(0), anatomy.is_some() && class.is_none())
             })
-            .collect()
-    }
-
-    /// Per voxel, whether its label has no model class nor a class of its tissue (lesions and
-    /// the background always have one).
-    fn unseen_voxels(&self, labels: &Volume<u16>, lesion_ids: &[u16]) -> Vec<bool> {
-        let max = labels.data.iter().copied().max().unwrap_or(0) as usize;
-        let unseen: Vec<bool> = (0..=max)
-            .map(|id| {
-                id != 0
-                    && !lesion_ids.contains(&(id as u16))
-                    && ontology::label_by_id(id as u16)
-                        .is_some_and(|l| model_class(&self.config, &class_name(l.name)).is_none())
-            })
-            .collect();
-        labels.data.iter().map(|&l| unseen[l as usize]).collect()
+            .unzip()
     }
 }
 
@@ -296,7 +284,7 @@ impl Generator for LatentDiffusion {
         }
         let grid = &req.labels.grid;
         let lesion_ids: Vec<u16> = req.lesions.iter().map(|l| l.label_id).collect();
-        let lut = self.class_lut(req.labels, &lesion_ids);
+        let (lut, unseen_label) = self.class_lut(req.labels, &lesion_ids);
         let classes: Vec<u8> = req.labels.data.iter().map(|&l| lut[l as usize]).collect();
         let sreq = SampleRequest {
             classes: &classes,
@@ -315,7 +303,7 @@ impl Generator for LatentDiffusion {
         };
         let n = grid.len();
         let labels = &req.labels.data;
-        let unseen = self.unseen_voxels(req.labels, &lesion_ids);
+        let unseen: Vec<bool> = labels.iter().map(|&l| unseen_label[l as usize]).collect();
         let fallback = match &self.unseen_fallback {
             Some(p) if unseen.iter().any(|&u| u) => Some(p.generate(req)?),
             None if unseen.iter().any(|&u| u) => {

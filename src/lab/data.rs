@@ -252,28 +252,24 @@ pub fn model_classes(ds: &Dataset, train: &[usize]) -> (Vec<String>, Vec<String>
     // never seen would get an untrained embedding and a class mean of 0 (water in HU), and
     // generation would draw it so; left out, it is drawn by a class of its tissue or refused
     // at `validate`.
-    let mut seen = vec![false; ds.class_of_id.len()];
+    // Several ids may name one class (other spellings), so "seen" is by class name.
+    let mut seen = std::collections::BTreeSet::new();
     for &i in train {
         for &l in &ds.cases[i].labels.data {
-            if let Some(s) = seen.get_mut(l as usize) {
-                *s = true;
+            if let Some(c) = ds.class_of_id.get(l as usize) {
+                seen.insert(c.as_str());
             }
         }
     }
     let mut out = vec!["background".to_string()];
     let mut absent = Vec::new();
     for (id, c) in ds.class_of_id.iter().enumerate() {
-        if c.is_empty() || out.contains(c) {
+        if id == 0 || c.is_empty() || out.contains(c) || absent.contains(c) {
             continue;
         }
-        let trained = ds
-            .class_of_id
-            .iter()
-            .enumerate()
-            .any(|(j, d)| d == c && seen[j]);
-        if trained {
+        if seen.contains(c.as_str()) {
             out.push(c.clone());
-        } else if !absent.contains(c) && id != 0 {
+        } else {
             absent.push(c.clone());
         }
     }

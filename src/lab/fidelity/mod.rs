@@ -203,12 +203,10 @@ fn painted(labels: &Volume<u16>) -> Vec<f32> {
     labels.data.iter().map(|&l| hu[l as usize]).collect()
 }
 
-/// One cohort subject: its image, labels, the painter's image of them and, with `--region`,
-/// which voxels lie in it.
+/// One cohort subject: its image, labels and, with `--region`, which voxels lie in it.
 struct CohortSubject {
     image: Volume<f32>,
     labels: Volume<u16>,
-    painted: Vec<f32>,
     region: Option<Vec<bool>>,
 }
 
@@ -317,7 +315,6 @@ fn load_cohort(
         }
         subjects.push(CohortSubject {
             region: region.map(|m| region_mask(&labels.grid, m)),
-            painted: painted(&labels),
             image,
             labels,
         });
@@ -353,6 +350,12 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
         }
         cohorts.push(c);
     }
+    // The painter's row is made from the first run's label maps.
+    let painted: Vec<Vec<f32>> = cohorts[0]
+        .subjects
+        .iter()
+        .map(|s| painted(&s.labels))
+        .collect();
     // Frequencies every grid resolves.
     let nyquist = |g: &crate::volume::Grid| 0.5 / g.spacing_mm[0].max(g.spacing_mm[1]);
     let f_max = cohorts
@@ -430,17 +433,15 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
             }
             let volume = mean(&parts.iter().map(|o| o.volume_ml).collect::<Vec<_>>());
             if n == 0 {
-                let painter: Vec<f64> = c
-                    .subjects
+                let painter: Vec<f64> = painted
                     .iter()
                     .zip(&masks)
-                    .flat_map(|(s, m)| sample(&s.painted, m))
+                    .flat_map(|(p, m)| sample(p, m))
                     .collect();
-                let s0 = &c.subjects[0];
-                let flat = glcm(&s0.painted, &masks[0], &s0.image.grid, range);
+                let grid = &c.subjects[0].image.grid;
+                let flat = glcm(&painted[0], &masks[0], grid, range);
                 out.push(row("painter", &painter, None, true, volume, flat));
-                let s = &c.subjects[0];
-                tiles.push(patch(&s.painted, &s.image.grid, &masks[0], group));
+                tiles.push(patch(&painted[0], grid, &masks[0], group));
             }
             let nps: Vec<&Vec<f64>> = parts.iter().filter_map(|o| o.nps.as_ref()).collect();
             let nps_mean = (!nps.is_empty()).then(|| {
@@ -467,7 +468,7 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
                 group,
             ));
         }
-        picture.push((group, tiles));
+        picture.push(tiles);
     }
     let arm = cohorts[0].arm.clone();
     write_report(a, &arm, &out, &cohorts, &picture)?;
@@ -532,22 +533,16 @@ fn write_report(
     io::write_atomic(&p, &json)?;
     io::write_atomic(&a.out.join("report.md"), md.as_bytes())?;
     let mut tiles = Vec::new();
-    for (group, row) in picture {
+    for row in picture {
         let Some(Some(first)) = row.first() else {
             continue;
         };
-        let blank = PreviewTile {
-            image: vec![-1000.0; first.image.len()],
-            ..first.clone()
-        };
+        // A run without the organ shows air in its column.
         for t in row.iter().take(PICTURE_COLUMNS) {
             tiles.push(t.clone().unwrap_or_else(|| PreviewTile {
-                title: group.to_string(),
-                ..blank.clone()
+                image: vec![-1000.0; first.image.len()],
+                ..first.clone()
             }));
-        }
-        for _ in row.len()..PICTURE_COLUMNS.min(columns.len()) {
-            tiles.push(blank.clone());
         }
     }
     if !tiles.is_empty() {

@@ -74,7 +74,8 @@ pub(super) fn patch(
     })
 }
 
-pub(super) type Picture<'g> = Vec<(&'g str, Vec<Option<PreviewTile>>)>;
+/// Per organ (rows of `patches.png`), its tiles: real, painter, each run (None: not there).
+pub(super) type Picture = Vec<Vec<Option<PreviewTile>>>;
 
 /// Columns of `patches.png`: the real scan, the painter and the first two runs.
 pub(super) const PICTURE_COLUMNS: usize = 4;
