@@ -144,22 +144,22 @@ pub struct Autoencoder<B: Backend> {
     enc_attn: Option<SelfAttention<B>>,
     enc_norm: GroupNorm<B>,
     enc_out: Conv3d<B>,
-    dec_in: Conv3d<B>,
-    dec2: ResBlock<B>,
-    dec_attn: Option<SelfAttention<B>>,
-    up1: Up<B>,
-    dec1: ResBlock<B>,
-    up0: Up<B>,
-    labels: Embedding<B>,
-    dec0: ResBlock<B>,
-    dec_norm: GroupNorm<B>,
-    dec_out: Conv3d<B>,
+    pub(crate) dec_in: Conv3d<B>,
+    pub(crate) dec2: ResBlock<B>,
+    pub(crate) dec_attn: Option<SelfAttention<B>>,
+    pub(crate) up1: Up<B>,
+    pub(crate) dec1: ResBlock<B>,
+    pub(crate) up0: Up<B>,
+    pub(crate) labels: Embedding<B>,
+    pub(crate) dec0: ResBlock<B>,
+    pub(crate) dec_norm: GroupNorm<B>,
+    pub(crate) dec_out: Conv3d<B>,
     /// Per-class mean (network units), added to the output and subtracted from the input;
     /// set from the data and frozen (only ever used detached).
-    label_bias: Embedding<B>,
+    pub(crate) label_bias: Embedding<B>,
     /// Per-channel RMS of the residual from the class means; frozen like `label_bias`.
-    res_scale: Param<Tensor<B, 1>>,
-    label_dim: usize,
+    pub(crate) res_scale: Param<Tensor<B, 1>>,
+    pub(crate) label_dim: usize,
 }
 
 /// Posterior of the encoder: mean and log-variance, each `[b, z, d/4, h/4, w/4]`.

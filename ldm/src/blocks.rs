@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig3d};
-use burn::tensor::activation::silu;
+use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{backend::Backend, Bool, Tensor};
 
 /// Largest group count ≤ 8 that divides `channels`: tiny channel counts (4, 12) still get a
@@ -27,12 +27,12 @@ pub fn norm<B: Backend>(channels: usize, device: &B::Device) -> GroupNorm<B> {
 /// skip projection when the channel count changes.
 #[derive(Module, Debug)]
 pub struct ResBlock<B: Backend> {
-    norm1: GroupNorm<B>,
-    conv1: Conv3d<B>,
+    pub(crate) norm1: GroupNorm<B>,
+    pub(crate) conv1: Conv3d<B>,
     emb: Option<Linear<B>>,
-    norm2: GroupNorm<B>,
-    conv2: Conv3d<B>,
-    skip: Option<Conv3d<B>>,
+    pub(crate) norm2: GroupNorm<B>,
+    pub(crate) conv2: Conv3d<B>,
+    pub(crate) skip: Option<Conv3d<B>>,
 }
 
 impl<B: Backend> ResBlock<B> {
@@ -143,12 +143,55 @@ impl<B: Backend> SelfAttention<B> {
         }
     }
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        self.forward_chunked(x, ATTENTION_CHUNK_BYTES)
+    }
+
+    /// [`SelfAttention::forward`] with the queries taken in chunks whose attention weights
+    /// (`batch × heads × chunk × tokens` f32) fit in `budget_bytes`. Each query's row of
+    /// weights is the same whichever chunk it is in, so the result is the same; the memory is
+    /// not quadratic in the tokens. (A 512×512×300 object has 19 456 tokens at the denoiser's
+    /// lowest level: its whole weight matrix, three guidance branches and two heads, would be
+    /// 9 GB, twice that with the softmax's copy.)
+    pub fn forward_chunked(&self, x: Tensor<B, 5>, budget_bytes: usize) -> Tensor<B, 5> {
         let dims = x.dims();
         let t = to_tokens(self.norm.forward(x.clone()));
-        let out = self.attn.forward(MhaInput::self_attn(t)).context;
+        let [b, n, _] = t.dims();
+        let rows = (budget_bytes / (b * self.attn.n_heads * n * 4)).max(1);
+        let out = if rows >= n {
+            self.attn.forward(MhaInput::self_attn(t)).context
+        } else {
+            // burn's attention projects keys and values again for every call; here they are
+            // projected once and the weights are made a chunk of queries at a time.
+            let a = &self.attn;
+            let heads = |lin: &Linear<B>| {
+                lin.forward(t.clone())
+                    .reshape([b, n, a.n_heads, a.d_k])
+                    .swap_dims(1, 2)
+            };
+            let (q, k, v) = (heads(&a.query), heads(&a.key), heads(&a.value));
+            let kt = k.transpose();
+            let parts = (0..n)
+                .step_by(rows)
+                .map(|s| {
+                    let scores = q
+                        .clone()
+                        .narrow(2, s, rows.min(n - s))
+                        .matmul(kt.clone())
+                        .div_scalar((a.d_k as f32).sqrt());
+                    softmax(scores, 3).matmul(v.clone())
+                })
+                .collect();
+            let context = Tensor::cat(parts, 2)
+                .swap_dims(1, 2)
+                .reshape([b, n, a.d_model]);
+            a.output.forward(context)
+        };
         x + from_tokens(out, dims)
     }
 }
+
+/// Bytes the attention weights of one chunk of queries may take.
+pub const ATTENTION_CHUNK_BYTES: usize = 128 << 20;
 
 /// Cross-attention from voxels (queries) to text tokens (keys, values), residual. The text
 /// width is projected to the feature width so one `MultiHeadAttention` serves.
@@ -234,6 +277,16 @@ mod tests {
                 .forward(x.clone())
                 .dims(),
             [2, 8, 8, 8, 4]
+        );
+        // Chunked queries (a budget of 7 query rows here) give full self-attention's result.
+        let sa = SelfAttention::<Cpu>::new(8, 2, &dev);
+        let full = sa.forward(x.clone());
+        let chunked = sa.forward_chunked(x.clone(), 2 * 2 * 256 * 4 * 7);
+        let diff = (full.clone() - chunked).abs().max().into_scalar();
+        assert!(diff < 1e-5, "chunked attention differs by {diff}");
+        assert!(
+            (full - x.clone()).abs().max().into_scalar() > 1e-3,
+            "attention did nothing"
         );
         let text = crate::model::normal_tensor::<Cpu, 3>([2, 5, 24], 3, &dev);
         let pad = Tensor::<Cpu, 2, Bool>::from_data(

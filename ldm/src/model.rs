@@ -5,7 +5,7 @@ use std::path::Path;
 use burn::config::Config;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::record::{FullPrecisionSettings, NamedMpkGzFileRecorder};
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -472,7 +472,6 @@ pub fn sample<B: Backend>(
         &classes,
         pdims,
         req.dims,
-        device,
     )
 }
 
@@ -498,21 +497,13 @@ pub fn decode_physical<B: Backend>(
     padded_classes: &[u8],
     pdims: [usize; 3],
     dims: [usize; 3],
-    device: &B::Device,
 ) -> Result<Vec<f32>, LdmError> {
-    let lab = padded_classes
-        .iter()
-        .map(|&c| i64::from(c))
-        .collect::<Vec<_>>();
-    let lab = Tensor::<B, 4, Int>::from_data(
-        TensorData::new(lab, [1, pdims[2], pdims[1], pdims[0]]),
-        device,
-    );
-    let out = model.autoencoder.decode(z, lab);
-    let data = out
-        .into_data()
-        .to_vec::<f32>()
-        .map_err(|e| LdmError::Input(format!("{e:?}")))?;
+    let data = model.autoencoder.decode_slabs(
+        z,
+        padded_classes,
+        pdims,
+        crate::tiled::SLAB_BUDGET_BYTES,
+    )?;
     let n = pdims[0] * pdims[1] * pdims[2];
     let mut result = Vec::with_capacity(cfg.channels.len() * dims.iter().product::<usize>());
     for (c, spec) in cfg.channels.iter().enumerate() {

@@ -695,5 +695,5 @@ pub fn reconstruct<B: Backend>(
     let zc = cfg.autoencoder.latent_channels;
     let z = Tensor::<B, 5>::from_data(TensorData::new(z.clone(), [1, zc, lz, ly, lx]), device);
     let classes = pad_volume(&case.classes, case.dims, *pdims);
-    decode_physical(model, cfg, z, &classes, *pdims, case.dims, device)
+    decode_physical(model, cfg, z, &classes, *pdims, case.dims)
 }

@@ -12,11 +12,32 @@
 use super::*;
 use crate::acquire::ct::{ctdi, Phase, ScanMode};
 
-/// Peak memory of the latent diffusion generator per object voxel: measured with
-/// `/usr/bin/time -v` on `pipelines/ldm_thorax.yaml` (`ct-thorax`, 15 steps, --jobs 2) at
-/// 64×64×48, 96×96×72 and 128×128×96 objects, the peak exceeded the rest of the estimate by
-/// 458, 477 and 410 bytes an object voxel. One sampler, behind a lock, whatever --jobs.
+/// Peak memory of the latent diffusion generator per object voxel while the whole object is
+/// decoded at once: measured with `/usr/bin/time -v` on `pipelines/ldm_thorax.yaml`
+/// (`ct-thorax`, 15 steps, --jobs 2) at 64×64×48, 96×96×72 and 128×128×96 objects, the peak
+/// exceeded the rest of the estimate by 458, 477 and 410 bytes an object voxel. One sampler,
+/// behind a lock, whatever --jobs.
 const LDM_BYTES_PER_VOXEL: u64 = 440;
+
+/// Larger objects are decoded in z-slabs (`synthcohort_ldm::tiled`): what stays whole is
+/// the latent, the half-resolution features, the label map and the output, a few bytes an
+/// object voxel; a slab's per-class head and its gathered copy take twice the slab budget.
+/// Sampling holds the latent-resolution denoiser's activations and label fractions for three
+/// guidance branches, 64× fewer cells than voxels: its peak outgrows the decoder's only at
+/// clinical sizes. Fitted to one subject of `ct-abdomen` (62 classes, 20 steps) at
+/// 144×116×84, 256×256×160 and 512×512×300 (598 MiB, 898 MiB and 4.46 GiB measured; 621 MiB,
+/// 914 MiB and 4.3 GiB estimated) and `ct-thorax` at 128×128×96 (613 MiB measured, 611
+/// estimated).
+const LDM_SLAB_BYTES_PER_VOXEL: u64 = 12;
+const LDM_SLAB_BYTES: u64 = 2 * synthcohort_ldm::tiled::SLAB_BUDGET_BYTES as u64 + (8 << 20);
+const LDM_SAMPLING_BYTES_PER_VOXEL: u64 = 36;
+
+/// Peak bytes of the latent diffusion generator for an object of `vox` voxels.
+fn ldm_bytes(vox: u64) -> u64 {
+    let tiled =
+        (vox * LDM_SLAB_BYTES_PER_VOXEL + LDM_SLAB_BYTES).max(vox * LDM_SAMPLING_BYTES_PER_VOXEL);
+    (vox * LDM_BYTES_PER_VOXEL).min(tiled)
+}
 
 /// The process without any subject: code, thread stacks, the shipped atlas and its tables.
 const FIXED_BYTES: u64 = 40 << 20;
@@ -182,7 +203,7 @@ pub fn estimate(p: &Resolved, opts: &RunOptions) -> Result<Estimate, EngineError
         0
     };
     let model = if p.spec.generator.kind == GeneratorKind::LatentDiffusion {
-        vox * LDM_BYTES_PER_VOXEL
+        ldm_bytes(vox)
     } else {
         0
     };
