@@ -633,3 +633,148 @@ fn a_tiny_model_trained_on_a_real_scan_with_other_spellings_draws_liver_as_liver
         "generated liver {g:.1} HU against the real {r:.1} HU"
     );
 }
+
+/// `unlabeled_images`: a CT without labels (here a slab of the real torso scan) trains the
+/// autoencoder beside two labelled crops of it; the card lists it with its SHA-256 and grid,
+/// the data hash covers it, the case cache is gone afterwards, and an MR config or a missing
+/// file is refused naming the field.
+#[test]
+fn unlabeled_ct_trains_the_autoencoder_and_is_on_the_card() {
+    use synthcohort::io::nifti::{
+        encode_image, encode_labels, read_image, read_labels, ImageDtype,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for d in ["imagesTr", "labelsTr"] {
+        std::fs::create_dir_all(data.join(d)).unwrap();
+    }
+    let ct = read_image(&repo("tests/data/ts_ct_torso_3mm.nii.gz")).unwrap();
+    let seg = read_labels(&repo("tests/data/ts_ct_torso_3mm_seg_total.nii.gz")).unwrap();
+    let mut prompts = String::new();
+    for (t, start) in [[30, 30, 40], [50, 40, 60]].into_iter().enumerate() {
+        let n = [32, 32, 16];
+        let case = format!("real-{t:03}");
+        std::fs::write(
+            data.join(format!("imagesTr/{case}_0000.nii.gz")),
+            encode_image(&crop(&ct, start, n), ImageDtype::Float32, true, "").unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            data.join(format!("labelsTr/{case}.nii.gz")),
+            encode_labels(&crop(&seg, start, n), true, "").unwrap(),
+        )
+        .unwrap();
+        prompts.push_str(&format!(
+            "{{\"case\": \"{case}\", \"prompt\": \"abdominal CT\"}}\n"
+        ));
+    }
+    std::fs::write(data.join("prompts.jsonl"), prompts).unwrap();
+    let mut labels = serde_json::Map::new();
+    labels.insert("background".into(), 0.into());
+    for l in std::fs::read_to_string(repo("tests/data/ts_total_classes.txt"))
+        .unwrap()
+        .lines()
+    {
+        let mut it = l.split_whitespace();
+        if let (Some(Ok(id)), Some(name)) = (it.next().map(str::parse::<u16>), it.next()) {
+            labels.insert(name.into(), id.into());
+        }
+    }
+    let dj = serde_json::json!({"channel_names": {"0": "CT"}, "labels": labels, "numTraining": 2, "file_ending": ".nii.gz"});
+    std::fs::write(data.join("dataset.json"), dj.to_string()).unwrap();
+    // Eight whole axial slices: body outline, fat, muscle, gas.
+    let slab = crop(&ct, [0, 0, 60], [122, 101, 8]);
+    let unlabeled = tmp.path().join("unlabeled.nii.gz");
+    std::fs::write(
+        &unlabeled,
+        encode_image(&slab, ImageDtype::Float32, true, "").unwrap(),
+    )
+    .unwrap();
+    let config = |modality: &str, extra: &str| {
+        format!(
+            "name: tiny-unlabeled\nmodality: {modality}\nchannels:\n  - {{name: hu, unit: HU, offset: 0, scale: 1000}}\nautoencoder_channels: [4, 8, 8]\ndenoiser_channels: [8, 16, 16]\n{extra}training: {{seed: 3, ae_crop: [16, 16, 16], ae_batch: 2, ae_steps: 4, dm_crop: [4, 4, 4], dm_batch: 2, dm_steps: 4, checkpoint_every: 100, ae_flip: [x, y], ae_gain_jitter: 0.1, ae_shift_jitter: 0.02}}\n"
+        )
+    };
+    let train = |cfg: &str, out: &str| {
+        let path = tmp.path().join(format!("{out}.yaml"));
+        std::fs::write(&path, cfg).unwrap();
+        let model = tmp.path().join(out);
+        let args = [
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            path.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "-q",
+        ];
+        (common::run(&args), model)
+    };
+    let hash = |model: &Path| {
+        let c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
+        c["training"]["data_hash"].as_str().unwrap().to_string()
+    };
+    // Relative to the config file's folder.
+    let (out, with) = train(
+        &config("ct", "unlabeled_images: [unlabeled.nii.gz]\n"),
+        "with",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let card = std::fs::read_to_string(with.join("MODEL_CARD.md")).unwrap();
+    let sha = synthcohort::io::hash::sha256_file(&unlabeled).unwrap();
+    assert!(
+        card.contains("Unlabeled images") && card.contains(&sha) && card.contains("122 × 101 × 8"),
+        "{card}"
+    );
+    assert!(card.contains("2 subjects used for training"), "{card}");
+    assert!(
+        card.contains("Autoencoder augmentation: mirrored along [X, Y]"),
+        "{card}"
+    );
+    assert!(
+        !with.join("cache").exists(),
+        "the case cache is left behind"
+    );
+    assert_eq!(losses(&with, "autoencoder").len(), 4);
+    let (out, without) = train(&config("ct", ""), "without");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!std::fs::read_to_string(without.join("MODEL_CARD.md"))
+        .unwrap()
+        .contains("Unlabeled images"));
+    assert_ne!(
+        hash(&with),
+        hash(&without),
+        "the data hash ignores the unlabeled image"
+    );
+
+    let (out, _) = train(
+        &config("mri", "unlabeled_images: [unlabeled.nii.gz]\n"),
+        "mr",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unlabeled_images") && err.contains("Hounsfield"),
+        "{err}"
+    );
+    let (out, _) = train(
+        &config("ct", "unlabeled_images: [nowhere.nii.gz]\n"),
+        "missing",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unlabeled_images") && err.contains("nowhere.nii.gz"),
+        "{err}"
+    );
+}

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::model::{self, Ldm, LdmConfig, SampleRequest};
-use crate::train::{self, Case, Hooks, Resume, TrainOptions};
+use crate::train::{self, Case, CaseSource, Hooks, Resume, TrainOptions};
 use crate::{Cpu, CpuTrain, LdmError};
 
 pub use crate::train::Latents;
@@ -68,7 +68,7 @@ impl TrainModel {
     pub fn train_autoencoder(
         self,
         cfg: &LdmConfig,
-        cases: &[Case],
+        cases: &dyn CaseSource,
         opts: &TrainOptions,
         resume: Option<Resume>,
         hooks: &mut dyn AnyHooks,
@@ -104,7 +104,7 @@ impl TrainModel {
     pub fn encode_cases(
         &self,
         cfg: &LdmConfig,
-        cases: &[Case],
+        cases: &dyn CaseSource,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Latents, LdmError> {
         use burn::module::AutodiffModule;
@@ -121,7 +121,7 @@ impl TrainModel {
     pub fn train_denoiser(
         self,
         cfg: &LdmConfig,
-        cases: &[Case],
+        cases: &dyn CaseSource,
         latents: &Latents,
         opts: &TrainOptions,
         resume: Option<Resume>,

@@ -6,7 +6,9 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor};
 
 use crate::model::{self, Ldm, LdmConfig};
-use crate::train::{self, Case, Hooks, OptimState, Resume, Stage, StepLog, TrainOptions};
+use crate::train::{
+    self, Case, CaseSource, Hooks, OptimState, Resume, Stage, StepLog, TrainOptions,
+};
 use crate::unet::Cond;
 use crate::{ChannelSpec, Cpu, CpuTrain, LdmError, Modality, SampleRequest, Solver, Tokenizer};
 
@@ -224,18 +226,28 @@ fn tiny_opts() -> TrainOptions {
 }
 
 fn run_both(dir: &Path, opts: &TrainOptions) -> Vec<(Stage, usize, f64)> {
+    let cases = tiny_cases(4);
+    run_on(dir, opts, &cases, &cases)
+}
+
+/// Both stages: the autoencoder on `ae_cases`, the denoiser on `dm_cases`.
+fn run_on(
+    dir: &Path,
+    opts: &TrainOptions,
+    ae_cases: &dyn CaseSource,
+    dm_cases: &dyn CaseSource,
+) -> Vec<(Stage, usize, f64)> {
     let dev = Default::default();
     let mut cfg = tiny_config();
-    let cases = tiny_cases(4);
     let m = Ldm::<CpuTrain>::init_seeded(&cfg, 11, &dev).unwrap();
     let mut rec = Recorder {
         losses: vec![],
         dir: dir.to_path_buf(),
     };
-    let m = train::train_autoencoder(m, &cfg, &cases, opts, None, &mut rec, &dev).unwrap();
-    let lat = train::encode_cases(&m, &cfg, &cases, &dev, |_| {}).unwrap();
+    let m = train::train_autoencoder(m, &cfg, ae_cases, opts, None, &mut rec, &dev).unwrap();
+    let lat = train::encode_cases(&m, &cfg, dm_cases, &dev, |_| {}).unwrap();
     cfg.latent_scale = train::latent_scale(&lat, cfg.autoencoder.latent_channels);
-    train::train_denoiser(m, &cfg, &cases, &lat, opts, None, &mut rec, &dev).unwrap();
+    train::train_denoiser(m, &cfg, dm_cases, &lat, opts, None, &mut rec, &dev).unwrap();
     rec.losses
 }
 
@@ -419,4 +431,121 @@ fn oversized_config_is_refused_before_it_is_read() {
     let e = crate::model::load_config(&dir).unwrap_err().to_string();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(e.contains("larger than 1048576 bytes"), "{e}");
+}
+
+/// Augmentation off is the default and draws nothing: absent fields and explicitly-off ones
+/// are the same options, and the first autoencoder batch's loss changes only when it is on.
+/// (Before this test landed, the tiny run's 12 losses were checked bit for bit against the
+/// code before augmentation existed; they are not pinned here because the denoiser's losses
+/// vary in the 3rd digit between runs of the multi-threaded CPU backend.)
+#[test]
+fn augmentation_is_off_unless_asked_for() {
+    let absent: TrainOptions = serde_json::from_str(r#"{"seed": 3}"#).unwrap();
+    let off: TrainOptions = serde_json::from_str(
+        r#"{"seed": 3, "ae_flip": [], "ae_gain_jitter": 0, "ae_shift_jitter": 0}"#,
+    )
+    .unwrap();
+    assert_eq!(absent, off);
+    assert_eq!(absent.ae_flip, TrainOptions::default().ae_flip);
+    let dir = tempdir("aug-off");
+    let one = TrainOptions {
+        ae_steps: 1,
+        dm_steps: 1,
+        ..tiny_opts()
+    };
+    let plain = run_both(&dir, &one)[0].2;
+    let again = run_both(&dir, &one)[0].2;
+    assert_eq!(
+        plain, again,
+        "the first autoencoder loss is not reproducible"
+    );
+    let on = TrainOptions {
+        ae_flip: vec![train::Axis::X, train::Axis::Y, train::Axis::Z],
+        ae_gain_jitter: 0.3,
+        ae_shift_jitter: 0.1,
+        ..one
+    };
+    let first = run_both(&dir, &on)[0].2;
+    assert!((first - plain).abs() > 1e-3, "{first} against {plain}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+use crate::train::source::tests::write as write_disk;
+
+/// Cases streamed from disk train as the same cases in memory (both stages, one case of
+/// another size included so crops pad).
+#[test]
+fn disk_cases_train_exactly_like_memory_cases() {
+    let dir = tempdir("disk-train");
+    let mut cases = tiny_cases(4);
+    // A case 16 × 16 × 12: crops and latents of it pad.
+    let n = 16 * 16 * 12;
+    cases[3] = Case {
+        object: cases[3].object[..n].to_vec(),
+        classes: cases[3].classes[..n].to_vec(),
+        dims: [16, 16, 12],
+        ..cases[3].clone()
+    };
+    let disk = write_disk(&dir.join("cases"), &cases, &[true; 4]);
+    let opts = tiny_opts();
+    let mem = run_on(&dir.join("a"), &opts, &cases, &cases);
+    let streamed = run_on(&dir.join("b"), &opts, &disk, &disk.labelled_only());
+    assert_eq!(mem.len(), 12);
+    // The autoencoder's losses to the last bit (its crops are the same values); the
+    // denoiser's to 1 % (they vary in the 3rd digit between runs of the multi-threaded CPU
+    // backend).
+    for (m, d) in mem.iter().zip(&streamed) {
+        let tol = match m.0 {
+            Stage::Autoencoder => 0.0,
+            Stage::Denoiser => 1e-2 * m.2.abs(),
+        };
+        assert!(
+            m.0 == d.0 && m.1 == d.1 && (m.2 - d.2).abs() <= tol,
+            "memory {mem:?}\ndisk {streamed:?}"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// An unlabeled case trains the autoencoder (its crops change the losses) but not the class
+/// statistics the residual is measured from: +3000 HU everywhere would move the background
+/// mean by a quarter if it counted.
+#[test]
+fn unlabeled_cases_train_the_autoencoder_but_not_its_class_statistics() {
+    let dev = Default::default();
+    let dir = tempdir("unlabeled");
+    let cfg = tiny_config();
+    let cases = tiny_cases(3);
+    let mut odd = tiny_cases(1).remove(0);
+    odd.object.iter_mut().for_each(|v| *v = 3000.0);
+    odd.classes.iter_mut().for_each(|c| *c = 0);
+    let mut with = cases.clone();
+    with.push(odd);
+    let disk = write_disk(&dir.join("cases"), &with, &[true, true, true, false]);
+    let opts = TrainOptions {
+        ae_steps: 4,
+        checkpoint_every: 1000,
+        ..tiny_opts()
+    };
+    let train = |src: &dyn CaseSource| {
+        let m = Ldm::<CpuTrain>::init_seeded(&cfg, 11, &dev).unwrap();
+        let mut rec = Recorder {
+            losses: vec![],
+            dir: dir.clone(),
+        };
+        let stats_only = TrainOptions {
+            ae_steps: 0,
+            ..opts.clone()
+        };
+        let m0 = train::train_autoencoder(m.clone(), &cfg, src, &stats_only, None, &mut rec, &dev)
+            .unwrap();
+        train::train_autoencoder(m, &cfg, src, &opts, None, &mut rec, &dev).unwrap();
+        let means: Vec<Vec<f32>> = (0..3).map(|c| m0.autoencoder.class_mean(c)).collect();
+        (means, rec.losses)
+    };
+    let (m_plain, l_plain) = train(&cases);
+    let (m_with, l_with) = train(&disk);
+    assert_eq!(m_plain, m_with);
+    assert_ne!(l_plain, l_with);
+    std::fs::remove_dir_all(dir).ok();
 }

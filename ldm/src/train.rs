@@ -1,6 +1,8 @@
 //! Two-stage training: the autoencoder on object crops, then the denoiser (with the text
 //! encoder) on cached posterior-mean latents. The loops are ours (burn::optim); progress,
-//! loss logs and checkpoint files are the caller's, through [`Hooks`].
+//! loss logs and checkpoint files are the caller's, through [`Hooks`]. Cases come from a
+//! [`CaseSource`]: memory, or a folder read a crop at a time ([`DiskCases`]), so a dataset
+//! need not fit in memory.
 //!
 //! Every random draw of step `s` comes from a ChaCha stream seeded by (seed, stage, s), so
 //! a run resumed at step `s` from a checkpoint repeats the uninterrupted run.
@@ -17,12 +19,18 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{
-    decode_physical, pad_volume, pooled_fractions, Ldm, LdmConfig, AE_FACTOR, GRID_MULTIPLE,
-};
+use crate::model::{decode_physical, pad_volume, pooled_fractions, Ldm, LdmConfig, AE_FACTOR};
 use crate::scheduler::Scheduler;
 use crate::unet::Cond;
 use crate::LdmError;
+
+mod augment;
+mod options;
+pub(crate) mod source;
+
+pub use augment::Axis;
+pub use options::TrainOptions;
+pub use source::{CaseParts, CaseSource, DiskCaseWriter, DiskCases};
 
 /// One training case: physical values channel-major (`channels × nx·ny·nz`, x fastest),
 /// class indices, grid and prompt.
@@ -33,88 +41,6 @@ pub struct Case {
     pub dims: [usize; 3],
     pub spacing_mm: [f32; 3],
     pub prompt: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainOptions {
-    pub seed: u64,
-    /// Object crop `[x, y, z]` for the autoencoder (multiples of 16).
-    pub ae_crop: [usize; 3],
-    pub ae_batch: usize,
-    pub ae_steps: usize,
-    pub ae_lr: f64,
-    pub kl_weight: f64,
-    /// Weight of the L1 loss on finite differences (keeps edges sharp).
-    pub grad_weight: f64,
-    /// Latent crop `[x, y, z]` for the denoiser (multiples of 4; the whole latent if larger).
-    pub dm_crop: [usize; 3],
-    pub dm_batch: usize,
-    pub dm_steps: usize,
-    pub dm_lr: f64,
-    /// Probability of dropping the prompt / the labels of a training item (for guidance).
-    pub drop_text: f64,
-    pub drop_labels: f64,
-    /// Share of denoiser crops centred on a labelled organ (the rest are uniform).
-    pub organ_crops: f64,
-    pub checkpoint_every: usize,
-}
-
-impl Default for TrainOptions {
-    fn default() -> Self {
-        Self {
-            seed: 0,
-            ae_crop: [48, 48, 48],
-            ae_batch: 2,
-            ae_steps: 400,
-            ae_lr: 2e-3,
-            kl_weight: 1e-4,
-            grad_weight: 0.5,
-            dm_crop: [24, 24, 20],
-            dm_batch: 4,
-            dm_steps: 1500,
-            dm_lr: 1e-3,
-            drop_text: 0.15,
-            drop_labels: 0.15,
-            organ_crops: 0.5,
-            checkpoint_every: 250,
-        }
-    }
-}
-
-impl TrainOptions {
-    pub fn check(&self) -> Result<(), LdmError> {
-        let bad = |m: String| Err(LdmError::Config(format!("training options: {m}")));
-        if self
-            .ae_crop
-            .iter()
-            .any(|c| *c == 0 || c % GRID_MULTIPLE != 0)
-        {
-            return bad(format!(
-                "ae_crop {:?} must be positive multiples of {GRID_MULTIPLE}",
-                self.ae_crop
-            ));
-        }
-        if self.dm_crop.iter().any(|c| *c == 0 || c % 4 != 0) {
-            return bad(format!(
-                "dm_crop {:?} must be positive multiples of 4",
-                self.dm_crop
-            ));
-        }
-        if self.ae_batch == 0 || self.dm_batch == 0 {
-            return bad("batch sizes must be ≥ 1".into());
-        }
-        if !(0.0..1.0).contains(&self.drop_text) || !(0.0..1.0).contains(&self.drop_labels) {
-            return bad("drop probabilities must be in [0, 1)".into());
-        }
-        if !(0.0..=1.0).contains(&self.organ_crops) {
-            return bad("organ_crops must be in [0, 1]".into());
-        }
-        if !(self.ae_lr > 0.0 && self.dm_lr > 0.0) {
-            return bad("learning rates must be > 0".into());
-        }
-        Ok(())
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,33 +224,27 @@ fn normalise(cfg: &LdmConfig, case: &Case) -> Vec<f32> {
     out
 }
 
-fn check_cases(cfg: &LdmConfig, cases: &[Case]) -> Result<(), LdmError> {
-    if cases.is_empty() {
-        return Err(LdmError::Input("no training cases".into()));
-    }
-    for (i, c) in cases.iter().enumerate() {
-        let n: usize = c.dims.iter().product();
-        if c.object.len() != n * cfg.channels.len() || c.classes.len() != n {
-            return Err(LdmError::Input(format!(
-                "case {i}: object has {} values and labels {}, dims {:?} × {} channels need {} and {n}",
-                c.object.len(),
-                c.classes.len(),
-                c.dims,
-                cfg.channels.len(),
-                n * cfg.channels.len()
-            )));
-        }
-        if let Some(bad) = c
-            .classes
-            .iter()
-            .find(|&&k| usize::from(k) >= cfg.classes.len())
-        {
-            return Err(LdmError::Input(format!(
-                "case {i}: class {bad} outside the model's classes"
-            )));
+/// Normalises a crop taken at `at` from a case of `dims` in place, leaving the padding
+/// outside the case at 0 (network units), as a crop of the normalised case has it.
+fn normalise_crop(
+    cfg: &LdmConfig,
+    x: &mut [f32],
+    dims: [usize; 3],
+    at: [usize; 3],
+    size: [usize; 3],
+) {
+    let per: usize = size.iter().product();
+    let w = dims[0].saturating_sub(at[0]).min(size[0]);
+    for (c, spec) in cfg.channels.iter().enumerate() {
+        for z in (0..size[2]).filter(|z| at[2] + z < dims[2]) {
+            for y in (0..size[1]).filter(|y| at[1] + y < dims[1]) {
+                let row = c * per + (z * size[1] + y) * size[0];
+                for v in &mut x[row..row + w] {
+                    *v = (*v - spec.offset) / spec.scale;
+                }
+            }
         }
     }
-    Ok(())
 }
 
 /// L1 of forward differences along the three spatial axes.
@@ -345,24 +265,23 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
 pub fn train_autoencoder<B: AutodiffBackend>(
     mut model: Ldm<B>,
     cfg: &LdmConfig,
-    cases: &[Case],
+    cases: &dyn CaseSource,
     opts: &TrainOptions,
     resume: Option<Resume>,
     hooks: &mut dyn Hooks<B>,
     device: &B::Device,
 ) -> Result<Ldm<B>, LdmError> {
     opts.check()?;
-    check_cases(cfg, cases)?;
+    cases.check(cfg)?;
     let ch = cfg.channels.len();
-    let norm: Vec<Vec<f32>> = cases.iter().map(|c| normalise(cfg, c)).collect();
     let mut optim = AdamConfig::new().init::<B, Ldm<B>>();
     let mut start = 0;
     if let Some(r) = resume.filter(|r| r.stage == Stage::Autoencoder) {
         optim = load_optim(optim, r.optimizer, device)?;
         start = r.step;
     } else {
-        let means = class_means(cfg, cases, &norm);
-        let scales = residual_rms(cfg, cases, &norm, &means);
+        let means = class_means(cfg, cases)?;
+        let scales = residual_rms(cfg, cases, &means)?;
         model.autoencoder =
             model
                 .autoencoder
@@ -375,21 +294,23 @@ pub fn train_autoencoder<B: AutodiffBackend>(
         let (mut xs, mut ls) = (Vec::new(), Vec::new());
         for _ in 0..opts.ae_batch {
             let i = rng.random_range(0..cases.len());
-            let at = crop_origin(&mut rng, cases[i].dims, opts.ae_crop, 1);
-            xs.extend(crop(&norm[i], ch, cases[i].dims, opts.ae_crop, at));
-            ls.extend(
-                crop(&cases[i].classes, 1, cases[i].dims, opts.ae_crop, at)
-                    .into_iter()
-                    .map(i64::from),
-            );
+            let dims = cases.dims(i);
+            let at = crop_origin(&mut rng, dims, opts.ae_crop, 1);
+            let (mut x, l) = cases.crop(i, at, opts.ae_crop)?;
+            normalise_crop(cfg, &mut x, dims, at, opts.ae_crop);
+            xs.extend(x);
+            ls.extend(l.into_iter().map(i64::from));
         }
         let b = opts.ae_batch;
-        let x = Tensor::<B, 5>::from_data(TensorData::new(xs, [b, ch, cz, cy, cx]), device);
-        let labels = Tensor::<B, 4, Int>::from_data(TensorData::new(ls, [b, cz, cy, cx]), device);
         let eps = normals(
             &mut rng,
             b * zc * (cx / AE_FACTOR) * (cy / AE_FACTOR) * (cz / AE_FACTOR),
         );
+        // Drawn after every other draw of the step, so runs without augmentation repeat
+        // the runs from before it existed.
+        augment::batch(&mut rng, opts, &mut xs, &mut ls, ch);
+        let x = Tensor::<B, 5>::from_data(TensorData::new(xs, [b, ch, cz, cy, cx]), device);
+        let labels = Tensor::<B, 4, Int>::from_data(TensorData::new(ls, [b, cz, cy, cx]), device);
         let eps = Tensor::<B, 5>::from_data(
             TensorData::new(eps, [b, zc, cz / AE_FACTOR, cy / AE_FACTOR, cx / AE_FACTOR]),
             device,
@@ -427,12 +348,15 @@ pub fn train_autoencoder<B: AutodiffBackend>(
     Ok(model)
 }
 
-/// Mean of each channel over each class's voxels (`classes × channels`, network units).
-fn class_means(cfg: &LdmConfig, cases: &[Case], norm: &[Vec<f32>]) -> Vec<f32> {
+/// Mean of each channel over each labelled case's voxels of each class (`classes ×
+/// channels`, network units), one case in memory at a time.
+fn class_means(cfg: &LdmConfig, cases: &dyn CaseSource) -> Result<Vec<f32>, LdmError> {
     let (k, ch) = (cfg.classes.len(), cfg.channels.len());
     let mut sum = vec![0f64; k * ch];
     let mut count = vec![0f64; k];
-    for (case, x) in cases.iter().zip(norm) {
+    for i in (0..cases.len()).filter(|&i| cases.labelled(i)) {
+        let case = cases.case(i)?;
+        let x = normalise(cfg, &case);
         let n = case.classes.len();
         for (i, &c) in case.classes.iter().enumerate() {
             count[c as usize] += 1.0;
@@ -441,17 +365,24 @@ fn class_means(cfg: &LdmConfig, cases: &[Case], norm: &[Vec<f32>]) -> Vec<f32> {
             }
         }
     }
-    (0..k * ch)
+    Ok((0..k * ch)
         .map(|i| (sum[i] / count[i / ch].max(1.0)) as f32)
-        .collect()
+        .collect())
 }
 
-/// Per channel, the RMS of the residual from the class means (network units), floored so
-/// a residual-free channel does not divide by zero.
-fn residual_rms(cfg: &LdmConfig, cases: &[Case], norm: &[Vec<f32>], means: &[f32]) -> Vec<f32> {
+/// Per channel, the RMS of the labelled cases' residual from the class means (network
+/// units), floored so a residual-free channel does not divide by zero. A second pass over the
+/// cases rather than one of moments, so the statistics are exactly the two-pass ones.
+fn residual_rms(
+    cfg: &LdmConfig,
+    cases: &dyn CaseSource,
+    means: &[f32],
+) -> Result<Vec<f32>, LdmError> {
     let ch = cfg.channels.len();
     let (mut sum2, mut n) = (vec![0f64; ch], 0f64);
-    for (case, x) in cases.iter().zip(norm) {
+    for i in (0..cases.len()).filter(|&i| cases.labelled(i)) {
+        let case = cases.case(i)?;
+        let x = normalise(cfg, &case);
         let nv = case.classes.len();
         for (i, &c) in case.classes.iter().enumerate() {
             for (j, s) in sum2.iter_mut().enumerate() {
@@ -461,9 +392,10 @@ fn residual_rms(cfg: &LdmConfig, cases: &[Case], norm: &[Vec<f32>], means: &[f32
         }
         n += nv as f64;
     }
-    sum2.iter()
+    Ok(sum2
+        .iter()
         .map(|s| ((s / n.max(1.0)).sqrt() as f32).max(1e-3))
-        .collect()
+        .collect())
 }
 
 /// Cosine decay to 10 % after a 5 % warm-up.
@@ -481,11 +413,11 @@ fn lr_at(base: f64, step: usize, total: usize) -> f64 {
 pub fn encode_cases<B: Backend>(
     model: &Ldm<B>,
     cfg: &LdmConfig,
-    cases: &[Case],
+    cases: &dyn CaseSource,
     device: &B::Device,
     mut progress: impl FnMut(usize),
 ) -> Result<Latents, LdmError> {
-    check_cases(cfg, cases)?;
+    cases.check(cfg)?;
     let ch = cfg.channels.len();
     // The grid is padded to a multiple of 16 with background labels; the object is padded
     // with the background's mean so the padding's residual is zero. (Zero padding made it
@@ -493,9 +425,10 @@ pub fn encode_cases<B: Backend>(
     // shortcut channel's latent scale and drowned the organ shifts in it.)
     let fill = model.autoencoder.class_mean(0);
     let mut out = Vec::with_capacity(cases.len());
-    for (i, case) in cases.iter().enumerate() {
+    for i in 0..cases.len() {
+        let case = cases.case(i)?;
         let pd = case.dims.map(crate::model::padded);
-        let mut x = crop(&normalise(cfg, case), ch, case.dims, pd, [0, 0, 0]);
+        let mut x = crop(&normalise(cfg, &case), ch, case.dims, pd, [0, 0, 0]);
         fill_padding(&mut x, case.dims, pd, &fill);
         let x = Tensor::<B, 5>::from_data(TensorData::new(x, [1, ch, pd[2], pd[1], pd[0]]), device);
         let l: Vec<i64> = crop(&case.classes, 1, case.dims, pd, [0, 0, 0])
@@ -570,7 +503,7 @@ pub fn latent_scale(latents: &[(Vec<f32>, [usize; 3])], zc: usize) -> Vec<f32> {
 pub fn train_denoiser<B: AutodiffBackend>(
     mut model: Ldm<B>,
     cfg: &LdmConfig,
-    cases: &[Case],
+    cases: &dyn CaseSource,
     latents: &[(Vec<f32>, [usize; 3])],
     opts: &TrainOptions,
     resume: Option<Resume>,
@@ -578,20 +511,27 @@ pub fn train_denoiser<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Ldm<B>, LdmError> {
     opts.check()?;
-    check_cases(cfg, cases)?;
+    cases.check(cfg)?;
+    if latents.len() != cases.len() {
+        return Err(LdmError::Input(format!(
+            "{} latents for {} cases",
+            latents.len(),
+            cases.len()
+        )));
+    }
     let k = cfg.classes.len();
     let zc = cfg.autoencoder.latent_channels;
     let scheduler = cfg.scheduler.build();
-    // Label fractions at latent resolution, once per case.
-    let fractions: Vec<Vec<f32>> = cases
-        .iter()
-        .zip(latents)
-        .map(|(c, (_, pd))| {
-            let padded = crate::model::pad_volume(&c.classes, c.dims, *pd);
-            pooled_fractions(&padded, *pd, k, AE_FACTOR)
+    // Only the organ cells stay in memory, one case's labels at a time: a crop's label
+    // fractions are pooled from its labels when it is drawn (the whole case's fractions, k
+    // values per latent cell, would weigh as much as its object).
+    let centres: Vec<Vec<Vec<usize>>> = (0..cases.len())
+        .map(|i| {
+            let pd = latents[i].1;
+            let padded = crate::model::pad_volume(&cases.classes(i)?, cases.dims(i), pd);
+            Ok(class_cells(&pooled_fractions(&padded, pd, k, AE_FACTOR), k))
         })
-        .collect();
-    let centres: Vec<Vec<Vec<usize>>> = fractions.iter().map(|f| class_cells(f, k)).collect();
+        .collect::<Result<_, LdmError>>()?;
     let mut optim = AdamConfig::new().init::<B, Ldm<B>>();
     let mut start = 0;
     if let Some(r) = resume.filter(|r| r.stage == Stage::Denoiser) {
@@ -628,15 +568,18 @@ pub fn train_denoiser<B: AutodiffBackend>(
                 .collect();
             xs.extend(z);
             let drop_labels = rng.random_bool(opts.drop_labels);
-            let f = crop(&fractions[i], k, ld, size, at);
-            fs.extend(if drop_labels { vec![0.0; f.len()] } else { f });
-            let drop_text = rng.random_bool(opts.drop_text);
-            prompts.push(if drop_text {
-                ""
+            if drop_labels {
+                fs.extend(std::iter::repeat_n(0.0, k * per));
             } else {
-                cases[i].prompt.as_str()
-            });
-            scal.extend(cfg.scalars(cases[i].spacing_mm));
+                // The crop's 4×-aligned block of labels; outside the case it is background,
+                // as the grid padding is.
+                let full = size.map(|s| s * AE_FACTOR);
+                let classes = cases.crop_classes(i, at.map(|a| a * AE_FACTOR), full)?;
+                fs.extend(pooled_fractions(&classes, full, k, AE_FACTOR));
+            }
+            let drop_text = rng.random_bool(opts.drop_text);
+            prompts.push(if drop_text { "" } else { cases.prompt(i) });
+            scal.extend(cfg.scalars(cases.spacing_mm(i)));
             ts.push(rng.random_range(0.0f32..1.0));
         }
         let [sx, sy, sz] = size;
@@ -689,7 +632,7 @@ pub fn reconstruct<B: Backend>(
     case: &Case,
     device: &B::Device,
 ) -> Result<Vec<f32>, LdmError> {
-    let lat = encode_cases(model, cfg, std::slice::from_ref(case), device, |_| {})?;
+    let lat = encode_cases(model, cfg, &std::slice::from_ref(case), device, |_| {})?;
     let (z, pdims) = &lat[0];
     let [lx, ly, lz] = pdims.map(|d| d / AE_FACTOR);
     let zc = cfg.autoencoder.latent_channels;

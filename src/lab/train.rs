@@ -2,18 +2,23 @@
 //! dataset, with progress bars, a loss log (`loss.csv`), periodic checkpoints, `--resume`
 //! and a model card.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use synthcohort_ldm::cpu;
-use synthcohort_ldm::train::{self, Hooks, OptimState, Resume, Stage, StepLog, TrainOptions};
+use synthcohort_ldm::train::{
+    self, CaseSource, Hooks, OptimState, Resume, Stage, StepLog, TrainOptions,
+};
 use synthcohort_ldm::{
     AutodiffBackend, ChannelSpec, Ldm, LdmConfig, LdmError, Modality, Tokenizer,
 };
 
-use super::data::{self as dataset, Dataset};
+use super::data as dataset;
+use super::data::cache::{self, CacheDir};
+use super::data::unlabeled::{self, Unlabeled};
 use super::loss_log::{self, LossRow};
 use super::LabError;
 
@@ -40,6 +45,16 @@ pub struct TrainConfig {
     /// as a condition.
     #[serde(default)]
     pub resample_mm: Option<[f64; 3]>,
+    /// CT images without labels (NIfTI, HU) that the autoencoder trains on as well, e.g. scans
+    /// of other patients or at other spacings (resampled like the cases with `resample_mm`).
+    /// Their labels are derived by Hounsfield window, as the atlas labels a body's
+    /// unsegmented voxels (body, subcutaneous and torso fat, skeletal muscle, soft tissue,
+    /// intestinal gas; a tissue the model has no class for is background). They have no
+    /// prompt and their labels name no organ, so the denoiser and the class statistics use
+    /// the labelled cases only. Relative paths are relative to this config file's folder.
+    /// CT only: an MR image has no Hounsfield units to derive labels from.
+    #[serde(default)]
+    pub unlabeled_images: Vec<PathBuf>,
     /// Autoencoder widths at full, 1/2, 1/4 resolution.
     #[serde(default)]
     pub autoencoder_channels: Option<[usize; 3]>,
@@ -65,7 +80,7 @@ pub fn read_config(path: &Path) -> Result<TrainConfig, LabError> {
         let first = issues.first().map(|i| format!("{i:?}")).unwrap_or_default();
         bad(format!("not valid YAML: {first}"))
     })?;
-    let cfg: TrainConfig = serde_path_to_error::deserialize(value)
+    let mut cfg: TrainConfig = serde_path_to_error::deserialize(value)
         .map_err(|e| bad(format!("`{}`: {}", e.path(), e.inner())))?;
     if cfg.channels.is_empty() {
         return Err(bad("`channels` is empty".into()));
@@ -81,12 +96,36 @@ pub fn read_config(path: &Path) -> Result<TrainConfig, LabError> {
         }
     }
     cfg.training.check().map_err(|e| bad(e.to_string()))?;
+    check_unlabeled(&mut cfg, path)?;
     Ok(cfg)
 }
 
+/// Resolves `unlabeled_images` against the config's folder and refuses what cannot be used.
+fn check_unlabeled(cfg: &mut TrainConfig, path: &Path) -> Result<(), LabError> {
+    if cfg.unlabeled_images.is_empty() {
+        return Ok(());
+    }
+    let bad =
+        |msg: String| LabError::Input(format!("{}: `unlabeled_images`: {msg}", path.display()));
+    if cfg.modality == Modality::Mri {
+        return Err(bad("an MR image has no Hounsfield units to derive tissue labels from (CT only); give MR images with their label maps in the dataset instead".into()));
+    }
+    if cfg.channels.len() != 1 {
+        return Err(bad(format!(
+            "an unlabeled image is one channel, the model has {}",
+            cfg.channels.len()
+        )));
+    }
+    let base = path.parent().unwrap_or(Path::new(""));
+    cfg.unlabeled_images = unlabeled::resolve(&cfg.unlabeled_images, base);
+    if let Some(missing) = cfg.unlabeled_images.iter().find(|p| !p.is_file()) {
+        return Err(bad(format!("{} is not a file", missing.display())));
+    }
+    Ok(())
+}
+
 /// Training and held-out split: the last `hold_out` subjects are held out.
-pub fn split(ds: &Dataset, hold_out: usize) -> (Vec<usize>, Vec<usize>) {
-    let n = ds.cases.len();
+pub fn split(n: usize, hold_out: usize) -> (Vec<usize>, Vec<usize>) {
     let h = hold_out.min(n.saturating_sub(1));
     ((0..n - h).collect(), (n - h..n).collect())
 }
@@ -181,21 +220,44 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         LdmError::Config(m) => LabError::Input(format!("--device: {m}")),
         e => e.into(),
     })?;
-    let mut ds = dataset::load(a.data, tc.arms.as_deref(), tc.channels.len(), tc.limit)?;
-    if let Some(s) = tc.resample_mm {
-        for c in ds.cases.iter_mut() {
-            dataset::resample_case(c, s)?;
-        }
-    }
-    if ds.cases[0].channels.len() != tc.channels.len() {
+    let ds = dataset::open(a.data, tc.arms.as_deref(), tc.channels.len(), tc.limit)?;
+    if ds.subjects[0].images.len() != tc.channels.len() {
         return Err(LabError::Input(format!(
             "the dataset has {} channels per case, the config {}",
-            ds.cases[0].channels.len(),
+            ds.subjects[0].images.len(),
             tc.channels.len()
         )));
     }
-    let (train_idx, held) = split(&ds, tc.hold_out);
-    let (classes, absent) = dataset::model_classes(&ds, &train_idx);
+    let (train_idx, held) = split(ds.len(), tc.hold_out);
+    // One pass over the label maps, one at a time: the classes the training cases hold, and
+    // every subject's spacing for the model card.
+    let mut seen = BTreeSet::new();
+    let mut spacings = BTreeSet::new();
+    for i in 0..ds.len() {
+        let mut labels = ds.read_labels(i)?;
+        if let Some(s) = tc.resample_mm {
+            let to = dataset::target_grid(&labels.grid, s, &ds.subjects[i].name)?;
+            labels = dataset::resample_labels(&labels, &to);
+        }
+        spacings.insert(format!("{:?}", labels.grid.spacing_mm));
+        if i < train_idx.len() {
+            dataset::note_seen(&mut seen, &ds.class_of_id, &labels.data);
+        }
+    }
+    let unlabeled: Vec<(PathBuf, String)> = tc
+        .unlabeled_images
+        .iter()
+        .map(|p| Ok((p.clone(), crate::io::hash::sha256_file(p)?)))
+        .collect::<Result<_, LabError>>()?;
+    let extra: Vec<(String, String)> = unlabeled
+        .iter()
+        .map(|(p, h)| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            (name.into_owned(), h.clone())
+        })
+        .collect();
+    let data_hash = ds.hash(&extra)?;
+    let (classes, absent) = dataset::model_classes_seen(&ds.class_of_id, &seen);
     if !absent.is_empty() {
         tracing::warn!(
             "{} class(es) of dataset.json have no voxel in the training cases and are not model classes (drawn by a class of their tissue, or refused at validate): {}",
@@ -209,11 +271,10 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
             classes.len()
         )));
     }
-    let cases: Vec<_> = train_idx
-        .iter()
-        .map(|&i| dataset::to_training_case(&ds.cases[i], &ds.class_of_id, &classes))
-        .collect();
-    let tokenizer = Tokenizer::build(cases.iter().map(|c| c.prompt.as_str()), 32);
+    let tokenizer = Tokenizer::build(
+        train_idx.iter().map(|&i| ds.subjects[i].prompt.as_str()),
+        32,
+    );
     let mut cfg = LdmConfig::for_data(
         &tc.name,
         tc.modality,
@@ -230,8 +291,8 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     cfg.guidance = tc.guidance;
     let opts = &tc.training;
     cfg.training = synthcohort_ldm::TrainingRecord {
-        data_hash: ds.hash.clone(),
-        cases: cases.len(),
+        data_hash,
+        cases: train_idx.len(),
         autoencoder_steps: opts.ae_steps,
         denoiser_steps: opts.dm_steps,
         seed: opts.seed,
@@ -240,7 +301,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     cfg.check().map_err(LabError::from)?;
 
     std::fs::create_dir_all(a.out).map_err(LabError::file("cannot create", a.out))?;
-    let held_names: Vec<&str> = held.iter().map(|&i| ds.cases[i].name.as_str()).collect();
+    let held_names: Vec<&str> = held.iter().map(|&i| ds.subjects[i].name.as_str()).collect();
     let split_info = serde_json::json!({"arms": tc.arms, "held_out": held_names});
     let split_path = a.out.join(HELD_OUT_FILE);
     std::fs::write(&split_path, serde_json::to_string_pretty(&split_info)?)
@@ -291,11 +352,28 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         quiet: a.quiet,
         started: std::time::Instant::now(),
     };
+    // The cases go to disk one at a time and are read back by crops: training holds about
+    // one case and a batch, not the dataset.
+    let cache_dir = CacheDir::create(a.out)?;
+    let bar = TrainHooks::bar(train_idx.len() + unlabeled.len(), 0, "data", a.quiet);
+    let prepared = cache::prepare(
+        &ds,
+        &train_idx,
+        &cfg.classes,
+        tc.resample_mm,
+        &unlabeled,
+        cache_dir.path(),
+        &mut |k| bar.set_position(k as u64),
+    )?;
+    bar.finish();
+    let cases = prepared.cases;
+    let labelled = cases.labelled_only();
     tracing::info!(
-        "training `{}` on {} cases ({} held out), {} classes, vocabulary {}",
+        "training `{}` on {} cases ({} held out) and {} unlabeled images, {} classes, vocabulary {}",
         cfg.name,
-        cases.len(),
+        labelled.len(),
         held.len(),
+        prepared.unlabeled.len(),
         cfg.classes.len(),
         cfg.tokenizer.len()
     );
@@ -322,9 +400,9 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     } else {
         0.0
     };
-    let bar = TrainHooks::bar(cases.len(), 0, "latents", a.quiet);
+    let bar = TrainHooks::bar(labelled.len(), 0, "latents", a.quiet);
     let latents = model
-        .encode_cases(&cfg, &cases, &mut |k| bar.set_position(k as u64))
+        .encode_cases(&cfg, &labelled, &mut |k| bar.set_position(k as u64))
         .map_err(LabError::from)?;
     bar.finish();
     cfg.latent_scale = train::latent_scale(&latents, cfg.autoencoder.latent_channels);
@@ -342,18 +420,28 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
             optimizer: &opt_path,
         });
     let model = model
-        .train_denoiser(&cfg, &cases, &latents, opts, resume, &mut hooks)
+        .train_denoiser(&cfg, &labelled, &latents, opts, resume, &mut hooks)
         .map_err(LabError::from)?;
     hooks.bar.finish();
     cfg.training.denoiser_loss = hooks.ema;
     model.save(&cfg, a.out).map_err(LabError::from)?;
+    drop(cache_dir);
     let csv_path = a.out.join(LOSS_CSV);
     let csv = loss_log::read(&csv_path);
     let png = a.out.join("loss.png");
     std::fs::write(&png, loss_plot(&csv)).map_err(LabError::file("cannot write", &png))?;
     let card = a.out.join("MODEL_CARD.md");
-    std::fs::write(&card, model_card(&cfg, &tc, &ds, &held_names, &absent))
-        .map_err(LabError::file("cannot write", &card))?;
+    let spacings: Vec<String> = spacings.into_iter().collect();
+    let card_text = model_card(
+        &cfg,
+        &tc,
+        &ds.dir,
+        &spacings,
+        &held_names,
+        &absent,
+        &prepared.unlabeled,
+    );
+    std::fs::write(&card, card_text).map_err(LabError::file("cannot write", &card))?;
     tracing::info!("model written to {}", a.out.display());
     Ok(cfg)
 }
@@ -386,9 +474,11 @@ fn loss_plot(rows: &[LossRow]) -> Vec<u8> {
 fn model_card(
     cfg: &LdmConfig,
     tc: &TrainConfig,
-    ds: &Dataset,
+    dir: &Path,
+    spacings: &[String],
     held: &[&str],
     absent: &[String],
+    unlabeled: &[Unlabeled],
 ) -> String {
     let t = &cfg.training;
     let o = &tc.training;
@@ -405,7 +495,22 @@ fn model_card(
             .join(", ")
     );
     let _ = writeln!(s, "## Training data\n");
-    let _ = writeln!(s, "- Dataset: `{}` ({} subjects used for training, {} held out for evaluation: `held_out.json`).", ds.dir.display(), t.cases, held.len());
+    let _ = writeln!(s, "- Dataset: `{}` ({} subjects used for training, {} held out for evaluation: `held_out.json`).", dir.display(), t.cases, held.len());
+    if !unlabeled.is_empty() {
+        let _ = writeln!(s, "- Unlabeled images, for the autoencoder only (labels derived by Hounsfield window: body, fat, muscle, gas, soft tissue; no prompt; not in the class statistics):");
+        for u in unlabeled {
+            let _ = writeln!(
+                s,
+                "  - `{}`: SHA-256 `{}`, {} × {} × {} voxels of {:?} mm.",
+                u.path.display(),
+                u.sha256,
+                u.dims[0],
+                u.dims[1],
+                u.dims[2],
+                u.spacing_mm
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "- Data hash (SHA-256 over every file read): `{}`.",
@@ -417,13 +522,6 @@ fn model_card(
         cfg.classes.len(),
         cfg.classes.join(", ")
     );
-    let mut spacings: Vec<String> = ds
-        .cases
-        .iter()
-        .map(|c| format!("{:?}", c.labels.grid.spacing_mm))
-        .collect();
-    spacings.sort();
-    spacings.dedup();
     let _ = writeln!(
         s,
         "- Voxel spacing (mm) of the cases: {}{}.",
@@ -441,6 +539,13 @@ fn model_card(
         "- Seed {}; autoencoder {} steps (batch {}, crop {:?}, lr {}), final smoothed loss {:.4}.",
         t.seed, t.autoencoder_steps, o.ae_batch, o.ae_crop, o.ae_lr, t.autoencoder_loss
     );
+    if !o.ae_flip.is_empty() || o.ae_gain_jitter > 0.0 || o.ae_shift_jitter > 0.0 {
+        let _ = writeln!(
+            s,
+            "- Autoencoder augmentation: mirrored along {:?} (each with probability ½, labels alike), gain 1 ± {}, shift ± {} (network units).",
+            o.ae_flip, o.ae_gain_jitter, o.ae_shift_jitter
+        );
+    }
     let _ = writeln!(s, "- Denoiser + text encoder {} steps (batch {}, latent crop {:?}, {:.0} % of crops centred on an organ, lr {}), {:?}, condition dropout text {} / labels {}; final smoothed loss {:.4}.", t.denoiser_steps, o.dm_batch, o.dm_crop, 100.0 * o.organ_crops, o.dm_lr, cfg.scheduler, o.drop_text, o.drop_labels, t.denoiser_loss);
     let _ = writeln!(
         s,
@@ -452,7 +557,7 @@ fn model_card(
         let _ = writeln!(s, "- Recommended classifier-free guidance: text {} / labels {} (from the evaluation of this config; pipelines and `eval-model` use these unless they set their own).\n", g.text, g.labels);
     }
     let _ = writeln!(s, "## Limits\n");
-    let _ = writeln!(s, "- {}", data_origin(&ds.dir));
+    let _ = writeln!(s, "- {}", data_origin(dir));
     if !absent.is_empty() {
         let _ = writeln!(s, "- Classes the data name but no training case holds, so not model classes (drawn by a class of their tissue, by the procedural renderer with `generator.unseen_labels: procedural`, or refused): {}.", absent.join(", "));
     }
