@@ -632,6 +632,55 @@ fn a_tiny_model_trained_on_a_real_scan_with_other_spellings_draws_liver_as_liver
         (g - r).abs() < 60.0,
         "generated liver {g:.1} HU against the real {r:.1} HU"
     );
+
+    // eval-model compares the model's drawings of the held-out crops (the last two) with
+    // those crops' real images: the real side of its liver row is theirs, not the training
+    // crops' and not the tissue table's.
+    let eval = tmp.path().join("eval");
+    run_ok(&[
+        "eval-model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        eval.to_str().unwrap(),
+        "--steps",
+        "2",
+        "-q",
+    ]);
+    let held_liver: Vec<f64> = (3..5)
+        .flat_map(|t| {
+            let (img, lab) = (crop(&ct, start(t), n), crop(&seg, start(t), n));
+            img.data
+                .iter()
+                .zip(&lab.data)
+                .filter(|(_, &l)| l == liver)
+                .map(|(&v, _)| f64::from(v))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let rows: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(eval.join("fidelity.json")).unwrap()).unwrap();
+    let row = |gen: &str| {
+        rows.as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|r| r["organ"] == "liver" && r["generator"] == gen)
+            })
+            .unwrap_or_else(|| panic!("no liver row for {gen}: {rows}"))
+            .clone()
+    };
+    let (model_row, painter_row) = (row("model"), row("painter"));
+    assert_eq!(
+        model_row["voxels_real"].as_u64(),
+        Some(held_liver.len() as u64)
+    );
+    let real_mean = model_row["hu_mean_real"].as_f64().unwrap();
+    assert!((real_mean - mean(&held_liver)).abs() < 1e-3, "{real_mean}");
+    assert!(painter_row["hu_w1"].as_f64().unwrap() > 0.0);
+    assert!(eval.join("patches.png").exists());
+    let md = std::fs::read_to_string(eval.join("report.md")).unwrap();
+    assert!(md.contains("| liver | model |"), "{md}");
 }
 
 /// `unlabeled_images`: a CT without labels (here a slab of the real torso scan) trains the

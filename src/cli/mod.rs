@@ -216,7 +216,9 @@ pub enum Command {
         device: String,
     },
     /// Evaluate a latent diffusion model on its held-out subjects: intensities, label
-    /// adherence, text effect, diversity, memorization (MODEL/eval/report.{json,md}).
+    /// adherence, text effect, diversity, memorization and, for CT, fidelity to their real
+    /// images per organ beside the label-mean painter (MODEL/eval/report.{json,md},
+    /// fidelity.json, patches.png).
     EvalModel {
         /// Model folder (from `synthcohort train`, or under models/).
         model: PathBuf,

@@ -31,6 +31,7 @@ use synthcohort_ldm::{GuidanceChoice, LdmConfig, Modality, SampleRequest, Solver
 use super::data::{self as dataset, RawCase};
 use super::LabError;
 
+mod fidelity;
 mod report;
 use crate::anatomy::ontology;
 use crate::tissue;
@@ -132,6 +133,13 @@ pub struct Report {
     pub min_held_out_to_training: f64,
     /// Samples nearer the training set than their own held-out subject by more than 5 %.
     pub samples_nearer_than_subject: usize,
+    /// CT: per organ, the held-out subjects' real images against the model's drawings of
+    /// them and against the label-mean painter (`fidelity.json`, `patches.png`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fidelity: Vec<crate::lab::fidelity::Row>,
+    /// Those rows as a markdown table.
+    #[serde(skip)]
+    pub fidelity_table: String,
 }
 
 pub struct EvalArgs<'a> {
@@ -384,6 +392,7 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
     let mut per_subject: Vec<SubjectMeans> = Vec::new();
     let mut dice_acc: BTreeMap<(usize, usize), (f64, f64, usize)> = BTreeMap::new();
     let mut generated: Vec<Vec<f32>> = Vec::new();
+    let mut drawn: Vec<fidelity::Drawn> = Vec::new();
     let started = std::time::Instant::now();
     // Group means of the held-out data (for the nearest-class-mean segmentation).
     let mut gm_sum = vec![vec![0f64; groups.len()]; cfg.channels.len()];
@@ -451,6 +460,13 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
         }
         per_subject.push((raw.prompt.to_lowercase(), dmeans, gmeans, rmeans));
         generated.push(out[..n].to_vec());
+        if m == Modality::Ct {
+            drawn.push(fidelity::Drawn {
+                real: raw.channels[0].clone(),
+                labels: raw.labels.clone(),
+                generated: out[..n].to_vec(),
+            });
+        }
         bar.inc(1);
     }
     let seconds_per_sample = started.elapsed().as_secs_f64() / held_idx.len() as f64;
@@ -484,6 +500,12 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
 
     let memo = memorization(&ds, &train_idx, &held_idx, &generated);
     bar.finish_and_clear();
+    let (fidelity, fidelity_table) = if drawn.is_empty() {
+        (Vec::new(), String::new())
+    } else {
+        let ids = fidelity::ontology_ids(&ds.class_of_id);
+        fidelity::evaluate(drawn, &ids, &report::out_dir(a))?
+    };
 
     let report = Report {
         model: a.model.display().to_string(),
@@ -504,6 +526,8 @@ pub fn run(a: &EvalArgs) -> Result<(Report, PathBuf), LabError> {
         min_held_out_to_training: min_of(&memo.held_nearest),
         held_out_nearest_training_distance: memo.held_nearest,
         samples_nearer_than_subject: memo.nearer,
+        fidelity,
+        fidelity_table,
     };
     let out = write_report(a, &report, &cfg)?;
     Ok((report, out))

@@ -16,10 +16,7 @@ pub(super) fn write_report(
     report: &Report,
     cfg: &LdmConfig,
 ) -> Result<PathBuf, LabError> {
-    let out = a
-        .out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| a.model.join("eval"));
+    let out = out_dir(a);
     std::fs::create_dir_all(&out).map_err(LabError::file("cannot create", &out))?;
     let json_path = out.join("report.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(report)?)
@@ -31,6 +28,13 @@ pub(super) fn write_report(
         update_card(a.model, &md)?;
     }
     Ok(out)
+}
+
+/// `--out`, or `<model>/eval`.
+pub(super) fn out_dir(a: &EvalArgs) -> PathBuf {
+    a.out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| a.model.join("eval"))
 }
 
 /// Replaces the model card's evaluation section (everything from `## Evaluation`) with the
@@ -109,5 +113,13 @@ fn markdown(r: &Report, cfg: &LdmConfig) -> String {
     let _ = writeln!(s, "- Paired with their own held-out subject: {} of {n} samples are more than 5 % nearer a training subject than that subject is. {}",
         r.samples_nearer_than_subject,
         if r.samples_nearer_than_subject == 0 { "No sign of memorization." } else { "Check those samples for memorization." });
+    if !r.fidelity_table.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Fidelity against the held-out subjects' real images\n"
+        );
+        let _ = writeln!(s, "The model draws each held-out subject from its own label map; the drawing is compared with that subject's real image (`fidelity.json`, `patches.png`). The procedural renderer's row needs a pipeline run: `synthcohort fidelity`.\n");
+        s.push_str(&r.fidelity_table);
+    }
     s
 }

@@ -204,10 +204,10 @@ fn painted(labels: &Volume<u16>) -> Vec<f32> {
 }
 
 /// One cohort subject: its image, labels and, with `--region`, which voxels lie in it.
-struct CohortSubject {
-    image: Volume<f32>,
-    labels: Volume<u16>,
-    region: Option<Vec<bool>>,
+pub(super) struct CohortSubject {
+    pub image: Volume<f32>,
+    pub labels: Volume<u16>,
+    pub region: Option<Vec<bool>>,
 }
 
 /// 1-Wasserstein distance of two samples: mean |quantile difference| over 200 quantiles.
@@ -267,10 +267,10 @@ fn and(mut a: Vec<bool>, b: Option<&Vec<bool>>) -> Vec<bool> {
 }
 
 /// One run's subjects of the compared arm, and the name of its row.
-struct Cohort {
-    generator: String,
-    arm: String,
-    subjects: Vec<CohortSubject>,
+pub(super) struct Cohort {
+    pub generator: String,
+    pub arm: String,
+    pub subjects: Vec<CohortSubject>,
 }
 
 fn load_cohort(
@@ -331,10 +331,14 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
     if a.runs.is_empty() {
         return Err(bad("no run folder to compare"));
     }
-    let (real_img, real_lab, _) = real_maps(a.real_image, a.real_labels, a.real_names)?;
+    let (image, labels, _) = real_maps(a.real_image, a.real_labels, a.real_names)?;
     let region = a.region.map(io::read_labels).transpose()?;
-    let real_region = region.as_ref().map(|m| region_mask(&real_img.grid, m));
-    if let Some(r) = &real_region {
+    let real = RealScan {
+        region: region.as_ref().map(|m| region_mask(&image.grid, m)),
+        image,
+        labels,
+    };
+    if let Some(r) = &real.region {
         if !r.iter().any(|&x| x) {
             return Err(bad("--region covers no voxel of the real scan"));
         }
@@ -350,6 +354,23 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
         }
         cohorts.push(c);
     }
+    let (out, picture) = compare(std::slice::from_ref(&real), &cohorts);
+    let arm = cohorts[0].arm.clone();
+    write_report(a, &arm, &out, &cohorts, &picture)?;
+    Ok(out)
+}
+
+/// A real scan: its image, its labels in ontology ids and, with a region, which voxels count.
+pub(super) struct RealScan {
+    pub image: Volume<f32>,
+    pub labels: Volume<u16>,
+    pub region: Option<Vec<bool>>,
+}
+
+/// The rows (per organ: the painter from the first cohort's label maps, then each cohort)
+/// against the real scans pooled (their voxels pooled, their spectra and GLCM features
+/// averaged), and the picture's patches.
+pub(super) fn compare(reals: &[RealScan], cohorts: &[Cohort]) -> (Vec<Row>, Picture) {
     // The painter's row is made from the first run's label maps.
     let painted: Vec<Vec<f32>> = cohorts[0]
         .subjects
@@ -362,7 +383,21 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
         .iter()
         .flat_map(|c| &c.subjects)
         .map(|c| nyquist(&c.image.grid))
-        .fold(nyquist(&real_img.grid), f64::min);
+        .chain(reals.iter().map(|r| nyquist(&r.image.grid)))
+        .fold(f64::INFINITY, f64::min);
+    let pooled = |parts: &[Organ], patch_mm: f64| -> (Option<Vec<f64>>, Option<[f64; 3]>) {
+        let nps: Vec<&Vec<f64>> = parts.iter().filter_map(|o| o.nps.as_ref()).collect();
+        let nps_mean = (!nps.is_empty()).then(|| {
+            (0..nps_bins(f_max, patch_mm))
+                .map(|b| nps.iter().map(|v| v[b]).sum::<f64>() / nps.len() as f64)
+                .collect::<Vec<f64>>()
+        });
+        let feats: Vec<[f64; 3]> = parts.iter().filter_map(|o| o.glcm).collect();
+        let features = (!feats.is_empty()).then(|| {
+            [0, 1, 2].map(|k| feats.iter().map(|f| f[k]).sum::<f64>() / feats.len() as f64)
+        });
+        (nps_mean, features)
+    };
 
     let mut out = Vec::new();
     let mut picture = Vec::new();
@@ -370,19 +405,40 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
         let Some(ids) = group_ids(group) else {
             continue;
         };
-        let real_mask = and(mask_of(&real_lab, &ids), real_region.as_ref());
-        let mut real = organ(&real_img, &real_mask, f_max, PATCH_MM);
+        let real_masks: Vec<Vec<bool>> = reals
+            .iter()
+            .map(|r| and(mask_of(&r.labels, &ids), r.region.as_ref()))
+            .collect();
+        let real_organs = |patch_mm: f64| -> Vec<Organ> {
+            reals
+                .iter()
+                .zip(&real_masks)
+                .map(|(r, m)| organ(&r.image, m, f_max, patch_mm))
+                .collect()
+        };
+        let mut patch_mm = PATCH_MM;
+        let mut parts = real_organs(patch_mm);
+        let volume_ml: f64 = parts.iter().map(|o| o.volume_ml).sum::<f64>() / reals.len() as f64;
         // A few millilitres (an organ's tip inside a region) make no distribution.
-        if real.volume_ml < MIN_ORGAN_ML {
+        if volume_ml < MIN_ORGAN_ML {
             continue;
         }
-        let mut patch_mm = PATCH_MM;
-        if real.nps.is_none() {
+        if parts.iter().all(|o| o.nps.is_none()) {
             patch_mm = SMALL_PATCH_MM;
-            real.nps = nps(&real_img.data, &real_mask, &real_img.grid, f_max, patch_mm);
+            parts = real_organs(patch_mm);
         }
-        let range = glcm_range(&real.hu);
-        real.glcm = glcm(&real_img.data, &real_mask, &real_img.grid, range);
+        let hu: Vec<f64> = parts.iter().flat_map(|o| o.hu.iter().copied()).collect();
+        let range = glcm_range(&hu);
+        for ((p, r), m) in parts.iter_mut().zip(reals).zip(&real_masks) {
+            p.glcm = glcm(&r.image.data, m, &r.image.grid, range);
+        }
+        let (nps, glcm_real) = pooled(&parts, patch_mm);
+        let real = Organ {
+            hu,
+            nps,
+            volume_ml,
+            glcm: glcm_real,
+        };
         let lung = group == "lung";
         let row = |name: &str,
                    hu: &[f64],
@@ -407,7 +463,17 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
             volume_ml_real: real.volume_ml,
             volume_ml_cohort: volume,
         };
-        let mut tiles = vec![patch(&real_img.data, &real_img.grid, &real_mask, group)];
+        let shown = reals
+            .iter()
+            .zip(&real_masks)
+            .find(|(_, m)| m.iter().any(|&x| x))
+            .unwrap_or((&reals[0], &real_masks[0]));
+        let mut tiles = vec![patch(
+            &shown.0.image.data,
+            &shown.0.image.grid,
+            shown.1,
+            group,
+        )];
         for (n, c) in cohorts.iter().enumerate() {
             // Per subject: the organ in its image, and (first run) the painter's voxels under
             // the same mask.
@@ -443,16 +509,7 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
                 out.push(row("painter", &painter, None, true, volume, flat));
                 tiles.push(patch(&painted[0], grid, &masks[0], group));
             }
-            let nps: Vec<&Vec<f64>> = parts.iter().filter_map(|o| o.nps.as_ref()).collect();
-            let nps_mean = (!nps.is_empty()).then(|| {
-                (0..nps_bins(f_max, patch_mm))
-                    .map(|b| nps.iter().map(|v| v[b]).sum::<f64>() / nps.len() as f64)
-                    .collect::<Vec<f64>>()
-            });
-            let feats: Vec<[f64; 3]> = parts.iter().filter_map(|o| o.glcm).collect();
-            let features = (!feats.is_empty()).then(|| {
-                [0, 1, 2].map(|k| feats.iter().map(|f| f[k]).sum::<f64>() / feats.len() as f64)
-            });
+            let (nps_mean, features) = pooled(&parts, patch_mm);
             out.push(row(
                 &c.generator,
                 &hu,
@@ -470,9 +527,7 @@ pub fn run(a: &FidelityArgs) -> Result<Vec<Row>, LabError> {
         }
         picture.push(tiles);
     }
-    let arm = cohorts[0].arm.clone();
-    write_report(a, &arm, &out, &cohorts, &picture)?;
-    Ok(out)
+    (out, picture)
 }
 
 fn write_report(
@@ -483,26 +538,45 @@ fn write_report(
     picture: &Picture,
 ) -> Result<(), LabError> {
     let json = serde_json::to_vec_pretty(rows)?;
-    let f = |v: Option<f64>, d: usize| v.map_or("—".to_string(), |x| format!("{x:.d$}"));
     let runs: Vec<String> = a
         .runs
         .iter()
         .zip(cohorts)
         .map(|(r, c)| format!("`{}` ({})", r.display(), c.generator))
         .collect();
-    let columns: Vec<&str> = ["real", "painter"]
-        .into_iter()
-        .chain(cohorts.iter().map(|c| c.generator.as_str()))
-        .take(PICTURE_COLUMNS)
-        .collect();
-    let mut md = format!(
-        "# Fidelity against the real CT `{}` (arm `{arm}`)\n\nRuns: {}.{}\n\nPer organ: HU 1-Wasserstein distance, texture distance (mean |Δ log10 NPS|, radially binned, patches of {PATCH_MM} mm, {SMALL_PATCH_MM} mm where marked ¹ because no larger patch fits inside the real organ), GLCM distance (mean relative difference of contrast, homogeneity and entropy of in-plane neighbour pairs, {GLCM_LEVELS} grey levels over the real organ's 1st–99th HU percentiles), lung vessel fraction (> −500 HU), volume. Lower distances are closer to the real scan; `painter` paints every label with its tissue table's mean HU. `patches.png`: per organ (rows, in the table's order) a {SHOW_MM} mm axial patch where the organ is deepest, columns {}.\n\n| organ | generator | HU mean real / cohort | HU W1 | texture distance | GLCM distance | vessel fraction real / cohort | volume mL real / cohort |\n|---|---|---|---|---|---|---|---|\n",
+    let columns = picture_columns(cohorts);
+    let md = format!(
+        "# Fidelity against the real CT `{}` (arm `{arm}`)\n\nRuns: {}.{}\n\n{}",
         a.real_image.display(),
         runs.join(", "),
         a.region.map_or(String::new(), |r| format!(
             " Only voxels inside the region `{}` (matched from each grid's centre), on both sides.",
             r.display()
         )),
+        table(rows, &columns)
+    );
+    std::fs::create_dir_all(a.out).map_err(LabError::file("cannot create", a.out))?;
+    let p: PathBuf = a.out.join("fidelity.json");
+    io::write_atomic(&p, &json)?;
+    io::write_atomic(&a.out.join("report.md"), md.as_bytes())?;
+    write_picture(&a.out.join("patches.png"), picture, columns.len())
+}
+
+/// The picture's column names: the real scan, the painter, each cohort.
+pub(super) fn picture_columns(cohorts: &[Cohort]) -> Vec<String> {
+    ["real", "painter"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(cohorts.iter().map(|c| c.generator.clone()))
+        .take(PICTURE_COLUMNS)
+        .collect()
+}
+
+/// What the columns mean and the rows, as markdown.
+pub(super) fn table(rows: &[Row], columns: &[String]) -> String {
+    let f = |v: Option<f64>, d: usize| v.map_or("—".to_string(), |x| format!("{x:.d$}"));
+    let mut md = format!(
+        "Per organ: HU 1-Wasserstein distance, texture distance (mean |Δ log10 NPS|, radially binned, patches of {PATCH_MM} mm, {SMALL_PATCH_MM} mm where marked ¹ because no larger patch fits inside the real organ), GLCM distance (mean relative difference of contrast, homogeneity and entropy of in-plane neighbour pairs, {GLCM_LEVELS} grey levels over the real organ's 1st–99th HU percentiles), lung vessel fraction (> −500 HU), volume. Lower distances are closer to the real scan; `painter` paints every label with its tissue table's mean HU. `patches.png`: per organ (rows, in the table's order) a {SHOW_MM} mm axial patch where the organ is deepest, columns {}.\n\n| organ | generator | HU mean real / cohort | HU W1 | texture distance | GLCM distance | vessel fraction real / cohort | volume mL real / cohort |\n|---|---|---|---|---|---|---|---|\n",
         columns.join(" | ")
     );
     for r in rows {
@@ -528,10 +602,15 @@ fn write_report(
             r.volume_ml_cohort
         ));
     }
-    std::fs::create_dir_all(a.out).map_err(LabError::file("cannot create", a.out))?;
-    let p: PathBuf = a.out.join("fidelity.json");
-    io::write_atomic(&p, &json)?;
-    io::write_atomic(&a.out.join("report.md"), md.as_bytes())?;
+    md
+}
+
+/// Writes the patches as a PNG grid (nothing when no organ was compared).
+pub(super) fn write_picture(
+    path: &Path,
+    picture: &Picture,
+    columns: usize,
+) -> Result<(), LabError> {
     let mut tiles = Vec::new();
     for row in picture {
         let Some(Some(first)) = row.first() else {
@@ -546,8 +625,8 @@ fn write_report(
         }
     }
     if !tiles.is_empty() {
-        let png = render_grid(&tiles, &|_| [0, 0, 0], PICTURE_COLUMNS.min(columns.len()))?;
-        io::write_atomic(&a.out.join("patches.png"), &png)?;
+        let png = render_grid(&tiles, &|_| [0, 0, 0], PICTURE_COLUMNS.min(columns))?;
+        io::write_atomic(path, &png)?;
     }
     Ok(())
 }
