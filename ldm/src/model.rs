@@ -498,12 +498,7 @@ pub fn decode_physical<B: Backend>(
     pdims: [usize; 3],
     dims: [usize; 3],
 ) -> Result<Vec<f32>, LdmError> {
-    let data = model.autoencoder.decode_slabs(
-        z,
-        padded_classes,
-        pdims,
-        crate::tiled::SLAB_BUDGET_BYTES,
-    )?;
+    let data = model.autoencoder.decode_bounded(z, padded_classes, pdims)?;
     let n = pdims[0] * pdims[1] * pdims[2];
     let mut result = Vec::with_capacity(cfg.channels.len() * dims.iter().product::<usize>());
     for (c, spec) in cfg.channels.iter().enumerate() {

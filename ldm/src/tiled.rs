@@ -126,6 +126,16 @@ enum Upto {
 }
 
 impl<B: Backend> Autoencoder<B> {
+    /// [`Autoencoder::decode_slabs`] with [`SLAB_BUDGET_BYTES`].
+    pub fn decode_bounded(
+        &self,
+        z: Tensor<B, 5>,
+        labels: &[u8],
+        dims: [usize; 3],
+    ) -> Result<Vec<f32>, LdmError> {
+        self.decode_slabs(z, labels, dims, SLAB_BUDGET_BYTES)
+    }
+
     /// [`Autoencoder::decode`] of one object (batch 1) in z-slabs: the same values (up to
     /// float rounding) in a working set of about one slab of the per-class head
     /// ([`SLAB_BUDGET_BYTES`]) beside the latent- and half-resolution features. `labels`:

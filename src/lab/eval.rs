@@ -133,11 +133,9 @@ pub struct Report {
     pub min_held_out_to_training: f64,
     /// Samples nearer the training set than their own held-out subject by more than 5 %.
     pub samples_nearer_than_subject: usize,
-    /// CT: per organ, the held-out subjects' real images against the model's drawings of
-    /// them and against the label-mean painter (`fidelity.json`, `patches.png`).
+    /// CT: per organ, held-out real images against the model's drawings and the painter.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fidelity: Vec<crate::lab::fidelity::Row>,
-    /// Those rows as a markdown table.
     #[serde(skip)]
     pub fidelity_table: String,
 }
