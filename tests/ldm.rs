@@ -458,6 +458,31 @@ fn weights_that_do_not_fit_the_config_are_refused_at_validate() {
     ]);
 }
 
+/// Writes one case (image and label map) into the nnU-Net folders of `data` and its
+/// `prompts.jsonl` line into `prompts`.
+fn write_case(
+    data: &Path,
+    case: &str,
+    img: &synthcohort::volume::Volume<f32>,
+    lab: &synthcohort::volume::Volume<u16>,
+    prompts: &mut String,
+) {
+    use synthcohort::io::nifti::{encode_image, encode_labels, ImageDtype};
+    std::fs::write(
+        data.join(format!("imagesTr/{case}_0000.nii.gz")),
+        encode_image(img, ImageDtype::Float32, true, "").unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join(format!("labelsTr/{case}.nii.gz")),
+        encode_labels(lab, true, "").unwrap(),
+    )
+    .unwrap();
+    prompts.push_str(&format!(
+        "{{\"case\": \"{case}\", \"prompt\": \"abdominal CT\"}}\n"
+    ));
+}
+
 /// `[i0, i0 + n)` × … of `v`, keeping the world positions.
 fn crop<T: Copy + Default>(
     v: &synthcohort::volume::Volume<T>,
@@ -487,9 +512,7 @@ fn crop<T: Copy + Default>(
 /// the liver at −41 HU (a stand-in class; before stand-ins, background air) and fails.
 #[test]
 fn a_tiny_model_trained_on_a_real_scan_with_other_spellings_draws_liver_as_liver() {
-    use synthcohort::io::nifti::{
-        encode_image, encode_labels, read_image, read_labels, ImageDtype,
-    };
+    use synthcohort::io::nifti::{encode_labels, read_image, read_labels};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     for d in ["imagesTr", "labelsTr"] {
@@ -542,20 +565,13 @@ fn a_tiny_model_trained_on_a_real_scan_with_other_spellings_draws_liver_as_liver
                 .filter(|(_, &l)| l == liver)
                 .map(|(&v, _)| f64::from(v)),
         );
-        let case = format!("real-{t:03}_object");
-        std::fs::write(
-            data.join(format!("imagesTr/{case}_0000.nii.gz")),
-            encode_image(&img, ImageDtype::Float32, true, "").unwrap(),
-        )
-        .unwrap();
-        std::fs::write(
-            data.join(format!("labelsTr/{case}.nii.gz")),
-            encode_labels(&lab, true, "").unwrap(),
-        )
-        .unwrap();
-        prompts.push_str(&format!(
-            "{{\"case\": \"{case}\", \"prompt\": \"abdominal CT\"}}\n"
-        ));
+        write_case(
+            &data,
+            &format!("real-{t:03}_object"),
+            &img,
+            &lab,
+            &mut prompts,
+        );
     }
     std::fs::write(data.join("prompts.jsonl"), prompts).unwrap();
     // dataset.json in another tool's spelling: capitalised words joined by `-`.
@@ -689,9 +705,7 @@ fn a_tiny_model_trained_on_a_real_scan_with_other_spellings_draws_liver_as_liver
 /// file is refused naming the field.
 #[test]
 fn unlabeled_ct_trains_the_autoencoder_and_is_on_the_card() {
-    use synthcohort::io::nifti::{
-        encode_image, encode_labels, read_image, read_labels, ImageDtype,
-    };
+    use synthcohort::io::nifti::{encode_image, read_image, read_labels, ImageDtype};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     for d in ["imagesTr", "labelsTr"] {
@@ -702,20 +716,8 @@ fn unlabeled_ct_trains_the_autoencoder_and_is_on_the_card() {
     let mut prompts = String::new();
     for (t, start) in [[30, 30, 40], [50, 40, 60]].into_iter().enumerate() {
         let n = [32, 32, 16];
-        let case = format!("real-{t:03}");
-        std::fs::write(
-            data.join(format!("imagesTr/{case}_0000.nii.gz")),
-            encode_image(&crop(&ct, start, n), ImageDtype::Float32, true, "").unwrap(),
-        )
-        .unwrap();
-        std::fs::write(
-            data.join(format!("labelsTr/{case}.nii.gz")),
-            encode_labels(&crop(&seg, start, n), true, "").unwrap(),
-        )
-        .unwrap();
-        prompts.push_str(&format!(
-            "{{\"case\": \"{case}\", \"prompt\": \"abdominal CT\"}}\n"
-        ));
+        let (img, lab) = (crop(&ct, start, n), crop(&seg, start, n));
+        write_case(&data, &format!("real-{t:03}"), &img, &lab, &mut prompts);
     }
     std::fs::write(data.join("prompts.jsonl"), prompts).unwrap();
     let mut labels = serde_json::Map::new();

@@ -66,8 +66,6 @@ pub struct Dataset {
     /// Model class name of each nnU-Net label id (index = id).
     pub class_of_id: Vec<String>,
     pub cases: Vec<RawCase>,
-    /// SHA-256 over every file read, in case order.
-    pub hash: String,
 }
 
 pub(crate) fn err(msg: impl Into<String>) -> LabError {
@@ -279,12 +277,10 @@ pub fn load(
     let cases = (0..listing.len())
         .map(|i| listing.read_case(i))
         .collect::<Result<_, _>>()?;
-    let hash = listing.hash(&[])?;
     Ok(Dataset {
         dir: listing.dir,
         class_of_id: listing.class_of_id,
         cases,
-        hash,
     })
 }
 
