@@ -129,6 +129,36 @@ fn tiny_model_trains_resumes_and_generates() {
         csv
     );
 
+    // Training measured the residual texture; `--texture-only` measures it again for the
+    // finished model (here after it was taken out of config.json): the same statistics,
+    // the weights untouched.
+    let config_path = model.join("config.json");
+    let with: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let texture = with["texture"].clone();
+    let liver = with["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c == "liver")
+        .unwrap();
+    let q = texture["quantiles"][0][liver].as_array().unwrap();
+    assert_eq!(q.len(), 129, "liver residual quantiles: {q:?}");
+    assert!(q[0].as_f64() < q[128].as_f64(), "{q:?}");
+    let mut without = with.clone();
+    without["texture"] = serde_json::Value::Null;
+    std::fs::write(&config_path, serde_json::to_string(&without).unwrap()).unwrap();
+    let mut refit = args.to_vec();
+    refit.push("--texture-only");
+    run_ok(&refit);
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    assert_eq!(again["texture"], texture);
+    assert!(std::fs::read(model.join("weights.mpk.gz")).unwrap() == weights);
+    assert!(std::fs::read_to_string(model.join("MODEL_CARD.md"))
+        .unwrap()
+        .contains("Stochastic detail"));
+
     // The model generates through the engine. Its prompts may only use words the tiny model
     // was trained on (validation refuses others), so the lesion condition borrows them.
     let gen = tmp.path().join("gen.yaml");

@@ -117,6 +117,32 @@ impl TrainModel {
         }
     }
 
+    /// The residual texture of the trained autoencoder on `cases` (labelled) and their
+    /// `latents` from [`TrainModel::encode_cases`], without autodiff.
+    pub fn fit_texture(
+        &self,
+        cfg: &LdmConfig,
+        cases: &dyn CaseSource,
+        latents: &Latents,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<crate::texture::ResidualTexture, LdmError> {
+        use burn::module::AutodiffModule;
+        match self {
+            TrainModel::Cpu(m) => train::fit_texture(
+                &m.valid(),
+                cfg,
+                cases,
+                latents,
+                &Default::default(),
+                progress,
+            ),
+            #[cfg(feature = "cuda")]
+            TrainModel::Gpu(m, dev) => {
+                train::fit_texture(&m.valid(), cfg, cases, latents, dev, progress)
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn train_denoiser(
         self,

@@ -14,6 +14,7 @@ pub mod model;
 pub mod sampler;
 pub mod scheduler;
 pub mod text;
+pub mod texture;
 pub mod tiled;
 pub mod train;
 pub mod unet;

@@ -15,6 +15,7 @@ use crate::autoencoder::{Autoencoder, AutoencoderConfig};
 use crate::sampler::{Guidance, Sampler};
 use crate::scheduler::{SchedulerConfig, Solver};
 use crate::text::{TextEncoder, TextEncoderConfig, Tokenizer};
+use crate::texture::ResidualTexture;
 use crate::unet::{Cond, Unet, UnetConfig};
 use crate::LdmError;
 
@@ -77,6 +78,9 @@ pub struct LdmConfig {
     /// Classifier-free guidance scales the model's evaluation recommends; pipelines and
     /// `eval-model` use them unless told otherwise (absent or null: [`Guidance::DEFAULT`]).
     pub guidance: Option<Guidance>,
+    /// The residual statistics samples draw their sub-block detail from
+    /// ([`crate::texture`]); absent for models trained before them (no stochastic detail).
+    pub texture: Option<ResidualTexture>,
 }
 
 impl LdmConfig {
@@ -106,6 +110,7 @@ impl LdmConfig {
             latent_scale: vec![1.0; zc],
             training: TrainingRecord::default(),
             guidance: None,
+            texture: None,
         }
     }
 
@@ -152,6 +157,10 @@ impl LdmConfig {
             .any(|c| !(c.scale.is_finite() && c.scale != 0.0))
         {
             return bad("a channel has a zero or non-finite scale".into());
+        }
+        if let Some(t) = &self.texture {
+            t.check(self.channels.len(), self.classes.len())
+                .map_err(LdmError::Config)?;
         }
         Ok(())
     }
@@ -227,13 +236,18 @@ fn recorder() -> NamedMpkGzFileRecorder<FullPrecisionSettings> {
 
 /// Writes `config.json` and the weights into `dir`.
 pub fn save<B: Backend>(model: &Ldm<B>, cfg: &LdmConfig, dir: &Path) -> Result<(), LdmError> {
-    std::fs::create_dir_all(dir).map_err(|e| LdmError::io(dir, e))?;
-    let json = serde_json::to_string_pretty(cfg).map_err(|e| LdmError::Config(e.to_string()))?;
-    std::fs::write(dir.join(CONFIG_FILE), json).map_err(|e| LdmError::io(dir, e))?;
+    save_config(cfg, dir)?;
     model
         .clone()
         .save_file(dir.join(WEIGHTS_FILE), &recorder())
         .map_err(|e| LdmError::Weights(format!("{}: {e}", dir.display())))
+}
+
+/// Writes `config.json` alone (a model whose weights are unchanged).
+pub fn save_config(cfg: &LdmConfig, dir: &Path) -> Result<(), LdmError> {
+    std::fs::create_dir_all(dir).map_err(|e| LdmError::io(dir, e))?;
+    let json = serde_json::to_string_pretty(cfg).map_err(|e| LdmError::Config(e.to_string()))?;
+    std::fs::write(dir.join(CONFIG_FILE), json).map_err(|e| LdmError::io(dir, e))
 }
 
 /// A config is a few kilobytes; one past this bound is refused before it is read whole.
@@ -472,6 +486,7 @@ pub fn sample<B: Backend>(
         &classes,
         pdims,
         req.dims,
+        Some(req.seed),
     )
 }
 
@@ -489,7 +504,9 @@ pub fn unscale_latent<B: Backend>(x: Tensor<B, 5>, scale: &[f32]) -> Tensor<B, 5
 }
 
 /// Decodes an unscaled latent on the padded grid `pdims` and returns physical values,
-/// channel-major, cropped to `dims`.
+/// channel-major, cropped to `dims`. With `texture_seed` (sampling) the model's stochastic
+/// sub-block detail ([`crate::texture`]) is drawn for that seed and added; without it
+/// (reconstructions) the decoder's output is returned as it is.
 pub fn decode_physical<B: Backend>(
     model: &Ldm<B>,
     cfg: &LdmConfig,
@@ -497,13 +514,21 @@ pub fn decode_physical<B: Backend>(
     padded_classes: &[u8],
     pdims: [usize; 3],
     dims: [usize; 3],
+    texture_seed: Option<u64>,
 ) -> Result<Vec<f32>, LdmError> {
-    let data = model.autoencoder.decode_bounded(z, padded_classes, pdims)?;
+    let mut data = model.autoencoder.decode_bounded(z, padded_classes, pdims)?;
     let n = pdims[0] * pdims[1] * pdims[2];
-    let mut result = Vec::with_capacity(cfg.channels.len() * dims.iter().product::<usize>());
     for (c, spec) in cfg.channels.iter().enumerate() {
-        let vol = crop_volume(&data[c * n..(c + 1) * n], pdims, dims);
-        result.extend(vol.into_iter().map(|v| v * spec.scale + spec.offset));
+        for v in &mut data[c * n..(c + 1) * n] {
+            *v = *v * spec.scale + spec.offset;
+        }
+    }
+    if let (Some(t), Some(seed)) = (&cfg.texture, texture_seed) {
+        t.apply(&mut data, padded_classes, pdims, seed);
+    }
+    let mut result = Vec::with_capacity(cfg.channels.len() * dims.iter().product::<usize>());
+    for c in 0..cfg.channels.len() {
+        result.extend(crop_volume(&data[c * n..(c + 1) * n], pdims, dims));
     }
     Ok(result)
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{decode_physical, pad_volume, pooled_fractions, Ldm, LdmConfig, AE_FACTOR};
 use crate::scheduler::Scheduler;
+use crate::texture::{ResidualTexture, TextureFit};
 use crate::unet::Cond;
 use crate::LdmError;
 
@@ -633,10 +634,58 @@ pub fn reconstruct<B: Backend>(
     device: &B::Device,
 ) -> Result<Vec<f32>, LdmError> {
     let lat = encode_cases(model, cfg, &std::slice::from_ref(case), device, |_| {})?;
-    let (z, pdims) = &lat[0];
+    decode_latent(model, cfg, case, &lat[0], device)
+}
+
+/// Decodes a case's latent (from [`encode_cases`]) with the case's labels, without
+/// stochastic detail; physical values channel-major on the case's grid.
+fn decode_latent<B: Backend>(
+    model: &Ldm<B>,
+    cfg: &LdmConfig,
+    case: &Case,
+    latent: &(Vec<f32>, [usize; 3]),
+    device: &B::Device,
+) -> Result<Vec<f32>, LdmError> {
+    let (z, pdims) = latent;
     let [lx, ly, lz] = pdims.map(|d| d / AE_FACTOR);
     let zc = cfg.autoencoder.latent_channels;
     let z = Tensor::<B, 5>::from_data(TensorData::new(z.clone(), [1, zc, lz, ly, lx]), device);
     let classes = pad_volume(&case.classes, case.dims, *pdims);
-    decode_physical(model, cfg, z, &classes, *pdims, case.dims)
+    decode_physical(model, cfg, z, &classes, *pdims, case.dims, None)
+}
+
+/// Measures the residual texture ([`crate::texture`]) of a trained autoencoder on labelled
+/// cases and their posterior-mean latents: each case is decoded twice (marginals, then
+/// correlations), one at a time. `progress(k)` after each of the 2 × cases decodes.
+pub fn fit_texture<B: Backend>(
+    model: &Ldm<B>,
+    cfg: &LdmConfig,
+    cases: &dyn CaseSource,
+    latents: &Latents,
+    device: &B::Device,
+    mut progress: impl FnMut(usize),
+) -> Result<ResidualTexture, LdmError> {
+    if latents.len() != cases.len() {
+        return Err(LdmError::Input(format!(
+            "{} latents for {} cases",
+            latents.len(),
+            cases.len()
+        )));
+    }
+    let scales: Vec<f32> = cfg.channels.iter().map(|c| c.scale).collect();
+    let mut fit = TextureFit::new(&scales, cfg.classes.len());
+    for pass in 0..2 {
+        for (i, latent) in latents.iter().enumerate() {
+            let case = cases.case(i)?;
+            let recon = decode_latent(model, cfg, &case, latent, device)?;
+            let residual: Vec<f32> = case.object.iter().zip(&recon).map(|(a, b)| a - b).collect();
+            if pass == 0 {
+                fit.add_marginals(&residual, &case.classes, case.dims);
+            } else {
+                fit.add_correlation(&residual, &case.classes, case.dims);
+            }
+            progress(pass * cases.len() + i + 1);
+        }
+    }
+    Ok(fit.finish())
 }

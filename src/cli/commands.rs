@@ -238,6 +238,7 @@ pub fn train(
     config: &Path,
     out: &Path,
     resume: bool,
+    texture_only: bool,
     device: &str,
     quiet: bool,
 ) -> Result<ExitCode, CliError> {
@@ -246,6 +247,7 @@ pub fn train(
         config,
         out,
         resume,
+        texture_only,
         device,
         quiet,
     };

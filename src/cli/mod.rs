@@ -211,6 +211,10 @@ pub enum Command {
         /// Continue from the last checkpoint in OUT.
         #[arg(long)]
         resume: bool,
+        /// Keep the finished model in OUT and only measure its residual texture (the
+        /// stochastic sub-block detail samples draw) on the same data again.
+        #[arg(long, conflicts_with = "resume")]
+        texture_only: bool,
         /// Where to train: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
         #[arg(long, default_value = "cpu")]
         device: String,
@@ -317,8 +321,9 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             config,
             out,
             resume,
+            texture_only,
             device,
-        } => commands::train(&data, &config, &out, resume, &device, quiet),
+        } => commands::train(&data, &config, &out, resume, texture_only, &device, quiet),
         Command::EvalModel {
             model,
             data,

@@ -207,6 +207,9 @@ pub struct TrainArgs<'a> {
     pub config: &'a Path,
     pub out: &'a Path,
     pub resume: bool,
+    /// Keep the finished model in `out` and only (re)measure its residual texture on the
+    /// training data (config.json and the model card are rewritten, the weights kept).
+    pub texture_only: bool,
     /// `cpu`, or `cuda` / `cuda:N` (feature `cuda`).
     pub device: &'a str,
     pub quiet: bool,
@@ -299,9 +302,47 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         ..Default::default()
     };
     cfg.check().map_err(LabError::from)?;
+    let held_names: Vec<&str> = held.iter().map(|&i| ds.subjects[i].name.as_str()).collect();
+    let card = CardFacts {
+        tc: &tc,
+        dir: &ds.dir,
+        spacings: spacings.into_iter().collect(),
+        held: &held_names,
+        absent: &absent,
+    };
+    if a.texture_only {
+        let (model, mut saved) = cpu::TrainModel::load(a.out, &device).map_err(LabError::from)?;
+        if saved.training.data_hash != cfg.training.data_hash || saved.classes != cfg.classes {
+            return Err(LabError::Input(format!(
+                "--texture-only: the model in {} was not trained on this data with this config",
+                a.out.display()
+            )));
+        }
+        let cache_dir = CacheDir::create(a.out)?;
+        let prepared = cache::prepare(
+            &ds,
+            &train_idx,
+            &saved.classes,
+            tc.resample_mm,
+            &unlabeled,
+            cache_dir.path(),
+            &mut |_| {},
+        )?;
+        let labelled = prepared.cases.labelled_only();
+        let bar = TrainHooks::bar(labelled.len(), 0, "latents", a.quiet);
+        let latents = model
+            .encode_cases(&saved, &labelled, &mut |k| bar.set_position(k as u64))
+            .map_err(LabError::from)?;
+        bar.finish();
+        saved.texture = Some(fit_texture(&model, &saved, &labelled, &latents, a.quiet)?);
+        drop(cache_dir);
+        synthcohort_ldm::model::save_config(&saved, a.out).map_err(LabError::from)?;
+        card.write(a.out, &saved, &prepared.unlabeled)?;
+        tracing::info!("texture of {} measured again", a.out.display());
+        return Ok(saved);
+    }
 
     std::fs::create_dir_all(a.out).map_err(LabError::file("cannot create", a.out))?;
-    let held_names: Vec<&str> = held.iter().map(|&i| ds.subjects[i].name.as_str()).collect();
     let split_info = serde_json::json!({"arms": tc.arms, "held_out": held_names});
     let split_path = a.out.join(HELD_OUT_FILE);
     std::fs::write(&split_path, serde_json::to_string_pretty(&split_info)?)
@@ -406,6 +447,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         .map_err(LabError::from)?;
     bar.finish();
     cfg.latent_scale = train::latent_scale(&latents, cfg.autoencoder.latent_channels);
+    cfg.texture = Some(fit_texture(&model, &cfg, &labelled, &latents, a.quiet)?);
     let start = state
         .as_ref()
         .filter(|s| s.stage == Stage::Denoiser)
@@ -430,20 +472,25 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     let csv = loss_log::read(&csv_path);
     let png = a.out.join("loss.png");
     std::fs::write(&png, loss_plot(&csv)).map_err(LabError::file("cannot write", &png))?;
-    let card = a.out.join("MODEL_CARD.md");
-    let spacings: Vec<String> = spacings.into_iter().collect();
-    let card_text = model_card(
-        &cfg,
-        &tc,
-        &ds.dir,
-        &spacings,
-        &held_names,
-        &absent,
-        &prepared.unlabeled,
-    );
-    std::fs::write(&card, card_text).map_err(LabError::file("cannot write", &card))?;
+    card.write(a.out, &cfg, &prepared.unlabeled)?;
     tracing::info!("model written to {}", a.out.display());
     Ok(cfg)
+}
+
+/// Measures the trained autoencoder's residual texture on the labelled cases, with a bar.
+fn fit_texture(
+    model: &cpu::TrainModel,
+    cfg: &LdmConfig,
+    labelled: &dyn CaseSource,
+    latents: &cpu::Latents,
+    quiet: bool,
+) -> Result<synthcohort_ldm::texture::ResidualTexture, LabError> {
+    let bar = TrainHooks::bar(2 * labelled.len(), 0, "texture", quiet);
+    let t = model
+        .fit_texture(cfg, labelled, latents, &mut |k| bar.set_position(k as u64))
+        .map_err(LabError::from)?;
+    bar.finish();
+    Ok(t)
 }
 
 /// Both stages' losses against step (moving average over 20 steps, log–log), from the
@@ -471,15 +518,31 @@ fn loss_plot(rows: &[LossRow]) -> Vec<u8> {
     )
 }
 
-fn model_card(
-    cfg: &LdmConfig,
-    tc: &TrainConfig,
-    dir: &Path,
-    spacings: &[String],
-    held: &[&str],
-    absent: &[String],
-    unlabeled: &[Unlabeled],
-) -> String {
+/// What the model card says of the data and the split, gathered before training.
+struct CardFacts<'a> {
+    tc: &'a TrainConfig,
+    dir: &'a Path,
+    spacings: Vec<String>,
+    held: &'a [&'a str],
+    absent: &'a [String],
+}
+
+impl CardFacts<'_> {
+    fn write(&self, out: &Path, cfg: &LdmConfig, unlabeled: &[Unlabeled]) -> Result<(), LabError> {
+        let text = model_card(cfg, self, unlabeled);
+        let path = out.join("MODEL_CARD.md");
+        std::fs::write(&path, text).map_err(LabError::file("cannot write", &path))
+    }
+}
+
+fn model_card(cfg: &LdmConfig, facts: &CardFacts, unlabeled: &[Unlabeled]) -> String {
+    let CardFacts {
+        tc,
+        dir,
+        spacings,
+        held,
+        absent,
+    } = facts;
     let t = &cfg.training;
     let o = &tc.training;
     let mut s = String::new();
@@ -552,6 +615,10 @@ fn model_card(
         "- Latent scale per channel {:.4?}. Loss curves: `loss.csv`, plotted in `loss.png`.\n",
         cfg.latent_scale
     );
+    if let Some(t) = &cfg.texture {
+        let nc = &t.neighbour_correlation[0];
+        let _ = writeln!(s, "- Stochastic detail (`synthcohort_ldm::texture`): per class, 129 quantiles of the autoencoder's residual on the {} training voxels, and its spatial correlation (neighbour correlation of the normal scores x / y / z: {:.2} / {:.2} / {:.2}). Samples draw a Gaussian-copula field with them and add it without changing any 4×4×4 block's mean: noise and sub-block texture with the data's values and correlation length, not anatomy (no vessel tree, no trabecular network as such).\n", t.voxels, nc[0], nc[1], nc[2]);
+    }
     if let Some(g) = cfg.guidance {
         let _ = writeln!(s, "## Use\n");
         let _ = writeln!(s, "- Recommended classifier-free guidance: text {} / labels {} (from the evaluation of this config; pipelines and `eval-model` use these unless they set their own).\n", g.text, g.labels);
