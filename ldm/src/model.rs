@@ -78,6 +78,13 @@ pub struct LdmConfig {
     /// Classifier-free guidance scales the model's evaluation recommends; pipelines and
     /// `eval-model` use them unless told otherwise (absent or null: [`Guidance::DEFAULT`]).
     pub guidance: Option<Guidance>,
+    /// Width `a` (residual units) of the companding `a·asinh(z / a)` the shortcut latent
+    /// channels go through before [`LdmConfig::latent_scale`], or absent (linear). Why: the
+    /// shortcut channel spans lung, bone and gas blocks (SD 0.68 on the real `ct-abdomen`
+    /// scan) while a liver's block means vary by 0.04 of that, 6 % of the channel's SD — below
+    /// the denoiser's error, so its samples' liver blocks varied twice as much as the real
+    /// ones. Companded with a = 0.1 (14 HU there) the liver's share is 24 %.
+    pub latent_compand: Option<f32>,
     /// The residual statistics samples draw their sub-block detail from
     /// ([`crate::texture`]); absent for models trained before them (no stochastic detail).
     pub texture: Option<ResidualTexture>,
@@ -110,6 +117,7 @@ impl LdmConfig {
             latent_scale: vec![1.0; zc],
             training: TrainingRecord::default(),
             guidance: None,
+            latent_compand: None,
             texture: None,
         }
     }
@@ -158,11 +166,28 @@ impl LdmConfig {
         {
             return bad("a channel has a zero or non-finite scale".into());
         }
+        if let Some(a) = self.latent_compand {
+            if !(a.is_finite() && a > 0.0) {
+                return bad(format!("latent_compand must be positive, is {a}"));
+            }
+        }
         if let Some(t) = &self.texture {
             t.check(self.channels.len(), self.classes.len())
                 .map_err(LdmError::Config)?;
         }
         Ok(())
+    }
+
+    /// Maps an autoencoder latent (flattened `[zc, …]`) into the denoiser's space, in place,
+    /// before [`LdmConfig::latent_scale`]: [`LdmConfig::latent_compand`] on the shortcut
+    /// channels.
+    pub fn compand_latent(&self, z: &mut [f32]) {
+        if let Some(a) = self.latent_compand {
+            let per = z.len() / self.autoencoder.latent_channels;
+            for v in &mut z[..self.channels.len() * per] {
+                *v = a * (*v / a).asinh();
+            }
+        }
     }
 
     pub fn class_index(&self, name: &str) -> Option<u8> {
@@ -482,7 +507,7 @@ pub fn sample<B: Backend>(
     decode_physical(
         model,
         cfg,
-        unscale_latent(x, &cfg.latent_scale),
+        expand_latent(unscale_latent(x, &cfg.latent_scale), cfg),
         &classes,
         pdims,
         req.dims,
@@ -501,6 +526,23 @@ pub fn unscale_latent<B: Backend>(x: Tensor<B, 5>, scale: &[f32]) -> Tensor<B, 5
     );
     let s = Tensor::<B, 1>::from_data(TensorData::new(scale.to_vec(), [c]), &x.device());
     x / s.reshape([1, c, 1, 1, 1])
+}
+
+/// Inverse of [`LdmConfig::compand_latent`] on `[b, zc, …]`: `a·sinh(z / a)` on the
+/// shortcut channels.
+pub fn expand_latent<B: Backend>(z: Tensor<B, 5>, cfg: &LdmConfig) -> Tensor<B, 5> {
+    let Some(a) = cfg.latent_compand else {
+        return z;
+    };
+    let c = cfg.channels.len();
+    let zc = z.dims()[1];
+    let short = z.clone().narrow(1, 0, c).div_scalar(a);
+    let sinh = (short.clone().exp() - short.neg().exp()).mul_scalar(0.5 * a);
+    if c == zc {
+        sinh
+    } else {
+        Tensor::cat(vec![sinh, z.narrow(1, c, zc - c)], 1)
+    }
 }
 
 /// Decodes an unscaled latent on the padded grid `pdims` and returns physical values,

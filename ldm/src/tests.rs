@@ -549,3 +549,36 @@ fn unlabeled_cases_train_the_autoencoder_but_not_its_class_statistics() {
     assert_ne!(l_plain, l_with);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The companding of the shortcut channel is undone exactly by the sampler's expansion, and
+/// the learned channels pass through untouched.
+#[test]
+fn companded_latents_expand_back() {
+    let mut cfg = tiny_config();
+    cfg.latent_compand = Some(0.1);
+    cfg.check().unwrap();
+    let zc = cfg.autoencoder.latent_channels;
+    let n = 8;
+    let raw: Vec<f32> = (0..zc * n).map(|i| (i as f32 - 12.0) * 0.07).collect();
+    let mut z = raw.clone();
+    cfg.compand_latent(&mut z);
+    // −0.84 (≈ −114 HU of block mean on the real CT's scale) is compressed to −0.28.
+    assert!((z[0] - 0.1 * (-8.4f32).asinh()).abs() < 1e-6, "{}", z[0]);
+    assert_eq!(&z[n..], &raw[n..], "learned channels changed");
+    let t = Tensor::<Cpu, 5>::from_data(
+        burn::tensor::TensorData::new(z, [1, zc, 1, 1, n]),
+        &Default::default(),
+    );
+    let back = model::expand_latent(t, &cfg)
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    for (a, b) in raw.iter().zip(&back) {
+        assert!(
+            (a - b).abs() < 1e-4 * (1.0 + a.abs()),
+            "{a} came back as {b}"
+        );
+    }
+    cfg.latent_compand = Some(0.0);
+    assert!(cfg.check().is_err());
+}

@@ -63,6 +63,11 @@ pub struct TrainConfig {
     pub denoiser_channels: Option<[usize; 3]>,
     #[serde(default)]
     pub training: TrainOptions,
+    /// Companding width of the shortcut latent channels (residual units), e.g. 0.1 for a
+    /// real CT whose organs vary by a few HU beside lung, bone and gas (see
+    /// `LdmConfig::latent_compand`); absent: linear.
+    #[serde(default)]
+    pub latent_compand: Option<f32>,
     /// Guidance scales to recommend in the checkpoint (set from an evaluation of an earlier
     /// run of the same config; see the model card).
     #[serde(default)]
@@ -292,6 +297,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         cfg.unet.channels = c;
     }
     cfg.guidance = tc.guidance;
+    cfg.latent_compand = tc.latent_compand;
     let opts = &tc.training;
     cfg.training = synthcohort_ldm::TrainingRecord {
         data_hash,
@@ -446,8 +452,12 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         .encode_cases(&cfg, &labelled, &mut |k| bar.set_position(k as u64))
         .map_err(LabError::from)?;
     bar.finish();
-    cfg.latent_scale = train::latent_scale(&latents, cfg.autoencoder.latent_channels);
     cfg.texture = Some(fit_texture(&model, &cfg, &labelled, &latents, a.quiet)?);
+    let mut latents = latents;
+    for (z, _) in &mut latents {
+        cfg.compand_latent(z);
+    }
+    cfg.latent_scale = train::latent_scale(&latents, cfg.autoencoder.latent_channels);
     let start = state
         .as_ref()
         .filter(|s| s.stage == Stage::Denoiser)
@@ -612,8 +622,11 @@ fn model_card(cfg: &LdmConfig, facts: &CardFacts, unlabeled: &[Unlabeled]) -> St
     let _ = writeln!(s, "- Denoiser + text encoder {} steps (batch {}, latent crop {:?}, {:.0} % of crops centred on an organ, lr {}), {:?}, condition dropout text {} / labels {}; final smoothed loss {:.4}.", t.denoiser_steps, o.dm_batch, o.dm_crop, 100.0 * o.organ_crops, o.dm_lr, cfg.scheduler, o.drop_text, o.drop_labels, t.denoiser_loss);
     let _ = writeln!(
         s,
-        "- Latent scale per channel {:.4?}. Loss curves: `loss.csv`, plotted in `loss.png`.\n",
-        cfg.latent_scale
+        "- Latent scale per channel {:.4?}{}. Loss curves: `loss.csv`, plotted in `loss.png`.\n",
+        cfg.latent_scale,
+        cfg.latent_compand.map_or(String::new(), |a| format!(
+            ", after companding the shortcut channel by {a}·asinh(z / {a})"
+        ))
     );
     if let Some(t) = &cfg.texture {
         let nc = &t.neighbour_correlation[0];
