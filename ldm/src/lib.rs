@@ -11,6 +11,7 @@ pub mod blocks;
 pub mod cpu;
 pub mod error;
 pub mod model;
+pub mod noise;
 pub mod sampler;
 pub mod scheduler;
 pub mod text;

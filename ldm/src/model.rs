@@ -6,12 +6,10 @@ use burn::config::Config;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::record::{FullPrecisionSettings, NamedMpkGzFileRecorder};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::{Autoencoder, AutoencoderConfig};
+pub use crate::noise::normal_noise;
 use crate::sampler::{Guidance, Sampler};
 use crate::scheduler::{SchedulerConfig, Solver};
 use crate::text::{TextEncoder, TextEncoderConfig, Tokenizer};
@@ -172,8 +170,7 @@ impl LdmConfig {
             }
         }
         if let Some(t) = &self.texture {
-            t.check(self.channels.len(), self.classes.len())
-                .map_err(LdmError::Config)?;
+            t.check(self.channels.len(), self.classes.len())?;
         }
         Ok(())
     }
@@ -436,13 +433,6 @@ pub fn pooled_fractions(classes: &[u8], dims: [usize; 3], k: usize, f: usize) ->
         }
     }
     out
-}
-
-/// Standard-normal draws from a seeded ChaCha stream: the same seed gives the same noise
-/// on every backend and thread count.
-pub fn normal_noise(seed: u64, n: usize) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
 }
 
 /// Generates one object; returns physical values, channel-major (`channels × nx·ny·nz`).

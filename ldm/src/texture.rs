@@ -23,7 +23,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::normal_noise;
+use crate::noise::normal_noise;
+use crate::LdmError;
 
 /// Quantiles kept per class and channel, at p = (i + ½) / n.
 pub const QUANTILES: usize = 129;
@@ -417,7 +418,7 @@ fn kernel_from_autocorrelation(r: &[f64]) -> Vec<f32> {
 
 impl ResidualTexture {
     /// Checks the statistics fit a model with `channels` channels and `classes` classes.
-    pub fn check(&self, channels: usize, classes: usize) -> Result<(), String> {
+    pub fn check(&self, channels: usize, classes: usize) -> Result<(), LdmError> {
         let nk: usize = kernel_dims().iter().product();
         if self.quantiles.len() != channels
             || self.kernels.len() != channels
@@ -429,9 +430,9 @@ impl ResidualTexture {
                 .flatten()
                 .any(|q| !(q.is_empty() || q.len() == QUANTILES))
         {
-            return Err(format!(
+            return Err(LdmError::Config(format!(
                 "texture statistics do not fit {channels} channels, {classes} classes and a {nk}-voxel kernel"
-            ));
+            )));
         }
         Ok(())
     }
