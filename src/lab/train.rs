@@ -335,12 +335,8 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
             &mut |_| {},
         )?;
         let labelled = prepared.cases.labelled_only();
-        let bar = TrainHooks::bar(labelled.len(), 0, "latents", a.quiet);
-        let latents = model
-            .encode_cases(&saved, &labelled, &mut |k| bar.set_position(k as u64))
-            .map_err(LabError::from)?;
-        bar.finish();
-        saved.texture = Some(fit_texture(&model, &saved, &labelled, &latents, a.quiet)?);
+        let (_, texture) = latents_and_texture(&model, &saved, &labelled, a.quiet)?;
+        saved.texture = Some(texture);
         drop(cache_dir);
         synthcohort_ldm::model::save_config(&saved, a.out).map_err(LabError::from)?;
         card.write(a.out, &saved, &prepared.unlabeled)?;
@@ -447,13 +443,8 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     } else {
         0.0
     };
-    let bar = TrainHooks::bar(labelled.len(), 0, "latents", a.quiet);
-    let latents = model
-        .encode_cases(&cfg, &labelled, &mut |k| bar.set_position(k as u64))
-        .map_err(LabError::from)?;
-    bar.finish();
-    cfg.texture = Some(fit_texture(&model, &cfg, &labelled, &latents, a.quiet)?);
-    let mut latents = latents;
+    let (mut latents, texture) = latents_and_texture(&model, &cfg, &labelled, a.quiet)?;
+    cfg.texture = Some(texture);
     for (z, _) in &mut latents {
         cfg.compand_latent(z);
     }
@@ -487,20 +478,25 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     Ok(cfg)
 }
 
-/// Measures the trained autoencoder's residual texture on the labelled cases, with a bar.
-fn fit_texture(
+/// The labelled cases' posterior-mean latents (unscaled, not companded) and the trained
+/// autoencoder's residual texture measured on them, each with a bar.
+fn latents_and_texture(
     model: &cpu::TrainModel,
     cfg: &LdmConfig,
     labelled: &dyn CaseSource,
-    latents: &cpu::Latents,
     quiet: bool,
-) -> Result<synthcohort_ldm::texture::ResidualTexture, LabError> {
-    let bar = TrainHooks::bar(2 * labelled.len(), 0, "texture", quiet);
-    let t = model
-        .fit_texture(cfg, labelled, latents, &mut |k| bar.set_position(k as u64))
+) -> Result<(cpu::Latents, synthcohort_ldm::texture::ResidualTexture), LabError> {
+    let bar = TrainHooks::bar(labelled.len(), 0, "latents", quiet);
+    let latents = model
+        .encode_cases(cfg, labelled, &mut |k| bar.set_position(k as u64))
         .map_err(LabError::from)?;
     bar.finish();
-    Ok(t)
+    let bar = TrainHooks::bar(2 * labelled.len(), 0, "texture", quiet);
+    let texture = model
+        .fit_texture(cfg, labelled, &latents, &mut |k| bar.set_position(k as u64))
+        .map_err(LabError::from)?;
+    bar.finish();
+    Ok((latents, texture))
 }
 
 /// Both stages' losses against step (moving average over 20 steps, log–log), from the
