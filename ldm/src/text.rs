@@ -268,7 +268,9 @@ mod tests {
     fn encoder_output_shape() {
         let dev = Default::default();
         let tok = Tokenizer::build(["chest ct male", "head mri"], 32);
-        let enc = TextEncoderConfig::new(tok.len()).init::<Cpu>(&dev);
+        let enc = crate::model::init_with_seed(&dev, 1, || {
+            TextEncoderConfig::new(tok.len()).init::<Cpu>(&dev)
+        });
         let out = enc.forward(&tok.batch(&["chest ct", "head mri female"], &dev));
         assert_eq!(out.dims(), [2, 5, 64]);
     }

@@ -400,16 +400,18 @@ mod tests {
     fn slab_decoding_equals_the_whole_volume_decoder() {
         let dev = Default::default();
         let (classes, ch) = (5, 2);
-        let mut ae = AutoencoderConfig::new(ch, classes)
-            .with_channels([8, 8, 16])
-            .init::<Cpu>(&dev)
-            .with_residual_stats(
-                &[0.1, -0.2, 0.5, 0.3, -0.7, 0.9, 0.0, 0.2, 1.0, -1.0],
-                &[0.4, 2.0],
-                classes,
-                ch,
-            );
-        ae.dec_out = conv3(8, ch * classes).init(&dev);
+        let mut ae = crate::model::init_with_seed(&dev, 1, || {
+            AutoencoderConfig::new(ch, classes)
+                .with_channels([8, 8, 16])
+                .init::<Cpu>(&dev)
+        })
+        .with_residual_stats(
+            &[0.1, -0.2, 0.5, 0.3, -0.7, 0.9, 0.0, 0.2, 1.0, -1.0],
+            &[0.4, 2.0],
+            classes,
+            ch,
+        );
+        ae.dec_out = crate::model::init_with_seed(&dev, 2, || conv3(8, ch * classes).init(&dev));
         let rand1 = |n: usize, seed: u64, base: f32| {
             let v: Vec<f32> = crate::model::normal_noise(seed, n)
                 .into_iter()

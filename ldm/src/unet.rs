@@ -238,7 +238,7 @@ mod tests {
     fn text_moves_only_labelled_cells() {
         let dev = Default::default();
         let cfg = UnetConfig::new(4, 3, 8).with_text_labels(Some(true));
-        let mut unet = cfg.init::<Cpu>(&dev);
+        let mut unet = crate::model::init_with_seed(&dev, 1, || cfg.init::<Cpu>(&dev));
         // Cells: class 1 whole; classes 0 and 2 half each; no class (CFG label drop); class 1.
         let labels = Tensor::<Cpu, 5>::from_data(
             TensorData::new(
@@ -257,7 +257,9 @@ mod tests {
         let zero_start = unet.label_features(&labels, &text_a);
         assert_eq!(zero_start.into_data(), plain.clone().into_data());
 
-        unet.label_text = Some(LinearConfig::new(8, 3 * 8).init(&dev));
+        unet.label_text = Some(crate::model::init_with_seed(&dev, 2, || {
+            LinearConfig::new(8, 3 * 8).init(&dev)
+        }));
         let fa = unet.label_features(&labels, &text_a);
         let fb = unet.label_features(&labels, &text_b);
         let diff: Vec<f32> = (fa - fb).abs().sum_dim(1).into_data().to_vec().unwrap();
