@@ -129,9 +129,9 @@ fn tiny_model_trains_resumes_and_generates() {
         csv
     );
 
-    // Training measured the residual texture; `--texture-only` measures it again for the
-    // finished model (here after it was taken out of config.json): the same statistics,
-    // the weights untouched.
+    // Training measured the residual texture and the block spread; `--statistics-only`
+    // measures them again for the finished model (here after they were taken out of
+    // config.json): the same statistics, the weights untouched.
     let config_path = model.join("config.json");
     let with: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
@@ -145,19 +145,43 @@ fn tiny_model_trains_resumes_and_generates() {
     let q = texture["quantiles"][0][liver].as_array().unwrap();
     assert_eq!(q.len(), 129, "liver residual quantiles: {q:?}");
     assert!(q[0].as_f64() < q[128].as_f64(), "{q:?}");
+    let spread = with["spread"].clone();
+    let factors = spread["factors"][0].as_array().unwrap();
+    assert_eq!(factors.len(), with["classes"].as_array().unwrap().len());
+    assert!(
+        factors
+            .iter()
+            .all(|f| (0.25..=2.0).contains(&f.as_f64().unwrap())),
+        "{factors:?}"
+    );
+    assert_eq!(spread["steps"], 30);
     let mut without = with.clone();
     without["texture"] = serde_json::Value::Null;
+    without["spread"] = serde_json::Value::Null;
     std::fs::write(&config_path, serde_json::to_string(&without).unwrap()).unwrap();
     let mut refit = args.to_vec();
-    refit.push("--texture-only");
+    refit.push("--statistics-only");
     run_ok(&refit);
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
     assert_eq!(again["texture"], texture);
+    assert_eq!(again["spread"]["blocks"], spread["blocks"]);
+    for (a, b) in again["spread"]["factors"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(factors)
+    {
+        let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-3 * b, "block spread refit {a} vs {b}");
+    }
     assert!(std::fs::read(model.join("weights.mpk.gz")).unwrap() == weights);
     assert!(std::fs::read_to_string(model.join("MODEL_CARD.md"))
         .unwrap()
         .contains("Stochastic detail"));
+    assert!(std::fs::read_to_string(model.join("MODEL_CARD.md"))
+        .unwrap()
+        .contains("Block spread"));
 
     // The model generates through the engine. Its prompts may only use words the tiny model
     // was trained on (validation refuses others), so the lesion condition borrows them.

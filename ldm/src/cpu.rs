@@ -143,6 +143,34 @@ impl TrainModel {
         }
     }
 
+    /// The block-spread calibration of the trained model on `cases` (labelled), without
+    /// autodiff ([`train::fit_spread`]).
+    pub fn fit_spread(
+        &self,
+        cfg: &LdmConfig,
+        cases: &dyn CaseSource,
+        steps: usize,
+        seed: u64,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<crate::spread::BlockSpread, LdmError> {
+        use burn::module::AutodiffModule;
+        match self {
+            TrainModel::Cpu(m) => train::fit_spread(
+                &m.valid(),
+                cfg,
+                cases,
+                steps,
+                seed,
+                &Default::default(),
+                progress,
+            ),
+            #[cfg(feature = "cuda")]
+            TrainModel::Gpu(m, dev) => {
+                train::fit_spread(&m.valid(), cfg, cases, steps, seed, dev, progress)
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn train_denoiser(
         self,

@@ -14,6 +14,7 @@ pub mod model;
 pub mod noise;
 pub mod sampler;
 pub mod scheduler;
+pub mod spread;
 pub mod text;
 pub mod texture;
 pub mod tiled;

@@ -12,6 +12,7 @@ use crate::autoencoder::{Autoencoder, AutoencoderConfig};
 pub use crate::noise::normal_noise;
 use crate::sampler::{Guidance, Sampler};
 use crate::scheduler::{SchedulerConfig, Solver};
+use crate::spread::BlockSpread;
 use crate::text::{TextEncoder, TextEncoderConfig, Tokenizer};
 use crate::texture::ResidualTexture;
 use crate::unet::{Cond, Unet, UnetConfig};
@@ -86,6 +87,9 @@ pub struct LdmConfig {
     /// The residual statistics samples draw their sub-block detail from
     /// ([`crate::texture`]); absent for models trained before them (no stochastic detail).
     pub texture: Option<ResidualTexture>,
+    /// Per class, how much sampled block means may vary ([`crate::spread`]); absent for
+    /// models without it (samples as the denoiser gives them).
+    pub spread: Option<BlockSpread>,
 }
 
 impl LdmConfig {
@@ -117,6 +121,7 @@ impl LdmConfig {
             guidance: None,
             latent_compand: None,
             texture: None,
+            spread: None,
         }
     }
 
@@ -171,6 +176,9 @@ impl LdmConfig {
         }
         if let Some(t) = &self.texture {
             t.check(self.channels.len(), self.classes.len())?;
+        }
+        if let Some(s) = &self.spread {
+            s.check(self.channels.len(), self.classes.len())?;
         }
         Ok(())
     }
@@ -551,9 +559,10 @@ pub fn expand_latent<B: Backend>(z: Tensor<B, 5>, cfg: &LdmConfig) -> Tensor<B, 
 }
 
 /// Decodes an unscaled latent on the padded grid `pdims` and returns physical values,
-/// channel-major, cropped to `dims`. With `texture_seed` (sampling) the model's stochastic
-/// sub-block detail ([`crate::texture`]) is drawn for that seed and added; without it
-/// (reconstructions) the decoder's output is returned as it is.
+/// channel-major, cropped to `dims`. With `texture_seed` (sampling) the blocks' spread is
+/// calibrated ([`crate::spread`]) and the model's stochastic sub-block detail
+/// ([`crate::texture`]) is drawn for that seed and added; without it (reconstructions) the
+/// decoder's output is returned as it is.
 pub fn decode_physical<B: Backend>(
     model: &Ldm<B>,
     cfg: &LdmConfig,
@@ -569,6 +578,9 @@ pub fn decode_physical<B: Backend>(
         for v in &mut data[c * n..(c + 1) * n] {
             *v = *v * spec.scale + spec.offset;
         }
+    }
+    if let (Some(s), Some(_)) = (&cfg.spread, texture_seed) {
+        s.apply(&mut data, padded_classes, pdims);
     }
     if let (Some(t), Some(seed)) = (&cfg.texture, texture_seed) {
         t.apply(&mut data, padded_classes, pdims, seed);

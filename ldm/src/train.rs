@@ -20,7 +20,9 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{decode_physical, pad_volume, pooled_fractions, Ldm, LdmConfig, AE_FACTOR};
-use crate::scheduler::Scheduler;
+use crate::sampler::GuidanceChoice;
+use crate::scheduler::{Scheduler, Solver};
+use crate::spread::{BlockSpread, SpreadFit};
 use crate::texture::{ResidualTexture, TextureFit};
 use crate::unet::Cond;
 use crate::LdmError;
@@ -688,4 +690,43 @@ pub fn fit_texture<B: Backend>(
         }
     }
     Ok(fit.finish())
+}
+
+/// The block-spread calibration of a trained model ([`crate::spread`]): each labelled case's
+/// real object against the model's sample of its label map (its own prompt and spacing,
+/// `steps` Euler steps, the model's recommended guidance, seed `seed + case index`), one
+/// case at a time.
+pub fn fit_spread<B: Backend>(
+    model: &Ldm<B>,
+    cfg: &LdmConfig,
+    cases: &dyn CaseSource,
+    steps: usize,
+    seed: u64,
+    device: &B::Device,
+    mut progress: impl FnMut(usize),
+) -> Result<BlockSpread, LdmError> {
+    // Measured on the denoiser's own spread, not on a previous calibration's.
+    let plain = LdmConfig {
+        spread: None,
+        ..cfg.clone()
+    };
+    let guidance = GuidanceChoice::default().resolve(cfg.guidance);
+    let mut fit = SpreadFit::new(cfg.channels.len(), cfg.classes.len());
+    for i in 0..cases.len() {
+        let case = cases.case(i)?;
+        let req = crate::model::SampleRequest {
+            classes: &case.classes,
+            dims: case.dims,
+            spacing_mm: case.spacing_mm,
+            prompt: &case.prompt,
+            seed: seed.wrapping_add(i as u64),
+            steps,
+            solver: Solver::Euler,
+            guidance,
+        };
+        let sampled = crate::model::sample(model, &plain, &req, device, |_, _| {})?;
+        fit.add(&case.object, &sampled, &case.classes, case.dims);
+        progress(i + 1);
+    }
+    Ok(fit.finish(steps, guidance.labels))
 }

@@ -238,7 +238,7 @@ pub fn train(
     config: &Path,
     out: &Path,
     resume: bool,
-    texture_only: bool,
+    statistics_only: bool,
     device: &str,
     quiet: bool,
 ) -> Result<ExitCode, CliError> {
@@ -247,7 +247,7 @@ pub fn train(
         config,
         out,
         resume,
-        texture_only,
+        statistics_only,
         device,
         quiet,
     };

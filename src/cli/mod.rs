@@ -211,10 +211,12 @@ pub enum Command {
         /// Continue from the last checkpoint in OUT.
         #[arg(long)]
         resume: bool,
-        /// Keep the finished model in OUT and only measure its residual texture (the
-        /// stochastic sub-block detail samples draw) on the same data again.
-        #[arg(long, conflicts_with = "resume")]
-        texture_only: bool,
+        /// Keep the finished model's weights in OUT and only measure its sampling statistics
+        /// on the same data again: the residual texture (the stochastic sub-block detail
+        /// samples draw) and the per-class block spread (the model samples every training
+        /// case once). `--texture-only` is the older spelling.
+        #[arg(long, alias = "texture-only", conflicts_with = "resume")]
+        statistics_only: bool,
         /// Where to train: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
         #[arg(long, default_value = "cpu")]
         device: String,
@@ -321,9 +323,17 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             config,
             out,
             resume,
-            texture_only,
+            statistics_only,
             device,
-        } => commands::train(&data, &config, &out, resume, texture_only, &device, quiet),
+        } => commands::train(
+            &data,
+            &config,
+            &out,
+            resume,
+            statistics_only,
+            &device,
+            quiet,
+        ),
         Command::EvalModel {
             model,
             data,

@@ -212,9 +212,10 @@ pub struct TrainArgs<'a> {
     pub config: &'a Path,
     pub out: &'a Path,
     pub resume: bool,
-    /// Keep the finished model in `out` and only (re)measure its residual texture on the
-    /// training data (config.json and the model card are rewritten, the weights kept).
-    pub texture_only: bool,
+    /// Keep the finished model in `out` and only (re)measure its sampling statistics on the
+    /// training data: residual texture and block spread (config.json and the model card are
+    /// rewritten, the weights kept).
+    pub statistics_only: bool,
     /// `cpu`, or `cuda` / `cuda:N` (feature `cuda`).
     pub device: &'a str,
     pub quiet: bool,
@@ -316,11 +317,11 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         held: &held_names,
         absent: &absent,
     };
-    if a.texture_only {
+    if a.statistics_only {
         let (model, mut saved) = cpu::TrainModel::load(a.out, &device).map_err(LabError::from)?;
         if saved.training.data_hash != cfg.training.data_hash || saved.classes != cfg.classes {
             return Err(LabError::Input(format!(
-                "--texture-only: the model in {} was not trained on this data with this config",
+                "--statistics-only: the model in {} was not trained on this data with this config",
                 a.out.display()
             )));
         }
@@ -337,10 +338,11 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         let labelled = prepared.cases.labelled_only();
         let (_, texture) = latents_and_texture(&model, &saved, &labelled, a.quiet)?;
         saved.texture = Some(texture);
+        saved.spread = Some(block_spread(&model, &saved, &labelled, a.quiet)?);
         drop(cache_dir);
         synthcohort_ldm::model::save_config(&saved, a.out).map_err(LabError::from)?;
         card.write(a.out, &saved, &prepared.unlabeled)?;
-        tracing::info!("texture of {} measured again", a.out.display());
+        tracing::info!("sampling statistics of {} measured again", a.out.display());
         return Ok(saved);
     }
 
@@ -467,6 +469,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         .map_err(LabError::from)?;
     hooks.bar.finish();
     cfg.training.denoiser_loss = hooks.ema;
+    cfg.spread = Some(block_spread(&model, &cfg, &labelled, a.quiet)?);
     model.save(&cfg, a.out).map_err(LabError::from)?;
     drop(cache_dir);
     let csv_path = a.out.join(LOSS_CSV);
@@ -476,6 +479,28 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     card.write(a.out, &cfg, &prepared.unlabeled)?;
     tracing::info!("model written to {}", a.out.display());
     Ok(cfg)
+}
+
+/// The trained model's per-class block spread ([`synthcohort_ldm::spread`]): it samples each
+/// labelled case once at the default number of steps, with a bar.
+fn block_spread(
+    model: &cpu::TrainModel,
+    cfg: &LdmConfig,
+    labelled: &dyn CaseSource,
+    quiet: bool,
+) -> Result<synthcohort_ldm::spread::BlockSpread, LabError> {
+    let bar = TrainHooks::bar(labelled.len(), 0, "block spread", quiet);
+    let spread = model
+        .fit_spread(
+            cfg,
+            labelled,
+            synthcohort_ldm::DEFAULT_STEPS,
+            cfg.training.seed,
+            &mut |k| bar.set_position(k as u64),
+        )
+        .map_err(LabError::from)?;
+    bar.finish();
+    Ok(spread)
 }
 
 /// The labelled cases' posterior-mean latents (unscaled, not companded) and the trained
@@ -627,6 +652,19 @@ fn model_card(cfg: &LdmConfig, facts: &CardFacts, unlabeled: &[Unlabeled]) -> St
     if let Some(t) = &cfg.texture {
         let nc = &t.neighbour_correlation[0];
         let _ = writeln!(s, "- Stochastic detail (`synthcohort_ldm::texture`): per class, 129 quantiles of the autoencoder's residual on the {} training voxels, and its spatial correlation (neighbour correlation of the normal scores x / y / z: {:.2} / {:.2} / {:.2}). Samples draw a Gaussian-copula field with them and add it without changing any 4×4×4 block's mean: noise and sub-block texture with the data's values and correlation length, not anatomy (no vessel tree, no trabecular network as such).\n", t.voxels, nc[0], nc[1], nc[2]);
+    }
+    if let Some(sp) = &cfg.spread {
+        // The classes whose blocks the calibration changes most, for a reader to judge.
+        let mut moved: Vec<(f32, String)> = sp.factors[0]
+            .iter()
+            .zip(&cfg.classes)
+            .zip(&sp.blocks)
+            .filter(|((f, _), _)| (**f - 1.0).abs() > 1e-6)
+            .map(|((f, name), b)| (*f, format!("{name} {f:.2} ({b} blocks)")))
+            .collect();
+        moved.sort_by(|a, b| (b.0.ln().abs()).total_cmp(&a.0.ln().abs()));
+        let listed: Vec<String> = moved.iter().take(10).map(|m| m.1.clone()).collect();
+        let _ = writeln!(s, "- Block spread (`synthcohort_ldm::spread`): per class, the factor a sample's 4×4×4 block deviations from its class means are scaled by, so that they vary as much as the training data's (measured on blocks wholly inside one class, the model sampling each training case once with {} steps at labels guidance {}; classes with fewer than {} such blocks keep 1). {} of {} classes changed; most: {}.\n", sp.steps, sp.guidance_labels, synthcohort_ldm::spread::MIN_BLOCKS, moved.len(), cfg.classes.len(), if listed.is_empty() { "none".to_string() } else { listed.join(", ") });
     }
     if let Some(g) = cfg.guidance {
         let _ = writeln!(s, "## Use\n");
