@@ -282,10 +282,24 @@ fn recorder() -> NamedMpkGzFileRecorder<FullPrecisionSettings> {
 /// Writes `config.json` and the weights into `dir`.
 pub fn save<B: Backend>(model: &Ldm<B>, cfg: &LdmConfig, dir: &Path) -> Result<(), LdmError> {
     save_config(cfg, dir)?;
+    let path = dir.join(WEIGHTS_FILE);
+    remove_before_replacing(&path.with_extension("mpk.gz"))?;
     model
         .clone()
-        .save_file(dir.join(WEIGHTS_FILE), &recorder())
+        .save_file(path, &recorder())
         .map_err(|e| LdmError::Weights(format!("{}: {e}", dir.display())))
+}
+
+/// Removes `path` if it exists: burn's file recorder replaces a file itself but logs a
+/// warning each time, which every checkpoint of a training run printed even with `--quiet`.
+pub(crate) fn remove_before_replacing(path: &Path) -> Result<(), LdmError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LdmError::Weights(format!(
+            "{}: cannot replace: {e}",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Writes `config.json` alone (a model whose weights are unchanged).

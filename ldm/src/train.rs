@@ -97,6 +97,8 @@ where
 {
     fn save(&self, path: &Path) -> Result<(), LdmError> {
         let rec = NamedMpkGzFileRecorder::<FullPrecisionSettings>::new();
+        // The recorder appends its extension to `path`.
+        crate::model::remove_before_replacing(&path.with_extension("mpk.gz"))?;
         Recorder::<B>::record(&rec, self.0.to_record(), path.to_path_buf())
             .map(|_| ())
             .map_err(|e| LdmError::Weights(format!("{}: {e}", path.display())))
