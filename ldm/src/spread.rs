@@ -34,6 +34,9 @@ pub struct BlockSpread {
     pub factors: Vec<Vec<f32>>,
     /// `[class]`: the single-class blocks the factor was measured on.
     pub blocks: Vec<u64>,
+    /// Training cases the model sampled for it (0: not recorded, a config from before it was).
+    #[serde(default)]
+    pub cases: usize,
     /// Sampling steps and label guidance of the samples it was measured on: other settings
     /// give somewhat other spreads.
     pub steps: usize,
@@ -109,6 +112,7 @@ pub struct SpreadFit {
     real: Vec<Vec<f64>>,
     sampled: Vec<Vec<f64>>,
     blocks: Vec<u64>,
+    cases: usize,
 }
 
 impl SpreadFit {
@@ -118,6 +122,7 @@ impl SpreadFit {
             real: vec![vec![0.0; classes]; channels],
             sampled: vec![vec![0.0; classes]; channels],
             blocks: vec![0; classes],
+            cases: 0,
         }
     }
 
@@ -125,6 +130,7 @@ impl SpreadFit {
     pub fn add(&mut self, real: &[f32], sampled: &[f32], classes: &[u8], dims: [usize; 3]) {
         let (dr, pure) = deviations(real, classes, dims, self.classes);
         let (ds, _) = deviations(sampled, classes, dims, self.classes);
+        self.cases += 1;
         for (b, p) in pure.iter().enumerate() {
             let Some(c) = p.map(usize::from) else {
                 continue;
@@ -157,6 +163,7 @@ impl SpreadFit {
         BlockSpread {
             factors,
             blocks: self.blocks,
+            cases: self.cases,
             steps,
             guidance_labels,
         }
@@ -269,7 +276,7 @@ mod tests {
             fit.add(&real, &sampled, &c, DIMS);
         }
         let s = fit.finish(30, 0.5);
-        assert_eq!(s.blocks, vec![0, 1024, 1024]);
+        assert_eq!((s.blocks.clone(), s.cases), (vec![0, 1024, 1024], 4));
         assert_eq!(s.factors[0][0], 1.0, "a class without blocks keeps 1");
         assert!((s.factors[0][1] - 0.5).abs() < 0.05, "{:?}", s.factors);
         assert!((s.factors[0][2] - 2.0).abs() < 0.2, "{:?}", s.factors);
@@ -302,6 +309,7 @@ mod tests {
         let s = BlockSpread {
             factors: vec![vec![1.0; 3]],
             blocks: vec![0; 3],
+            cases: 1,
             steps: 1,
             guidance_labels: 1.0,
         };

@@ -694,10 +694,14 @@ pub fn fit_texture<B: Backend>(
     Ok(fit.finish())
 }
 
-/// The block-spread calibration of a trained model ([`crate::spread`]): each labelled case's
+/// Cases the block-spread fit samples at most (evenly spaced through the list): a sample
+/// costs a whole generation, and a few cases give thousands of blocks.
+pub const SPREAD_CASES: usize = 8;
+
+/// The block-spread calibration of a trained model ([`crate::spread`]): a labelled case's
 /// real object against the model's sample of its label map (its own prompt and spacing,
-/// `steps` Euler steps, the model's recommended guidance, seed `seed + case index`), one
-/// case at a time.
+/// `steps` Euler steps, the model's recommended guidance, seed `seed + case index`), for up
+/// to [`SPREAD_CASES`] cases, one at a time; `progress` counts them.
 pub fn fit_spread<B: Backend>(
     model: &Ldm<B>,
     cfg: &LdmConfig,
@@ -714,7 +718,9 @@ pub fn fit_spread<B: Backend>(
     };
     let guidance = GuidanceChoice::default().resolve(cfg.guidance);
     let mut fit = SpreadFit::new(cfg.channels.len(), cfg.classes.len());
-    for i in 0..cases.len() {
+    let n = cases.len().min(SPREAD_CASES);
+    for k in 0..n {
+        let i = k * cases.len() / n;
         let case = cases.case(i)?;
         let req = crate::model::SampleRequest {
             classes: &case.classes,
@@ -728,7 +734,7 @@ pub fn fit_spread<B: Backend>(
         };
         let sampled = crate::model::sample(model, &plain, &req, device, |_, _| {})?;
         fit.add(&case.object, &sampled, &case.classes, case.dims);
-        progress(i + 1);
+        progress(k + 1);
     }
     Ok(fit.finish(steps, guidance.labels))
 }

@@ -481,15 +481,20 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     Ok(cfg)
 }
 
-/// The trained model's per-class block spread ([`synthcohort_ldm::spread`]): it samples each
-/// labelled case once at the default number of steps, with a bar.
+/// The trained model's per-class block spread ([`synthcohort_ldm::spread`]): it samples up to
+/// `SPREAD_CASES` labelled cases once at the default number of steps, with a bar.
 fn block_spread(
     model: &cpu::TrainModel,
     cfg: &LdmConfig,
     labelled: &dyn CaseSource,
     quiet: bool,
 ) -> Result<synthcohort_ldm::spread::BlockSpread, LabError> {
-    let bar = TrainHooks::bar(labelled.len(), 0, "block spread", quiet);
+    let bar = TrainHooks::bar(
+        labelled.len().min(synthcohort_ldm::train::SPREAD_CASES),
+        0,
+        "block spread",
+        quiet,
+    );
     let spread = model
         .fit_spread(
             cfg,
@@ -664,7 +669,7 @@ fn model_card(cfg: &LdmConfig, facts: &CardFacts, unlabeled: &[Unlabeled]) -> St
             .collect();
         moved.sort_by(|a, b| (b.0.ln().abs()).total_cmp(&a.0.ln().abs()));
         let listed: Vec<String> = moved.iter().take(10).map(|m| m.1.clone()).collect();
-        let _ = writeln!(s, "- Block spread (`synthcohort_ldm::spread`): per class, the factor a sample's 4×4×4 block deviations from its class means are scaled by, so that they vary as much as the training data's (measured on blocks wholly inside one class, the model sampling each training case once with {} steps at labels guidance {}; classes with fewer than {} such blocks keep 1). {} of {} classes changed; most: {}.\n", sp.steps, sp.guidance_labels, synthcohort_ldm::spread::MIN_BLOCKS, moved.len(), cfg.classes.len(), if listed.is_empty() { "none".to_string() } else { listed.join(", ") });
+        let _ = writeln!(s, "- Block spread (`synthcohort_ldm::spread`): per class, the factor a sample's 4×4×4 block deviations from its class means are scaled by, so that they vary as much as the training data's (measured on blocks wholly inside one class, the model sampling {} training case(s) once with {} steps at labels guidance {}; classes with fewer than {} such blocks keep 1). {} of {} classes changed; most: {}.\n", sp.cases, sp.steps, sp.guidance_labels, synthcohort_ldm::spread::MIN_BLOCKS, moved.len(), cfg.classes.len(), if listed.is_empty() { "none".to_string() } else { listed.join(", ") });
     }
     if let Some(g) = cfg.guidance {
         let _ = writeln!(s, "## Use\n");
