@@ -247,10 +247,10 @@ impl<B: Backend> Ldm<B> {
 /// and materialises its parameters before letting go.
 ///
 /// Every module that must be reproducible from its seed, tests' stand-alone layers included,
-/// is built through here (also the segmentation benchmark's networks): a layer drawn outside
-/// the lock takes numbers from the shared RNG between another thread's seeding and its
-/// draws, and that thread's "seeded" weights change (how the first autoencoder loss of two
-/// identical test runs once differed in the 3rd digit).
+/// is built through here: a layer drawn outside the lock takes numbers from the shared RNG
+/// between another thread's seeding and its draws, and that thread's "seeded" weights
+/// change (how the first autoencoder loss of two identical test runs once differed in the
+/// 3rd digit).
 pub fn init_with_seed<B: Backend, M: Module<B>>(
     device: &B::Device,
     seed: u64,

@@ -318,32 +318,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
         absent: &absent,
     };
     if a.statistics_only {
-        let (model, mut saved) = cpu::TrainModel::load(a.out, &device).map_err(LabError::from)?;
-        if saved.training.data_hash != cfg.training.data_hash || saved.classes != cfg.classes {
-            return Err(LabError::Input(format!(
-                "--statistics-only: the model in {} was not trained on this data with this config",
-                a.out.display()
-            )));
-        }
-        let cache_dir = CacheDir::create(a.out)?;
-        let prepared = cache::prepare(
-            &ds,
-            &train_idx,
-            &saved.classes,
-            tc.resample_mm,
-            &unlabeled,
-            cache_dir.path(),
-            &mut |_| {},
-        )?;
-        let labelled = prepared.cases.labelled_only();
-        let (_, texture) = latents_and_texture(&model, &saved, &labelled, a.quiet)?;
-        saved.texture = Some(texture);
-        saved.spread = Some(block_spread(&model, &saved, &labelled, a.quiet)?);
-        drop(cache_dir);
-        synthcohort_ldm::model::save_config(&saved, a.out).map_err(LabError::from)?;
-        card.write(a.out, &saved, &prepared.unlabeled)?;
-        tracing::info!("sampling statistics of {} measured again", a.out.display());
-        return Ok(saved);
+        return refit_statistics(a, &device, &cfg, &ds, &train_idx, &unlabeled, &card);
     }
 
     std::fs::create_dir_all(a.out).map_err(LabError::file("cannot create", a.out))?;
@@ -479,6 +454,47 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     card.write(a.out, &cfg, &prepared.unlabeled)?;
     tracing::info!("model written to {}", a.out.display());
     Ok(cfg)
+}
+
+/// `train --statistics-only`: the finished model in `a.out` (trained on this data with this
+/// config, else refused) measures its sampling statistics on the training cases again — the
+/// residual texture and the block spread — and its config.json and card are rewritten, the
+/// weights untouched. `fresh` is the configuration the data and config would train.
+fn refit_statistics(
+    a: &TrainArgs,
+    device: &cpu::Device,
+    fresh: &LdmConfig,
+    ds: &dataset::Listing,
+    train_idx: &[usize],
+    unlabeled: &[(PathBuf, String)],
+    card: &CardFacts,
+) -> Result<LdmConfig, LabError> {
+    let (model, mut saved) = cpu::TrainModel::load(a.out, device).map_err(LabError::from)?;
+    if saved.training.data_hash != fresh.training.data_hash || saved.classes != fresh.classes {
+        return Err(LabError::Input(format!(
+            "--statistics-only: the model in {} was not trained on this data with this config",
+            a.out.display()
+        )));
+    }
+    let cache_dir = CacheDir::create(a.out)?;
+    let prepared = cache::prepare(
+        ds,
+        train_idx,
+        &saved.classes,
+        card.tc.resample_mm,
+        unlabeled,
+        cache_dir.path(),
+        &mut |_| {},
+    )?;
+    let labelled = prepared.cases.labelled_only();
+    let (_, texture) = latents_and_texture(&model, &saved, &labelled, a.quiet)?;
+    saved.texture = Some(texture);
+    saved.spread = Some(block_spread(&model, &saved, &labelled, a.quiet)?);
+    drop(cache_dir);
+    synthcohort_ldm::model::save_config(&saved, a.out).map_err(LabError::from)?;
+    card.write(a.out, &saved, &prepared.unlabeled)?;
+    tracing::info!("sampling statistics of {} measured again", a.out.display());
+    Ok(saved)
 }
 
 /// The trained model's per-class block spread ([`synthcohort_ldm::spread`]): it samples up to

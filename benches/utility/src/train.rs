@@ -11,6 +11,7 @@ use burn::tensor::{Tensor, TensorData};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::sync::Mutex;
 
 use crate::classes::N_CLASSES;
 use crate::slices::{Canvas, Slice, CHANNELS};
@@ -124,6 +125,10 @@ fn loss<B: Backend>(logits: Tensor<B, 4>, onehot: Tensor<B, 4>, counts: &[usize]
     ce + (fg.neg() + 1.0).reshape([1])
 }
 
+/// burn seeds one backend-wide generator: networks built on several threads at once take
+/// turns, so each one's initial weights depend on its seed alone.
+static INIT: Mutex<()> = Mutex::new(());
+
 /// Trains a fresh network on `train` with `budget`, seeded by `seed`; `weight` is each
 /// slice's share of the draws (e.g. 1/n within each of several sources). Progress goes to
 /// a bar in `bars`.
@@ -138,12 +143,11 @@ pub fn train(
 ) -> UNet2d<Cpu> {
     type B = CpuTrain;
     let device = Default::default();
-    // burn seeds one backend-wide generator and draws weights lazily: building and drawing
-    // under the ldm crate's lock makes each network's initial weights depend on its seed
-    // alone while several arms train on threads at once.
-    let mut model = synthcohort_ldm::model::init_with_seed(&device, seed, || {
+    let mut model = {
+        let _turn = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        B::seed(&device, seed);
         UNet2d::<B>::new(CHANNELS, N_CLASSES, budget.width, &device)
-    });
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005E_ED0F_u64);
     let mut optim = AdamConfig::new().init::<B, UNet2d<B>>();
     // Slices with any organ are drawn 4× as often as empty ones (the pelvis and air slices).
