@@ -25,6 +25,43 @@ fn row(rows: &[serde_json::Value], organ: &str, generator: &str) -> serde_json::
         .clone()
 }
 
+fn num(r: &serde_json::Value, k: &str) -> f64 {
+    r[k].as_f64()
+        .unwrap_or_else(|| panic!("{k} missing in {r}"))
+}
+
+/// Asserts that for every organ the model's `key` distance is below the procedural
+/// renderer's (printing both).
+fn assert_model_beats_procedural(rows: &[serde_json::Value], organs: &[&str], key: &str) {
+    for organ in organs {
+        let (proc_, model) = (row(rows, organ, "procedural"), row(rows, organ, "model"));
+        eprintln!(
+            "{organ} {key}: procedural {:.2} model {:.2}",
+            num(&proc_, key),
+            num(&model, key)
+        );
+        assert!(
+            num(&model, key) < num(&proc_, key),
+            "{organ} {key}: {model} vs {proc_}"
+        );
+    }
+}
+
+/// How far the model's and the procedural renderer's lung vessel fractions miss the real one.
+fn vessel_fraction_misses(rows: &[serde_json::Value]) -> (f64, f64) {
+    let lung = |g: &str| num(&row(rows, "lung", g), "vessel_fraction_cohort");
+    let real = num(&row(rows, "lung", "model"), "vessel_fraction_real");
+    eprintln!(
+        "vessel fraction: model {} procedural {} real {real}",
+        lung("model"),
+        lung("procedural")
+    );
+    (
+        (lung("model") - real).abs(),
+        (lung("procedural") - real).abs(),
+    )
+}
+
 /// `synthcohort fidelity RUNS… --real-image IMAGE --real-labels LABELS --real-names NAMES
 /// [EXTRA…] --out OUT` (paths relative to the repository), and the rows it wrote.
 fn fidelity(
@@ -132,10 +169,6 @@ fn real_ct_model_on_its_held_out_region() {
         &out,
     );
     let get = |organ: &str, generator: &str| row(&rows, organ, generator);
-    let num = |r: &serde_json::Value, k: &str| {
-        r[k].as_f64()
-            .unwrap_or_else(|| panic!("{k} missing in {r}"))
-    };
     for organ in [
         "liver",
         "spleen",
@@ -171,28 +204,12 @@ fn real_ct_model_on_its_held_out_region() {
             "{organ}: {model} vs {painter}"
         );
     }
-    for (list, key) in [
-        (MODEL_BEATS_PROCEDURAL_HU, "hu_w1"),
-        (MODEL_BEATS_PROCEDURAL_TEXTURE, "texture_distance"),
-    ] {
-        for organ in list {
-            let (proc_, model) = (get(organ, "procedural"), get(organ, "model"));
-            assert!(
-                num(&model, key) < num(&proc_, key),
-                "{organ} {key}: {model} vs {proc_}"
-            );
-        }
-    }
+    assert_model_beats_procedural(&rows, MODEL_BEATS_PROCEDURAL_HU, "hu_w1");
+    assert_model_beats_procedural(&rows, MODEL_BEATS_PROCEDURAL_TEXTURE, "texture_distance");
     // The lung base's vessels: the renderer has none (no voxel above −500 HU), the model's
     // stochastic detail draws the upper tail of its training lung's residual.
-    let lung = |g: &str| num(&get("lung", g), "vessel_fraction_cohort");
-    let real = num(&get("lung", "model"), "vessel_fraction_real");
-    assert!(
-        (lung("model") - real).abs() < 0.5 * (lung("procedural") - real).abs(),
-        "vessel fraction: model {} procedural {} real {real}",
-        lung("model"),
-        lung("procedural")
-    );
+    let (model_miss, procedural_miss) = vessel_fraction_misses(&rows);
+    assert!(model_miss < 0.5 * procedural_miss);
     assert!(out.join("patches.png").is_file());
 }
 
@@ -217,34 +234,8 @@ fn real_ct_model_on_a_second_patient() {
         &[],
         &out,
     );
-    let get = |organ: &str, generator: &str| row(&rows, organ, generator);
-    let num = |r: &serde_json::Value, k: &str| {
-        r[k].as_f64()
-            .unwrap_or_else(|| panic!("{k} missing in {r}"))
-    };
-    for (organs, key) in [
-        (&["lung", "muscle", "fat"][..], "hu_w1"),
-        (&["muscle", "fat"][..], "texture_distance"),
-    ] {
-        for organ in organs {
-            let (proc_, model) = (get(organ, "procedural"), get(organ, "model"));
-            eprintln!(
-                "{organ} {key}: procedural {:.2} model {:.2}",
-                num(&proc_, key),
-                num(&model, key)
-            );
-            assert!(
-                num(&model, key) < num(&proc_, key),
-                "{organ} {key}: {model} vs {proc_}"
-            );
-        }
-    }
-    let lung = |g: &str| num(&get("lung", g), "vessel_fraction_cohort");
-    let real = num(&get("lung", "model"), "vessel_fraction_real");
-    assert!(
-        (lung("model") - real).abs() < (lung("procedural") - real).abs(),
-        "vessel fraction: model {} procedural {} real {real}",
-        lung("model"),
-        lung("procedural")
-    );
+    assert_model_beats_procedural(&rows, &["lung", "muscle", "fat"], "hu_w1");
+    assert_model_beats_procedural(&rows, &["muscle", "fat"], "texture_distance");
+    let (model_miss, procedural_miss) = vessel_fraction_misses(&rows);
+    assert!(model_miss < procedural_miss);
 }
