@@ -90,6 +90,9 @@ pub struct LdmConfig {
     /// Per class, how much sampled block means may vary ([`crate::spread`]); absent for
     /// models without it (samples as the denoiser gives them).
     pub spread: Option<BlockSpread>,
+    /// Classes whose training CT held metal ([`crate::metal`]): generation draws them by a
+    /// stand-in class. Absent for models trained before the check (none marked).
+    pub metal_classes: Option<Vec<String>>,
 }
 
 impl LdmConfig {
@@ -122,6 +125,7 @@ impl LdmConfig {
             latent_compand: None,
             texture: None,
             spread: None,
+            metal_classes: None,
         }
     }
 
@@ -180,6 +184,13 @@ impl LdmConfig {
         if let Some(s) = &self.spread {
             s.check(self.channels.len(), self.classes.len())?;
         }
+        if let Some(m) = self
+            .metal_classes()
+            .iter()
+            .find(|m| self.class_index(m).is_none())
+        {
+            return bad(format!("metal_classes names `{m}`, which is not a class"));
+        }
         Ok(())
     }
 
@@ -193,6 +204,11 @@ impl LdmConfig {
                 *v = a * (*v / a).asinh();
             }
         }
+    }
+
+    /// [`LdmConfig::metal_classes`], empty where absent.
+    pub fn metal_classes(&self) -> &[String] {
+        self.metal_classes.as_deref().unwrap_or_default()
     }
 
     pub fn class_index(&self, name: &str) -> Option<u8> {

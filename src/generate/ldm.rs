@@ -11,6 +11,9 @@ use std::sync::Mutex;
 /// Class name all lesion conditions share in the model: a model learns "lesion" tissue, the
 /// pipeline sets each lesion's own contrast.
 pub const LESION_CLASS: &str = "lesion";
+/// The CT number range a model's HU map is held to (the 12-bit range of clinical CT).
+pub const HU_MIN: f32 = -1024.0;
+pub const HU_MAX: f32 = 3071.0;
 
 /// Model class name of a label name: organs keep their name, anything the ontology does not
 /// know (lesion conditions) becomes [`LESION_CLASS`].
@@ -156,17 +159,50 @@ impl LatentDiffusion {
     }
 }
 
-/// The model class that draws label `name`: its own class, else a stand-in — the first model
-/// class of the same tissue, so an atlas's femur is drawn as bone. None: the model has no
-/// class of that tissue at all (validation refuses such labels).
+/// The model class that draws label `name`: its own class, else a stand-in — its mirror
+/// (`femur_right` for `femur_left`), else the first model class of the same tissue, so an
+/// atlas's femur is drawn as bone. A class whose training data held metal is never drawn as
+/// itself ([`synthcohort_ldm::metal`]). None: no usable class of that tissue (validation
+/// refuses such labels or hands them to the procedural renderer).
 pub fn model_class(cfg: &LdmConfig, name: &str) -> Option<u8> {
-    cfg.class_index(name).or_else(|| {
-        let want = tissue::tissue_for_label(name).name;
-        cfg.classes.iter().enumerate().find_map(|(i, c)| {
-            (c != "background" && c != LESION_CLASS && tissue::tissue_for_label(c).name == want)
-                .then_some(i as u8)
+    let usable = |i: &u8| !synthcohort_ldm::metal::is_metal(cfg, &cfg.classes[*i as usize]);
+    cfg.class_index(name)
+        .filter(usable)
+        .or_else(|| {
+            mirror_name(name)
+                .and_then(|m| cfg.class_index(&m))
+                .filter(usable)
         })
-    })
+        .or_else(|| {
+            let want = tissue::tissue_for_label(name).name;
+            cfg.classes.iter().enumerate().find_map(|(i, c)| {
+                (c != "background"
+                    && c != LESION_CLASS
+                    && tissue::tissue_for_label(c).name == want
+                    && usable(&(i as u8)))
+                .then_some(i as u8)
+            })
+        })
+}
+
+/// The label of the other side (`rib_left_7` → `rib_right_7`); None for an unpaired one.
+fn mirror_name(name: &str) -> Option<String> {
+    let mut swapped = false;
+    let parts: Vec<&str> = name
+        .split('_')
+        .map(|p| match p {
+            "left" => {
+                swapped = true;
+                "right"
+            }
+            "right" => {
+                swapped = true;
+                "left"
+            }
+            other => other,
+        })
+        .collect();
+    swapped.then(|| parts.join("_"))
 }
 
 /// Labels among `ids` the model can draw neither as themselves nor by a class of their
@@ -335,7 +371,14 @@ impl Generator for LatentDiffusion {
             }
         };
         let ct = if req.needs.ct {
-            let mut hu = channel(&self.config, &out, "hu", n)?.to_vec();
+            // The CT number scale's stored range: below −1024 HU would be a negative
+            // attenuation (air is −1000), above 3071 beyond what the 12-bit scans the model
+            // learned from can hold. The stochastic detail's tails can reach past both
+            // (background blocks near −1000 HU plus a −270 HU residual).
+            let mut hu: Vec<f32> = channel(&self.config, &out, "hu", n)?
+                .iter()
+                .map(|v| v.clamp(HU_MIN, HU_MAX))
+                .collect();
             if let Some(ct) = fallback.as_ref().and_then(|f| f.ct.as_ref()) {
                 patch(&mut hu, &ct.hu);
             }
@@ -475,5 +518,64 @@ fn ct_maps(labels: &Volume<u16>, hu: Vec<f32>, lesions: &[super::LesionTissue]) 
         material: Volume::from_vec(labels.grid.clone(), material),
         materials,
         perfusion: Some(super::perfusion_map(labels, lesions)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> LdmConfig {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ct-abdomen");
+        synthcohort_ldm::model::load_config(&dir).unwrap()
+    }
+
+    #[test]
+    fn the_shipped_models_implant_femur_is_drawn_by_its_mirror() {
+        let mut cfg = shipped();
+        let idx = |cfg: &LdmConfig, n: &str| cfg.class_index(n).unwrap();
+        // Its training patient's left hip prosthesis marked the left femur, nothing else.
+        assert_eq!(cfg.metal_classes(), ["femur_left".to_string()]);
+        assert_eq!(
+            model_class(&cfg, "femur_left"),
+            Some(idx(&cfg, "femur_right"))
+        );
+        assert_eq!(model_class(&cfg, "liver"), Some(idx(&cfg, "liver")));
+        // Unmarked, the class draws itself.
+        cfg.metal_classes = None;
+        assert_eq!(
+            model_class(&cfg, "femur_left"),
+            Some(idx(&cfg, "femur_left"))
+        );
+        // Both sides marked: another bone class, never a femur.
+        cfg.metal_classes = Some(vec!["femur_left".into(), "femur_right".into()]);
+        let c = model_class(&cfg, "femur_left").unwrap();
+        let name = &cfg.classes[c as usize];
+        assert!(!name.starts_with("femur"), "{name}");
+        assert_eq!(
+            tissue::tissue_for_label(name).name,
+            tissue::tissue_for_label("femur_left").name
+        );
+    }
+
+    #[test]
+    fn a_label_the_model_lacks_is_drawn_by_its_mirror_first() {
+        let cfg = shipped();
+        let idx = |n: &str| cfg.class_index(n).unwrap();
+        // rib_left_7 is not a class of the model, rib_right_7 is.
+        assert!(cfg.class_index("rib_left_7").is_none());
+        assert_eq!(model_class(&cfg, "rib_left_7"), Some(idx("rib_right_7")));
+        // No mirror class either: a class of its tissue.
+        assert_eq!(
+            model_class(&cfg, "lung_upper_lobe_left"),
+            Some(idx("lung_lower_lobe_right"))
+        );
+        assert_eq!(
+            mirror_name("iliac_vena_left").as_deref(),
+            Some("iliac_vena_right")
+        );
+        assert_eq!(mirror_name("rib_right_12").as_deref(), Some("rib_left_12"));
+        assert_eq!(mirror_name("liver"), None);
+        assert_eq!(mirror_name("leftover"), None);
     }
 }

@@ -269,7 +269,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     let (classes, absent) = dataset::model_classes_seen(&ds.class_of_id, &seen);
     if !absent.is_empty() {
         tracing::warn!(
-            "{} class(es) of dataset.json have no voxel in the training cases and are not model classes (drawn by a class of their tissue, or refused at validate): {}",
+            "{} class(es) of dataset.json have no voxel in the training cases and are not model classes (drawn by their mirror or a class of their tissue, or refused at validate): {}",
             absent.len(),
             absent.join(", ")
         );
@@ -422,6 +422,7 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     };
     let (mut latents, texture) = latents_and_texture(&model, &cfg, &labelled, a.quiet)?;
     cfg.texture = Some(texture);
+    cfg.metal_classes = Some(metal_classes(&cfg, &labelled)?);
     for (z, _) in &mut latents {
         cfg.compand_latent(z);
     }
@@ -489,6 +490,7 @@ fn refit_statistics(
     let labelled = prepared.cases.labelled_only();
     let (_, texture) = latents_and_texture(&model, &saved, &labelled, a.quiet)?;
     saved.texture = Some(texture);
+    saved.metal_classes = Some(metal_classes(&saved, &labelled)?);
     saved.spread = Some(block_spread(&model, &saved, &labelled, a.quiet)?);
     drop(cache_dir);
     synthcohort_ldm::model::save_config(&saved, a.out).map_err(LabError::from)?;
@@ -522,6 +524,21 @@ fn block_spread(
         .map_err(LabError::from)?;
     bar.finish();
     Ok(spread)
+}
+
+/// The classes of the labelled cases that hold metal ([`synthcohort_ldm::metal`]), each
+/// logged with its share, for generation to draw by a stand-in.
+fn metal_classes(cfg: &LdmConfig, labelled: &dyn CaseSource) -> Result<Vec<String>, LabError> {
+    let found =
+        synthcohort_ldm::metal::find_metal_classes(cfg, labelled).map_err(LabError::from)?;
+    for (name, share) in &found {
+        tracing::warn!(
+            "{name}: {:.1} % of its training voxels are above {} HU (metal: an implant?); samples draw it by a stand-in class, not as itself",
+            100.0 * share,
+            synthcohort_ldm::metal::METAL_HU
+        );
+    }
+    Ok(found.into_iter().map(|(name, _)| name).collect())
 }
 
 /// The labelled cases' posterior-mean latents (unscaled, not companded) and the trained
@@ -693,8 +710,11 @@ fn model_card(cfg: &LdmConfig, facts: &CardFacts, unlabeled: &[Unlabeled]) -> St
     }
     let _ = writeln!(s, "## Limits\n");
     let _ = writeln!(s, "- {}", data_origin(dir));
+    if !cfg.metal_classes().is_empty() {
+        let _ = writeln!(s, "- Metal in the training data (`synthcohort_ldm::metal`: at least {:.0} % of a class's training voxels above {} HU — an implant and its streaks): {}. Generation never draws these classes as themselves but by their mirror or another class of their tissue (else the procedural renderer or a refusal, as for unseen labels), so a label that says \"femur\" does not come with a prosthesis; the streaks an implant casts on its neighbours stay in what the model learned of them.", 100.0 * synthcohort_ldm::metal::METAL_FRACTION, synthcohort_ldm::metal::METAL_HU, cfg.metal_classes().join(", "));
+    }
     if !absent.is_empty() {
-        let _ = writeln!(s, "- Classes the data name but no training case holds, so not model classes (drawn by a class of their tissue, by the procedural renderer with `generator.unseen_labels: procedural`, or refused): {}.", absent.join(", "));
+        let _ = writeln!(s, "- Classes the data name but no training case holds, so not model classes (drawn by their mirror or a class of their tissue, by the procedural renderer with `generator.unseen_labels: procedural`, or refused): {}.", absent.join(", "));
     }
     let words: Vec<&str> = cfg
         .tokenizer
