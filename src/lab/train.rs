@@ -597,11 +597,33 @@ struct CardFacts<'a> {
 }
 
 impl CardFacts<'_> {
+    /// Writes the card; a section of the previous card whose heading says "(added by hand"
+    /// is kept, with everything after it, so `--statistics-only` or `--resume` does not
+    /// erase what a person wrote there (the shipped cards' held-out evaluations).
     fn write(&self, out: &Path, cfg: &LdmConfig, unlabeled: &[Unlabeled]) -> Result<(), LabError> {
-        let text = model_card(cfg, self, unlabeled);
+        let mut text = model_card(cfg, self, unlabeled);
         let path = out.join("MODEL_CARD.md");
+        if let Some(kept) = std::fs::read_to_string(&path)
+            .ok()
+            .as_deref()
+            .and_then(hand_written_tail)
+        {
+            text = format!("{}\n\n{kept}", text.trim_end());
+        }
         std::fs::write(&path, text).map_err(LabError::file("cannot write", &path))
     }
+}
+
+/// The part of a model card from its first `## … (added by hand…` heading on.
+fn hand_written_tail(card: &str) -> Option<&str> {
+    let mut at = 0;
+    for line in card.split_inclusive('\n') {
+        if line.starts_with("## ") && line.contains("(added by hand") {
+            return Some(&card[at..]);
+        }
+        at += line.len();
+    }
+    None
 }
 
 fn model_card(cfg: &LdmConfig, facts: &CardFacts, unlabeled: &[Unlabeled]) -> String {
@@ -797,5 +819,23 @@ fn csv_error(path: &Path, e: csv::Error) -> LabError {
         op: "cannot write",
         path: path.to_path_buf(),
         source: e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hand_written_tail;
+
+    #[test]
+    fn a_hand_written_card_section_is_found_with_everything_after_it() {
+        let card = "# m\n\n## Limits\n\n- x\n\n## Held-out evaluation (added by hand; …)\n\nfigures\n\n## More\ntext\n";
+        assert_eq!(
+            hand_written_tail(card),
+            Some("## Held-out evaluation (added by hand; …)\n\nfigures\n\n## More\ntext\n")
+        );
+        assert_eq!(
+            hand_written_tail("# m\n\n## Limits\n- added by hand\n"),
+            None
+        );
     }
 }
