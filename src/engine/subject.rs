@@ -356,8 +356,15 @@ pub(super) fn run_subject(s: &Shared, idx: u64) -> Result<(), SubjectError> {
     let nnunet = p.spec.outputs.layout == Layout::Nnunet;
     if let Some(n) = cut_slices(labels).filter(|_| !p.spec.anatomy.template.is_qa()) {
         let e = labels.grid.extent_mm();
+        // An imported map is most often cut by its own scan's field of view, which no grid
+        // size restores; say so rather than send the user to widen the grid for nothing.
+        let hint = if p.spec.anatomy.source.is_some() {
+            "widen anatomy.size if the imported map reaches further (a map its scan's field of view cut stays cut)"
+        } else {
+            "widen anatomy.size"
+        };
         s.warn(format!(
-            "{}: the body reaches the side of the anatomy grid ({:.0} × {:.0} mm) on {n} of {} slices and is cut there; widen anatomy.size",
+            "{}: the body reaches the side of the anatomy grid ({:.0} × {:.0} mm) on {n} of {} slices and is cut there; {hint}",
             subj.id, e[0], e[1], labels.grid.dims[2]
         ));
     }
