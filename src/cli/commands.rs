@@ -371,7 +371,39 @@ fn plan(p: &pipeline::Resolved, opts: &RunOptions) -> Result<ExitCode, CliError>
         human_bytes(est.peak_memory_bytes)
     );
     println!("disk       about {}", human_bytes(est.disk_bytes));
+    plan_model(p);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--dry-run` of a diffusion-model pipeline: the model, and which template labels it draws
+/// by a stand-in class or leaves to the procedural renderer (an imported map's labels are
+/// named when the run reads it).
+fn plan_model(p: &pipeline::Resolved) {
+    use synthcohort::generate::ldm;
+    let g = &p.spec.generator;
+    if g.kind != pipeline::spec::GeneratorKind::LatentDiffusion {
+        return;
+    }
+    let template = p.spec.anatomy.template;
+    let Ok(cfg) = ldm::resolve_model(g.model.as_deref(), template.name(), &p.base_dir)
+        .and_then(|dir| ldm::read_config(&dir))
+    else {
+        return;
+    };
+    println!("model      {}", cfg.name);
+    if p.spec.anatomy.source.is_some() {
+        println!("stand-ins  named when the imported label map is read");
+        return;
+    }
+    let ids = synthcohort::anatomy::template_labels(template);
+    let named = ldm::stand_ins(&cfg, &ids);
+    if !named.is_empty() {
+        println!("stand-ins  {}", named.join(", "));
+    }
+    let unseen = ldm::unseen_labels(&cfg, &ids);
+    if !unseen.is_empty() {
+        println!("procedural {}", unseen.join(", "));
+    }
 }
 
 fn human_bytes(b: u64) -> String {

@@ -112,6 +112,8 @@ pub struct LatentDiffusion {
     /// Draws the labels the model has no class for (`generator.unseen_labels: procedural`);
     /// None: they come out as the background class (validation refuses such templates).
     pub unseen_fallback: Option<super::procedural::Procedural>,
+    /// Whether the run's log has named the stand-ins yet (once per run, not per subject).
+    stand_ins_named: std::sync::atomic::AtomicBool,
 }
 
 impl LatentDiffusion {
@@ -130,6 +132,7 @@ impl LatentDiffusion {
             guidance,
             lesion_targets: true,
             unseen_fallback: None,
+            stand_ins_named: Default::default(),
         })
     }
 
@@ -203,6 +206,26 @@ fn mirror_name(name: &str) -> Option<String> {
         })
         .collect();
     swapped.then(|| parts.join("_"))
+}
+
+/// Labels among `ids` the model draws by another class, as `label → class` (with why, for a
+/// class marked as metal): what a user should know before reading the cohort's images.
+pub fn stand_ins(cfg: &LdmConfig, ids: &[u16]) -> Vec<String> {
+    ids.iter()
+        .filter_map(|&id| ontology::label_by_id(id))
+        .filter_map(|l| {
+            let name = class_name(l.name);
+            let by = &cfg.classes[model_class(cfg, &name)? as usize];
+            (*by != name).then(|| {
+                let why = if synthcohort_ldm::metal::is_metal(cfg, &name) {
+                    " (metal in its training data)"
+                } else {
+                    ""
+                };
+                format!("{} → {by}{why}", l.name)
+            })
+        })
+        .collect()
 }
 
 /// Labels among `ids` the model can draw neither as themselves nor by a class of their
@@ -321,6 +344,27 @@ impl Generator for LatentDiffusion {
         let grid = &req.labels.grid;
         let lesion_ids: Vec<u16> = req.lesions.iter().map(|l| l.label_id).collect();
         let (lut, unseen_label) = self.class_lut(req.labels, &lesion_ids);
+        if !self
+            .stand_ins_named
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            let mut present = vec![false; lut.len()];
+            for &l in &req.labels.data {
+                present[l as usize] = true;
+            }
+            let ids: Vec<u16> = (1..lut.len() as u16)
+                .filter(|&id| present[id as usize] && !lesion_ids.contains(&id))
+                .collect();
+            let named = stand_ins(&self.config, &ids);
+            if !named.is_empty() {
+                tracing::info!(
+                    "the model `{}` draws {} label(s) by a stand-in class: {}",
+                    self.config.name,
+                    named.len(),
+                    named.join(", ")
+                );
+            }
+        }
         let classes: Vec<u8> = req.labels.data.iter().map(|&l| lut[l as usize]).collect();
         let sreq = SampleRequest {
             classes: &classes,
@@ -577,5 +621,19 @@ mod tests {
         assert_eq!(mirror_name("rib_right_12").as_deref(), Some("rib_left_12"));
         assert_eq!(mirror_name("liver"), None);
         assert_eq!(mirror_name("leftover"), None);
+    }
+
+    #[test]
+    fn stand_ins_are_named_with_the_metal_reason() {
+        let cfg = shipped();
+        let id = |n: &str| ontology::label_by_name(n).unwrap().id;
+        let named = stand_ins(&cfg, &[id("liver"), id("femur_left"), id("rib_left_7")]);
+        assert_eq!(
+            named,
+            [
+                "femur_left → femur_right (metal in its training data)",
+                "rib_left_7 → rib_right_7"
+            ]
+        );
     }
 }
