@@ -216,7 +216,7 @@ fn real_ct_model_on_its_held_out_region() {
 
 /// The model's samples stay on the CT number scale (its stochastic detail's tails reached
 /// −2700 HU outside the body before they were held to it), and its training patient's left
-/// hip prosthesis (9.6 % of the real `femur_left` above 2500 HU) is not drawn into the left
+/// hip prosthesis (6.1 % of the real `femur_left` at 3000 HU or more) is not drawn into the left
 /// femur of a sample: `femur_left` is marked as metal and drawn by its mirror.
 fn assert_no_metal_and_in_range(cohort: &Path) {
     use synthcohort::io::nifti;

@@ -1,25 +1,28 @@
 //! Classes whose training CT holds metal: drawn by a stand-in, never as themselves.
 //!
 //! Why: real CT datasets carry implants — the one `ct-abdomen` learned from has a left hip
-//! prosthesis: 9.6 % of its `femur_left` training voxels above 2500 HU (up to 3100, the
-//! scanner's ceiling) and streaks down to −670 HU around them. A model learns that as what a left femur is, and every sample's left femur
-//! came out as metal and streak noise (−1770 to 4860 HU) under a label that says "femur":
-//! a wrong label for a segmentation model trained on the cohort. No tissue reaches that
-//! attenuation (cortical bone ≈ 1900 HU at 120 kVp; ICRU 46 cortical bone, 1.92 g/cm³), so a
-//! class with a measurable share of voxels above [`METAL_HU`] is marked at training, and
-//! generation draws it by its mirror or by another class of its tissue (`femur_right`).
+//! prosthesis: 6.1 % of its `femur_left` training voxels at 3000 HU or more (up to 3100, the
+//! scanner's ceiling; 13 % above 1500 HU) and streaks down to −670 HU around them. A model
+//! learns that as what a left femur is, and every sample's left femur came out as metal and
+//! streak noise (−1770 to 4860 HU) under a label that says "femur": a wrong label for a
+//! segmentation model trained on the cohort. No tissue reaches that attenuation, so a class
+//! with a measurable share of voxels above [`METAL_HU`] is marked at training, and generation
+//! draws it by its mirror or by another class of its tissue (`femur_right`).
 
 use crate::model::{LdmConfig, Modality};
 use crate::train::CaseSource;
 use crate::LdmError;
 
-/// HU above which a voxel is taken as metal (or its blooming): above dense cortical bone at
-/// any clinical tube voltage (≈ 1900 HU at 120 kVp, a little more at 80 kVp).
-pub const METAL_HU: f32 = 2500.0;
+/// HU above which a voxel is taken as metal: just below the 12-bit ceiling (3071 HU) where
+/// metal saturates, and above fully mineralised cortical bone (ICRU 46, 1.92 g/cm³) at every
+/// effective energy from 50 keV up — 2589 HU at 50 keV (about an 80 kVp beam's), 1936 at
+/// 60 keV, 1559 at 70 keV (μ/ρ of the project's tables; `src/generate/ldm.rs` tests it) —
+/// while a real bone voxel is never all cortex at full density.
+pub const METAL_HU: f32 = 3000.0;
 
 /// Share of a class's training voxels above [`METAL_HU`] that marks the class: well above
 /// what noise or a few misplaced label voxels next to an implant give (the other 61 classes
-/// of `ct-abdomen`: none at all), well below an implant inside the class (9.6 %).
+/// of `ct-abdomen`: none at all), well below an implant inside the class (6.1 %).
 pub const METAL_FRACTION: f64 = 0.01;
 
 /// Counts, per class, training voxels and those above [`METAL_HU`] in the `hu` channel.
@@ -100,19 +103,23 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let mut count = MetalCount::new(4);
-        // femur_left: 13 % at 3000 HU (an implant); femur_right: 0.5 % at
-        // 2600 HU (below the share); aorta: contrast at 400 HU (below the threshold);
-        // background: metal outside the body never marks it.
+        // femur_left: 13 % at 3071 HU (an implant); femur_right: 0.5 % at 3050 HU (below
+        // the share) and dense cortex at 2600 HU (below the threshold); aorta: contrast at
+        // 400 HU; background: metal outside the body never marks it.
         let mut hu = Vec::new();
         let mut classes = Vec::new();
         for i in 0..1000 {
-            hu.push(if i < 130 { 3000.0 } else { 250.0 });
+            hu.push(if i < 130 { 3071.0 } else { 250.0 });
             classes.push(1);
-            hu.push(if i < 5 { 2600.0 } else { 180.0 });
+            hu.push(match i {
+                0..5 => 3050.0,
+                5..300 => 2600.0,
+                _ => 180.0,
+            });
             classes.push(2);
             hu.push(400.0);
             classes.push(3);
-            hu.push(if i < 500 { 3000.0 } else { -1000.0 });
+            hu.push(if i < 500 { 3071.0 } else { -1000.0 });
             classes.push(0);
         }
         count.add(&hu, &classes);

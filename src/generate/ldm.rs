@@ -623,6 +623,30 @@ mod tests {
         assert_eq!(mirror_name("leftover"), None);
     }
 
+    /// The metal threshold against the attenuation tables: fully mineralised cortical bone
+    /// (ICRU 46) stays below it at every effective energy from 50 keV (about an 80 kVp beam)
+    /// up, and it sits below the 12-bit ceiling where metal saturates.
+    #[test]
+    fn the_metal_threshold_is_above_cortical_bone_and_below_the_ceiling() {
+        use crate::tissue::attenuation::{density, material_index, mu_rho_at_kev};
+        let (bone, water) = (
+            material_index("cortical_bone").unwrap(),
+            material_index("water").unwrap(),
+        );
+        let hu = |kev: usize| {
+            let mu = |m: usize, name: &str| density(name).unwrap() * mu_rho_at_kev(m, kev);
+            1000.0 * (mu(bone, "cortical_bone") / mu(water, "water") - 1.0)
+        };
+        let metal = f64::from(synthcohort_ldm::metal::METAL_HU);
+        for kev in 50..=80 {
+            assert!(hu(kev) < metal - 300.0, "{kev} keV: {}", hu(kev));
+        }
+        // NIST XCOM at 60 keV (about a 120 kVp beam's effective energy): cortical bone
+        // (ICRU-44) 0.3148 cm²/g × 1.92 g/cm³ against water 0.2059 cm²/g → 1935 HU.
+        assert!((hu(60) - 1936.0).abs() < 50.0, "{}", hu(60));
+        assert!(metal < f64::from(HU_MAX));
+    }
+
     #[test]
     fn stand_ins_are_named_with_the_metal_reason() {
         let cfg = shipped();
