@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use super::ontology::{label_by_id, ontology, organ_group, HEART, LIVER, SPLEEN, STOMACH};
+use super::ontology::{
+    label_by_id, mirror_name, ontology, organ_group, HEART, LIVER, SPLEEN, STOMACH,
+};
 use super::ontology::{GALLBLADDER, KIDNEY_LEFT, KIDNEY_RIGHT};
 use crate::volume::Volume;
 
@@ -215,7 +217,9 @@ pub fn laterality(v: &Volume<u16>) -> LateralityReport {
         if !info.name.contains("left") {
             continue;
         }
-        let twin = info.name.replacen("left", "right", 1);
+        let Some(twin) = mirror_name(info.name) else {
+            continue;
+        };
         let Some(r) = ontology().iter().find(|o| o.name == twin) else {
             continue;
         };

@@ -359,6 +359,26 @@ pub fn label_by_id(id: u16) -> Option<&'static LabelInfo> {
     ontology().iter().find(|l| l.id == id)
 }
 
+/// The label of the other side (`rib_left_7` → `rib_right_7`); None for an unpaired one.
+pub fn mirror_name(name: &str) -> Option<String> {
+    let mut swapped = false;
+    let parts: Vec<&str> = name
+        .split('_')
+        .map(|p| match p {
+            "left" => {
+                swapped = true;
+                "right"
+            }
+            "right" => {
+                swapped = true;
+                "left"
+            }
+            other => other,
+        })
+        .collect();
+    swapped.then(|| parts.join("_"))
+}
+
 pub(crate) fn normalize(name: &str) -> String {
     name.trim().to_ascii_lowercase().replace([' ', '-'], "_")
 }

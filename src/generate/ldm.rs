@@ -172,7 +172,7 @@ pub fn model_class(cfg: &LdmConfig, name: &str) -> Option<u8> {
     cfg.class_index(name)
         .filter(usable)
         .or_else(|| {
-            mirror_name(name)
+            ontology::mirror_name(name)
                 .and_then(|m| cfg.class_index(&m))
                 .filter(usable)
         })
@@ -186,26 +186,6 @@ pub fn model_class(cfg: &LdmConfig, name: &str) -> Option<u8> {
                 .then_some(i as u8)
             })
         })
-}
-
-/// The label of the other side (`rib_left_7` → `rib_right_7`); None for an unpaired one.
-fn mirror_name(name: &str) -> Option<String> {
-    let mut swapped = false;
-    let parts: Vec<&str> = name
-        .split('_')
-        .map(|p| match p {
-            "left" => {
-                swapped = true;
-                "right"
-            }
-            "right" => {
-                swapped = true;
-                "left"
-            }
-            other => other,
-        })
-        .collect();
-    swapped.then(|| parts.join("_"))
 }
 
 /// Labels among `ids` the model draws by another class, as `label → class` (with why, for a
@@ -615,12 +595,15 @@ mod tests {
             Some(idx("lung_lower_lobe_right"))
         );
         assert_eq!(
-            mirror_name("iliac_vena_left").as_deref(),
+            ontology::mirror_name("iliac_vena_left").as_deref(),
             Some("iliac_vena_right")
         );
-        assert_eq!(mirror_name("rib_right_12").as_deref(), Some("rib_left_12"));
-        assert_eq!(mirror_name("liver"), None);
-        assert_eq!(mirror_name("leftover"), None);
+        assert_eq!(
+            ontology::mirror_name("rib_right_12").as_deref(),
+            Some("rib_left_12")
+        );
+        assert_eq!(ontology::mirror_name("liver"), None);
+        assert_eq!(ontology::mirror_name("leftover"), None);
     }
 
     /// The metal threshold against the attenuation tables: fully mineralised cortical bone
