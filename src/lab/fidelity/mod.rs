@@ -34,8 +34,8 @@ use crate::tissue;
 use crate::volume::Volume;
 use picture::{patch, Picture, PICTURE_COLUMNS, SHOW_MM};
 use texture::{
-    glcm, glcm_distance, glcm_range, nps, nps_bins, texture_distance, GLCM_LEVELS, PATCH_MM,
-    SMALL_PATCH_MM,
+    glcm, glcm_distance, glcm_range, nps, nps_bin_centres, nps_bins, texture_distance, GLCM_LEVELS,
+    PATCH_MM, SMALL_PATCH_MM,
 };
 
 /// Organ groups compared (ontology groups, plus `muscle` and `fat` below): solid organs,
@@ -111,6 +111,15 @@ pub struct Row {
     pub texture_distance: Option<f64>,
     /// Side of the NPS patches (mm): 24, or 12 for organs too thin for a 24 mm patch.
     pub texture_patch_mm: f64,
+    /// The radial NPS bins' centres (cycles/mm) and both spectra (HU²·mm²) the texture
+    /// distance compares (empty where an organ has no patch; the painter's is flat, empty).
+    pub nps_frequency_cycles_mm: Vec<f64>,
+    pub nps_real: Vec<f64>,
+    pub nps_cohort: Vec<f64>,
+    /// Axial patches behind each spectrum (all real scans, all subjects); a texture distance
+    /// from a handful of real patches is marked in the report.
+    pub nps_patches_real: usize,
+    pub nps_patches_cohort: usize,
     /// GLCM contrast, homogeneity, entropy (bits) of the real organ and the cohort's.
     pub glcm_real: Option<[f64; 3]>,
     pub glcm_cohort: Option<[f64; 3]>,
@@ -122,11 +131,17 @@ pub struct Row {
     pub volume_ml_cohort: f64,
 }
 
+/// Below this many real patches an organ's NPS is one or two patches' noise, and the report
+/// says so beside its texture distance.
+pub(super) const FEW_PATCHES: usize = 10;
+
 /// One source's voxels of one organ: HU values, radially binned NPS, volume, GLCM features.
 #[derive(Default)]
 struct Organ {
     hu: Vec<f64>,
     nps: Option<Vec<f64>>,
+    /// Patches the NPS averages.
+    nps_patches: usize,
     volume_ml: f64,
     glcm: Option<[f64; 3]>,
 }
@@ -182,9 +197,12 @@ fn sample(values: &[f32], mask: &[bool]) -> Vec<f64> {
 
 fn organ(image: &Volume<f32>, mask: &[bool], f_max: f64, patch_mm: f64) -> Organ {
     let n = mask.iter().filter(|&&m| m).count();
+    let (nps, nps_patches) = nps(&image.data, mask, &image.grid, f_max, patch_mm)
+        .map_or((None, 0), |(v, p)| (Some(v), p));
     Organ {
         hu: sample(&image.data, mask),
-        nps: nps(&image.data, mask, &image.grid, f_max, patch_mm),
+        nps,
+        nps_patches,
         volume_ml: n as f64 * image.grid.voxel_ml(),
         glcm: None,
     }
@@ -385,7 +403,8 @@ pub(super) fn compare(reals: &[RealScan], cohorts: &[Cohort]) -> (Vec<Row>, Pict
         .map(|c| nyquist(&c.image.grid))
         .chain(reals.iter().map(|r| nyquist(&r.image.grid)))
         .fold(f64::INFINITY, f64::min);
-    let pooled = |parts: &[Organ], patch_mm: f64| -> (Option<Vec<f64>>, Option<[f64; 3]>) {
+    // An organ's NPS and GLCM features over scans or subjects, with the NPS's patch count.
+    let pooled = |parts: &[Organ], patch_mm: f64| -> (Option<Vec<f64>>, usize, Option<[f64; 3]>) {
         let nps: Vec<&Vec<f64>> = parts.iter().filter_map(|o| o.nps.as_ref()).collect();
         let nps_mean = (!nps.is_empty()).then(|| {
             (0..nps_bins(f_max, patch_mm))
@@ -396,7 +415,8 @@ pub(super) fn compare(reals: &[RealScan], cohorts: &[Cohort]) -> (Vec<Row>, Pict
         let features = (!feats.is_empty()).then(|| {
             [0, 1, 2].map(|k| feats.iter().map(|f| f[k]).sum::<f64>() / feats.len() as f64)
         });
-        (nps_mean, features)
+        let patches = parts.iter().map(|o| o.nps_patches).sum();
+        (nps_mean, patches, features)
     };
 
     let mut out = Vec::new();
@@ -432,10 +452,11 @@ pub(super) fn compare(reals: &[RealScan], cohorts: &[Cohort]) -> (Vec<Row>, Pict
         for ((p, r), m) in parts.iter_mut().zip(reals).zip(&real_masks) {
             p.glcm = glcm(&r.image.data, m, &r.image.grid, range);
         }
-        let (nps, glcm_real) = pooled(&parts, patch_mm);
+        let (nps, nps_patches, glcm_real) = pooled(&parts, patch_mm);
         let real = Organ {
             hu,
             nps,
+            nps_patches,
             volume_ml,
             glcm: glcm_real,
         };
@@ -443,6 +464,7 @@ pub(super) fn compare(reals: &[RealScan], cohorts: &[Cohort]) -> (Vec<Row>, Pict
         let row = |name: &str,
                    hu: &[f64],
                    nps: Option<&Vec<f64>>,
+                   nps_patches: usize,
                    flat: bool,
                    volume: f64,
                    features: Option<[f64; 3]>| Row {
@@ -455,6 +477,15 @@ pub(super) fn compare(reals: &[RealScan], cohorts: &[Cohort]) -> (Vec<Row>, Pict
             hu_w1: w1(&real.hu, hu),
             texture_distance: texture_distance(real.nps.as_ref(), nps, flat),
             texture_patch_mm: patch_mm,
+            nps_frequency_cycles_mm: real
+                .nps
+                .as_ref()
+                .map(|v| nps_bin_centres(f_max, patch_mm, v.len()))
+                .unwrap_or_default(),
+            nps_real: real.nps.clone().unwrap_or_default(),
+            nps_cohort: nps.cloned().unwrap_or_default(),
+            nps_patches_real: real.nps_patches,
+            nps_patches_cohort: nps_patches,
             glcm_real: real.glcm,
             glcm_cohort: features,
             glcm_distance: glcm_distance(real.glcm, features),
@@ -506,14 +537,15 @@ pub(super) fn compare(reals: &[RealScan], cohorts: &[Cohort]) -> (Vec<Row>, Pict
                     .collect();
                 let grid = &c.subjects[0].image.grid;
                 let flat = glcm(&painted[0], &masks[0], grid, range);
-                out.push(row("painter", &painter, None, true, volume, flat));
+                out.push(row("painter", &painter, None, 0, true, volume, flat));
                 tiles.push(patch(&painted[0], grid, &masks[0], group));
             }
-            let (nps_mean, features) = pooled(&parts, patch_mm);
+            let (nps_mean, nps_patches, features) = pooled(&parts, patch_mm);
             out.push(row(
                 &c.generator,
                 &hu,
                 nps_mean.as_ref(),
+                nps_patches,
                 false,
                 volume,
                 features,
@@ -576,7 +608,7 @@ pub(super) fn picture_columns(cohorts: &[Cohort]) -> Vec<String> {
 pub(super) fn table(rows: &[Row], columns: &[String]) -> String {
     let f = |v: Option<f64>, d: usize| v.map_or("—".to_string(), |x| format!("{x:.d$}"));
     let mut md = format!(
-        "Per organ: HU 1-Wasserstein distance, texture distance (mean |Δ log10 NPS|, radially binned, patches of {PATCH_MM} mm, {SMALL_PATCH_MM} mm where marked ¹ because no larger patch fits inside the real organ), GLCM distance (mean relative difference of contrast, homogeneity and entropy of in-plane neighbour pairs, {GLCM_LEVELS} grey levels over the real organ's 1st–99th HU percentiles), lung vessel fraction (> −500 HU), volume. Lower distances are closer to the real scan; `painter` paints every label with its tissue table's mean HU. `patches.png`: per organ (rows, in the table's order) a {SHOW_MM} mm axial patch where the organ is deepest, columns {}.\n\n| organ | generator | HU mean real / cohort | HU W1 | texture distance | GLCM distance | vessel fraction real / cohort | volume mL real / cohort |\n|---|---|---|---|---|---|---|---|\n",
+        "Per organ: HU 1-Wasserstein distance, texture distance (mean |Δ log10 NPS|, radially binned, patches of {PATCH_MM} mm, {SMALL_PATCH_MM} mm where marked ¹ because no larger patch fits inside the real organ; ² where fewer than {FEW_PATCHES} real patches fit: a noisy spectrum), GLCM distance (mean relative difference of contrast, homogeneity and entropy of in-plane neighbour pairs, {GLCM_LEVELS} grey levels over the real organ's 1st–99th HU percentiles), lung vessel fraction (> −500 HU), volume. Lower distances are closer to the real scan; `painter` paints every label with its tissue table's mean HU. `patches.png`: per organ (rows, in the table's order) a {SHOW_MM} mm axial patch where the organ is deepest, columns {}.\n\n| organ | generator | HU mean real / cohort | HU W1 | texture distance | GLCM distance | vessel fraction real / cohort | volume mL real / cohort |\n|---|---|---|---|---|---|---|---|\n",
         columns.join(" | ")
     );
     for r in rows {
@@ -588,10 +620,12 @@ pub(super) fn table(rows: &[Row], columns: &[String]) -> String {
             r.hu_mean_cohort,
             r.hu_w1,
             f(r.texture_distance, 2),
-            if r.texture_distance.is_some() && r.texture_patch_mm < PATCH_MM {
-                " ¹"
-            } else {
-                ""
+            match (r.texture_distance, r.texture_patch_mm < PATCH_MM) {
+                (None, _) => "",
+                (Some(_), true) if r.nps_patches_real < FEW_PATCHES => " ¹ ²",
+                (Some(_), true) => " ¹",
+                (Some(_), false) if r.nps_patches_real < FEW_PATCHES => " ²",
+                (Some(_), false) => "",
             },
             f(r.glcm_distance, 2),
             match (r.vessel_fraction_real, r.vessel_fraction_cohort) {

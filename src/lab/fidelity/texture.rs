@@ -16,14 +16,15 @@ pub(super) const NPS_BINS: usize = 8;
 pub(super) const NPS_FLOOR: f64 = 1e-3;
 
 /// Radially averaged NPS (HU²·mm²) of the mean-removed square axial patches wholly inside
-/// `mask`, in `NPS_BINS` bins up to `f_max` cycles/mm; None without a patch.
+/// `mask`, in `NPS_BINS` bins up to `f_max` cycles/mm, and how many patches it averages;
+/// None without a patch.
 pub(super) fn nps(
     values: &[f32],
     mask: &[bool],
     grid: &crate::volume::Grid,
     f_max: f64,
     patch_mm: f64,
-) -> Option<Vec<f64>> {
+) -> Option<(Vec<f64>, usize)> {
     let [nx, ny, nz] = grid.dims;
     let (dx, dy) = (grid.spacing_mm[0], grid.spacing_mm[1]);
     let n = ((patch_mm / dx.max(dy)).round() as usize).max(4);
@@ -85,13 +86,26 @@ pub(super) fn nps(
             }
         }
     }
-    (patches > 0 && count.iter().all(|&c| c > 0))
-        .then(|| sum.iter().zip(&count).map(|(s, &c)| s / c as f64).collect())
+    (patches > 0 && count.iter().all(|&c| c > 0)).then(|| {
+        (
+            sum.iter().zip(&count).map(|(s, &c)| s / c as f64).collect(),
+            patches,
+        )
+    })
 }
 
 /// Radial bins between the patch's fundamental and `f_max` (cycles/mm).
 pub(super) fn nps_bins(f_max: f64, patch_mm: f64) -> usize {
     (((f_max - 0.99 / patch_mm) * patch_mm).floor() as usize).clamp(1, NPS_BINS)
+}
+
+/// Centres (cycles/mm) of the `bins` radial bins `nps` fills between the patch's fundamental
+/// and `f_max`.
+pub(super) fn nps_bin_centres(f_max: f64, patch_mm: f64, bins: usize) -> Vec<f64> {
+    let f_lo = 0.99 / patch_mm;
+    (0..bins)
+        .map(|b| f_lo + (b as f64 + 0.5) * (f_max - f_lo) / bins as f64)
+        .collect()
 }
 
 /// Grey-level co-occurrence features (contrast, homogeneity, entropy in bits) of in-plane
@@ -208,11 +222,18 @@ mod tests {
         let d = Normal::new(40.0, 12.0).unwrap();
         let v: Vec<f32> = (0..grid.len()).map(|_| d.sample(&mut rng) as f32).collect();
         let mask = vec![true; grid.len()];
-        let nps = nps(&v, &mask, &grid, 0.5 / 0.8, PATCH_MM).unwrap();
+        let (nps, patches) = nps(&v, &mask, &grid, 0.5 / 0.8, PATCH_MM).unwrap();
+        // 30-voxel patches on a non-overlapping lattice: 3 × 3 per slice, 8 slices.
+        assert_eq!(patches, 72);
         let want = 12.0f64.powi(2) * 0.8 * 0.8;
         for (b, x) in nps.iter().enumerate() {
             assert!((x / want - 1.0).abs() < 0.1, "bin {b}: {x} vs {want}");
         }
+        // Bin centres: one per bin, rising, between the patch's fundamental and Nyquist.
+        let centres = nps_bin_centres(0.5 / 0.8, PATCH_MM, nps.len());
+        assert_eq!(centres.len(), nps.len());
+        assert!(centres[0] > 1.0 / PATCH_MM * 0.99 && centres[centres.len() - 1] < 0.625);
+        assert!(centres.windows(2).all(|w| w[1] > w[0]));
     }
 
     /// A flat organ has no co-occurrence contrast and full homogeneity; alternating levels
