@@ -124,6 +124,7 @@ impl TrainModel {
         cfg: &LdmConfig,
         cases: &dyn CaseSource,
         latents: &Latents,
+        focal: &[Option<f32>],
         progress: &mut dyn FnMut(usize),
     ) -> Result<crate::texture::ResidualTexture, LdmError> {
         use burn::module::AutodiffModule;
@@ -133,12 +134,13 @@ impl TrainModel {
                 cfg,
                 cases,
                 latents,
+                focal,
                 &Default::default(),
                 progress,
             ),
             #[cfg(feature = "cuda")]
             TrainModel::Gpu(m, dev) => {
-                train::fit_texture(&m.valid(), cfg, cases, latents, dev, progress)
+                train::fit_texture(&m.valid(), cfg, cases, latents, focal, dev, progress)
             }
         }
     }

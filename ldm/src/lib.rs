@@ -10,6 +10,7 @@ pub mod autoencoder;
 pub mod blocks;
 pub mod cpu;
 pub mod error;
+pub mod focal;
 pub mod metal;
 pub mod model;
 pub mod noise;

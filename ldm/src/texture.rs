@@ -55,6 +55,10 @@ pub struct ResidualTexture {
     pub neighbour_correlation: Vec<[f32; 3]>,
     /// Training voxels the statistics were measured on.
     pub voxels: u64,
+    /// Per class, training voxels left out as focal findings ([`crate::focal`]); empty for
+    /// statistics measured before the rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub focal_voxels: Vec<u64>,
 }
 
 fn kernel_dims() -> [usize; 3] {
@@ -125,6 +129,8 @@ impl TextureFit {
     /// Why not all: where a block holds two tissues the residual is mostly the decoder's
     /// and the labels' misfit at the boundary (fat and muscle from HU windows: up to
     /// 400 HU), which spread over every fat voxel tripled its within-block spread.
+    /// A NaN residual (a focal finding, [`crate::focal`]) is left out here and in
+    /// [`TextureFit::add_correlation`].
     pub fn add_marginals(&mut self, residual: &[f32], classes: &[u8], dims: [usize; 3]) {
         let n = classes.len();
         let tier = tiers(classes, dims);
@@ -134,6 +140,9 @@ impl TextureFit {
                 .zip(&residual[ch * n..(ch + 1) * n])
                 .enumerate()
             {
+                if v.is_nan() {
+                    continue;
+                }
                 let c = usize::from(c).min(self.classes - 1);
                 let b = self.bin(ch, v);
                 for t in tier[i]..3 {
@@ -185,9 +194,10 @@ impl TextureFit {
             let used: Vec<bool> = classes
                 .iter()
                 .zip(&tier)
-                .map(|(&c, &t)| {
+                .zip(&residual[ch * n..(ch + 1) * n])
+                .map(|((&c, &t), v)| {
                     let c = usize::from(c).min(k - 1);
-                    c != 0 && t <= self.chosen[ch * k + c]
+                    c != 0 && t <= self.chosen[ch * k + c] && !v.is_nan()
                 })
                 .collect();
             let g: Vec<f32> = classes
@@ -282,6 +292,7 @@ impl TextureFit {
             kernels,
             neighbour_correlation,
             voxels,
+            focal_voxels: Vec::new(),
         }
     }
 }
@@ -596,6 +607,37 @@ mod tests {
         assert!((r - 0.5).abs() < 0.1, "drawn x correlation {r}");
         let frac = above as f64 / k2 as f64;
         assert!((frac - 0.159).abs() < 0.04, "class 2 tail {frac}");
+    }
+
+    /// A focal finding's voxels (NaN residuals, `crate::focal`) are left out: a class whose
+    /// residual holds a 100-voxel 800 HU cluster keeps that tail in its quantiles, the same
+    /// class with those voxels marked does not, and its correlation stays finite.
+    #[test]
+    fn focal_voxels_are_left_out_of_the_marginal_and_the_correlation() {
+        let dims = [32, 32, 16];
+        let n: usize = dims.iter().product();
+        let classes = vec![1u8; n];
+        let noise = normal_noise(5, n);
+        let fit = |res: &[f32]| {
+            let mut f = TextureFit::new(&[1000.0], 2);
+            f.add_marginals(res, &classes, dims);
+            f.add_correlation(res, &classes, dims);
+            f.finish()
+        };
+        let stone: Vec<f32> = noise
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if i < 100 { 800.0 } else { 10.0 * v })
+            .collect();
+        let left_out: Vec<f32> = stone
+            .iter()
+            .map(|&v| if v > 500.0 { f32::NAN } else { v })
+            .collect();
+        let (with, without) = (fit(&stone), fit(&left_out));
+        assert!(with.quantiles[0][1][QUANTILES - 1] > 700.0);
+        assert!(without.quantiles[0][1][QUANTILES - 1] < 60.0);
+        assert_eq!(without.voxels, n as u64 - 100);
+        assert!(without.kernels[0].iter().all(|k| k.is_finite()));
     }
 
     #[test]

@@ -660,12 +660,15 @@ fn decode_latent<B: Backend>(
 
 /// Measures the residual texture ([`crate::texture`]) of a trained autoencoder on labelled
 /// cases and their posterior-mean latents: each case is decoded twice (marginals, then
-/// correlations), one at a time. `progress(k)` after each of the 2 × cases decodes.
+/// correlations), one at a time. Voxels above their class's `focal` ceiling
+/// ([`crate::focal`], HU; empty: none) are left out. `progress(k)` after each of the
+/// 2 × cases decodes.
 pub fn fit_texture<B: Backend>(
     model: &Ldm<B>,
     cfg: &LdmConfig,
     cases: &dyn CaseSource,
     latents: &Latents,
+    focal: &[Option<f32>],
     device: &B::Device,
     mut progress: impl FnMut(usize),
 ) -> Result<ResidualTexture, LdmError> {
@@ -678,11 +681,28 @@ pub fn fit_texture<B: Backend>(
     }
     let scales: Vec<f32> = cfg.channels.iter().map(|c| c.scale).collect();
     let mut fit = TextureFit::new(&scales, cfg.classes.len());
+    let hu = crate::metal::hu_channel(cfg);
+    let mut focal_voxels = vec![0u64; cfg.classes.len()];
     for pass in 0..2 {
         for (i, latent) in latents.iter().enumerate() {
             let case = cases.case(i)?;
             let recon = decode_latent(model, cfg, &case, latent, device)?;
-            let residual: Vec<f32> = case.object.iter().zip(&recon).map(|(a, b)| a - b).collect();
+            let mut residual: Vec<f32> =
+                case.object.iter().zip(&recon).map(|(a, b)| a - b).collect();
+            if let Some(ch) = hu {
+                let n = case.classes.len();
+                for (j, &c) in case.classes.iter().enumerate() {
+                    if crate::focal::is_focal(focal, c, case.object[ch * n + j]) {
+                        for k in 0..cfg.channels.len() {
+                            residual[k * n + j] = f32::NAN;
+                        }
+                        if pass == 0 {
+                            let last = focal_voxels.len() - 1;
+                            focal_voxels[usize::from(c).min(last)] += 1;
+                        }
+                    }
+                }
+            }
             if pass == 0 {
                 fit.add_marginals(&residual, &case.classes, case.dims);
             } else {
@@ -691,7 +711,11 @@ pub fn fit_texture<B: Backend>(
             progress(pass * cases.len() + i + 1);
         }
     }
-    Ok(fit.finish())
+    let mut texture = fit.finish();
+    if focal_voxels.iter().any(|&k| k > 0) {
+        texture.focal_voxels = focal_voxels;
+    }
+    Ok(texture)
 }
 
 /// Cases the block-spread fit samples at most (evenly spaced through the list): a sample

@@ -554,11 +554,32 @@ fn latents_and_texture(
         .encode_cases(cfg, labelled, &mut |k| bar.set_position(k as u64))
         .map_err(LabError::from)?;
     bar.finish();
+    let parenchyma: Vec<bool> = cfg
+        .classes
+        .iter()
+        .map(|c| crate::tissue::is_parenchyma(c))
+        .collect();
+    let focal = synthcohort_ldm::focal::focal_ceilings(cfg, labelled, &parenchyma)
+        .map_err(LabError::from)?;
     let bar = TrainHooks::bar(2 * labelled.len(), 0, "texture", quiet);
     let texture = model
-        .fit_texture(cfg, labelled, &latents, &mut |k| bar.set_position(k as u64))
+        .fit_texture(cfg, labelled, &latents, &focal, &mut |k| {
+            bar.set_position(k as u64)
+        })
         .map_err(LabError::from)?;
     bar.finish();
+    for (name, (k, ceiling)) in cfg
+        .classes
+        .iter()
+        .zip(texture.focal_voxels.iter().zip(&focal))
+    {
+        if *k > 0 {
+            tracing::info!(
+                "{name}: {k} training voxel(s) above {:.0} HU left out of the stochastic detail as a focal finding (a stone, a calcification?)",
+                ceiling.unwrap_or(f32::NAN)
+            );
+        }
+    }
     Ok((latents, texture))
 }
 
@@ -711,7 +732,7 @@ fn model_card(cfg: &LdmConfig, facts: &CardFacts, unlabeled: &[Unlabeled]) -> St
     );
     if let Some(t) = &cfg.texture {
         let nc = &t.neighbour_correlation[0];
-        let _ = writeln!(s, "- Stochastic detail (`synthcohort_ldm::texture`): per class, 129 quantiles of the autoencoder's residual on the {} training voxels, and its spatial correlation (neighbour correlation of the normal scores x / y / z: {:.2} / {:.2} / {:.2}). Samples draw a Gaussian-copula field with them and add it without changing any 4×4×4 block's mean: noise and sub-block texture with the data's values and correlation length, not anatomy (no vessel tree, no trabecular network as such).\n", t.voxels, nc[0], nc[1], nc[2]);
+        let _ = writeln!(s, "- Stochastic detail (`synthcohort_ldm::texture`): per class, 129 quantiles of the autoencoder's residual on the {} training voxels, and its spatial correlation (neighbour correlation of the normal scores x / y / z: {:.2} / {:.2} / {:.2}). Samples draw a Gaussian-copula field with them and add it without changing any 4×4×4 block's mean: noise and sub-block texture with the data's values and correlation length, not anatomy (no vessel tree, no trabecular network as such).{}\n", t.voxels, nc[0], nc[1], nc[2], focal_line(cfg, t));
     }
     if let Some(sp) = &cfg.spread {
         // The classes whose blocks the calibration changes most, for a reader to judge.
@@ -761,6 +782,26 @@ fn model_card(cfg: &LdmConfig, facts: &CardFacts, unlabeled: &[Unlabeled]) -> St
         "- Evaluation figures: see `eval/report.md` (written by `synthcohort eval-model`)."
     );
     s
+}
+
+/// The card's account of the focal findings the stochastic detail left out, or nothing.
+fn focal_line(cfg: &LdmConfig, t: &synthcohort_ldm::texture::ResidualTexture) -> String {
+    let left: Vec<String> = cfg
+        .classes
+        .iter()
+        .zip(&t.focal_voxels)
+        .filter(|(_, &k)| k > 0)
+        .map(|(name, k)| format!("{name} {k}"))
+        .collect();
+    if left.is_empty() {
+        return String::new();
+    }
+    format!(
+        " Left out of it as focal findings (`synthcohort_ldm::focal`: voxels of a solid organ or muscle above both their class's median + {} robust SDs and {} HU — a stone, a calcification, an implant's streak — which the detail would scatter over every sample as specks), voxels per class: {}.",
+        synthcohort_ldm::focal::FOCAL_SDS,
+        synthcohort_ldm::focal::CALCIUM_HU,
+        left.join(", ")
+    )
 }
 
 /// What the card says the training data were, from the data folder itself: a synthcohort run

@@ -427,6 +427,20 @@ pub fn tissue_for_label(label_name: &str) -> &'static Tissue {
     tissue(class)
 }
 
+/// Whether a label's tissue is parenchyma — a solid organ, a gland, muscle, the cord — in
+/// which a bright focus on CT is a finding (a stone, a calcification, an implant's streak)
+/// rather than the tissue's own structure: not bone or cartilage (cortex, calcifying
+/// cartilage), lung (vessels), fat, gas, blood (contrast), stomach and bowel (oral contrast
+/// and content), nor `body`, the rest of the body no organ label claims. The model's
+/// stochastic detail leaves such foci out ([`synthcohort_ldm::focal`]).
+pub fn is_parenchyma(label_name: &str) -> bool {
+    label_name != "body"
+        && matches!(
+            tissue_for_label(label_name).name,
+            "liver" | "spleen" | "kidney" | "muscle" | "soft_tissue" | "spinal_cord"
+        )
+}
+
 /// Effective energy (keV) of the reference beam at which a tissue's HU fixes its density:
 /// the default 120 kVp protocol (`generic64`: 3.5 mm Al added to SpekPy's 2.5 mm Al) through the 200 mm
 /// water calibration phantom. Checked against the CT simulator's own beam in
@@ -472,6 +486,44 @@ pub fn density_for_hu(material: &str, hu: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where a bright focus is a finding (left out of a model's stochastic detail) and where
+    /// it is the tissue's own structure (cortex, vessels, contrast, content).
+    #[test]
+    fn parenchyma_is_solid_organs_and_muscle() {
+        for name in [
+            "liver",
+            "spleen",
+            "kidney_left",
+            "pancreas",
+            "gallbladder",
+            "urinary_bladder",
+            "prostate",
+            "gluteus_maximus_left",
+            "iliopsoas_right",
+            "skeletal_muscle",
+            "spinal_cord",
+        ] {
+            assert!(is_parenchyma(name), "{name}");
+        }
+        for name in [
+            "vertebrae_L1",
+            "femur_left",
+            "rib_left_9",
+            "costal_cartilages",
+            "lung_lower_lobe_right",
+            "aorta",
+            "portal_vein_and_splenic_vein",
+            "colon",
+            "stomach",
+            "subcutaneous_fat",
+            "intestinal_gas",
+            "background",
+            "body",
+        ] {
+            assert!(!is_parenchyma(name), "{name}");
+        }
+    }
 
     #[test]
     fn reference_values_are_carried_over() {
