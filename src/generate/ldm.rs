@@ -11,9 +11,7 @@ use std::sync::Mutex;
 /// Class name all lesion conditions share in the model: a model learns "lesion" tissue, the
 /// pipeline sets each lesion's own contrast.
 pub const LESION_CLASS: &str = "lesion";
-/// The CT number range a model's HU map is held to (the 12-bit range of clinical CT).
-pub const HU_MIN: f32 = -1024.0;
-pub const HU_MAX: f32 = 3071.0;
+pub use super::{HU_MAX, HU_MIN};
 
 /// Model class name of a label name: organs keep their name, anything the ontology does not
 /// know (lesion conditions) becomes [`LESION_CLASS`].

@@ -55,6 +55,12 @@ pub struct LesionTissue {
 /// preserved bronchial and vascular margins", Hansell et al., Radiology 2008).
 pub const GROUND_GLASS_TISSUE_FRACTION: f64 = 0.35;
 
+/// The CT number range every generator's HU map is held to: the 12-bit range of clinical CT.
+/// Texture tails past it (a model's stochastic detail in the background, the renderer's
+/// Gaussian texture in lung) are not tissue.
+pub const HU_MIN: f32 = -1024.0;
+pub const HU_MAX: f32 = 3071.0;
+
 impl LesionTissue {
     /// The tissue of a lesion's second part, from the lesion's own (`self`): cyst fluid is
     /// simple fluid (unenhancing, long T1 and T2, free diffusion); a necrotic core is tissue

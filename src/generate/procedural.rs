@@ -165,7 +165,10 @@ impl Generator for Procedural {
                     } else {
                         rho
                     };
-                    (h as f32, d.max(0.0) as f32)
+                    (
+                        (h as f32).clamp(super::HU_MIN, super::HU_MAX),
+                        d.max(0.0) as f32,
+                    )
                 })
                 .unzip();
             let mut material: Vec<u8> = labels.iter().map(|&l| mat_of_label[l as usize]).collect();
