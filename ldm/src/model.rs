@@ -445,6 +445,25 @@ pub fn padded(n: usize) -> usize {
     n.div_ceil(GRID_MULTIPLE) * GRID_MULTIPLE
 }
 
+/// Copies an x-fastest volume into a larger one (low corner aligned) whose added voxels
+/// repeat the nearest edge voxel. Sampling pads the label map so: zeros would be background
+/// — air — past the grid's edge, and the denoiser, which learned that the body ends against
+/// air, darkened the last blocks before it (the quickstart grid's top 8 slices 8–15 HU below
+/// the slices under them in every tissue), as if the patient ended where the grid does.
+pub fn pad_volume_edge<T: Copy + Default>(v: &[T], dims: [usize; 3], to: [usize; 3]) -> Vec<T> {
+    let mut out = vec![T::default(); to[0] * to[1] * to[2]];
+    for z in 0..to[2] {
+        for y in 0..to[1] {
+            let src = (z.min(dims[2] - 1) * dims[1] + y.min(dims[1] - 1)) * dims[0];
+            let dst = (z * to[1] + y) * to[0];
+            out[dst..dst + dims[0]].copy_from_slice(&v[src..src + dims[0]]);
+            let last = v[src + dims[0] - 1];
+            out[dst + dims[0]..dst + to[0]].fill(last);
+        }
+    }
+    out
+}
+
 /// Copies an x-fastest volume into a larger zero-padded one (low corner aligned).
 pub fn pad_volume<T: Copy + Default>(v: &[T], dims: [usize; 3], to: [usize; 3]) -> Vec<T> {
     let mut out = vec![T::default(); to[0] * to[1] * to[2]];
@@ -515,7 +534,7 @@ pub fn sample<B: Backend>(
         )));
     }
     let pdims = [padded(nx), padded(ny), padded(nz)];
-    let classes = pad_volume(req.classes, req.dims, pdims);
+    let classes = pad_volume_edge(req.classes, req.dims, pdims);
     let [lx, ly, lz] = pdims.map(|d| d / AE_FACTOR);
     let zc = cfg.autoencoder.latent_channels;
 

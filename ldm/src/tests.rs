@@ -421,6 +421,24 @@ fn padded_cells_encode_as_background() {
     assert_eq!(z.len(), 4 * 4 * 4 * cfg.autoencoder.latent_channels);
 }
 
+/// Sampling pads the label map by repeating its edge voxels, not with background (air):
+/// every added voxel takes the class of the nearest voxel inside the grid.
+#[test]
+fn sampling_pads_labels_with_their_edge() {
+    let dims = [3, 2, 2];
+    let v: Vec<u8> = (0..12).collect();
+    let p = model::pad_volume_edge(&v, dims, [5, 4, 3]);
+    assert_eq!(p.len(), 60);
+    for z in 0..3 {
+        for y in 0..4 {
+            for x in 0..5 {
+                let want = v[(z.min(1) * 2 + y.min(1)) * 3 + x.min(2)];
+                assert_eq!(p[(z * 4 + y) * 5 + x], want, "({x}, {y}, {z})");
+            }
+        }
+    }
+}
+
 #[test]
 fn oversized_config_is_refused_before_it_is_read() {
     let dir = std::env::temp_dir().join(format!("ldm-big-config-{}", std::process::id()));
