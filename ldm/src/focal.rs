@@ -18,9 +18,7 @@
 //! nephrographic phase raises its class's median and spread alike), the calcium floor keeps
 //! noise out in a class whose spread is small.
 
-use crate::model::LdmConfig;
-use crate::train::CaseSource;
-use crate::LdmError;
+use crate::hu_histogram::ClassHistogram;
 
 /// Robust SDs above its class's median a focal voxel lies: far past a Gaussian's reach
 /// (p ≈ 1e-9) and past the heavy tail of organ texture (`ct-abdomen`'s liver and spleen have
@@ -32,87 +30,23 @@ pub const FOCAL_SDS: f64 = 6.0;
 /// CT.
 pub const CALCIUM_HU: f32 = 130.0;
 
-/// HU range of the histograms: the 12-bit CT scale, 1 HU bins (values outside clamp).
-const HU_LO: f32 = -1024.0;
-const HU_BINS: usize = 4096;
-
-/// Per class, a 1 HU histogram of the training voxels' CT numbers.
-pub struct ClassHistogram {
-    bins: Vec<Vec<u64>>,
-}
-
-impl ClassHistogram {
-    pub fn new(classes: usize) -> Self {
-        Self {
-            bins: vec![vec![0; HU_BINS]; classes],
-        }
-    }
-
-    /// `hu`: one case's HU channel; `classes` its class map (same length).
-    pub fn add(&mut self, hu: &[f32], classes: &[u8]) {
-        for (&v, &c) in hu.iter().zip(classes) {
-            if let Some(h) = self.bins.get_mut(usize::from(c)) {
-                let b = ((v - HU_LO).floor().max(0.0) as usize).min(HU_BINS - 1);
-                h[b] += 1;
+/// Per class, the HU above which its voxels are focal findings, for the classes
+/// `parenchyma` marks (None for the others and for classes without voxels).
+pub fn ceilings(hist: &ClassHistogram, parenchyma: &[bool]) -> Vec<Option<f32>> {
+    (0..hist.classes())
+        .map(|c| {
+            if !parenchyma.get(c).copied().unwrap_or(false) {
+                return None;
             }
-        }
-    }
-
-    /// The `p`-quantile (bin centre, HU) of class `c`; None without voxels.
-    fn quantile(&self, c: usize, p: f64) -> Option<f32> {
-        let h = &self.bins[c];
-        let total: u64 = h.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let want = (p * total as f64).ceil().max(1.0) as u64;
-        let mut below = 0u64;
-        for (b, &k) in h.iter().enumerate() {
-            below += k;
-            if below >= want {
-                return Some(HU_LO + b as f32 + 0.5);
-            }
-        }
-        Some(HU_LO + HU_BINS as f32 - 0.5)
-    }
-
-    /// Per class, the HU above which its voxels are focal findings, for the classes
-    /// `parenchyma` marks (None for the others and for classes without voxels).
-    pub fn ceilings(&self, parenchyma: &[bool]) -> Vec<Option<f32>> {
-        (0..self.bins.len())
-            .map(|c| {
-                if !parenchyma.get(c).copied().unwrap_or(false) {
-                    return None;
-                }
-                let (q1, med, q3) = (
-                    self.quantile(c, 0.25)?,
-                    self.quantile(c, 0.5)?,
-                    self.quantile(c, 0.75)?,
-                );
-                let robust_sd = f64::from(q3 - q1) / 1.349;
-                Some(((f64::from(med) + FOCAL_SDS * robust_sd) as f32).max(CALCIUM_HU))
-            })
-            .collect()
-    }
-}
-
-/// The focal ceilings ([`ClassHistogram::ceilings`]) of a CT model's labelled training
-/// `cases`; all None for an MRI model. Reads each case once.
-pub fn focal_ceilings(
-    cfg: &LdmConfig,
-    cases: &dyn CaseSource,
-    parenchyma: &[bool],
-) -> Result<Vec<Option<f32>>, LdmError> {
-    let Some(ch) = crate::metal::hu_channel(cfg) else {
-        return Ok(vec![None; cfg.classes.len()]);
-    };
-    let mut hist = ClassHistogram::new(cfg.classes.len());
-    for i in 0..cases.len() {
-        let case = cases.case(i)?;
-        let n = case.classes.len();
-        hist.add(&case.object[ch * n..(ch + 1) * n], &case.classes);
-    }
-    Ok(hist.ceilings(parenchyma))
+            let (q1, med, q3) = (
+                hist.quantile(c, 0.25)?,
+                hist.quantile(c, 0.5)?,
+                hist.quantile(c, 0.75)?,
+            );
+            let robust_sd = f64::from(q3 - q1) / 1.349;
+            Some(((f64::from(med) + FOCAL_SDS * robust_sd) as f32).max(CALCIUM_HU))
+        })
+        .collect()
 }
 
 /// Whether a voxel of class `class` reading `hu` is focal under `ceilings`.
@@ -160,7 +94,7 @@ mod tests {
             );
         }
         h.add(&hu, &classes);
-        let ceil = h.ceilings(&[false, true, true, false, true]);
+        let ceil = ceilings(&h, &[false, true, true, false, true]);
         assert_eq!(ceil[0], None, "class 0 is not parenchyma");
         assert_eq!(ceil[3], None, "bone is not parenchyma");
         let count = |c: u8| {
@@ -191,7 +125,7 @@ mod tests {
         assert_eq!(ceil[4], Some(CALCIUM_HU));
         // An empty class has no ceiling.
         assert_eq!(
-            ClassHistogram::new(2).ceilings(&[true, true]),
+            ceilings(&ClassHistogram::new(2), &[true, true]),
             vec![None, None]
         );
     }

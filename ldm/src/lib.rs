@@ -11,6 +11,7 @@ pub mod blocks;
 pub mod cpu;
 pub mod error;
 pub mod focal;
+pub mod hu_histogram;
 pub mod metal;
 pub mod model;
 pub mod noise;

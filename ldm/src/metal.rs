@@ -9,9 +9,8 @@
 //! with a measurable share of voxels above [`METAL_HU`] is marked at training, and generation
 //! draws it by its mirror or by another class of its tissue (`femur_right`).
 
+use crate::hu_histogram::ClassHistogram;
 use crate::model::{LdmConfig, Modality};
-use crate::train::CaseSource;
-use crate::LdmError;
 
 /// HU above which a voxel is taken as metal: just below the 12-bit ceiling (3071 HU) where
 /// metal saturates, and above fully mineralised cortical bone (ICRU 46, 1.92 g/cm³) at every
@@ -25,41 +24,14 @@ pub const METAL_HU: f32 = 3000.0;
 /// of `ct-abdomen`: none at all), well below an implant inside the class (6.1 %).
 pub const METAL_FRACTION: f64 = 0.01;
 
-/// Counts, per class, training voxels and those above [`METAL_HU`] in the `hu` channel.
-pub struct MetalCount {
-    voxels: Vec<u64>,
-    metal: Vec<u64>,
-}
-
-impl MetalCount {
-    pub fn new(classes: usize) -> Self {
-        Self {
-            voxels: vec![0; classes],
-            metal: vec![0; classes],
-        }
-    }
-
-    /// `hu`: one case's HU channel; `classes` its class map (same length).
-    pub fn add(&mut self, hu: &[f32], classes: &[u8]) {
-        for (&v, &c) in hu.iter().zip(classes) {
-            let c = c as usize;
-            if c < self.voxels.len() {
-                self.voxels[c] += 1;
-                self.metal[c] += u64::from(v > METAL_HU);
-            }
-        }
-    }
-
-    /// Names of the classes (background never) whose metal share reaches [`METAL_FRACTION`],
-    /// with that share.
-    pub fn finish(&self, names: &[String]) -> Vec<(String, f64)> {
-        (1..self.voxels.len().min(names.len()))
-            .filter(|&c| self.voxels[c] > 0)
-            .map(|c| (c, self.metal[c] as f64 / self.voxels[c] as f64))
-            .filter(|&(_, share)| share >= METAL_FRACTION)
-            .map(|(c, share)| (names[c].clone(), share))
-            .collect()
-    }
+/// Names of the classes (background never) whose share of training voxels at
+/// [`METAL_HU`] or above reaches [`METAL_FRACTION`], with that share.
+pub fn metal_classes(hist: &ClassHistogram, names: &[String]) -> Vec<(String, f64)> {
+    (1..hist.classes().min(names.len()))
+        .map(|c| (c, hist.share_at_or_above(c, METAL_HU)))
+        .filter(|&(_, share)| share >= METAL_FRACTION)
+        .map(|(c, share)| (names[c].clone(), share))
+        .collect()
 }
 
 /// Whether `cfg`'s training marked class `name` as holding metal.
@@ -74,24 +46,6 @@ pub fn hu_channel(cfg: &LdmConfig) -> Option<usize> {
         .flatten()
 }
 
-/// The classes of `cases` (labelled, physical units) whose metal share reaches
-/// [`METAL_FRACTION`], with that share; none for an MRI model. Reads each case once.
-pub fn find_metal_classes(
-    cfg: &LdmConfig,
-    cases: &dyn CaseSource,
-) -> Result<Vec<(String, f64)>, LdmError> {
-    let Some(ch) = hu_channel(cfg) else {
-        return Ok(Vec::new());
-    };
-    let mut count = MetalCount::new(cfg.classes.len());
-    for i in 0..cases.len() {
-        let case = cases.case(i)?;
-        let n = case.classes.len();
-        count.add(&case.object[ch * n..(ch + 1) * n], &case.classes);
-    }
-    Ok(count.finish(&cfg.classes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,14 +56,19 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let mut count = MetalCount::new(4);
-        // femur_left: 13 % at 3071 HU (an implant); femur_right: 0.5 % at 3050 HU (below
+        let mut count = ClassHistogram::new(4);
+        // femur_left: 13 % at 3071 HU or above (an implant); femur_right: 0.5 % at 3050 HU (below
         // the share) and dense cortex at 2600 HU (below the threshold); aorta: contrast at
         // 400 HU; background: metal outside the body never marks it.
         let mut hu = Vec::new();
         let mut classes = Vec::new();
         for i in 0..1000 {
-            hu.push(if i < 130 { 3071.0 } else { 250.0 });
+            // Half at the 12-bit ceiling, half above it (an unclamped reconstruction).
+            hu.push(match i {
+                0..65 => 3071.0,
+                65..130 => 5200.0,
+                _ => 250.0,
+            });
             classes.push(1);
             hu.push(match i {
                 0..5 => 3050.0,
@@ -123,16 +82,16 @@ mod tests {
             classes.push(0);
         }
         count.add(&hu, &classes);
-        let marked = count.finish(&names);
+        let marked = metal_classes(&count, &names);
         assert_eq!(marked.len(), 1, "{marked:?}");
         assert_eq!(marked[0].0, "femur_left");
         assert!((marked[0].1 - 0.13).abs() < 1e-9);
         // Counting is per voxel, whatever the case split: the same voxels in two cases give
         // the same answer.
-        let mut split = MetalCount::new(4);
+        let mut split = ClassHistogram::new(4);
         let half = hu.len() / 2;
         split.add(&hu[..half], &classes[..half]);
         split.add(&hu[half..], &classes[half..]);
-        assert_eq!(split.finish(&names), marked);
+        assert_eq!(metal_classes(&split, &names), marked);
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use synthcohort_ldm::cpu;
+use synthcohort_ldm::hu_histogram::ClassHistogram;
 use synthcohort_ldm::train::{
     self, CaseSource, Hooks, OptimState, Resume, Stage, StepLog, TrainOptions,
 };
@@ -420,9 +421,11 @@ pub fn run(a: &TrainArgs) -> Result<LdmConfig, LabError> {
     } else {
         0.0
     };
-    let (mut latents, texture) = latents_and_texture(&model, &cfg, &labelled, a.quiet)?;
+    let hist = ClassHistogram::of_cases(&cfg, &labelled).map_err(LabError::from)?;
+    let (mut latents, texture) =
+        latents_and_texture(&model, &cfg, &labelled, hist.as_ref(), a.quiet)?;
     cfg.texture = Some(texture);
-    cfg.metal_classes = Some(metal_classes(&cfg, &labelled)?);
+    cfg.metal_classes = Some(metal_classes(&cfg, hist.as_ref()));
     for (z, _) in &mut latents {
         cfg.compand_latent(z);
     }
@@ -488,9 +491,10 @@ fn refit_statistics(
         &mut |_| {},
     )?;
     let labelled = prepared.cases.labelled_only();
-    let (_, texture) = latents_and_texture(&model, &saved, &labelled, a.quiet)?;
+    let hist = ClassHistogram::of_cases(&saved, &labelled).map_err(LabError::from)?;
+    let (_, texture) = latents_and_texture(&model, &saved, &labelled, hist.as_ref(), a.quiet)?;
     saved.texture = Some(texture);
-    saved.metal_classes = Some(metal_classes(&saved, &labelled)?);
+    saved.metal_classes = Some(metal_classes(&saved, hist.as_ref()));
     saved.spread = Some(block_spread(&model, &saved, &labelled, a.quiet)?);
     drop(cache_dir);
     synthcohort_ldm::model::save_config(&saved, a.out).map_err(LabError::from)?;
@@ -526,11 +530,13 @@ fn block_spread(
     Ok(spread)
 }
 
-/// The classes of the labelled cases that hold metal ([`synthcohort_ldm::metal`]), each
-/// logged with its share, for generation to draw by a stand-in.
-fn metal_classes(cfg: &LdmConfig, labelled: &dyn CaseSource) -> Result<Vec<String>, LabError> {
-    let found =
-        synthcohort_ldm::metal::find_metal_classes(cfg, labelled).map_err(LabError::from)?;
+/// The classes of the labelled cases that hold metal ([`synthcohort_ldm::metal`]; none
+/// without a CT histogram), each logged with its share, for generation to draw by a
+/// stand-in.
+fn metal_classes(cfg: &LdmConfig, hist: Option<&ClassHistogram>) -> Vec<String> {
+    let found = hist.map_or_else(Vec::new, |h| {
+        synthcohort_ldm::metal::metal_classes(h, &cfg.classes)
+    });
     for (name, share) in &found {
         tracing::warn!(
             "{name}: {:.1} % of its training voxels are above {} HU (metal: an implant?); samples draw it by a stand-in class, not as itself",
@@ -538,15 +544,17 @@ fn metal_classes(cfg: &LdmConfig, labelled: &dyn CaseSource) -> Result<Vec<Strin
             synthcohort_ldm::metal::METAL_HU
         );
     }
-    Ok(found.into_iter().map(|(name, _)| name).collect())
+    found.into_iter().map(|(name, _)| name).collect()
 }
 
 /// The labelled cases' posterior-mean latents (unscaled, not companded) and the trained
-/// autoencoder's residual texture measured on them, each with a bar.
+/// autoencoder's residual texture measured on them, each with a bar; focal findings, by the
+/// cases' CT histogram `hist`, left out of the texture.
 fn latents_and_texture(
     model: &cpu::TrainModel,
     cfg: &LdmConfig,
     labelled: &dyn CaseSource,
+    hist: Option<&ClassHistogram>,
     quiet: bool,
 ) -> Result<(cpu::Latents, synthcohort_ldm::texture::ResidualTexture), LabError> {
     let bar = TrainHooks::bar(labelled.len(), 0, "latents", quiet);
@@ -559,8 +567,10 @@ fn latents_and_texture(
         .iter()
         .map(|c| crate::tissue::is_parenchyma(c))
         .collect();
-    let focal = synthcohort_ldm::focal::focal_ceilings(cfg, labelled, &parenchyma)
-        .map_err(LabError::from)?;
+    let focal = hist.map_or_else(
+        || vec![None; cfg.classes.len()],
+        |h| synthcohort_ldm::focal::ceilings(h, &parenchyma),
+    );
     let bar = TrainHooks::bar(2 * labelled.len(), 0, "texture", quiet);
     let texture = model
         .fit_texture(cfg, labelled, &latents, &focal, &mut |k| {
