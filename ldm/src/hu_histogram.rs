@@ -26,7 +26,7 @@ impl ClassHistogram {
     /// The histograms of a CT model's labelled training `cases` (its `hu` channel); None for
     /// an MRI model. Reads each case once.
     pub fn of_cases(cfg: &LdmConfig, cases: &dyn CaseSource) -> Result<Option<Self>, LdmError> {
-        let Some(ch) = crate::metal::hu_channel(cfg) else {
+        let Some(ch) = cfg.hu_channel() else {
             return Ok(None);
         };
         let mut hist = Self::new(cfg.classes.len());

@@ -10,7 +10,7 @@
 //! draws it by its mirror or by another class of its tissue (`femur_right`).
 
 use crate::hu_histogram::ClassHistogram;
-use crate::model::{LdmConfig, Modality};
+use crate::model::LdmConfig;
 
 /// HU above which a voxel is taken as metal: just below the 12-bit ceiling (3071 HU) where
 /// metal saturates, and above fully mineralised cortical bone (ICRU 46, 1.92 g/cm³) at every
@@ -37,13 +37,6 @@ pub fn metal_classes(hist: &ClassHistogram, names: &[String]) -> Vec<(String, f6
 /// Whether `cfg`'s training marked class `name` as holding metal.
 pub fn is_metal(cfg: &LdmConfig, name: &str) -> bool {
     cfg.metal_classes().iter().any(|m| m == name)
-}
-
-/// The channel metal is measured on: `hu` of a CT model; none for MRI.
-pub fn hu_channel(cfg: &LdmConfig) -> Option<usize> {
-    (cfg.modality == Modality::Ct)
-        .then(|| cfg.channels.iter().position(|c| c.name == "hu"))
-        .flatten()
 }
 
 #[cfg(test)]

@@ -211,6 +211,13 @@ impl LdmConfig {
         self.metal_classes.as_deref().unwrap_or_default()
     }
 
+    /// The channel CT numbers are read from: `hu` of a CT model; none for MRI.
+    pub fn hu_channel(&self) -> Option<usize> {
+        (self.modality == Modality::Ct)
+            .then(|| self.channels.iter().position(|c| c.name == "hu"))
+            .flatten()
+    }
+
     pub fn class_index(&self, name: &str) -> Option<u8> {
         self.classes.iter().position(|c| c == name).map(|i| i as u8)
     }

@@ -681,7 +681,7 @@ pub fn fit_texture<B: Backend>(
     }
     let scales: Vec<f32> = cfg.channels.iter().map(|c| c.scale).collect();
     let mut fit = TextureFit::new(&scales, cfg.classes.len());
-    let hu = crate::metal::hu_channel(cfg);
+    let hu = cfg.hu_channel();
     let mut focal_voxels = vec![0u64; cfg.classes.len()];
     for pass in 0..2 {
         for (i, latent) in latents.iter().enumerate() {
