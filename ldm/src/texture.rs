@@ -440,6 +440,7 @@ impl ResidualTexture {
                 .iter()
                 .flatten()
                 .any(|q| !(q.is_empty() || q.len() == QUANTILES))
+            || !(self.focal_voxels.is_empty() || self.focal_voxels.len() == classes)
         {
             return Err(LdmError::Config(format!(
                 "texture statistics do not fit {channels} channels, {classes} classes and a {nk}-voxel kernel"
@@ -638,6 +639,17 @@ mod tests {
         assert!(without.quantiles[0][1][QUANTILES - 1] < 60.0);
         assert_eq!(without.voxels, n as u64 - 100);
         assert!(without.kernels[0].iter().all(|k| k.is_finite()));
+        // Focal counts, where present, name every class.
+        let counted = ResidualTexture {
+            focal_voxels: vec![0, 100],
+            ..without.clone()
+        };
+        counted.check(1, 2).unwrap();
+        let short = ResidualTexture {
+            focal_voxels: vec![100],
+            ..without
+        };
+        assert!(short.check(1, 2).is_err());
     }
 
     #[test]
