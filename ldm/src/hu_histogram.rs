@@ -70,7 +70,7 @@ impl ClassHistogram {
     /// The `p`-quantile (bin centre, HU) of class `c`; None without voxels.
     pub fn quantile(&self, c: usize, p: f64) -> Option<f32> {
         let h = &self.bins[c];
-        let total: u64 = h.iter().sum();
+        let total = self.voxels(c);
         if total == 0 {
             return None;
         }

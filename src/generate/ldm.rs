@@ -393,10 +393,8 @@ impl Generator for LatentDiffusion {
             }
         };
         let ct = if req.needs.ct {
-            // The CT number scale's stored range: below −1024 HU would be a negative
-            // attenuation (air is −1000), above 3071 beyond what the 12-bit scans the model
-            // learned from can hold. The stochastic detail's tails can reach past both
-            // (background blocks near −1000 HU plus a −270 HU residual).
+            // Held to the CT scale (`HU_MIN`…`HU_MAX`): the stochastic detail's tails reach
+            // past it (background blocks near −1000 HU plus a −270 HU residual).
             let mut hu: Vec<f32> = channel(&self.config, &out, "hu", n)?
                 .iter()
                 .map(|v| v.clamp(HU_MIN, HU_MAX))

@@ -620,12 +620,20 @@ pub(super) fn table(rows: &[Row], columns: &[String]) -> String {
             r.hu_mean_cohort,
             r.hu_w1,
             f(r.texture_distance, 2),
-            match (r.texture_distance, r.texture_patch_mm < PATCH_MM) {
-                (None, _) => "",
-                (Some(_), true) if r.nps_patches_real < FEW_PATCHES => " ¹ ²",
-                (Some(_), true) => " ¹",
-                (Some(_), false) if r.nps_patches_real < FEW_PATCHES => " ²",
-                (Some(_), false) => "",
+            if r.texture_distance.is_some() {
+                let small = if r.texture_patch_mm < PATCH_MM {
+                    " ¹"
+                } else {
+                    ""
+                };
+                let few = if r.nps_patches_real < FEW_PATCHES {
+                    " ²"
+                } else {
+                    ""
+                };
+                format!("{small}{few}")
+            } else {
+                String::new()
             },
             f(r.glcm_distance, 2),
             match (r.vessel_fraction_real, r.vessel_fraction_cohort) {
